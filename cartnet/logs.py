@@ -1,0 +1,18 @@
+"""One place that configures logging for every entry point."""
+
+import logging
+
+from rich.logging import RichHandler
+
+
+def configure(verbose: bool = False, level: str = "INFO") -> None:
+    """Route all loggers through rich; --verbose forces DEBUG."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else level.upper(),
+        format="%(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        handlers=[RichHandler(show_path=False, rich_tracebacks=True)],
+        force=True,
+    )
+    for noisy in ("kademlia", "rpcudp", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.INFO)

@@ -1,0 +1,1 @@
+"""child_cart: the cart. Store, data collection, tasks, federated rounds, Flask UI."""

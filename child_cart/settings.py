@@ -1,0 +1,18 @@
+"""Cart settings (flags > environment > .env > defaults)."""
+
+from pathlib import Path
+
+from pydantic import Field
+
+from cartnet.settings import NodeSettings
+
+
+class CartSettings(NodeSettings):
+    """One cart: its bridge, its store and its UI."""
+
+    data_dir: Path = Field(Path("data/cart"), description="Cart keys, embedded store and models")
+    bridge_url: str = Field("http://127.0.0.1:8470", description="Relay this cart connects out to")
+    mongo_url: str = Field("", description="MongoDB URL; empty = embedded store in data_dir")
+    mongo_db: str = Field("fedcart", description="Database name (one per cart on a shared server)")
+    ui_host: str = Field("127.0.0.1", description="Flask UI bind address")
+    ui_port: int = Field(5000, ge=1, le=65535, description="Flask UI port")

@@ -1,0 +1,1 @@
+"""fedcart: the command line that wires the bridge and the cart together."""

@@ -1,0 +1,20 @@
+"""`fedcart` command line. Each command group lives in its own module; this file only assembles them."""
+
+import typer
+
+from cartnet import logs
+from fedcart import bridge_cmd, cart_cmd, data_cmd, swarm_cmd
+
+app = typer.Typer(help="fedcart: peer-to-peer federated learning for smart carts.", no_args_is_help=True)
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging")) -> None:
+    """Global options shared by every command."""
+    logs.configure(verbose=verbose)
+
+
+bridge_cmd.register(app)
+cart_cmd.register(app)
+data_cmd.register(app)
+swarm_cmd.register(app)

@@ -1,0 +1,1 @@
+"""parent_cart: the bridge. Kademlia DHT node, WebSocket relay, model distribution."""
