@@ -1,0 +1,247 @@
+"""Typed control messages: one pydantic class per message type.
+
+Every message is a small JSON object with a `type` field. `decode` validates a
+received frame against the schema of its type and raises `MessageError` naming
+the offending field, so a bad peer gets a precise error reply and nothing else
+happens. Binary fields travel as base64.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, TypeAdapter, ValidationError
+
+MAX_CONTROL_BYTES = 128 * 1024
+"""Largest control message accepted; a signed manifest of a 512 MiB transfer fits."""
+
+
+
+def _from_base64(value: Any) -> Any:
+    """Binary fields arrive as base64 text in JSON, as bytes when built in code."""
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except binascii.Error:
+            raise ValueError("not valid base64") from None
+    return value
+
+
+Base64Bytes = Annotated[
+    bytes,
+    BeforeValidator(_from_base64),
+    PlainSerializer(lambda raw: base64.b64encode(raw).decode(), return_type=str, when_used="json"),
+]
+NodeId = Annotated[str, Field(pattern=r"^[0-9a-f]{40}$", description="SHA-1 of an Ed25519 public key, hex")]
+TransferId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Key32 = Annotated[Base64Bytes, Field(min_length=32, max_length=32)]
+Signature = Annotated[Base64Bytes, Field(min_length=64, max_length=64)]
+ShortText = Annotated[str, Field(max_length=512)]
+
+
+class MessageError(ValueError):
+    """A frame that is not a valid control message; `field` names what is wrong."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- swarm admission (bridge <-> node) -------------------------------------------------
+
+
+class Challenge(Message):
+    """Bridge -> node: sign this fresh nonce to prove your key and the swarm token."""
+
+    type: Literal["challenge"] = "challenge"
+    nonce: Key32
+    bridge_id: NodeId
+
+
+class Auth(Message):
+    """Node -> bridge: the answer to a challenge."""
+
+    type: Literal["auth"] = "auth"
+    role: Literal["cart", "bridge"]
+    node_id: NodeId
+    public_key: Key32
+    kx_public_key: Key32
+    nonce: Key32
+    signature: Signature
+    token_mac: Key32
+    relay_url: Annotated[str, Field(max_length=256)] = ""
+
+
+class Welcome(Message):
+    type: Literal["welcome"] = "welcome"
+    node_id: NodeId
+    bridge_id: NodeId
+    heartbeat_interval: float = Field(gt=0, le=60)
+
+
+class Reject(Message):
+    """Admission refused; the connection is closed after it."""
+
+    type: Literal["reject"] = "reject"
+    reason: ShortText
+
+
+# --- liveness and errors -----------------------------------------------------------------
+
+
+class Heartbeat(Message):
+    type: Literal["heartbeat"] = "heartbeat"
+    seq: int = Field(ge=0)
+
+
+class HeartbeatAck(Message):
+    type: Literal["heartbeat_ack"] = "heartbeat_ack"
+    seq: int = Field(ge=0)
+
+
+class Error(Message):
+    """A request could not be handled; `code` is machine-readable, `detail` for people."""
+
+    type: Literal["error"] = "error"
+    code: Annotated[str, Field(max_length=64)]
+    detail: ShortText
+    field: Annotated[str, Field(max_length=128)] = ""
+
+
+class Bye(Message):
+    """The sender is shutting down on purpose (not a crash)."""
+
+    type: Literal["bye"] = "bye"
+    reason: ShortText = ""
+
+
+class Undeliverable(Message):
+    """Bridge -> sender: a routed frame could not reach its destination."""
+
+    type: Literal["undeliverable"] = "undeliverable"
+    to: NodeId
+    reason: ShortText
+
+
+# --- directory ----------------------------------------------------------------------------
+
+
+class PeerInfo(Message):
+    node_id: NodeId
+    bridge_id: NodeId
+    bridge_url: Annotated[str, Field(max_length=256)]
+    kx_public_key: Key32
+    public_key: Key32
+
+
+class PeersRequest(Message):
+    type: Literal["peers_request"] = "peers_request"
+
+
+class PeerList(Message):
+    type: Literal["peer_list"] = "peer_list"
+    peers: Annotated[list[PeerInfo], Field(max_length=1000)]
+
+
+# --- transfers ----------------------------------------------------------------------------
+
+
+class TransferManifest(Message):
+    """Signed description of a blob: the receiver asks only for the chunks it lacks."""
+
+    type: Literal["transfer_manifest"] = "transfer_manifest"
+    transfer_id: TransferId
+    sender: NodeId
+    sender_key: Key32
+    purpose: Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]
+    total_size: int = Field(ge=0)
+    chunk_size: int = Field(gt=0)
+    chunks: Annotated[list[Digest], Field(max_length=1024)]
+    root: Digest = Field(description="SHA-256 over the chunk digests: one hash that commits to the blob")
+    meta: Annotated[dict[Annotated[str, Field(max_length=64)], ShortText], Field(max_length=32)] = {}
+    signature: Signature
+
+
+class TransferWant(Message):
+    """Receiver -> sender: the indices of the chunks still missing (empty = already complete)."""
+
+    type: Literal["transfer_want"] = "transfer_want"
+    transfer_id: TransferId
+    missing: Annotated[list[Annotated[int, Field(ge=0)]], Field(max_length=1024)]
+
+
+class TransferDone(Message):
+    """Receiver -> sender: the transfer was verified and delivered, or refused and why."""
+
+    type: Literal["transfer_done"] = "transfer_done"
+    transfer_id: TransferId
+    ok: bool
+    reason: ShortText = ""
+
+
+# --- federated rounds (cart <-> cart, inside routed frames) ----------------------------------
+
+
+class UpdateRequest(Message):
+    """Ask a peer for its latest model update; it answers with a transfer (purpose `update`)."""
+
+    type: Literal["update_request"] = "update_request"
+    request_id: TransferId
+    task: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$")]
+    round: int = Field(ge=0)
+
+
+class UpdateDeclined(Message):
+    type: Literal["update_declined"] = "update_declined"
+    request_id: TransferId
+    reason: ShortText
+
+
+AnyMessage = Annotated[
+    Union[
+        Challenge, Auth, Welcome, Reject, Heartbeat, HeartbeatAck, Error, Bye, Undeliverable,
+        PeersRequest, PeerList, TransferManifest, TransferWant, TransferDone, UpdateRequest, UpdateDeclined,
+    ],
+    Field(discriminator="type"),
+]
+_adapter: TypeAdapter[AnyMessage] = TypeAdapter(AnyMessage)
+MESSAGE_TYPES = frozenset(cls.model_fields["type"].default for cls in AnyMessage.__origin__.__args__)
+
+
+def encode(message: Message) -> bytes:
+    """Serialize a message to compact UTF-8 JSON."""
+    data = message.model_dump_json().encode()
+    if len(data) > MAX_CONTROL_BYTES:
+        raise MessageError("message", f"{len(data)} bytes exceeds the {MAX_CONTROL_BYTES}-byte limit")
+    return data
+
+
+def decode(data: bytes | str) -> Message:
+    """Parse and validate one control message; raises MessageError naming the bad field."""
+    raw = data.encode() if isinstance(data, str) else bytes(data)
+    if len(raw) > MAX_CONTROL_BYTES:
+        raise MessageError("message", f"{len(raw)} bytes exceeds the {MAX_CONTROL_BYTES}-byte limit")
+    try:
+        obj = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MessageError("message", f"not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise MessageError("message", "not a JSON object")
+    kind = obj.get("type")
+    if kind not in MESSAGE_TYPES:
+        raise MessageError("type", f"unknown message type {kind!r}")
+    try:
+        return _adapter.validate_python(obj)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"][1:]) or "message"
+        raise MessageError(field, first["msg"]) from None
