@@ -27,22 +27,24 @@ class DecryptionError(ValueError):
     """The ciphertext is not for us, was altered, truncated, or came from someone else."""
 
 
-def seal(plaintext: bytes, recipient_kx_key: bytes, sender_id: str) -> bytes:
+def seal(plaintext: bytes, recipient_kx_key: bytes, sender_id: str) -> bytearray:
     """Encrypt for the holder of `recipient_kx_key` (raw X25519 public key)."""
     ephemeral = X25519PrivateKey.generate()
     eph_pub = ephemeral.public_key().public_bytes_raw()
     key = _derive(ephemeral.exchange(X25519PublicKey.from_public_bytes(recipient_kx_key)), eph_pub, recipient_kx_key)
-    aead, aad = AESGCM(key), sender_id.encode()
-    data = bytes(plaintext)
+    aead, aad, data = AESGCM(key), sender_id.encode(), memoryview(plaintext)
     count = max(1, -(-len(data) // SEGMENT))
-    parts = [_HEADER.pack(VERSION, eph_pub, SEGMENT)]
+    out = bytearray(_HEADER.size + len(data) + count * TAG)
+    _HEADER.pack_into(out, 0, VERSION, eph_pub, SEGMENT)
+    view, pos = memoryview(out), _HEADER.size
     for index in range(count):
         segment = data[index * SEGMENT : (index + 1) * SEGMENT]
-        parts.append(aead.encrypt(_nonce(index, index == count - 1), segment, aad))
-    return b"".join(parts)
+        aead.encrypt_into(_nonce(index, index == count - 1), segment, aad, view[pos : pos + len(segment) + TAG])
+        pos += len(segment) + TAG
+    return out
 
 
-def open_sealed(ciphertext: bytes, kx_key: X25519PrivateKey, sender_id: str) -> bytes:
+def open_sealed(ciphertext: bytes, kx_key: X25519PrivateKey, sender_id: str) -> bytearray:
     """Decrypt a `seal` output addressed to us and sent by `sender_id`."""
     if len(ciphertext) < _HEADER.size + TAG:
         raise DecryptionError("ciphertext too short")
@@ -51,16 +53,18 @@ def open_sealed(ciphertext: bytes, kx_key: X25519PrivateKey, sender_id: str) -> 
         raise DecryptionError(f"unsupported envelope version {version} / segment {segment}")
     own_pub = kx_key.public_key().public_bytes_raw()
     aead = AESGCM(_derive(kx_key.exchange(X25519PublicKey.from_public_bytes(eph_pub)), eph_pub, own_pub))
-    body = bytes(ciphertext)[_HEADER.size :]
-    step = SEGMENT + TAG
+    body, step = memoryview(ciphertext)[_HEADER.size :], SEGMENT + TAG
     count = max(1, -(-len(body) // step))
-    parts = []
+    out = bytearray(len(body) - count * TAG)
+    view = memoryview(out)
     try:
         for index in range(count):
-            parts.append(aead.decrypt(_nonce(index, index == count - 1), body[index * step : (index + 1) * step], sender_id.encode()))
-    except InvalidTag:
+            sealed = body[index * step : (index + 1) * step]
+            target = view[index * SEGMENT : index * SEGMENT + len(sealed) - TAG]
+            aead.decrypt_into(_nonce(index, index == count - 1), sealed, sender_id.encode(), target)
+    except (InvalidTag, ValueError):
         raise DecryptionError("authentication failed: wrong key, wrong sender, or altered/truncated data") from None
-    return b"".join(parts)
+    return out
 
 
 def _derive(shared: bytes, eph_pub: bytes, recipient_pub: bytes) -> bytes:

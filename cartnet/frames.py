@@ -30,7 +30,7 @@ class FrameError(ValueError):
 class Chunk:
     transfer_id: str
     index: int
-    data: bytes
+    data: bytes | memoryview
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def control(message: Message) -> bytes:
     return CONTROL + messages.encode(message)
 
 
-def chunk(transfer_id: str, index: int, data: bytes) -> bytes:
+def chunk(transfer_id: str, index: int, data: bytes | memoryview) -> bytes:
     return b"".join((CHUNK, _CHUNK_HEAD.pack(bytes.fromhex(transfer_id), index), data))
 
 
@@ -63,7 +63,7 @@ def parse(frame: bytes) -> Message | Chunk | Routed:
         if len(frame) < 1 + _CHUNK_HEAD.size:
             raise FrameError("truncated chunk header")
         tid, index = _CHUNK_HEAD.unpack_from(frame, 1)
-        return Chunk(tid.hex(), index, frame[1 + _CHUNK_HEAD.size :])
+        return Chunk(tid.hex(), index, memoryview(frame)[1 + _CHUNK_HEAD.size :])
     if kind == ROUTED:
         return parse_route(frame)
     raise FrameError(f"unknown frame kind {kind!r}")

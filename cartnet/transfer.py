@@ -24,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from cartnet import frames
 from cartnet.identity import Identity, node_id_of, verify_signature
@@ -47,6 +48,8 @@ class TransferLimits:
     max_buffered: int = 1024 * 1024 * 1024
     reply_timeout: float = 30.0
     partial_ttl: float = 600.0
+    verify_window: int = 4
+    """Chunks hashed concurrently while the socket keeps reading (bounded, so memory is too)."""
 
 
 class TransferError(Exception):
@@ -55,11 +58,19 @@ class TransferError(Exception):
 
 @dataclass(frozen=True)
 class Received:
-    """A verified blob and the signed manifest that describes it."""
+    """A verified blob and the signed manifest that describes it.
+
+    The chunks are kept as they came off the socket (no copy); `data` joins them
+    once, on first use, for consumers that need one contiguous buffer.
+    """
 
     peer: str
     manifest: TransferManifest
-    data: bytearray
+    chunks: list[bytes | memoryview]
+
+    @cached_property
+    def data(self) -> bytes:
+        return b"".join(self.chunks)
 
 
 @dataclass
@@ -72,7 +83,7 @@ class _Outgoing:
 class _Partial:
     peer: str
     manifest: TransferManifest
-    buffer: bytearray
+    parts: list[bytes | memoryview | None]
     missing: set[int]
     expires: float
     attached: bool = True
@@ -163,6 +174,8 @@ class TransferHub:
         self._outgoing: dict[str, _Outgoing] = {}
         self._partials: dict[str, _Partial] = {}
         self._completed: OrderedDict[str, None] = OrderedDict()
+        self._verify_slots = asyncio.Semaphore(self.limits.verify_window)
+        self._verifying: set[asyncio.Task[None]] = set()
 
     @property
     def in_flight(self) -> int:
@@ -199,11 +212,11 @@ class TransferHub:
             del self._outgoing[manifest.transfer_id]
 
     async def _send_chunks(self, peer: str, manifest: TransferManifest, blob: bytes, missing: list[int]) -> None:
-        size, count = manifest.chunk_size, len(manifest.chunks)
+        size, count, view = manifest.chunk_size, len(manifest.chunks), memoryview(blob)
         for index in missing:
             if index >= count:
                 raise TransferError(f"receiver asked for chunk {index} of {count}")
-            await self._send(peer, frames.chunk(manifest.transfer_id, index, blob[index * size : (index + 1) * size]))
+            await self._send(peer, frames.chunk(manifest.transfer_id, index, view[index * size : (index + 1) * size]))
 
     async def _next_reply(self, outgoing: _Outgoing, what: str) -> Message:
         try:
@@ -247,6 +260,8 @@ class TransferHub:
             log.warning("refused transfer %s from %s: %s", tid[:8], peer[:8], reason)
             await self._reply(peer, TransferDone(transfer_id=tid, ok=False, reason=reason))
             return
+        if tid in self._partials and self._verifying:
+            await asyncio.gather(*self._verifying, return_exceptions=True)
         partial = self._partials.get(tid) or self._start(peer, manifest)
         partial.peer, partial.attached = peer, True
         partial.expires = time.monotonic() + self.limits.partial_ttl
@@ -268,7 +283,8 @@ class TransferHub:
         return self._accept(peer, manifest) if self._accept else None
 
     def _start(self, peer: str, manifest: TransferManifest) -> _Partial:
-        partial = _Partial(peer, manifest, bytearray(manifest.total_size), set(range(len(manifest.chunks))), 0.0)
+        count = len(manifest.chunks)
+        partial = _Partial(peer, manifest, [None] * count, set(range(count)), 0.0)
         self._partials[manifest.transfer_id] = partial
         return partial
 
@@ -283,6 +299,16 @@ class TransferHub:
         if partial is None or partial.peer != peer:
             await self._reply(peer, Error(code="unknown_transfer", detail=f"no open transfer {chunk.transfer_id}"))
             return
+        await self._verify_slots.acquire()
+        task = asyncio.create_task(self._verify_chunk(peer, partial, chunk))
+        self._verifying.add(task)
+        task.add_done_callback(self._verified)
+
+    def _verified(self, task: asyncio.Task[None]) -> None:
+        self._verifying.discard(task)
+        self._verify_slots.release()
+
+    async def _verify_chunk(self, peer: str, partial: _Partial, chunk: frames.Chunk) -> None:
         reason = await self._store_chunk(partial, chunk)
         if reason:
             log.warning("transfer %s from %s: %s", chunk.transfer_id[:8], peer[:8], reason)
@@ -304,11 +330,11 @@ class TransferHub:
         if digest != manifest.chunks[chunk.index]:
             return f"chunk {chunk.index} failed its SHA-256 check"
         if partial.manifest.transfer_id in self._partials:
-            partial.buffer[start : start + expected] = chunk.data
+            partial.parts[chunk.index] = chunk.data
             partial.missing.discard(chunk.index)
         return None
 
-    async def _digest(self, data: bytes) -> str:
+    async def _digest(self, data: bytes | memoryview) -> str:
         if len(data) < _INLINE_HASH_BYTES:
             return _sha256(data)
         return await asyncio.get_running_loop().run_in_executor(_HASH_POOL, _sha256, data)
@@ -320,7 +346,7 @@ class TransferHub:
         self._completed[tid] = None
         while len(self._completed) > 1024:
             self._completed.popitem(last=False)
-        await self.received.put(Received(partial.peer, partial.manifest, partial.buffer))
+        await self.received.put(Received(partial.peer, partial.manifest, partial.parts))
         await self._reply(partial.peer, TransferDone(transfer_id=tid, ok=True))
 
     async def _reply(self, peer: str, message: Message) -> None:

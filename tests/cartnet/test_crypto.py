@@ -57,7 +57,7 @@ SENDER = Identity.generate()
 @given(st.binary(max_size=3 * e2e.SEGMENT // 2))
 def test_seal_round_trip(data):
     sealed = e2e.seal(data, RECEIVER.kx_public_key, SENDER.node_id)
-    assert data not in sealed or not data
+    assert len(data) < 16 or data not in sealed
     assert e2e.open_sealed(sealed, RECEIVER.kx_key, SENDER.node_id) == data
 
 
