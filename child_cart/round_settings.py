@@ -1,0 +1,45 @@
+"""Federated-round settings an admin can change while the cart runs.
+
+They live in the store's `settings` collection (key `rounds`), so a change made
+on the admin page is persisted and the round engine reads it before each round:
+no restart needed. One pydantic model validates them for both the UI and the engine.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from child_cart.store import Store
+
+SETTINGS_KEY = "rounds"
+Aggregator = Literal["fedavg", "median", "trimmed_mean", "krum"]
+
+
+class RoundSettings(BaseModel):
+    """How this cart runs its rounds; every field has a safe default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    aggregator: Aggregator = Field("fedavg", description="How received updates are combined")
+    k: int = Field(3, ge=1, le=50, description="Peers asked for their update each round")
+    tolerance: float = Field(0.02, ge=0.0, le=1.0, description="Largest drop of held-out accuracy an aggregate may cause")
+    schedule_seconds: float = Field(30.0, ge=1.0, le=86400.0, description="Time between rounds")
+    min_new_rows: int = Field(0, ge=0, le=10**7, description="New purchases needed before training again (0 = every round)")
+    local_epochs: int = Field(3, ge=1, le=100, description="Local training epochs per round")
+    trim_ratio: float = Field(0.2, ge=0.0, lt=0.5, description="Share trimmed at each end by trimmed_mean")
+    krum_f: int = Field(1, ge=0, le=20, description="Attackers Krum assumes")
+    peer_timeout: float = Field(20.0, gt=0.0, le=600.0, description="Seconds to wait for a peer's update")
+
+
+def load(store: Store) -> RoundSettings:
+    """The stored settings, or the defaults when none were saved yet."""
+    return RoundSettings.model_validate(store.get_setting(SETTINGS_KEY, {}))
+
+
+def save(store: Store, changes: dict) -> RoundSettings:
+    """Validate `changes` on top of the current settings and persist the result; raises pydantic.ValidationError."""
+    merged = RoundSettings.model_validate({**load(store).model_dump(), **changes})
+    store.set_setting(SETTINGS_KEY, merged.model_dump())
+    return merged
