@@ -96,6 +96,9 @@ class Catalogue(BaseModel):
         for product in self.products:
             if product.category not in categories:
                 raise ValueError(f"product {product.id} has unknown category {product.category!r}")
+        empty = categories - {p.category for p in self.products}
+        if empty:
+            raise ValueError(f"categories without products: {sorted(empty)}")
         for profile in self.profiles:
             unknown = set(profile.likes) - categories
             if unknown:

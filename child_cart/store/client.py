@@ -93,6 +93,15 @@ class Store:
         """Store `doc` under its `_id`, replacing any earlier version: the idempotent write."""
         self.collection(name).replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
+    def insert_new(self, name: str, doc: dict) -> bool:
+        """Insert `doc` unless its `_id` is taken (False then): how code claims a name on both back-ends."""
+        try:
+            self.collection(name).insert_one(doc)
+        except _DUPLICATE_ERRORS as exc:
+            _reraise_unless_duplicate(exc)
+            return False
+        return True
+
     def put_many(self, name: str, docs: Iterable[dict]) -> int:
         """Store many documents by `_id`; a retry with the same ids rewrites them, never duplicates."""
         batch = list(docs)

@@ -1,0 +1,70 @@
+"""What a task is: a Keras model builder, a way to turn stored rows into tensors, and metrics.
+
+Federated rounds, training, export and the UI only talk to this interface,
+so a new model (say an IoT anomaly autoencoder) is a new `Task` subclass
+plus one line in the registry. TensorFlow is imported only when a model is
+built or used, never when a task module is imported.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from typing import Any, Callable, ClassVar, NamedTuple
+
+import numpy as np
+
+from child_cart.store import Store
+
+
+class Dataset(NamedTuple):
+    """Training and held-out tensors; unpacks as (x_train, y_train, x_val, y_val)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+
+def import_keras() -> Any:
+    """Import Keras (and TensorFlow under it) on first use, without TF's C++ start-up chatter."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    return keras
+
+
+class Task(ABC):
+    """A learning task a cart can train, share and export."""
+
+    name: ClassVar[str]
+    primary_metric: ClassVar[str]
+    higher_is_better: ClassVar[bool] = True
+    collection: ClassVar[str] = "purchases"
+
+    def __init__(self, val_fraction: float = 0.2) -> None:
+        self.val_fraction = val_fraction
+
+    @abstractmethod
+    def build_model(self, seed: int | None = None) -> Any:
+        """A new compiled Keras model; same seed, same initial weights."""
+
+    @abstractmethod
+    def make_dataset(self, rows: list[dict]) -> Dataset:
+        """Rows -> tensors, with the held-out rows chosen by `split.is_validation`."""
+
+    @abstractmethod
+    def evaluate(self, model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        """Metrics of `model` on (x, y); includes `primary_metric`."""
+
+    def rows(self, store: Store) -> list[dict]:
+        """The stored rows this task learns from, in a stable order."""
+        return sorted(store.collection(self.collection).find({}), key=lambda row: str(row["_id"]))
+
+    def reference_inputs(self) -> np.ndarray | None:
+        """Inputs worth checking an export on beyond the validation rows (None: just those)."""
+        return None
+
+    def golden_vectors(self, predict: Callable[[np.ndarray], np.ndarray], model_sha256: str) -> dict | None:
+        """Input/output pairs for on-device tests, made with the exported model's `predict` (None: none)."""
+        return None
