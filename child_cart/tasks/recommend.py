@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from child_cart.settings import CartSettings
 from child_cart.store import Catalogue, load_catalogue
 from child_cart.tasks.base import Dataset, Task, import_keras
 from child_cart.tasks.split import split_rows
@@ -61,6 +62,13 @@ class RecommendTask(Task):
         self.categories = schema.category_names
         self.hidden_units = hidden_units
         self.learning_rate = learning_rate
+
+    @classmethod
+    def from_settings(cls, settings: CartSettings | None) -> RecommendTask:
+        """The task as a cart's settings configure it (catalogue file, validation share)."""
+        if settings is None:
+            return cls()
+        return cls(load_catalogue(settings.catalogue_path), val_fraction=settings.val_fraction)
 
     @property
     def input_size(self) -> int:

@@ -1,14 +1,15 @@
 """The task registry: the one place a new model plugs in.
 
-A factory per task name; `get_task(name, **options)` builds a fresh task
-(options such as `catalogue` or `val_fraction` go to its constructor).
+A factory per task name takes the cart's settings (or None for defaults)
+and returns a fresh task, so each task reads the settings it cares about.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import Callable
 
+from child_cart.settings import CartSettings
 from child_cart.tasks.base import Task
 from child_cart.tasks.recommend import RecommendTask
 
@@ -16,10 +17,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TASK = "recommend"
 
-_FACTORIES: dict[str, Callable[..., Task]] = {}
+TaskFactory = Callable[[CartSettings | None], Task]
+
+_FACTORIES: dict[str, TaskFactory] = {}
 
 
-def register(name: str, factory: Callable[..., Task]) -> None:
+def register(name: str, factory: TaskFactory) -> None:
     """Make a task available under `name`; registering a taken name is a mistake, so it raises."""
     if name in _FACTORIES:
         raise ValueError(f"task {name!r} is already registered")
@@ -27,13 +30,13 @@ def register(name: str, factory: Callable[..., Task]) -> None:
     log.debug("registered task %s", name)
 
 
-def get_task(name: str = DEFAULT_TASK, **options: Any) -> Task:
-    """A new instance of the named task."""
+def get_task(name: str = DEFAULT_TASK, settings: CartSettings | None = None) -> Task:
+    """A new instance of the named task, configured from `settings` (None: the task's defaults)."""
     try:
         factory = _FACTORIES[name]
     except KeyError:
         raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(task_names())}") from None
-    return factory(**options)
+    return factory(settings)
 
 
 def task_names() -> list[str]:
@@ -41,4 +44,4 @@ def task_names() -> list[str]:
     return sorted(_FACTORIES)
 
 
-register(RecommendTask.name, RecommendTask)
+register(RecommendTask.name, RecommendTask.from_settings)
