@@ -1,6 +1,5 @@
 package org.fedcart.core;
 
-import java.io.ByteArrayOutputStream;
 import java.io.File;
 import java.io.FileInputStream;
 import java.io.FileOutputStream;
@@ -13,14 +12,12 @@ import java.nio.charset.StandardCharsets;
  * supports older phones.
  */
 final class FileIo {
-    private static final int BUFFER = 16 * 1024;
-
     private FileIo() {
     }
 
     static byte[] read(File file) throws IOException {
         try (InputStream in = new FileInputStream(file)) {
-            return readAll(in, Long.MAX_VALUE);
+            return Streams.readAll(in, Long.MAX_VALUE);
         }
     }
 
@@ -50,20 +47,5 @@ final class FileIo {
             }
         }
         file.delete();
-    }
-
-    /** Reads a stream to its end, refusing more than {@code limit} bytes. */
-    static byte[] readAll(InputStream in, long limit) throws IOException {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        byte[] buffer = new byte[BUFFER];
-        long total = 0;
-        for (int n = in.read(buffer); n != -1; n = in.read(buffer)) {
-            total += n;
-            if (total > limit) {
-                throw new ResponseTooLargeException("more than " + limit + " bytes");
-            }
-            out.write(buffer, 0, n);
-        }
-        return out.toByteArray();
     }
 }

@@ -53,7 +53,7 @@ public final class HttpFetcher {
         InputStream stream = status >= HttpURLConnection.HTTP_BAD_REQUEST
                 ? connection.getErrorStream() : connection.getInputStream();
         try (InputStream in = stream == null ? new ByteArrayInputStream(new byte[0]) : stream) {
-            return FileIo.readAll(in, maxBytes);
+            return Streams.readAll(in, maxBytes);
         }
     }
 

@@ -1,0 +1,44 @@
+package org.fedcart.app;
+
+import android.content.Context;
+import android.content.SharedPreferences;
+
+/**
+ * The user's choices, in the app's private SharedPreferences: bridge and cart addresses and
+ * the shopper profile. The app uses read-only public APIs, so no password or token is stored.
+ */
+final class AppSettings {
+    /** The Android emulator reaches the developer machine's 127.0.0.1 as 10.0.2.2; 8470 is the bridge's default port. */
+    static final String DEFAULT_BRIDGE = "http://10.0.2.2:8470";
+    private static final String BRIDGE = "bridge_url";
+    private static final String CART = "cart_url";
+    private static final String PROFILE = "profile";
+
+    private final SharedPreferences prefs;
+
+    AppSettings(Context context) {
+        prefs = context.getSharedPreferences("fedcart", Context.MODE_PRIVATE);
+    }
+
+    String bridgeUrl() {
+        return prefs.getString(BRIDGE, DEFAULT_BRIDGE);
+    }
+
+    /** The cart whose catalogue names products; "" when none is configured. */
+    String cartUrl() {
+        return prefs.getString(CART, "");
+    }
+
+    void saveAddresses(String bridgeUrl, String cartUrl) {
+        prefs.edit().putString(BRIDGE, bridgeUrl).putString(CART, cartUrl).apply();
+    }
+
+    /** The shopper profile, or "" before the shopper picked one. */
+    String profile() {
+        return prefs.getString(PROFILE, "");
+    }
+
+    void saveProfile(String profile) {
+        prefs.edit().putString(PROFILE, profile).apply();
+    }
+}
