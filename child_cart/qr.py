@@ -70,9 +70,14 @@ def parse_payload(text: str) -> QRPayload:
 
 
 def make_png(product: Product, scale: int = 8) -> bytes:
-    """A printable PNG of the product's code, with the 4-module quiet zone scanners need."""
+    """A printable PNG of the product's code, with the 4-module quiet zone scanners need.
+
+    UTF-8 is declared with an ECI header: without it zbar guesses the
+    charset and reads "é" or "¡" back as Japanese.
+    """
     buffer = io.BytesIO()
-    segno.make(payload_text(product), error="m", micro=False).save(buffer, kind="png", scale=scale, border=4)
+    code = segno.make(payload_text(product), error="m", micro=False, encoding="utf-8", eci=True)
+    code.save(buffer, kind="png", scale=scale, border=4)
     return buffer.getvalue()
 
 

@@ -1,0 +1,94 @@
+"""Fixtures for the cart's data and model tests.
+
+Store tests run on every back-end: the embedded store always, MongoDB when
+MONGO_URL points at a server (each test gets its own database, dropped
+afterwards). Training and export share one session-scoped trained model.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pymongo
+import pytest
+
+from child_cart import synth
+from child_cart.store import Catalogue, Store, load_catalogue, open_store
+
+MONGO_URL = os.environ.get("MONGO_URL", "")
+BACKENDS = [
+    pytest.param("embedded", id="embedded"),
+    pytest.param(
+        "mongo",
+        id="mongo",
+        marks=pytest.mark.skipif(not MONGO_URL, reason="MONGO_URL not set (no mongod on this machine): MongoDB back-end not tested"),
+    ),
+]
+
+TRAIN_ROWS = 3000
+TRAIN_EPOCHS = 8
+
+
+@pytest.fixture(scope="session")
+def catalogue() -> Catalogue:
+    return load_catalogue()
+
+
+@pytest.fixture(params=BACKENDS)
+def open_test_store(request: pytest.FixtureRequest, tmp_path: Path, catalogue: Catalogue) -> Iterator[Callable[[], Store]]:
+    """Opens (and re-opens, as after a restart) one test store on the parametrized back-end."""
+    db_name = f"fedcart_test_{uuid.uuid4().hex[:12]}"
+    url = MONGO_URL if request.param == "mongo" else ""
+    opened: list[Store] = []
+
+    def opener() -> Store:
+        store = open_store(tmp_path / "cart", mongo_url=url, mongo_db=db_name, catalogue=catalogue)
+        opened.append(store)
+        return store
+
+    yield opener
+    for store in opened:
+        store.close()
+    if url:
+        with pymongo.MongoClient(url) as client:
+            client.drop_database(db_name)
+
+
+@pytest.fixture
+def store(open_test_store: Callable[[], Store]) -> Store:
+    return open_test_store()
+
+
+@dataclass
+class Trained:
+    """One cart with synthetic rows, a trained recommend model and its export."""
+
+    data_dir: Path
+    store: Store
+    task: Any
+    result: Any
+    version: Any
+    export: Any
+    rows: list[dict]
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Trained:
+    from child_cart.export import export_tflite
+    from child_cart.modelstore import ModelStore
+    from child_cart.tasks import get_task
+    from child_cart.tasks.trainer import train
+
+    data_dir = tmp_path_factory.mktemp("trained-cart")
+    store = open_store(data_dir, catalogue=catalogue)
+    synth.fill_store(store, synth.generate(catalogue, TRAIN_ROWS, seed=11)[0])
+    task = get_task("recommend")
+    rows = task.rows(store)
+    result = train(task, rows, epochs=TRAIN_EPOCHS, batch_size=32, seed=0)
+    version = ModelStore(store, data_dir).save(task.name, result.weights, result.train_samples, result.metrics)
+    exported = export_tflite(store, data_dir, task)
+    return Trained(data_dir, store, task, result, version, exported, rows)
