@@ -1,11 +1,45 @@
-"""`fedcart node`: run a cart."""
+"""`fedcart node`: run a cart (store, bridge connection, rounds, UI)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Optional
 
 import typer
+
+from child_cart.settings import CartSettings
+
+log = logging.getLogger(__name__)
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def node() -> None:
-        """Run a cart: store, federated rounds and Flask UI."""
-        typer.echo("fedcart node: not built yet (issues 4-6)", err=True)
-        raise typer.Exit(2)
+    def node(
+        data_dir: Optional[Path] = typer.Option(None, help="Keys, store and models (DATA_DIR)"),
+        bridge: Optional[str] = typer.Option(None, help="Bridge base URL (BRIDGE_URL)"),
+        ui_port: Optional[int] = typer.Option(None, help="Flask UI port (UI_PORT)"),
+        mongo_url: Optional[str] = typer.Option(None, help="MongoDB URL; empty = embedded store (MONGO_URL)"),
+    ) -> None:
+        """Run a cart: connect to its bridge, run federated rounds, serve the UI."""
+        overrides = {"data_dir": data_dir, "bridge_url": bridge, "ui_port": ui_port, "mongo_url": mongo_url}
+        settings = CartSettings(**{k: v for k, v in overrides.items() if v is not None})
+        asyncio.run(run_node(settings))
+
+
+async def run_node(settings: CartSettings) -> None:
+    """Run until SIGINT/SIGTERM, then leave the swarm cleanly."""
+    from child_cart.node import CartNode
+
+    node = CartNode(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await node.start()
+    log.info("cart %s running (bridge %s, data %s)", node.node_id[:8], settings.bridge_url, settings.data_dir)
+    await stop.wait()
+    log.info("cart %s stopping", node.node_id[:8])
+    await node.stop()

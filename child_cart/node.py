@@ -1,0 +1,96 @@
+"""The cart process: store, bridge connection, background rounds, and the UI.
+
+Everything runs on one asyncio loop; Keras work goes to worker threads so the
+cart keeps answering peers while it trains. Rounds run on the schedule in the
+round settings (re-read every round, so the admin page can change it live).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from cartnet.client import BridgeClient
+from cartnet.identity import Identity
+from cartnet.transfer import Received
+from child_cart import round_settings
+from child_cart.events import EventBus
+from child_cart.modelstore import ModelStore
+from child_cart.rounds.engine import RoundEngine
+from child_cart.rounds.exchange import UpdateExchange
+from child_cart.rounds.learner import Learner
+from child_cart.rounds.publish import PhonePublisher
+from child_cart.settings import CartSettings
+from child_cart.store import Store, open_cart_store
+from child_cart.tasks.recommend import RecommendTask
+
+log = logging.getLogger(__name__)
+
+
+class CartNode:
+    def __init__(self, settings: CartSettings, store: Store | None = None, bus: EventBus | None = None) -> None:
+        self.settings = settings
+        self.store = store or open_cart_store(settings)
+        self.bus = bus or EventBus()
+        self.identity = Identity.load_or_create(settings.data_dir)
+        self.client = BridgeClient(self.identity, settings.bridge_url, settings.swarm_token)
+        self.task = RecommendTask.from_settings(settings)
+        self.models = ModelStore(self.store, settings.data_dir)
+        self.learner = Learner(self.task, batch_size=settings.train_batch_size)
+        self.exchange = UpdateExchange(self.client, self.task.name)
+        publisher = PhonePublisher(self.store, settings.data_dir, self.task, self.client, settings.export_tolerance)
+        self.engine = RoundEngine(self.store, self.models, self.learner, self.exchange, self.client, self.bus, publisher)
+        self.wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def node_id(self) -> str:
+        return self.identity.node_id
+
+    async def start(self, scheduled_rounds: bool = True) -> None:
+        """Connect to the bridge and start the message pumps (and the round loop, unless rounds are driven from outside)."""
+        await self.client.start()
+        loops = [self._pump_messages(), self._pump_transfers(), self._pump_undeliverable()]
+        if scheduled_rounds:
+            loops.append(self._round_loop())
+        self._tasks.extend(asyncio.create_task(coro) for coro in loops)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.client.close()
+
+    async def _pump_messages(self) -> None:
+        async for incoming in self.client:
+            if not self.exchange.on_message(incoming.peer, incoming.message):
+                log.debug("ignoring %s from %s", incoming.message.type, incoming.peer[:8])
+
+    async def _pump_transfers(self) -> None:
+        while True:
+            received: Received = await self.client.transfers.received.get()
+            if not self.exchange.on_transfer(received):
+                log.info("ignoring a %s transfer from %s", received.manifest.purpose, received.peer[:8])
+
+    async def _pump_undeliverable(self) -> None:
+        while True:
+            notice = await self.client.undeliverable.get()
+            self.exchange.fail_peer(notice.to, notice.reason)
+
+    async def _round_loop(self) -> None:
+        """Run a round whenever the schedule says so (or `wake` is set), once connected."""
+        while True:
+            schedule = round_settings.load(self.store).schedule_seconds
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), schedule)
+            self.wake.clear()
+            if not self.client.connected.is_set():
+                log.info("not connected to a bridge: round postponed")
+                continue
+            try:
+                await self.engine.run_round()
+            except ValueError as exc:
+                log.info("round skipped: %s", exc)
+            except Exception:  # the loop must outlive one bad round; the traceback is logged
+                log.exception("round failed")

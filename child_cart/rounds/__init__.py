@@ -1,0 +1,1 @@
+"""Federated rounds: local training, update exchange with peers, aggregation, acceptance, publishing."""

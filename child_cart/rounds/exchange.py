@@ -1,0 +1,209 @@
+"""Peer-to-peer update exchange: ask k peers for their latest update, answer peers who ask us.
+
+A request is a routed `UpdateRequest`; the answer is a transfer (purpose
+`update`) whose payload is our encoded weights sealed for the requester, so the
+bridges relay ciphertext. Every answer is checked before it is used: it must
+answer a request we made, to the peer we asked, decrypt, decode as our weight
+format, match our model's shapes and dtypes, and hold finite numbers. Anything
+else is skipped with the reason, and the round goes on with the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cartnet import e2e, frames, weights
+from cartnet.messages import Message, PeerInfo, UpdateDeclined, UpdateRequest
+from cartnet.transfer import Received, TransferError
+from child_cart.aggregation import Update
+from child_cart.rounds.network import Network
+
+log = logging.getLogger(__name__)
+
+UPDATE_PURPOSE = "update"
+MAX_SAMPLES = 10_000_000
+MAX_UPDATE_BYTES = 256 * 1024 * 1024
+
+
+class UpdateRejected(ValueError):
+    """A peer's answer that cannot be used; the message says why."""
+
+
+@dataclass
+class Offer:
+    """What we answer with: our latest weights, encoded once, and the rows behind them."""
+
+    blob: bytes
+    samples: int
+    round: int
+
+
+@dataclass
+class Collected:
+    """The outcome of asking peers: usable updates and skipped peers with the reasons."""
+
+    updates: list[Update] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Pending:
+    peer: PeerInfo
+    answer: asyncio.Future[Update]
+
+
+class UpdateExchange:
+    def __init__(self, network: Network, task: str) -> None:
+        self.network = network
+        self.task = task
+        self.bytes_out = 0
+        self.bytes_in = 0
+        self._offer: Offer | None = None
+        self._reference: list[np.ndarray] | None = None
+        self._pending: dict[str, _Pending] = {}
+        self._answering: set[asyncio.Task[None]] = set()
+
+    def offer(self, update_weights: list[np.ndarray], samples: int, round_number: int) -> None:
+        """Publish our latest update to whoever asks; it also fixes the layout we accept from others."""
+        self._reference = update_weights
+        self._offer = Offer(weights.encode(update_weights, compress=True), samples, round_number)
+
+    # --- asking ----------------------------------------------------------------------------
+
+    async def collect(self, peers: list[PeerInfo], round_number: int, timeout: float) -> Collected:
+        """Ask each peer for its update; wait until all answered or `timeout` passed."""
+        result = Collected()
+        asked = {secrets.token_hex(16): peer for peer in peers}
+        for request_id, peer in asked.items():
+            self._pending[request_id] = _Pending(peer, asyncio.get_running_loop().create_future())
+            await self._ask(request_id, peer, round_number, result)
+        try:
+            await self._await_answers(asked, timeout)
+            for request_id, peer in asked.items():
+                self._gather(self._pending[request_id].answer, peer, result, timeout)
+        finally:
+            for request_id in asked:
+                self._pending.pop(request_id, None)
+        return result
+
+    async def _ask(self, request_id: str, peer: PeerInfo, round_number: int, result: Collected) -> None:
+        request = UpdateRequest(request_id=request_id, task=self.task, round=round_number)
+        try:
+            await self.network.send_to(peer.node_id, frames.control(request))
+        except (ConnectionError, RuntimeError) as exc:
+            self._pending[request_id].answer.set_exception(UpdateRejected(f"request not sent: {exc}"))
+
+    async def _await_answers(self, asked: dict[str, PeerInfo], timeout: float) -> None:
+        futures = [self._pending[r].answer for r in asked]
+        if futures:
+            await asyncio.wait(futures, timeout=timeout)
+
+    @staticmethod
+    def _gather(answer: asyncio.Future[Update], peer: PeerInfo, result: Collected, timeout: float) -> None:
+        if not answer.done():
+            answer.cancel()
+            result.skipped[peer.node_id] = f"no answer within {timeout:g}s"
+        elif answer.exception() is not None:
+            result.skipped[peer.node_id] = str(answer.exception())
+        else:
+            result.updates.append(answer.result())
+        if peer.node_id in result.skipped:
+            log.info("skipping peer %s: %s", peer.node_id[:8], result.skipped[peer.node_id])
+
+    def fail_peer(self, peer_id: str, reason: str) -> None:
+        """A peer is gone or unreachable: stop waiting for its answers."""
+        for pending in self._pending.values():
+            if pending.peer.node_id == peer_id and not pending.answer.done():
+                pending.answer.set_exception(UpdateRejected(reason))
+
+    # --- receiving answers ----------------------------------------------------------------
+
+    def on_transfer(self, received: Received) -> bool:
+        """Take an `update` transfer; False when it is some other kind of transfer."""
+        manifest = received.manifest
+        if manifest.purpose != UPDATE_PURPOSE:
+            return False
+        pending = self._pending.get(manifest.meta.get("request_id", ""))
+        if pending is None or pending.answer.done():
+            log.warning("unsolicited update from %s ignored", manifest.sender[:8])
+            return True
+        if manifest.sender != pending.peer.node_id:
+            log.warning("update for request to %s came from %s: ignored", pending.peer.node_id[:8], manifest.sender[:8])
+            return True
+        self.bytes_in += manifest.total_size
+        try:
+            pending.answer.set_result(self._check(received))
+        except UpdateRejected as exc:
+            pending.answer.set_exception(exc)
+        return True
+
+    def _check(self, received: Received) -> Update:
+        manifest = received.manifest
+        try:
+            samples = int(manifest.meta.get("samples", ""))
+        except ValueError:
+            raise UpdateRejected("sample count is not a number") from None
+        if not 0 < samples <= MAX_SAMPLES:
+            raise UpdateRejected(f"sample count {samples} outside 1..{MAX_SAMPLES}")
+        try:
+            plain = e2e.open_sealed(received.data, self.network.identity.kx_key, manifest.sender)
+            tensors = weights.decode(plain, max_decoded=MAX_UPDATE_BYTES)
+        except (e2e.DecryptionError, weights.WeightsError) as exc:
+            raise UpdateRejected(f"garbage update: {exc}") from None
+        mismatch = weights.shapes_match(tensors, self._reference or tensors)
+        if mismatch:
+            raise UpdateRejected(f"wrong shapes or dtypes: {mismatch}")
+        if not all(np.isfinite(t).all() for t in tensors):
+            raise UpdateRejected("update holds NaN or infinite values")
+        return Update(manifest.sender, tensors, samples)
+
+    # --- answering ------------------------------------------------------------------------
+
+    def on_message(self, peer_id: str, message: Message) -> bool:
+        """Handle exchange messages routed to us; False for anything else."""
+        if isinstance(message, UpdateRequest):
+            task = asyncio.create_task(self._answer(peer_id, message))
+            self._answering.add(task)
+            task.add_done_callback(self._answering.discard)
+            return True
+        if isinstance(message, UpdateDeclined):
+            pending = self._pending.get(message.request_id)
+            if pending and pending.peer.node_id == peer_id and not pending.answer.done():
+                pending.answer.set_exception(UpdateRejected(f"peer declined: {message.reason}"))
+            return True
+        return False
+
+    async def _answer(self, peer_id: str, request: UpdateRequest) -> None:
+        reason = self._decline_reason(request)
+        peer = None if reason else await self._directory_entry(peer_id)
+        if peer is None and not reason:
+            reason = "requester is not in the swarm directory"
+        try:
+            if reason:
+                await self.network.send_to(peer_id, frames.control(UpdateDeclined(request_id=request.request_id, reason=reason)))
+                return
+            await self._send_offer(peer, request)
+        except (ConnectionError, RuntimeError, TransferError) as exc:
+            log.info("could not answer %s: %s", peer_id[:8], exc)
+
+    def _decline_reason(self, request: UpdateRequest) -> str:
+        if request.task != self.task:
+            return f"this cart trains {self.task!r}, not {request.task!r}"
+        if self._offer is None:
+            return "no trained update yet"
+        return ""
+
+    async def _directory_entry(self, peer_id: str) -> PeerInfo | None:
+        return next((p for p in await self.network.peers() if p.node_id == peer_id), None)
+
+    async def _send_offer(self, peer: PeerInfo, request: UpdateRequest) -> None:
+        offer = self._offer
+        sealed = await asyncio.to_thread(e2e.seal, offer.blob, peer.kx_public_key, self.network.identity.node_id)
+        meta = {"request_id": request.request_id, "samples": str(offer.samples), "task": self.task, "round": str(offer.round)}
+        await self.network.transfers.send_blob(peer.node_id, sealed, UPDATE_PURPOSE, meta)
+        self.bytes_out += len(sealed)

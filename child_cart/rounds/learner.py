@@ -1,0 +1,72 @@
+"""The local model of one cart: train on its own rows, score any weights on its held-out rows.
+
+One compiled Keras model is kept and re-used (weights are swapped in), because
+building and compiling a model costs more than a round of training on a cart's
+data. Calls are blocking; the engine runs them in a worker thread under
+`KERAS_LOCK`, so several carts in one process (the simulator) take turns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import numpy as np
+
+from child_cart.tasks.base import Dataset, Task
+from child_cart.tasks.trainer import fit
+
+log = logging.getLogger(__name__)
+
+KERAS_LOCK = threading.Lock()
+
+
+class Learner:
+    def __init__(self, task: Task, seed: int = 0, batch_size: int = 32) -> None:
+        self.task = task
+        self.batch_size = batch_size
+        self.dataset: Dataset | None = None
+        self.rows_seen = 0
+        with KERAS_LOCK:
+            self._model: Any = task.build_model(seed=seed)
+            self.initial_weights = self._weights()
+
+    @property
+    def train_samples(self) -> int:
+        return 0 if self.dataset is None else len(self.dataset.x_train)
+
+    @property
+    def val_samples(self) -> int:
+        return 0 if self.dataset is None else len(self.dataset.x_val)
+
+    def load_rows(self, rows: list[dict]) -> None:
+        """Turn the cart's current rows into tensors (train/held-out split by row id)."""
+        self.dataset = self.task.make_dataset(rows)
+        self.rows_seen = len(rows)
+
+    def train(self, weights: list[np.ndarray], epochs: int) -> list[np.ndarray]:
+        """Start from `weights`, fit on the training rows, return the new weights."""
+        if not self.train_samples:
+            raise ValueError("no training rows yet")
+        with KERAS_LOCK:
+            self._model.set_weights(weights)
+            fit(self._model, self.dataset, epochs, self.batch_size)
+            return self._weights()
+
+    def evaluate(self, weights: list[np.ndarray]) -> dict[str, float]:
+        """Held-out metrics of `weights` (empty when this cart has no held-out rows)."""
+        if not self.val_samples:
+            return {}
+        with KERAS_LOCK:
+            self._model.set_weights(weights)
+            return self.task.evaluate(self._model, self.dataset.x_val, self.dataset.y_val)
+
+    def evaluate_on(self, weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        """Metrics of `weights` on someone else's rows (the simulator's pooled held-out set)."""
+        with KERAS_LOCK:
+            self._model.set_weights(weights)
+            return self.task.evaluate(self._model, x, y)
+
+    def _weights(self) -> list[np.ndarray]:
+        return [np.asarray(w) for w in self._model.get_weights()]

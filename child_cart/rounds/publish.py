@@ -1,0 +1,42 @@
+"""After an accepted round: export the model to TFLite (checked against Keras) and hand it to the bridge for phones."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from cartnet.client import BridgeClient
+from child_cart.export import export_tflite
+from child_cart.modelstore import ModelStore, ModelVersion
+from child_cart.rounds.learner import KERAS_LOCK
+from child_cart.store import Store
+from child_cart.tasks.base import Task
+
+log = logging.getLogger(__name__)
+
+
+class PhonePublisher:
+    """Exports a model version and uploads it to the cart's bridge (`GET /models/latest` serves it)."""
+
+    def __init__(self, store: Store, data_dir: Path, task: Task, client: BridgeClient, tolerance: float) -> None:
+        self.store, self.data_dir, self.task, self.client, self.tolerance = store, data_dir, task, client, tolerance
+
+    async def __call__(self, version: ModelVersion) -> None:
+        result = await asyncio.to_thread(self._export)
+        models = ModelStore(self.store, self.data_dir)
+        exported = models.get(result.version_id)
+        await self.client.publish_model(
+            result.tflite_path.read_bytes(),
+            version=exported.version,
+            accuracy=exported.metrics.get(self.task.primary_metric, 0.0),
+            task=self.task.name,
+            created=exported.created.isoformat(),
+            profiles=list(getattr(self.task, "profiles", [])),
+            categories=list(getattr(self.task, "categories", [])),
+        )
+        log.info("published %s (tflite sha256 %s) to bridge %s", exported.id, result.sha256[:12], (self.client.bridge_id or "")[:8])
+
+    def _export(self):
+        with KERAS_LOCK:
+            return export_tflite(self.store, self.data_dir, self.task, self.tolerance)
