@@ -21,7 +21,9 @@ import org.junit.Test;
  * the Python side that the app does not follow fails here.
  *
  * <p>The path comes from the {@code golden.vectors} system property, which run-tests.sh fills
- * from {@code --golden} or {@code GOLDEN_VECTORS}; without one the test is skipped.
+ * from {@code --golden} or {@code GOLDEN_VECTORS}; without one the test is skipped. When
+ * {@code golden.model} names the exported .tflite too, it must hash to the file's model_sha256,
+ * which proves the vectors belong to that model and exercises the app's verification on it.
  */
 public class GoldenVectorsTest {
     @Test
@@ -34,6 +36,16 @@ public class GoldenVectorsTest {
         assertEquals(golden.get("input_size").getAsInt(), metadata.inputSize());
         int checked = checkCases(golden, metadata);
         System.out.println("golden: " + checked + " cases match " + path);
+    }
+
+    @Test
+    public void exportedModelHashesToTheGoldenFilesSha256() throws Exception {
+        String golden = System.getProperty("golden.vectors", "");
+        String model = System.getProperty("golden.model", "");
+        Assume.assumeFalse("no exported model given (run-tests.sh --golden PATH --model PATH)", model.isEmpty());
+        ModelMetadata metadata = MetadataParser.parseBundled(FileIo.readText(new File(golden)));
+        LoadedModel loaded = new LoadedModel(metadata, FileIo.read(new File(model)), LoadedModel.Origin.BUNDLED);
+        System.out.println("golden: " + model + " verified, sha256 " + loaded.metadata().sha256());
     }
 
     private static int checkCases(JsonObject golden, ModelMetadata metadata) throws IOException {
