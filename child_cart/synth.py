@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 MONTHS = 12
 SKEW_SCALE = 10.0
+MAX_CONCENTRATION = 1e6  # a tiny skew is IID in all but name; keeps the division finite
 MEAN_BASKET = 4.0
 WRITE_CHUNK = 5000
 
@@ -51,7 +52,7 @@ def profile_mix(catalogue: Catalogue, skew: float, rng: np.random.Generator) -> 
     shares /= shares.sum()
     if skew == 0:
         return shares
-    mix = rng.dirichlet(shares * SKEW_SCALE / skew)
+    mix = rng.dirichlet(shares * min(SKEW_SCALE / skew, MAX_CONCENTRATION))
     mix = np.nan_to_num(mix, nan=0.0) + 1e-12
     return mix / mix.sum()
 

@@ -143,16 +143,21 @@ class _MongoBackend:
 
     name = "mongo"
 
-    def __init__(self, url: str, db_name: str, timeout_ms: int) -> None:
-        self._client: pymongo.MongoClient = pymongo.MongoClient(
-            url, w=1, journal=True, serverSelectionTimeoutMS=timeout_ms
-        )
+    def __init__(self, client: Any, db_name: str, owns_client: bool) -> None:
+        self._client = client
+        self._owns_client = owns_client
+        self._db = client[db_name]
+
+    @classmethod
+    def connect(cls, url: str, db_name: str, timeout_ms: int) -> _MongoBackend:
+        """Connect and ping, so a wrong URL fails here with a clear message, not at the first write."""
+        client: pymongo.MongoClient = pymongo.MongoClient(url, w=1, journal=True, serverSelectionTimeoutMS=timeout_ms)
         try:
-            self._client.admin.command("ping")
+            client.admin.command("ping")
         except pymongo.errors.PyMongoError as exc:
-            self._client.close()
+            client.close()
             raise StoreUnavailable(f"cannot reach MongoDB at {_redact(url)}: {exc}") from exc
-        self._db = self._client[db_name]
+        return cls(client, db_name, owns_client=True)
 
     def database(self) -> Any:
         return self._db
@@ -163,7 +168,8 @@ class _MongoBackend:
                 self._db[name].create_index(keys)
 
     def close(self) -> None:
-        self._client.close()
+        if self._owns_client:
+            self._client.close()
 
 
 class _EmbeddedBackend:
@@ -241,14 +247,19 @@ def open_store(
     mongo_db: str = "fedcart",
     catalogue: Catalogue | None = None,
     timeout_ms: int = 5000,
+    client: Any = None,
 ) -> Store:
     """Open the cart's store: MongoDB when `mongo_url` is set, else the embedded one in `data_dir/store`.
 
-    Collections and indexes are created, and the products collection is
-    seeded from `catalogue` on first start.
+    `client` is an already connected pymongo-compatible client to use
+    instead of `mongo_url` (many carts in one process share one; closing
+    the store leaves it open). Collections and indexes are created, and
+    the products collection is seeded from `catalogue` on first start.
     """
-    if mongo_url:
-        backend: _MongoBackend | _EmbeddedBackend = _MongoBackend(mongo_url, mongo_db, timeout_ms)
+    if client is not None:
+        backend: _MongoBackend | _EmbeddedBackend = _MongoBackend(client, mongo_db, owns_client=False)
+    elif mongo_url:
+        backend = _MongoBackend.connect(mongo_url, mongo_db, timeout_ms)
     else:
         backend = _EmbeddedBackend(Path(data_dir) / EMBEDDED_DIR, mongo_db)
     backend.prepare()

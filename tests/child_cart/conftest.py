@@ -7,6 +7,7 @@ afterwards). Training and export share one session-scoped trained model.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import uuid
 from dataclasses import dataclass
@@ -20,8 +21,14 @@ from child_cart import synth
 from child_cart.store import Catalogue, Store, load_catalogue, open_store
 
 MONGO_URL = os.environ.get("MONGO_URL", "")
+HAVE_MONGOMOCK = importlib.util.find_spec("mongomock") is not None
 BACKENDS = [
     pytest.param("embedded", id="embedded"),
+    pytest.param(
+        "mongomock",
+        id="mongomock",
+        marks=pytest.mark.skipif(not HAVE_MONGOMOCK, reason="mongomock not installed: pymongo code paths not tested without a server"),
+    ),
     pytest.param(
         "mongo",
         id="mongo",
@@ -40,13 +47,19 @@ def catalogue() -> Catalogue:
 
 @pytest.fixture(params=BACKENDS)
 def open_test_store(request: pytest.FixtureRequest, tmp_path: Path, catalogue: Catalogue) -> Iterator[Callable[[], Store]]:
-    """Opens (and re-opens, as after a restart) one test store on the parametrized back-end."""
+    """Opens (and re-opens, as after a restart) one test store on the parametrized back-end.
+
+    mongomock is an in-memory pymongo double: it runs the store's pymongo
+    code paths (its errors are pymongo's) where no server exists, while the
+    "mongo" back-end runs them against a real server.
+    """
     db_name = f"fedcart_test_{uuid.uuid4().hex[:12]}"
     url = MONGO_URL if request.param == "mongo" else ""
+    client = _mongomock_client() if request.param == "mongomock" else None
     opened: list[Store] = []
 
     def opener() -> Store:
-        store = open_store(tmp_path / "cart", mongo_url=url, mongo_db=db_name, catalogue=catalogue)
+        store = open_store(tmp_path / "cart", mongo_url=url, mongo_db=db_name, catalogue=catalogue, client=client)
         opened.append(store)
         return store
 
@@ -56,6 +69,12 @@ def open_test_store(request: pytest.FixtureRequest, tmp_path: Path, catalogue: C
     if url:
         with pymongo.MongoClient(url) as client:
             client.drop_database(db_name)
+
+
+def _mongomock_client() -> Any:
+    import mongomock
+
+    return mongomock.MongoClient()
 
 
 @pytest.fixture
