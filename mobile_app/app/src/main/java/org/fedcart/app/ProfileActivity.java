@@ -2,6 +2,7 @@ package org.fedcart.app;
 
 import android.app.Activity;
 import android.os.Bundle;
+import android.view.View;
 import android.widget.RadioButton;
 import android.widget.RadioGroup;
 import android.widget.TextView;
@@ -35,24 +36,25 @@ public final class ProfileActivity extends Activity {
     }
 
     private void addChoices(String current) {
-        for (int i = 0; i < profiles.length; i++) {
+        for (String profile : profiles) {
             RadioButton button = new RadioButton(this);
-            button.setId(i + 1);
-            button.setText(profiles[i]);
+            button.setId(View.generateViewId());
+            button.setText(profile);
+            button.setTag(profile);
             choices.addView(button);
-            if (profiles[i].equals(current)) {
+            if (profile.equals(current)) {
                 choices.check(button.getId());
             }
         }
     }
 
     private void save() {
-        int checked = choices.getCheckedRadioButtonId();
-        if (checked < 1) {
+        View checked = choices.findViewById(choices.getCheckedRadioButtonId());
+        if (checked == null) {
             ((TextView) findViewById(R.id.profile_message)).setText(R.string.profile_pick_one);
             return;
         }
-        FedcartApplication.of(this).settings().saveProfile(profiles[checked - 1]);
+        FedcartApplication.of(this).settings().saveProfile((String) checked.getTag());
         setResult(RESULT_OK);
         finish();
     }

@@ -15,7 +15,7 @@ import java.util.List;
 public final class ModelMetadata {
     /** The only task this app can run. */
     public static final String TASK = "recommend";
-    /** Marks an optional number (accuracy, size) the source did not state. */
+    /** The size when the source did not state it. */
     public static final long UNKNOWN_SIZE = -1;
 
     private final int version;

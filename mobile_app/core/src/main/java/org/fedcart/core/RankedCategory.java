@@ -24,9 +24,4 @@ public final class RankedCategory {
     public float probability() {
         return probability;
     }
-
-    @Override
-    public String toString() {
-        return name + "=" + probability;
-    }
 }
