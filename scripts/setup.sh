@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="libzbar0 chromium junit4 iproute2 iptables"
+APT_PACKAGES="libzbar0 chromium junit4 libgoogle-gson-java aapt iproute2 iptables"
 VENV=.venv
 STAMP_PY=.venv/.stamp-$(sha256sum pyproject.toml | cut -c1-16)
 

@@ -1,0 +1,143 @@
+"""A local swarm as child processes: B bridges in one DHT and N carts, each with its own data.
+
+`fedcart swarm` and `make run` use it. Each node is a real `fedcart bridge` /
+`fedcart node` process with its own data dir under the swarm root; carts are
+seeded once with their own synthetic shoppers (non-IID by `skew`). A child that
+dies is restarted with backoff, so killing any one process heals by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0)
+
+
+@dataclass(frozen=True)
+class SwarmPlan:
+    """Ports and folders of every node; node i of a kind gets base port + i."""
+
+    root: Path
+    bridges: int = 2
+    carts: int = 3
+    host: str = "127.0.0.1"
+    bridge_port: int = 8470
+    dht_port: int = 8460
+    ui_port: int = 5000
+    rows: int = 600
+    skew: float = 1.0
+    seed: int = 0
+    round_seconds: float = 20.0
+    swarm_token: str = "local-swarm-token"
+
+    def bridge_url(self, i: int) -> str:
+        return f"http://{self.host}:{self.bridge_port + i}"
+
+    def cart_url(self, i: int) -> str:
+        return f"http://{self.host}:{self.ui_port + i}"
+
+    def bridge_command(self, i: int) -> list[str]:
+        bootstrap = ",".join(f"{self.host}:{self.dht_port + j}" for j in range(self.bridges) if j != i)
+        return [
+            *_fedcart(), "bridge", "--host", self.host, "--port", str(self.bridge_port + i),
+            "--dht-port", str(self.dht_port + i), "--data-dir", str(self.root / f"bridge-{i}"), "--bootstrap", bootstrap,
+        ]
+
+    def cart_command(self, i: int) -> list[str]:
+        return [
+            *_fedcart(), "node", "--data-dir", str(self.cart_dir(i)), "--bridge", self.bridge_url(i % self.bridges),
+            "--ui-port", str(self.ui_port + i),
+        ]
+
+    def cart_dir(self, i: int) -> Path:
+        return self.root / f"cart-{i}"
+
+
+def _fedcart() -> list[str]:
+    return [sys.executable, "-m", "fedcart"]
+
+
+def seed_carts(plan: SwarmPlan) -> None:
+    """Give every cart its own synthetic shoppers and round settings, once (restarts keep their data)."""
+    from child_cart import round_settings, synth
+    from child_cart.store import load_catalogue, open_store
+
+    catalogue = load_catalogue()
+    data = synth.generate(catalogue, plan.rows, plan.carts, plan.seed, plan.skew)
+    for i, rows in enumerate(data):
+        store = open_store(plan.cart_dir(i))
+        try:
+            if store.purchases.count_documents({}) == 0:
+                synth.fill_store(store, rows)
+                round_settings.save(store, {"schedule_seconds": plan.round_seconds})
+                log.info("seeded cart-%d with %d purchases", i, len(rows))
+        finally:
+            store.close()
+
+
+@dataclass
+class Child:
+    """One supervised process: restarted with backoff whenever it exits unasked."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    log_path: Path
+    process: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def supervise(self) -> None:
+        while not self.stopping.is_set():
+            with self.log_path.open("ab") as out:
+                self.process = await asyncio.create_subprocess_exec(*self.command, env=self.env, stdout=out, stderr=out)
+                code = await self.process.wait()
+            if self.stopping.is_set():
+                return
+            delay = RESTART_BACKOFF[min(self.restarts, len(RESTART_BACKOFF) - 1)]
+            log.warning("%s exited with %s; restarting in %.0fs (log: %s)", self.name, code, delay, self.log_path)
+            self.restarts += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), delay)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        self.stopping.set()
+        if self.process is None or self.process.returncode is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.process.wait(), grace)
+        except TimeoutError:
+            log.warning("%s did not stop within %.0fs: killing it", self.name, grace)
+            self.process.kill()
+            await self.process.wait()
+
+
+def children(plan: SwarmPlan) -> list[Child]:
+    logs = plan.root / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "SWARM_TOKEN": plan.swarm_token, "PYTHONUNBUFFERED": "1"}
+    kids = [Child(f"bridge-{i}", plan.bridge_command(i), env, logs / f"bridge-{i}.log") for i in range(plan.bridges)]
+    kids += [Child(f"cart-{i}", plan.cart_command(i), env, logs / f"cart-{i}.log") for i in range(plan.carts)]
+    return kids
+
+
+async def run_swarm(plan: SwarmPlan, stop: asyncio.Event) -> None:
+    """Start every child, keep them alive until `stop` is set, then stop carts before bridges."""
+    kids = children(plan)
+    supervisors = [asyncio.create_task(kid.supervise()) for kid in kids]
+    try:
+        await stop.wait()
+    finally:
+        for kid in reversed(kids):
+            await kid.stop()
+        await asyncio.gather(*supervisors, return_exceptions=True)
