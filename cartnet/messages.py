@@ -206,10 +206,63 @@ class UpdateDeclined(Message):
     reason: ShortText
 
 
+# --- presence and bridge-to-bridge links ---------------------------------------------------
+
+
+class PresenceRecord(Message):
+    """A cart's own signed statement "I am reachable through bridge X until T" (or, `gone`, no longer).
+
+    Bridges store it in the DHT under a key derived from `node_id`; anyone can verify it
+    from the record alone, so a forged or replayed value is ignored, not believed.
+    """
+
+    type: Literal["presence_record"] = "presence_record"
+    node_id: NodeId
+    public_key: Key32
+    kx_public_key: Key32
+    bridge_id: NodeId
+    issued_ms: int = Field(ge=0, description="Unix time in ms, by the cart's clock; newer records win")
+    expires_ms: int = Field(ge=0)
+    state: Literal["alive", "gone"] = "alive"
+    signature: Signature
+
+
+class Presence(Message):
+    """Cart -> its bridge: a fresh alive record plus the signature of its withdrawal.
+
+    The withdrawal (the same record with state `gone`) is signed in advance so the bridge
+    can retract the cart from the DHT when it vanishes, without being able to forge anything.
+    """
+
+    type: Literal["presence"] = "presence"
+    record: PresenceRecord
+    withdrawal: Signature
+
+
+class Roster(Message):
+    """Bridge -> bridge: which carts joined (verified presence records) or left, and why."""
+
+    type: Literal["roster"] = "roster"
+    reset: bool = Field(False, description="Forget everything this link said before applying the lists")
+    joined: Annotated[list[PresenceRecord], Field(max_length=200)] = []
+    left: Annotated[list[NodeId], Field(max_length=1000)] = []
+    reason: ShortText = ""
+
+
+class LinkUndeliverable(Message):
+    """Bridge -> bridge: a frame from your cart `sender` could not reach `to`."""
+
+    type: Literal["link_undeliverable"] = "link_undeliverable"
+    sender: NodeId
+    to: NodeId
+    reason: ShortText
+
+
 AnyMessage = Annotated[
     Union[
         Challenge, Auth, Welcome, Reject, Heartbeat, HeartbeatAck, Error, Bye, Undeliverable,
         PeersRequest, PeerList, TransferManifest, TransferWant, TransferDone, UpdateRequest, UpdateDeclined,
+        Presence, PresenceRecord, Roster, LinkUndeliverable,
     ],
     Field(discriminator="type"),
 ]

@@ -1,0 +1,436 @@
+"""BridgeClient: a cart's single connection to the swarm, through the bridge it dials out to.
+
+Carts sit behind NAT, so a cart never listens: it opens one WebSocket to its bridge's
+`/ws`, proves its identity and the swarm token (cartnet.admission), and from then on
+reaches any other cart by node id. Everything a cart sends to a peer travels as a
+routed frame `R <to> <from> <inner>`; the bridge reads only the 41-byte header.
+
+What the client takes care of, so the rounds engine does not have to:
+
+* admission, then a signed presence record (cartnet.presence) refreshed before it expires;
+* heartbeats at the interval the bridge asked for, and noticing a silent bridge;
+* reconnecting with exponential backoff plus jitter whenever the bridge goes away
+  (a refused admission is final: retrying a wrong token cannot help);
+* a TransferHub (`client.transfers`) whose frames are routed, so
+  `await client.transfers.send_blob(peer_id, blob, purpose, meta)` works cart to cart,
+  and received blobs appear on `client.transfers.received`;
+* failing pending sends promptly (hub.fail_peer) when the bridge reports a peer
+  undeliverable or the bridge connection itself is lost.
+
+Typical use::
+
+    async with BridgeClient(identity, "http://bridge:8470", token) as client:
+        await client.wait_connected()
+        peers = await client.peers()
+        await client.send_message(peers[0].node_id, UpdateRequest(...))
+        async for incoming in client:          # control messages peers routed to us
+            ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+
+from cartnet import admission, frames, presence
+from cartnet.identity import Identity
+from cartnet.messages import (
+    Bye,
+    Challenge,
+    Error,
+    Heartbeat,
+    Message,
+    MessageError,
+    PeerInfo,
+    PeerList,
+    PeersRequest,
+    Reject,
+    Undeliverable,
+    Welcome,
+)
+from cartnet.transfer import TransferHub, TransferLimits
+
+log = logging.getLogger(__name__)
+
+MAX_FRAME = 4 * 1024 * 1024
+"""aiohttp's default message limit on both ends; a bigger frame would close the socket (1009)."""
+MISSED_HEARTBEATS = 3
+"""A bridge silent for this many heartbeat intervals is treated as gone."""
+
+
+class AdmissionRefused(ConnectionError):
+    """The bridge rejected our admission; `reason` is the bridge's own words. Final, not retried."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"bridge refused admission: {reason}")
+        self.reason = reason
+
+
+class NotConnected(ConnectionError):
+    """There is no live bridge connection right now (the client is reconnecting or closed)."""
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A control message another cart routed to us (transfer frames go to `client.transfers`)."""
+
+    peer: str
+    message: Message
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Reconnect delays: exponential, capped, and jittered so a restarted bridge is not stampeded."""
+
+    initial: float = 0.2
+    maximum: float = 10.0
+    factor: float = 2.0
+    jitter: float = 0.5
+
+    def delay(self, attempt: int) -> float:
+        base = min(self.maximum, self.initial * self.factor**attempt)
+        return base * (1.0 - self.jitter * random.random())
+
+
+def ws_url(bridge_url: str) -> str:
+    """The relay endpoint of a bridge given by its base URL (`http://host:port`) or its `/ws` URL."""
+    url = bridge_url.rstrip("/")
+    return url if url.endswith("/ws") else f"{url}/ws"
+
+
+async def receive_control(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> Message:
+    """The next frame on `ws`, which must be a control message; ConnectionError when the socket ends."""
+    msg = await ws.receive(timeout=timeout)
+    if msg.type is not aiohttp.WSMsgType.BINARY:
+        raise ConnectionError(f"connection ended during the handshake ({msg.type.name}, {msg.extra or ''})")
+    item = frames.parse(msg.data)
+    if not isinstance(item, Message):
+        raise ConnectionError(f"expected a control message during the handshake, got {type(item).__name__}")
+    return item
+
+
+async def join(
+    ws: aiohttp.ClientWebSocketResponse,
+    identity: Identity,
+    swarm_token: str,
+    role: str = "cart",
+    relay_url: str = "",
+    timeout: float = 10.0,
+) -> Welcome:
+    """Answer a bridge's admission challenge on an open socket; AdmissionRefused carries its reason.
+
+    Bridges use the same call (role "bridge", their relay URL) to join each other.
+    """
+    challenge = await receive_control(ws, timeout)
+    if not isinstance(challenge, Challenge):
+        raise ConnectionError(f"expected a challenge, got {challenge.type}")
+    await ws.send_bytes(frames.control(admission.answer(challenge, identity, swarm_token, role, relay_url)))
+    reply = await receive_control(ws, timeout)
+    if isinstance(reply, Reject):
+        raise AdmissionRefused(reply.reason)
+    if not isinstance(reply, Welcome) or reply.bridge_id != challenge.bridge_id:
+        raise ConnectionError(f"expected a welcome from {challenge.bridge_id[:8]}, got {reply.type}")
+    return reply
+
+
+class BridgeClient:
+    """One cart's connection to the swarm; see the module docstring for the whole picture."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        bridge_url: str,
+        swarm_token: str,
+        *,
+        limits: TransferLimits | None = None,
+        presence_ttl: float = 60.0,
+        backoff: Backoff | None = None,
+        handshake_timeout: float = 10.0,
+        queue_size: int = 1024,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.identity = identity
+        self.url = ws_url(bridge_url)
+        self.transfers = TransferHub(identity, self._hub_send, limits)
+        self.inbox: asyncio.Queue[Incoming] = asyncio.Queue(queue_size)
+        self.undeliverable: asyncio.Queue[Undeliverable] = asyncio.Queue(queue_size)
+        self.errors: asyncio.Queue[Error] = asyncio.Queue(queue_size)
+        self.connected = asyncio.Event()
+        self.closed = asyncio.Event()
+        self.bridge_id: str | None = None
+        self.heartbeat_interval: float | None = None
+        self.sessions = 0
+        self.failure: Exception | None = None
+        self._token = swarm_token
+        self._presence_ttl = presence_ttl
+        self._backoff = backoff or Backoff()
+        self._handshake_timeout = handshake_timeout
+        self._session = session
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._send_lock = asyncio.Lock()
+        self._peers_lock = asyncio.Lock()
+        self._peer_list: asyncio.Future[PeerList] | None = None
+        self._contacts: set[str] = set()
+        self._closing = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+
+    @property
+    def node_id(self) -> str:
+        return self.identity.node_id
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Begin connecting in the background; `connected` is set once admitted."""
+        if self._runner is None:
+            self._runner = asyncio.create_task(self._run(), name=f"bridge-client-{self.node_id[:8]}")
+
+    async def wait_connected(self, timeout: float = 30.0) -> None:
+        """Wait until admitted; AdmissionRefused if the bridge said no, TimeoutError if it never answered."""
+        waiters = {asyncio.ensure_future(self.connected.wait()), asyncio.ensure_future(self.closed.wait())}
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        if self.connected.is_set():
+            return
+        if self.failure is not None:
+            raise self.failure
+        raise TimeoutError(f"not admitted by {self.url} within {timeout}s")
+
+    async def close(self, reason: str = "cart shutting down") -> None:
+        """Say Bye to the bridge (so peers learn we left on purpose) and stop reconnecting."""
+        self._closing.set()
+        ws = self._ws
+        if ws is not None and not ws.closed:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self._send_raw(frames.control(Bye(reason=reason)))
+            await ws.close()
+        if self._runner is not None:
+            self._runner.cancel()
+            await asyncio.gather(self._runner, return_exceptions=True)
+        self.closed.set()
+
+    async def __aenter__(self) -> BridgeClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # --- sending -------------------------------------------------------------------------
+
+    async def send_to(self, peer_id: str, inner: bytes) -> None:
+        """Route one frame (control, chunk, anything) to another cart; NotConnected if the bridge is gone."""
+        if len(inner) + frames.ROUTE_HEAD > MAX_FRAME:
+            raise ValueError(f"frame of {len(inner)} bytes exceeds the {MAX_FRAME}-byte limit once routed")
+        self._contacts.add(peer_id)
+        await self._send_raw(frames.routed(peer_id, self.node_id, inner))
+
+    async def send_message(self, peer_id: str, message: Message) -> None:
+        """Route a control message to another cart."""
+        await self.send_to(peer_id, frames.control(message))
+
+    async def send_control(self, message: Message) -> None:
+        """Send a control message to the bridge itself (not routed)."""
+        await self._send_raw(frames.control(message))
+
+    async def peers(self, timeout: float = 10.0) -> list[PeerInfo]:
+        """The carts of the whole swarm the bridge knows to be alive (ourselves excluded)."""
+        async with self._peers_lock:
+            self._peer_list = asyncio.get_running_loop().create_future()
+            try:
+                await self.send_control(PeersRequest())
+                reply = await asyncio.wait_for(self._peer_list, timeout)
+            finally:
+                self._peer_list = None
+        return [peer for peer in reply.peers if peer.node_id != self.node_id]
+
+    async def publish_model(
+        self,
+        tflite: bytes,
+        *,
+        version: int,
+        accuracy: float,
+        task: str,
+        created: str,
+        profiles: list[str],
+        categories: list[str],
+    ) -> str:
+        """Upload a TFLite model to the bridge for phones; TransferError says why the bridge refused it."""
+        if self.bridge_id is None:
+            raise NotConnected("not connected to a bridge")
+        meta = {
+            "version": str(version),
+            "accuracy": repr(float(accuracy)),
+            "task": task,
+            "created": created,
+            "profiles": _json_list(profiles),
+            "categories": _json_list(categories),
+        }
+        return await self.transfers.send_blob(self.bridge_id, tflite, "model", meta)
+
+    async def _hub_send(self, peer: str, frame: bytes) -> None:
+        """Transfer frames: straight to the bridge when it is the peer, else routed."""
+        if peer == self.bridge_id:
+            await self._send_raw(frame)
+        else:
+            await self.send_to(peer, frame)
+
+    async def _send_raw(self, frame: bytes) -> None:
+        ws = self._ws
+        if ws is None or ws.closed:
+            raise NotConnected(f"not connected to {self.url}")
+        try:
+            async with self._send_lock:
+                await ws.send_bytes(frame)
+        except (aiohttp.ClientError, ConnectionResetError) as exc:
+            raise NotConnected(f"connection to {self.url} lost: {exc}") from None
+
+    # --- receiving -----------------------------------------------------------------------
+
+    def __aiter__(self) -> AsyncIterator[Incoming]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Incoming]:
+        while True:
+            yield await self.inbox.get()
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse, deadline: float) -> str:
+        """Handle frames until the connection ends; returns why it ended."""
+        while True:
+            try:
+                msg = await ws.receive(timeout=deadline)
+            except TimeoutError:
+                return f"bridge silent for {deadline:.1f}s"
+            if msg.type is not aiohttp.WSMsgType.BINARY:
+                return f"connection closed ({msg.type.name})"
+            try:
+                item = frames.parse(msg.data)
+            except (frames.FrameError, MessageError) as exc:
+                log.warning("bad frame from bridge: %s", exc)
+                continue
+            if isinstance(item, Bye):
+                return f"bridge said bye: {item.reason}"
+            await self._dispatch(item)
+
+    async def _dispatch(self, item: Message | frames.Chunk | frames.Routed) -> None:
+        if isinstance(item, frames.Routed):
+            await self._on_routed(item)
+        elif isinstance(item, Undeliverable):
+            self.transfers.fail_peer(item.to, item.reason)
+            _notify(self.undeliverable, item)
+        elif isinstance(item, PeerList):
+            if self._peer_list is not None and not self._peer_list.done():
+                self._peer_list.set_result(item)
+        elif isinstance(item, Error):
+            log.warning("bridge reported %s: %s", item.code, item.detail)
+            _notify(self.errors, item)
+        elif not await self.transfers.handle(self.bridge_id or "", item):
+            log.debug("ignoring %s from the bridge", type(item).__name__)
+
+    async def _on_routed(self, routed: frames.Routed) -> None:
+        try:
+            inner = frames.parse(routed.inner)
+        except (frames.FrameError, MessageError) as exc:
+            await self._complain(routed.sender, str(exc))
+            return
+        if isinstance(inner, frames.Routed):
+            await self._complain(routed.sender, "nested routed frames are not allowed")
+        elif not await self.transfers.handle(routed.sender, inner) and not _enqueue(self.inbox, Incoming(routed.sender, inner)):
+            await self._complain(routed.sender, "receiver inbox is full, message dropped")
+
+    async def _complain(self, peer: str, detail: str) -> None:
+        log.warning("bad frame from peer %s: %s", peer[:8], detail)
+        with contextlib.suppress(ConnectionError):
+            await self.send_message(peer, Error(code="bad_frame", detail=detail[:512]))
+
+    # --- connection loop -----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        attempt = 0
+        async with contextlib.AsyncExitStack() as stack:
+            session = self._session or await stack.enter_async_context(aiohttp.ClientSession())
+            while not self._closing.is_set():
+                admitted_before = self.sessions
+                try:
+                    reason = await self._connect_once(session)
+                    log.info("%s: connection to %s ended: %s", self.node_id[:8], self.url, reason)
+                except AdmissionRefused as exc:
+                    log.error("%s: %s", self.node_id[:8], exc)
+                    self.failure = exc
+                    break
+                except (aiohttp.ClientError, ConnectionError, TimeoutError, OSError, MessageError, frames.FrameError) as exc:
+                    log.info("%s: cannot reach %s: %s", self.node_id[:8], self.url, exc or type(exc).__name__)
+                attempt = 0 if self.sessions > admitted_before else attempt + 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), self._backoff.delay(attempt))
+        self.closed.set()
+
+    async def _connect_once(self, session: aiohttp.ClientSession) -> str:
+        timeout = aiohttp.ClientWSTimeout(ws_close=2.0)
+        async with session.ws_connect(self.url, max_msg_size=MAX_FRAME, timeout=timeout) as ws:
+            welcome = await join(ws, self.identity, self._token, timeout=self._handshake_timeout)
+            self.bridge_id, self.heartbeat_interval = welcome.bridge_id, welcome.heartbeat_interval
+            self._ws = ws
+            keepalive = asyncio.create_task(self._keepalive(welcome))
+            try:
+                await self._send_raw(frames.control(presence.sign(self.identity, welcome.bridge_id, self._presence_ttl)))
+                self.sessions += 1
+                self.connected.set()
+                log.info("%s: admitted by bridge %s", self.node_id[:8], welcome.bridge_id[:8])
+                return await self._read(ws, welcome.heartbeat_interval * MISSED_HEARTBEATS)
+            finally:
+                keepalive.cancel()
+                self._disconnected()
+
+    async def _keepalive(self, welcome: Welcome) -> None:
+        """Heartbeat every interval; re-sign the presence record well before it expires."""
+        interval, seq = welcome.heartbeat_interval, 0
+        refresh_every = max(1, int(self._presence_ttl / 3 / interval))
+        with contextlib.suppress(ConnectionError):
+            while True:
+                await asyncio.sleep(interval)
+                seq += 1
+                await self._send_raw(frames.control(Heartbeat(seq=seq)))
+                if seq % refresh_every == 0:
+                    signed = presence.sign(self.identity, welcome.bridge_id, self._presence_ttl)
+                    await self._send_raw(frames.control(signed))
+
+    def _disconnected(self) -> None:
+        """The bridge is gone: nothing in flight can complete, so fail it now rather than time out."""
+        self.connected.clear()
+        self._ws = None
+        for peer in {*self._contacts, self.bridge_id or ""}:
+            self.transfers.fail_peer(peer, "connection to the bridge was lost")
+        self._contacts.clear()
+        if self._peer_list is not None and not self._peer_list.done():
+            self._peer_list.set_exception(NotConnected("connection to the bridge was lost"))
+
+
+def _enqueue(queue: asyncio.Queue[Incoming], item: Incoming) -> bool:
+    """Hand a peer's message to the consumer without blocking the reader; False when full."""
+    try:
+        queue.put_nowait(item)
+    except asyncio.QueueFull:
+        return False
+    return True
+
+
+def _notify(queue: asyncio.Queue, item: Message) -> None:
+    """Queue a notification; a consumer that never reads loses the oldest ones, not the reader."""
+    if queue.full():
+        queue.get_nowait()
+    queue.put_nowait(item)
+
+
+def _json_list(values: list[str]) -> str:
+    return json.dumps(list(values), separators=(",", ":"))

@@ -1,0 +1,71 @@
+"""The bridge's HTTP face: `/ws` for carts and bridges, JSON for people and phones, metrics for Prometheus."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from parent_cart.metrics import CONTENT_TYPE
+
+if TYPE_CHECKING:
+    from parent_cart.bridge import Bridge
+
+log = logging.getLogger(__name__)
+
+
+def build(bridge: Bridge) -> web.Application:
+    """All routes of one bridge."""
+    app = web.Application()
+    routes = _Routes(bridge)
+    app.router.add_get("/ws", bridge.gate.handle)
+    app.router.add_get("/health", routes.health)
+    app.router.add_get("/peers", routes.peers)
+    app.router.add_get("/metrics", routes.metrics)
+    app.router.add_get("/models/latest", routes.model)
+    app.router.add_get("/models/latest.json", routes.model_meta)
+    return app
+
+
+class _Routes:
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+
+    async def health(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.bridge.health())
+
+    async def peers(self, _request: web.Request) -> web.Response:
+        """Every live cart of the swarm (`local` = attached to this bridge)."""
+        members = self.bridge.directory.members()
+        return web.json_response({
+            "bridge_id": self.bridge.node_id,
+            "count": len(members),
+            "peers": [member.as_json() for member in members],
+        })
+
+    async def metrics(self, _request: web.Request) -> web.Response:
+        response = web.Response(body=self.bridge.metrics.render())
+        response.headers["Content-Type"] = CONTENT_TYPE
+        return response
+
+    async def model(self, _request: web.Request) -> web.StreamResponse:
+        """The newest TFLite model, with its version and SHA-256 in headers."""
+        meta = self.bridge.models.latest
+        if meta is None:
+            return _no_model()
+        headers = {
+            "X-Model-Version": str(meta.version),
+            "X-Model-Sha256": meta.sha256,
+            "Content-Type": "application/octet-stream",
+            "Content-Disposition": f'attachment; filename="{meta.filename}"',
+        }
+        return web.FileResponse(self.bridge.models.path(meta), headers=headers)
+
+    async def model_meta(self, _request: web.Request) -> web.Response:
+        meta = self.bridge.models.latest
+        return _no_model() if meta is None else web.json_response(meta.model_dump(mode="json"))
+
+
+def _no_model() -> web.Response:
+    return web.json_response({"error": "no model published yet"}, status=404)

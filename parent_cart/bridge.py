@@ -1,0 +1,184 @@
+"""One bridge, assembled: relay, DHT, links, directory, model store and metrics.
+
+`Bridge` is what `fedcart bridge` runs and what tests start in-process (several per
+process: every part, metrics included, belongs to its instance). `start` returns once
+the relay listens, the DHT node is bootstrapped and one announce/discover round has run,
+so a caller can rely on "started" meaning "reachable and published".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+
+from aiohttp import web
+
+from cartnet import frames
+from cartnet.identity import Identity
+from cartnet.messages import Bye, PresenceRecord
+from cartnet.transfer import TransferHub, TransferLimits
+from parent_cart import app, records
+from parent_cart.announce import Announcer
+from parent_cart.dht import Dht
+from parent_cart.directory import Directory
+from parent_cart.gate import Gate
+from parent_cart.links import Links
+from parent_cart.metrics import BridgeMetrics
+from parent_cart.models import ModelError, ModelStore
+from parent_cart.relay import Relay
+from parent_cart.session import CartSessions
+from parent_cart.settings import BridgeSettings
+
+log = logging.getLogger(__name__)
+
+
+class Bridge:
+    """A parent node; `async with Bridge(settings) as bridge:` runs it for the block."""
+
+    def __init__(self, settings: BridgeSettings, identity: Identity | None = None) -> None:
+        self.settings = settings
+        self.identity = identity or Identity.load_or_create(settings.data_dir)
+        self.metrics = BridgeMetrics()
+        self.models = ModelStore(settings.data_dir / "models", settings.models_keep, settings.max_model_bytes)
+        self.directory = Directory(self.node_id, "")
+        limits = TransferLimits(max_size=settings.max_model_bytes, max_concurrent_per_peer=1, max_buffered=4 * settings.max_model_bytes)
+        self.hub = TransferHub(self.identity, self._to_cart, limits, accept=self.models.admit)
+        self.dht = Dht(self.node_id, records.merge, ksize=settings.dht_ksize, alpha=settings.dht_alpha, timeout=settings.dht_timeout)
+        self.relay = Relay(self.directory, self.metrics, settings.send_timeout, self._forward, self._lookup)
+        self.links = Links(self.identity, settings, self.directory, self.relay)
+        self.announcer = Announcer(self.identity, settings, self.dht, self.directory, self.links)
+        self.sessions = CartSessions(
+            self.identity, settings, self.directory, self.relay, self.hub, self.metrics, self._joined, self._left
+        )
+        self.gate = Gate(
+            self.identity, settings, self.directory, self.metrics, self.sessions.serve, self.links.link_peer, self.links.accept
+        )
+        self.url = ""
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = 0.0
+
+    @property
+    def node_id(self) -> str:
+        return self.identity.node_id
+
+    @property
+    def dht_port(self) -> int:
+        return self.dht.port
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen, join the DHT, announce ourselves and link to the bridges we can find."""
+        self._runner = web.AppRunner(app.build(self), handle_signals=False, shutdown_timeout=self.settings.shutdown_grace)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        self.url = self.settings.public_url.rstrip("/") or f"http://{_reachable(self.settings.host)}:{self.port}"
+        self.directory.bridge_url = self.links.public_url = self.announcer.public_url = self.url
+        await self.dht.start(self.settings.host, self.settings.dht_port)
+        await self.dht.bootstrap(self.settings.bootstrap_addresses())
+        self._register_gauges()
+        await self.announcer.refresh()
+        self._started = time.monotonic()
+        self._tasks = [asyncio.create_task(self._announce()), asyncio.create_task(self._intake())]
+        log.info("bridge %s: relay %s, DHT udp/%d, %d DHT contacts", self.node_id[:8], self.url, self.dht_port, len(self.dht.contact_ids()))
+
+    async def stop(self, reason: str = "bridge shutting down") -> None:
+        """Tell every cart and bridge Bye, retract our carts from the DHT, release the ports."""
+        if self._runner is None:
+            return
+        self.gate.closing = True
+        self._stop.set()
+        bye = frames.control(Bye(reason=reason))
+        grace = self.settings.shutdown_grace
+        await asyncio.gather(*(peer.close(bye, grace) for peer in list(self.directory.local.values())))
+        await self.directory.wait_until(lambda: not self.directory.local, grace)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.announcer.close(), grace)
+        await self.links.close(reason)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.dht.stop()
+        await self._runner.cleanup()
+        self._runner = None
+        log.info("bridge %s stopped: %s", self.node_id[:8], reason)
+
+    async def __aenter__(self) -> Bridge:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def health(self) -> dict[str, object]:
+        latest = self.models.latest
+        return {
+            "status": "stopping" if self.gate.closing else "ok",
+            "bridge_id": self.node_id,
+            "url": self.url,
+            "carts": len(self.directory.local),
+            "swarm_carts": len(self.directory.members()),
+            "bridges_linked": len(self.links.ids()),
+            "dht_contacts": len(self.dht.contact_ids()),
+            "model_version": latest.version if latest else None,
+            "uptime_s": round(time.monotonic() - self._started, 1) if self._started else 0.0,
+        }
+
+    # --- wiring between the parts ----------------------------------------------------------
+
+    async def _announce(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), self.settings.refresh_interval)
+        await self.announcer.run(self._stop)
+
+    async def _intake(self) -> None:
+        """Model uploads that passed the transfer's checks go to the store (newest version wins)."""
+        while True:
+            received = await self.hub.received.get()
+            try:
+                if await self.models.save(received):
+                    self.metrics.models.inc()
+            except (ModelError, OSError) as exc:
+                log.error("could not store the model from %s: %s", received.peer[:8], exc)
+
+    async def _to_cart(self, peer: str, frame: bytes) -> None:
+        """The bridge's own TransferHub talks to carts directly, through their outboxes."""
+        cart = self.directory.local.get(peer)
+        if cart is None or not await cart.outbox.put(frame, self.settings.send_timeout):
+            raise ConnectionError(f"cart {peer[:8]} is not reachable")
+
+    async def _forward(self, bridge_id: str, frame: bytes, timeout: float) -> str | None:
+        return await self.links.forward(bridge_id, frame, timeout)
+
+    async def _lookup(self, node_id: str) -> str | None:
+        return await self.announcer.lookup(node_id)
+
+    def _joined(self, record: PresenceRecord) -> None:
+        self.links.announce_joined(record)
+        self.announcer.publish(record)
+
+    def _left(self, node_id: str, reason: str, withdrawal: PresenceRecord | None) -> None:
+        self.links.announce_left(node_id, reason)
+        if withdrawal is not None:
+            self.announcer.publish(withdrawal)
+
+    def _register_gauges(self) -> None:
+        gauge = self.metrics.gauge
+        gauge("fedcart_bridge_carts_connected", "Carts attached to this bridge", lambda: len(self.directory.local))
+        gauge("fedcart_bridge_swarm_carts", "Live carts in the whole swarm as this bridge sees it", lambda: len(self.directory.members()))
+        gauge("fedcart_bridge_links", "Bridges linked to this one", lambda: len(self.links.ids()))
+        gauge("fedcart_bridge_transfers_in_flight", "Model uploads in progress on this bridge", lambda: self.hub.in_flight)
+        gauge("fedcart_bridge_dht_contacts", "Nodes in the Kademlia routing table", lambda: len(self.dht.contact_ids()))
+
+
+def _reachable(host: str) -> str:
+    """A host name others can dial when we bind to every interface."""
+    return socket.gethostname() if host in ("0.0.0.0", "::", "") else host

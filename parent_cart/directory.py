@@ -1,0 +1,165 @@
+"""Who is in the swarm: carts attached here, and carts other bridges vouched for over links.
+
+Local carts are known from their admission (and their signed presence once it arrives).
+Remote carts are known only through verified presence records that their bridge sent
+over an authenticated link; an expired record is ignored even before the link says the
+cart left. Anything that waits for the directory to change (tests, `/peers` pollers)
+can `await wait_until(...)` instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cartnet import presence
+from cartnet.messages import PeerInfo, Presence, PresenceRecord, Roster
+from parent_cart.peer import Peer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One cart as the directory lists it."""
+
+    info: PeerInfo
+    local: bool
+
+    def as_json(self) -> dict[str, object]:
+        return {**self.info.model_dump(mode="json"), "local": self.local}
+
+
+class Directory:
+    """Local connections and remote rosters, plus a change signal to wait on."""
+
+    def __init__(self, bridge_id: str, bridge_url: str) -> None:
+        self.bridge_id = bridge_id
+        self.bridge_url = bridge_url
+        self.local: dict[str, Peer] = {}
+        self.presences: dict[str, Presence] = {}
+        self.remote: dict[str, dict[str, PresenceRecord]] = {}
+        self.bridge_urls: dict[str, str] = {}
+        self._changed = asyncio.Event()
+
+    # --- change signal ---------------------------------------------------------------------
+
+    def _touch(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """True once `predicate()` holds, False if it still does not after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+        return True
+
+    # --- local carts -----------------------------------------------------------------------
+
+    def attach(self, peer: Peer) -> Peer | None:
+        """Register an admitted cart; returns the older connection it replaces, if any."""
+        old = self.local.get(peer.node_id)
+        self.local[peer.node_id] = peer
+        self.presences.pop(peer.node_id, None)
+        self._touch()
+        return old
+
+    def detach(self, peer: Peer) -> bool:
+        """Forget `peer` unless a newer connection of the same cart already replaced it."""
+        if self.local.get(peer.node_id) is not peer:
+            return False
+        del self.local[peer.node_id]
+        self.presences.pop(peer.node_id, None)
+        self._touch()
+        return True
+
+    def set_presence(self, node_id: str, signed: Presence) -> None:
+        self.presences[node_id] = signed
+        self._touch()
+
+    def local_records(self) -> list[PresenceRecord]:
+        """Alive records of attached carts: what this bridge vouches for to other bridges."""
+        return [signed.record for node_id, signed in self.presences.items() if node_id in self.local]
+
+    # --- remote carts ----------------------------------------------------------------------
+
+    def apply_roster(self, bridge_id: str, url: str, roster: Roster) -> tuple[list[str], list[str]]:
+        """Apply a roster a linked bridge sent; returns (joined, left) node ids. Bad records are skipped."""
+        self.bridge_urls[bridge_id] = url
+        known = self.remote.setdefault(bridge_id, {})
+        left = [node_id for node_id in (list(known) if roster.reset else roster.left) if known.pop(node_id, None)]
+        joined = []
+        for record in roster.joined:
+            reason = presence.check(record) or (None if record.bridge_id == bridge_id else "names another bridge")
+            if reason or record.state != "alive":
+                log.warning("ignoring roster entry %s from %s: %s", record.node_id[:8], bridge_id[:8], reason or "not alive")
+                continue
+            known[record.node_id] = record
+            joined.append(record.node_id)
+        self._touch()
+        return joined, [node_id for node_id in left if node_id not in known]
+
+    def forget_bridge(self, bridge_id: str) -> list[str]:
+        """The link to `bridge_id` is gone: drop its roster, return the carts that vanish with it."""
+        gone = list(self.remote.pop(bridge_id, {}))
+        self._touch()
+        return gone
+
+    def learn_record(self, record: PresenceRecord, url: str) -> None:
+        """Remember a verified DHT presence record until its own link roster takes over."""
+        self.bridge_urls[record.bridge_id] = url
+        self.remote.setdefault(record.bridge_id, {})[record.node_id] = record
+        self._touch()
+
+    # --- lookups ---------------------------------------------------------------------------
+
+    def locate(self, node_id: str) -> Peer | str | None:
+        """The local connection of `node_id`, the id of the bridge it sits behind, or None."""
+        peer = self.local.get(node_id)
+        if peer is not None:
+            return peer
+        found = self._remote_records().get(node_id)
+        return found.bridge_id if found else None
+
+    def _remote_records(self) -> dict[str, PresenceRecord]:
+        """The freshest unexpired record per remote cart (a cart that moved shows up once)."""
+        now, best = presence.now_ms(), {}
+        for carts in self.remote.values():
+            for node_id, record in carts.items():
+                if record.expires_ms > now and (node_id not in best or presence.supersedes(record, best[node_id])):
+                    best[node_id] = record
+        return best
+
+    def members(self) -> list[Member]:
+        """Every cart of the swarm believed alive, local ones first, each once."""
+        members = [
+            Member(PeerInfo(
+                node_id=node_id,
+                bridge_id=self.bridge_id,
+                bridge_url=self.bridge_url,
+                kx_public_key=peer.auth.kx_public_key,
+                public_key=peer.auth.public_key,
+            ), True)
+            for node_id, peer in sorted(self.local.items())
+        ]
+        remote = self._remote_records()
+        members += [Member(self._remote_info(remote[node_id]), False) for node_id in sorted(remote) if node_id not in self.local]
+        return members
+
+    def _remote_info(self, record: PresenceRecord) -> PeerInfo:
+        return PeerInfo(
+            node_id=record.node_id,
+            bridge_id=record.bridge_id,
+            bridge_url=self.bridge_urls.get(record.bridge_id, ""),
+            kx_public_key=record.kx_public_key,
+            public_key=record.public_key,
+        )

@@ -1,0 +1,111 @@
+"""`GET /ws`: swarm admission for every incoming connection, then hand-off to a cart session or a link.
+
+The bridge sends a fresh challenge; the newcomer must answer within `admission_timeout`
+with a valid signature and token MAC (cartnet.admission). A refusal is a Reject carrying
+the reason, then a close with the same reason: the newcomer always learns why, and no
+other connection notices anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from cartnet import admission, frames
+from cartnet.admission import AdmissionError
+from cartnet.client import MAX_FRAME
+from cartnet.identity import Identity
+from cartnet.messages import Auth, MessageError, Reject, Welcome
+from parent_cart.directory import Directory
+from parent_cart.metrics import BridgeMetrics, reject_code
+from parent_cart.peer import Outbox, Peer
+from parent_cart.settings import BridgeSettings
+
+log = logging.getLogger(__name__)
+
+Serve = Callable[[Peer], Awaitable[None]]
+MakeLinkPeer = Callable[[Auth, web.WebSocketResponse], Peer]
+
+
+class Gate:
+    """Admits carts and bridges on `/ws`."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        settings: BridgeSettings,
+        directory: Directory,
+        metrics: BridgeMetrics,
+        serve_cart: Serve,
+        link_peer: MakeLinkPeer,
+        serve_link: Serve,
+    ) -> None:
+        self.identity = identity
+        self.settings = settings
+        self.directory = directory
+        self.metrics = metrics
+        self._serve_cart = serve_cart
+        self._link_peer = link_peer
+        self._serve_link = serve_link
+        self.closing = False
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=MAX_FRAME)
+        await ws.prepare(request)
+        try:
+            auth = await self._admit(ws)
+        except AdmissionError as exc:
+            await self._reject(ws, str(exc), request.remote)
+            return ws
+        await ws.send_bytes(frames.control(Welcome(
+            node_id=auth.node_id, bridge_id=self.identity.node_id, heartbeat_interval=self.settings.heartbeat_interval,
+        )))
+        if auth.role == "bridge":
+            await self._serve_link(self._link_peer(auth, ws))
+        else:
+            outbox = Outbox(ws, self.settings.queue_frames, self.settings.queue_bytes)
+            await self._serve_cart(Peer(auth, ws, outbox))
+        return ws
+
+    async def _admit(self, ws: web.WebSocketResponse) -> Auth:
+        """The verified Auth of the newcomer; AdmissionError says why not."""
+        if self.closing:
+            raise AdmissionError("bridge is shutting down")
+        issued = admission.challenge(self.identity.node_id)
+        await ws.send_bytes(frames.control(issued))
+        auth = await self._read_auth(ws)
+        admission.verify(auth, issued, self.settings.swarm_token)
+        if auth.node_id == self.identity.node_id:
+            raise AdmissionError("that node id is this bridge's own")
+        if auth.role == "bridge" and not auth.relay_url.startswith(("http://", "https://")):
+            raise AdmissionError("a bridge must sign its relay URL (http:// or https://)")
+        if auth.role == "cart" and auth.node_id not in self.directory.local and len(self.directory.local) >= self.settings.max_carts:
+            raise AdmissionError(f"bridge is full ({self.settings.max_carts} carts)")
+        return auth
+
+    async def _read_auth(self, ws: web.WebSocketResponse) -> Auth:
+        try:
+            msg = await ws.receive(timeout=self.settings.admission_timeout)
+        except TimeoutError:
+            raise AdmissionError(f"did not answer the challenge within {self.settings.admission_timeout}s") from None
+        if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT):
+            raise AdmissionError("connection closed before answering the challenge")
+        data = msg.data if msg.type is WSMsgType.BINARY else msg.data.encode()
+        try:
+            item = frames.parse(data)
+        except (frames.FrameError, MessageError) as exc:
+            raise AdmissionError(f"malformed answer to the challenge: {exc}") from None
+        if not isinstance(item, Auth):
+            raise AdmissionError(f"expected auth, got {type(item).__name__}")
+        return item
+
+    async def _reject(self, ws: web.WebSocketResponse, reason: str, remote: str | None) -> None:
+        log.info("refused %s: %s", remote, reason)
+        self.metrics.rejects.labels(reject_code(reason)).inc()
+        if not ws.closed:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_bytes(frames.control(Reject(reason=reason[:512])))
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason[:120].encode())

@@ -1,0 +1,257 @@
+"""Persistent, mutually authenticated WebSocket links between bridges.
+
+A bridge dials another bridge's `/ws` and passes the same admission a cart does
+(role "bridge", its relay URL in the signed transcript). Then the dialer challenges the
+acceptor in turn, so each side has proven key and swarm token to the other before a
+single frame is forwarded. Over a link travel: routed frames of carts on either side,
+rosters (the verified presence records of each side's carts, a full one on connect and
+deltas after), bounces of undeliverable frames, and heartbeats for liveness.
+
+When the last link to a bridge goes, its carts leave our directory at once and every
+local cart that was talking to them is told why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import aiohttp
+
+from cartnet import admission, frames
+from cartnet.client import MAX_FRAME, join, receive_control, ws_url
+from cartnet.identity import Identity
+from cartnet.messages import (
+    Auth,
+    Bye,
+    Challenge,
+    Error,
+    Heartbeat,
+    HeartbeatAck,
+    LinkUndeliverable,
+    Message,
+    MessageError,
+    PresenceRecord,
+    Roster,
+)
+from parent_cart.directory import Directory
+from parent_cart.peer import Outbox, Peer, Silent, incoming
+from parent_cart.relay import Relay
+from parent_cart.settings import BridgeSettings
+
+log = logging.getLogger(__name__)
+
+ROSTER_BATCH = 200
+_LINK_QUEUE_FACTOR = 4
+_DIAL_ERRORS = (aiohttp.ClientError, ConnectionError, TimeoutError, OSError, PermissionError, MessageError, frames.FrameError)
+
+
+class Links:
+    """All links of this bridge, keyed by the other bridge's id (usually one each)."""
+
+    def __init__(self, identity: Identity, settings: BridgeSettings, directory: Directory, relay: Relay) -> None:
+        self.identity = identity
+        self.settings = settings
+        self.directory = directory
+        self.relay = relay
+        self.public_url = ""
+        self._links: dict[str, list[Peer]] = {}
+        self._dialing: dict[str, asyncio.Future[Peer | None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._session: aiohttp.ClientSession | None = None
+        self._stopping = False
+
+    def ids(self) -> list[str]:
+        return [bridge_id for bridge_id, links in self._links.items() if links]
+
+    def current(self, bridge_id: str) -> Peer | None:
+        links = self._links.get(bridge_id)
+        return links[-1] if links else None
+
+    # --- sending ---------------------------------------------------------------------------
+
+    async def ensure(self, bridge_id: str, url: str) -> Peer | None:
+        """The link to `bridge_id`, dialing `url` if there is none (concurrent callers share one dial)."""
+        link = self.current(bridge_id)
+        if link is not None or not url or self._stopping or bridge_id == self.identity.node_id:
+            return link
+        pending = self._dialing.get(bridge_id)
+        if pending is None:
+            pending = self._dialing[bridge_id] = asyncio.ensure_future(self._dial(bridge_id, url))
+            pending.add_done_callback(lambda _: self._dialing.pop(bridge_id, None))
+        return await asyncio.shield(pending)
+
+    async def forward(self, bridge_id: str, frame: bytes, timeout: float) -> str | None:
+        """Queue a routed frame on the link to `bridge_id`; None when queued, else why not."""
+        link = await self.ensure(bridge_id, self.directory.bridge_urls.get(bridge_id, ""))
+        if link is None:
+            return f"bridge {bridge_id[:8]} is unreachable"
+        if not await link.outbox.put(frame, timeout):
+            return f"the link to bridge {bridge_id[:8]} stayed full for {timeout}s, frame dropped"
+        return None
+
+    def announce_joined(self, record: PresenceRecord) -> None:
+        self._broadcast(Roster(joined=[record]))
+
+    def announce_left(self, node_id: str, reason: str) -> None:
+        self._broadcast(Roster(left=[node_id], reason=reason[:512]))
+
+    def _broadcast(self, message: Message) -> None:
+        frame = frames.control(message)
+        for bridge_id in self.ids():
+            link = self.current(bridge_id)
+            if link is not None and not link.outbox.offer(frame, urgent=True):
+                log.warning("link to %s is hopelessly backed up; closing it to resync", bridge_id[:8])
+                self._spawn(link.close(None, self.settings.shutdown_grace))
+
+    # --- establishing ----------------------------------------------------------------------
+
+    async def accept(self, peer: Peer) -> None:
+        """An admitted bridge dialed us: answer its challenge, then serve the link until it ends."""
+        try:
+            challenge = await receive_control(peer.ws, self.settings.link_timeout)
+            if not isinstance(challenge, Challenge) or challenge.bridge_id != peer.node_id:
+                raise ConnectionError("expected the dialing bridge's own challenge")
+            answer = admission.answer(challenge, self.identity, self.settings.swarm_token, "bridge", self.public_url)
+            await peer.ws.send_bytes(frames.control(answer))
+        except _DIAL_ERRORS as exc:
+            log.warning("link from %s failed its handshake: %s", peer.node_id[:8], exc)
+            await peer.ws.close()
+            return
+        self._register(peer)
+        await self._serve(peer)
+
+    async def _dial(self, bridge_id: str, url: str) -> Peer | None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        ws = None
+        try:
+            async with asyncio.timeout(self.settings.link_timeout):
+                ws = await self._session.ws_connect(ws_url(url), max_msg_size=MAX_FRAME)
+                auth = await self._handshake(ws, bridge_id, url)
+        except _DIAL_ERRORS as exc:
+            log.info("cannot link to bridge %s at %s: %s", bridge_id[:8], url, exc or type(exc).__name__)
+            if ws is not None:
+                await ws.close()
+            return None
+        peer = self._new_peer(auth, ws, url, initiator=True)
+        self._register(peer)
+        self._spawn(self._serve(peer))
+        return peer
+
+    async def _handshake(self, ws: aiohttp.ClientWebSocketResponse, bridge_id: str, url: str) -> Auth:
+        """Join the other bridge, then make it prove itself to us the same way."""
+        welcome = await join(ws, self.identity, self.settings.swarm_token, "bridge", self.public_url, self.settings.link_timeout)
+        if welcome.bridge_id != bridge_id:
+            raise ConnectionError(f"{url} is bridge {welcome.bridge_id[:8]}, not {bridge_id[:8]}")
+        challenge = admission.challenge(self.identity.node_id)
+        await ws.send_bytes(frames.control(challenge))
+        auth = await receive_control(ws, self.settings.link_timeout)
+        if not isinstance(auth, Auth) or auth.role != "bridge" or auth.node_id != bridge_id:
+            raise ConnectionError(f"bridge at {url} did not answer our challenge as {bridge_id[:8]}")
+        admission.verify(auth, challenge, self.settings.swarm_token)
+        return auth
+
+    def _new_peer(self, auth: Auth, ws: aiohttp.ClientWebSocketResponse, url: str, initiator: bool) -> Peer:
+        factor = _LINK_QUEUE_FACTOR
+        outbox = Outbox(ws, self.settings.queue_frames * factor, self.settings.queue_bytes * factor)
+        return Peer(auth, ws, outbox, url=url, initiator=initiator)
+
+    def link_peer(self, auth: Auth, ws: aiohttp.web.WebSocketResponse) -> Peer:
+        """The Peer for an inbound link (the gate admitted it)."""
+        return self._new_peer(auth, ws, auth.relay_url, initiator=False)
+
+    def _register(self, peer: Peer) -> None:
+        """Make the link usable at once, with our full roster queued before any forwarded frame."""
+        self._links.setdefault(peer.node_id, []).append(peer)
+        self.directory.bridge_urls[peer.node_id] = peer.url
+        peer.start_writer()
+        records = self.directory.local_records()
+        for start in range(0, max(len(records), 1), ROSTER_BATCH):
+            roster = Roster(reset=start == 0, joined=records[start : start + ROSTER_BATCH])
+            peer.outbox.offer(frames.control(roster), urgent=True)
+        log.info("linked with bridge %s at %s (%s)", peer.node_id[:8], peer.url, "dialed" if peer.initiator else "accepted")
+
+    # --- serving ---------------------------------------------------------------------------
+
+    async def _serve(self, peer: Peer) -> None:
+        beat = asyncio.create_task(self._heartbeat(peer))
+        reason = "link closed"
+        try:
+            async for data in incoming(peer.ws, self.settings.liveness_deadline):
+                said = await self._dispatch(peer, data)
+                if said is not None:
+                    reason = f"said bye ({said})"
+                    break
+        except Silent as exc:
+            reason = str(exc)
+        finally:
+            beat.cancel()
+            self._unregister(peer, reason)
+            await peer.close(None, self.settings.shutdown_grace)
+
+    async def _heartbeat(self, peer: Peer) -> None:
+        seq = 0
+        while not peer.outbox.closed:
+            await asyncio.sleep(self.settings.heartbeat_interval)
+            seq += 1
+            peer.outbox.offer(frames.control(Heartbeat(seq=seq)), urgent=True)
+
+    async def _dispatch(self, peer: Peer, data: bytes) -> str | None:
+        """Handle one frame from a linked bridge; returns its goodbye reason when it said Bye."""
+        try:
+            item = frames.parse(data)
+        except (frames.FrameError, MessageError) as exc:
+            log.warning("bad frame from bridge %s: %s", peer.node_id[:8], exc)
+            peer.outbox.offer(frames.control(Error(code="bad_frame", detail=str(exc)[:512])), urgent=True)
+            return None
+        if isinstance(item, frames.Routed):
+            await self.relay.route(data, item.to, item.sender, peer)
+        elif isinstance(item, Roster):
+            self._on_roster(peer, item)
+        elif isinstance(item, LinkUndeliverable):
+            self.relay.tell_local(item.sender, item.to, item.reason)
+        elif isinstance(item, Heartbeat):
+            peer.outbox.offer(frames.control(HeartbeatAck(seq=item.seq)), urgent=True)
+        elif isinstance(item, Bye):
+            return item.reason or "no reason given"
+        elif isinstance(item, Error):
+            log.warning("bridge %s reported %s: %s", peer.node_id[:8], item.code, item.detail)
+        return None
+
+    def _on_roster(self, peer: Peer, roster: Roster) -> None:
+        joined, left = self.directory.apply_roster(peer.node_id, peer.url, roster)
+        for node_id in joined:
+            self.relay.arrived(node_id)
+        for node_id in left:
+            self.relay.departed(node_id, roster.reason or f"left bridge {peer.node_id[:8]}")
+
+    def _unregister(self, peer: Peer, reason: str) -> None:
+        links = self._links.get(peer.node_id, [])
+        if peer in links:
+            links.remove(peer)
+        if links:
+            return
+        self._links.pop(peer.node_id, None)
+        log.info("lost the link to bridge %s: %s", peer.node_id[:8], reason)
+        for node_id in self.directory.forget_bridge(peer.node_id):
+            self.relay.departed(node_id, f"its bridge {peer.node_id[:8]} is unreachable ({reason})")
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self, reason: str) -> None:
+        """Say Bye on every link and wait (bounded) for them to wind down."""
+        self._stopping = True
+        bye = frames.control(Bye(reason=reason))
+        peers = [peer for links in self._links.values() for peer in links]
+        await asyncio.gather(*(peer.close(bye, self.settings.shutdown_grace) for peer in peers), return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._session is not None:
+            with contextlib.suppress(Exception):
+                await self._session.close()
