@@ -107,14 +107,30 @@ class Store:
         batch = list(docs)
         if not batch:
             return 0
+        collection = self.collection(name)
         try:
-            self.collection(name).insert_many(batch, ordered=True)
+            collection.insert_many(batch, ordered=True)
         except _DUPLICATE_ERRORS as exc:
             _reraise_unless_duplicate(exc)
-            log.debug("put_many(%s): some ids existed, rewriting %d docs one by one", name, len(batch))
-            for doc in batch:
-                self.put(name, doc)
+            self._rewrite(name, batch)
         return len(batch)
+
+    def _rewrite(self, name: str, batch: list[dict]) -> None:
+        """The retry path: insert what is missing, replace only what differs.
+
+        One lookup for the whole batch, because montydb answers every
+        filtered query (even by `_id`) with a scan of the collection; a
+        retried checkout finds identical rows and writes only the missing ones.
+        """
+        collection = self.collection(name)
+        stored = {doc["_id"]: doc for doc in collection.find({"_id": {"$in": [d["_id"] for d in batch]}})}
+        missing = [doc for doc in batch if doc["_id"] not in stored]
+        changed = [doc for doc in batch if doc["_id"] in stored and stored[doc["_id"]] != doc]
+        log.debug("put_many(%s): %d stored, %d missing, %d changed", name, len(stored), len(missing), len(changed))
+        if missing:
+            collection.insert_many(missing, ordered=True)
+        for doc in changed:
+            self.put(name, doc)
 
     def get_setting(self, key: str, default: Any = None) -> Any:
         """A value from the `settings` collection (one document per key)."""
