@@ -22,3 +22,14 @@ class CartSettings(NodeSettings):
     train_epochs: int = Field(20, ge=1, description="Local training epochs")
     train_batch_size: int = Field(32, ge=1, description="Local training batch size")
     export_tolerance: float = Field(1e-4, gt=0.0, description="Largest |Keras - TFLite| output an export accepts")
+    ui_admin_password_hash: str = Field(
+        "", description="werkzeug hash of the admin password; empty = generate one at first start, log it once, keep its hash in data_dir/ui"
+    )
+    ui_session_secret: str = Field("", description="Signs UI session cookies; empty = a random secret kept in data_dir/ui")
+    ui_session_minutes: int = Field(480, ge=1, le=525600, description="How long an admin login lasts")
+    ui_secure_cookies: bool = Field(False, description="Send UI cookies over HTTPS only (set it when TLS fronts the UI)")
+    ui_cors_origins: str = Field("", description="Comma-separated origins a browser may call /api/ from; empty = same origin only")
+    ui_login_free_attempts: int = Field(3, ge=1, le=100, description="Wrong admin passwords allowed before delays start")
+    ui_login_max_delay: float = Field(300.0, ge=1.0, le=86400.0, description="Longest wait (s) the growing login delay reaches")
+    ui_max_json_bytes: int = Field(65536, ge=1024, le=8 * 1024 * 1024, description="Largest JSON request body the UI API reads")
+    ui_web_dir: str = Field("", description="Front-end assets folder; empty = the repository's web/")

@@ -1,0 +1,83 @@
+"""Admin login: password check behind the growing-delay throttle, and the session flag that marks an admin.
+
+Pages and the JSON API share one session cookie, so logging in on either
+works for both. `admin_required` answers an anonymous API call with a JSON
+401 and an anonymous page visit with a redirect to the login page.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from typing import Callable, TypeVar
+from urllib.parse import urlsplit
+
+from flask import redirect, request, session, url_for
+from werkzeug.security import check_password_hash
+
+from child_cart.ui.context import cart_ui
+from child_cart.ui.errors import API_PREFIX, ApiError
+
+log = logging.getLogger(__name__)
+
+ADMIN_KEY = "admin"
+Handler = TypeVar("Handler", bound=Callable)
+
+
+def is_admin() -> bool:
+    """True when this request's session belongs to a logged-in admin."""
+    return session.get(ADMIN_KEY) is True
+
+
+def log_in(password: str) -> None:
+    """Start an admin session, or raise ApiError (401 wrong password, 429 wait first)."""
+    ui = cart_ui()
+    client = request.remote_addr or "unknown"
+    wait = ui.throttle.wait_seconds(client)
+    if wait > 0:
+        seconds = math.ceil(wait)
+        raise ApiError(
+            429,
+            "too_many_attempts",
+            f"Too many wrong passwords: wait {seconds} s before trying again.",
+            headers={"Retry-After": str(seconds)},
+        )
+    if not check_password_hash(ui.password_hash, password):
+        ui.throttle.failed(client)
+        log.warning("wrong admin password from %s", client)
+        raise ApiError(401, "wrong_password", "Wrong password.")
+    ui.throttle.succeeded(client)
+    session.clear()
+    session[ADMIN_KEY] = True
+    session.permanent = True
+    log.info("admin logged in from %s", client)
+
+
+def log_out() -> None:
+    """End the session (its CSRF token goes with it)."""
+    session.clear()
+
+
+def admin_required(handler: Handler) -> Handler:
+    """Let only admins through: 401 JSON for the API, a redirect to the login page for pages."""
+
+    @functools.wraps(handler)
+    def guarded(*args, **kwargs):
+        if is_admin():
+            return handler(*args, **kwargs)
+        if request.path.startswith(API_PREFIX):
+            raise ApiError(401, "login_required", "Log in as admin first (POST /api/login).")
+        return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
+
+    return guarded  # type: ignore[return-value]
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after login: only a path on this site, never another host (open redirect)."""
+    if not target:
+        return url_for("admin.cart")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return url_for("admin.cart")
+    return target

@@ -1,0 +1,82 @@
+"""The admin password hash and the session secret: from settings, else generated once and kept in the data dir.
+
+A fresh cart must be administrable without anyone editing `.env` first, and
+must not fall back to a well-known password. So when no hash is configured a
+random password is generated, logged exactly once (so `make run` can show it),
+and only its hash is written, readable by the owner alone. The session secret
+is kept the same way so admin logins survive a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
+from werkzeug.security import generate_password_hash
+
+log = logging.getLogger(__name__)
+
+UI_DIR = "ui"
+PASSWORD_HASH_FILE = "admin_password_hash"
+SESSION_SECRET_FILE = "session_secret"
+GENERATED_PASSWORD_BYTES = 12
+
+
+def admin_password_hash(configured: str, data_dir: Path) -> str:
+    """The configured hash, else the one stored in the data dir, else a new one for a new random password."""
+    if configured:
+        return configured
+    path = Path(data_dir) / UI_DIR / PASSWORD_HASH_FILE
+    stored = _read(path)
+    if stored:
+        return stored
+    password = secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
+    if _create(path, generate_password_hash(password)):
+        log.warning(
+            "generated the cart UI admin password: %s  (shown only now; set UI_ADMIN_PASSWORD_HASH to choose your own)",
+            password,
+        )
+    return _read(path)
+
+
+def session_secret(configured: str, data_dir: Path) -> str:
+    """The configured secret, else the one stored in the data dir, else a new random one."""
+    if configured:
+        return configured
+    path = Path(data_dir) / UI_DIR / SESSION_SECRET_FILE
+    if not _read(path):
+        _create(path, secrets.token_hex(32))
+    return _read(path)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return ""
+
+
+def _create(path: Path, value: str) -> bool:
+    """Write a one-line secret file (mode 0600) unless another process got there first (False then).
+
+    The value is written and synced under a temporary name, then hard-linked
+    into place: the link is atomic and fails when the name exists, so readers
+    never see a half-written file and two first starts cannot both win.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(value + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
+    log.info("stored %s (mode 0600)", path)
+    return True

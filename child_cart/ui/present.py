@@ -1,0 +1,94 @@
+"""The JSON shapes of what the pages show: one function per thing, shared by the API and the templates.
+
+Money leaves the server in integer cents (`*_cents`), as the store keeps it,
+except a product's `price`, which the Android app reads as a number with
+two decimals.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from child_cart.modelstore import ModelVersion
+from child_cart.roundlog import RoundRecord
+from child_cart.shop import Bill, Receipt
+from child_cart.store import Product, Store
+from child_cart.ui.node import NodeView
+
+COUNTED = ("products", "purchases", "rounds", "models")
+
+
+def product_json(product: Product) -> dict[str, Any]:
+    """A product as the API (and the Android app) sees it."""
+    return {"id": product.id, "name": product.name, "price": product.price, "category": product.category}
+
+
+def products_json(store: Store) -> list[dict[str, Any]]:
+    """Every product in the store, by category then name."""
+    products = [Product.from_doc(doc) for doc in store.products.find({})]
+    return [product_json(p) for p in sorted(products, key=lambda p: (p.category, p.name, p.id))]
+
+
+def bill_json(bill: Bill) -> dict[str, Any]:
+    """The current bill: lines with quantities and subtotals, item count and total."""
+    return {
+        "checkout_id": bill.checkout_id,
+        "profile": bill.profile,
+        "lines": [
+            {
+                "product_id": line.product_id,
+                "name": line.name,
+                "category": line.category,
+                "price_cents": line.price_cents,
+                "quantity": line.quantity,
+                "subtotal_cents": line.subtotal_cents,
+            }
+            for line in bill.lines
+        ],
+        "item_count": bill.item_count,
+        "total_cents": bill.total_cents,
+    }
+
+
+def receipt_json(receipt: Receipt) -> dict[str, Any]:
+    """What a checkout recorded."""
+    return receipt.model_dump(mode="json")
+
+
+def counts(store: Store) -> dict[str, int]:
+    """Documents per collection an admin cares about."""
+    return {name: store.collection(name).count_documents({}) for name in COUNTED}
+
+
+def cart_json(store: Store, node: NodeView, latest_model: ModelVersion | None) -> dict[str, Any]:
+    """The "this cart" panel: identity, bridge, connection, store and data counts."""
+    return {
+        "node_id": node.node_id,
+        "bridge_url": node.bridge_url,
+        "connected": node.connected,
+        "store": store.backend,
+        "counts": counts(store),
+        "model": latest_model.id if latest_model else None,
+    }
+
+
+def round_json(record: RoundRecord) -> dict[str, Any]:
+    """One round as logged (the same shape the round engine publishes on the event bus)."""
+    return record.model_dump(mode="json")
+
+
+def model_json(version: ModelVersion) -> dict[str, Any]:
+    """One model version with its metrics and, once exported, where to download its .tflite."""
+    exported = version.tflite_path is not None
+    return {
+        "id": version.id,
+        "task": version.task,
+        "version": version.version,
+        "created": version.created.isoformat(),
+        "samples": version.samples,
+        "metrics": version.metrics,
+        "source": version.source,
+        "parent": version.parent,
+        "tflite_sha256": version.tflite_sha256,
+        "tflite_url": f"/api/models/{version.id}/tflite" if exported else None,
+    }

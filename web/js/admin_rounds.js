@@ -1,0 +1,124 @@
+// Rounds: the round log table and four charts (accuracy, loss, bytes, time), updated live from round events.
+"use strict";
+
+(() => {
+  const { el } = window.fedcart;
+  const COLORS = { local: "#2563eb", aggregated: "#16a34a", in: "#9333ea", out: "#ea580c", wall: "#0f172a" };
+  const PHASE_COLORS = ["#38bdf8", "#f59e0b", "#10b981", "#f43f5e", "#a78bfa", "#84cc16"];
+  const rounds = new Map();
+  const charts = {};
+
+  const seconds = (r) => (Date.parse(r.finished) - Date.parse(r.started)) / 1000;
+  const metric = (m, name) => (m && typeof m[name] === "number" ? m[name] : null);
+  const fixed = (value, digits) => (value === null ? "–" : value.toFixed(digits));
+  const sumSamples = (r) => Object.values(r.samples || {}).reduce((a, b) => a + b, 0);
+
+  function bytes(n) {
+    if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
+    if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB`;
+    return `${n} B`;
+  }
+
+  function row(r) {
+    const result = r.accepted ? "accepted" : `kept local${r.reason ? `: ${r.reason}` : ""}`;
+    return el(
+      "tr",
+      { id: `round-${r.round}`, class: r.accepted ? "" : "muted-row" },
+      el("td", { class: "num" }, r.round),
+      el("td", {}, r.finished.slice(0, 19).replace("T", " ")),
+      el("td", {}, r.aggregator),
+      el("td", { class: "num" }, `${r.peers_answered.length}/${r.peers_asked.length}`),
+      el("td", { class: "num" }, sumSamples(r)),
+      el("td", { class: "num" }, fixed(metric(r.local, "accuracy"), 3)),
+      el("td", { class: "num" }, fixed(metric(r.aggregated, "accuracy"), 3)),
+      el("td", { class: "num" }, fixed(metric(r.local, "loss"), 3)),
+      el("td", { class: "num" }, `${bytes(r.bytes_in)} / ${bytes(r.bytes_out)}`),
+      el("td", { class: "num" }, seconds(r).toFixed(1)),
+      el("td", {}, result),
+    );
+  }
+
+  function renderTable() {
+    const ordered = [...rounds.values()].sort((a, b) => b.round - a.round);
+    document.getElementById("rounds-body").replaceChildren(...ordered.map(row));
+    document.getElementById("no-rounds").hidden = ordered.length > 0;
+  }
+
+  function line(label, color, data) {
+    return { label, data, borderColor: color, backgroundColor: color, tension: 0.2, spanGaps: true, pointRadius: 3 };
+  }
+
+  function chartData() {
+    const ordered = [...rounds.values()].sort((a, b) => a.round - b.round);
+    const phases = [...new Set(ordered.flatMap((r) => Object.keys(r.timings || {})))];
+    const labels = ordered.map((r) => r.round);
+    return {
+      accuracy: { labels, datasets: [
+        line("local", COLORS.local, ordered.map((r) => metric(r.local, "accuracy"))),
+        line("aggregated", COLORS.aggregated, ordered.map((r) => metric(r.aggregated, "accuracy"))),
+      ] },
+      loss: { labels, datasets: [
+        line("local", COLORS.local, ordered.map((r) => metric(r.local, "loss"))),
+        line("aggregated", COLORS.aggregated, ordered.map((r) => metric(r.aggregated, "loss"))),
+      ] },
+      bytes: { labels, datasets: [
+        { label: "in", data: ordered.map((r) => r.bytes_in), backgroundColor: COLORS.in },
+        { label: "out", data: ordered.map((r) => r.bytes_out), backgroundColor: COLORS.out },
+      ] },
+      time: { labels, datasets: [
+        { ...line("wall time", COLORS.wall, ordered.map(seconds)), type: "line", stack: "wall" },
+        ...phases.map((p, i) => ({ label: p, data: ordered.map((r) => (r.timings || {})[p] || 0), backgroundColor: PHASE_COLORS[i % PHASE_COLORS.length], stack: "phases" })),
+      ] },
+    };
+  }
+
+  function options(stacked, tick) {
+    return {
+      responsive: true,
+      maintainAspectRatio: false,
+      animation: false,
+      interaction: { mode: "index", intersect: false },
+      plugins: { legend: { position: "bottom", labels: { boxWidth: 12 } } },
+      scales: {
+        x: { stacked, title: { display: true, text: "round" } },
+        y: { stacked, beginAtZero: true, ticks: tick ? { callback: tick } : {} },
+      },
+    };
+  }
+
+  function createCharts() {
+    const data = chartData();
+    const make = (name, type, stacked, tick) => {
+      charts[name] = new Chart(document.getElementById(`chart-${name}`), { type, data: data[name], options: options(stacked, tick) });
+    };
+    make("accuracy", "line", false);
+    make("loss", "line", false);
+    make("bytes", "bar", false, (v) => bytes(v));
+    make("time", "bar", true);
+  }
+
+  function updateCharts() {
+    const data = chartData();
+    for (const [name, chart] of Object.entries(charts)) {
+      chart.data = data[name];
+      chart.update();
+    }
+  }
+
+  function addRound(record) {
+    rounds.set(record.round, record);
+    renderTable();
+    updateCharts();
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    for (const r of JSON.parse(document.getElementById("rounds-data").textContent)) rounds.set(r.round, r);
+    renderTable();
+    if (typeof Chart === "undefined") {
+      document.getElementById("charts-missing").hidden = false;
+    } else {
+      createCharts();
+    }
+    document.addEventListener("fedcart:round", (event) => addRound(event.detail));
+  });
+})();

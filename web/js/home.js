@@ -1,0 +1,184 @@
+// The cart screen: scan (camera or upload), bill, checkout and recommendations, all through /api/.
+"use strict";
+
+(() => {
+  const { api, errorMessage, el, money, say } = window.fedcart;
+  const $ = (id) => document.getElementById(id);
+  const SCAN_INTERVAL_MS = 700;
+  const PAUSE_AFTER_SCAN_MS = 2000;
+  const MAX_FRAME_WIDTH = 960;
+  const message = $("message");
+  const camera = { stream: null, timer: null };
+
+  function renderBill(bill) {
+    const lines = $("bill-lines");
+    lines.replaceChildren(...bill.lines.map(billRow));
+    $("bill-table").hidden = bill.lines.length === 0;
+    $("bill-empty").hidden = bill.lines.length > 0;
+    $("bill-count").textContent = bill.item_count;
+    $("bill-total").textContent = money(bill.total_cents);
+    $("checkout").disabled = bill.lines.length === 0;
+  }
+
+  function billRow(line) {
+    const minus = el("button", { type: "button", class: "small", "aria-label": `One less ${line.name}`, onclick: () => removeItem(line, 1) }, "−");
+    const remove = el("button", { type: "button", class: "small danger", "aria-label": `Remove ${line.name}`, onclick: () => removeItem(line) }, "×");
+    return el(
+      "tr",
+      { dataset: { productId: line.product_id } },
+      el("td", {}, el("span", { class: "name" }, line.name), el("span", { class: "muted small block" }, line.category)),
+      el("td", { class: "num" }, money(line.price_cents)),
+      el("td", { class: "num qty" }, minus, el("span", { class: "quantity" }, line.quantity)),
+      el("td", { class: "num" }, money(line.subtotal_cents)),
+      el("td", { class: "num" }, remove),
+    );
+  }
+
+  async function removeItem(line, quantity) {
+    const query = quantity ? `?quantity=${quantity}` : "";
+    const result = await api("DELETE", `/api/bill/items/${encodeURIComponent(line.product_id)}${query}`);
+    if (!result.ok) return say(message, errorMessage(result), "error");
+    renderBill(result.data.bill);
+    say(message, quantity ? `One ${line.name} less.` : `${line.name} removed from the bill.`, "info");
+  }
+
+  async function addProduct(product) {
+    const result = await api("POST", "/api/bill/items", { product_id: product.id });
+    if (!result.ok) return say(message, errorMessage(result), "error");
+    renderBill(result.data.bill);
+    say(message, `Added ${product.name}.`, "ok");
+  }
+
+  // Shows what a scan did; returns true when a product was added.
+  function scanned(result) {
+    if (result.ok) {
+      renderBill(result.data.bill);
+      say(message, `Added ${result.data.added.name} (${result.data.added.price.toFixed(2)}).`, "ok");
+      return true;
+    }
+    say(message, errorMessage(result), "error");
+    return false;
+  }
+
+  async function uploadScan(event) {
+    event.preventDefault();
+    const file = $("upload-file").files[0];
+    if (!file) return say(message, "Choose a photo of a product's QR code first.", "error");
+    const limit = Number($("upload-form").dataset.maxBytes);
+    if (file.size > limit) return say(message, `The photo is ${(file.size / 1e6).toFixed(1)} MB; the limit is ${(limit / 1e6).toFixed(1)} MB.`, "error");
+    const form = new FormData();
+    form.append("image", file);
+    $("upload-submit").disabled = true;
+    const result = await api("POST", "/api/scan/image", form);
+    $("upload-submit").disabled = false;
+    if (scanned(result)) $("upload-form").reset();
+  }
+
+  async function startCamera() {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      return say(message, "This browser cannot use the camera on this page (it needs HTTPS or localhost). Upload a photo of the code instead.", "error");
+    }
+    try {
+      camera.stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
+    } catch (err) {
+      return say(message, `The camera could not be opened (${err.name}). Allow camera access, or upload a photo of the code instead.`, "error");
+    }
+    const video = $("camera-video");
+    video.srcObject = camera.stream;
+    await video.play();
+    $("camera").hidden = false;
+    $("camera-start").hidden = true;
+    $("camera-stop").hidden = false;
+    scheduleFrame(SCAN_INTERVAL_MS);
+  }
+
+  function stopCamera() {
+    clearTimeout(camera.timer);
+    if (camera.stream) camera.stream.getTracks().forEach((track) => track.stop());
+    camera.stream = null;
+    $("camera").hidden = true;
+    $("camera-start").hidden = false;
+    $("camera-stop").hidden = true;
+  }
+
+  function scheduleFrame(delay) {
+    camera.timer = setTimeout(sendFrame, delay);
+  }
+
+  // One camera frame to the server; "no code in view" is normal while aiming, so it only updates the hint.
+  async function sendFrame() {
+    if (!camera.stream) return;
+    const video = $("camera-video");
+    if (!video.videoWidth) return scheduleFrame(SCAN_INTERVAL_MS);
+    const scale = Math.min(1, MAX_FRAME_WIDTH / video.videoWidth);
+    const canvas = el("canvas");
+    canvas.width = Math.round(video.videoWidth * scale);
+    canvas.height = Math.round(video.videoHeight * scale);
+    canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
+    const result = await api("POST", "/api/scan/frame", { frame: canvas.toDataURL("image/jpeg", 0.85) });
+    if (!camera.stream) return;
+    if (!result.ok && result.data.error && result.data.error.code === "no_code") {
+      $("camera-hint").textContent = "Looking for a QR code… hold it flat and in focus.";
+      return scheduleFrame(SCAN_INTERVAL_MS);
+    }
+    scanned(result);
+    $("camera-hint").textContent = "Ready for the next product.";
+    scheduleFrame(PAUSE_AFTER_SCAN_MS);
+  }
+
+  async function chooseProfile() {
+    const profile = $("profile").value;
+    if (!profile) return showRecommendations(null);
+    const result = await api("PUT", "/api/bill/profile", { profile });
+    if (!result.ok) return say(message, errorMessage(result), "error");
+    loadRecommendations(profile);
+  }
+
+  async function checkout(event) {
+    event.preventDefault();
+    const profile = $("profile").value;
+    if (!profile) return say(message, "Choose who is shopping before checking out.", "error");
+    const result = await api("POST", "/api/checkout", { profile });
+    if (!result.ok) return say(message, errorMessage(result), "error");
+    const receipt = result.data.receipt;
+    renderBill(result.data.bill);
+    $("profile").value = "";
+    showRecommendations(null);
+    say(message, `Thank you! Checked out ${receipt.rows} item${receipt.rows === 1 ? "" : "s"}, total ${money(receipt.total_cents)}.`, "ok");
+  }
+
+  async function loadRecommendations(profile) {
+    const result = await api("GET", `/api/recommendations?profile=${encodeURIComponent(profile)}`);
+    if (!result.ok) return showRecommendations({ message: errorMessage(result) });
+    showRecommendations(result.data);
+  }
+
+  function showRecommendations(rec) {
+    const hasModel = Boolean(rec && rec.model);
+    $("rec-message").textContent = rec ? rec.message : "Choose who is shopping to see recommendations.";
+    $("rec-message").hidden = hasModel;
+    $("rec-categories").hidden = !hasModel;
+    $("rec-products").hidden = !hasModel;
+    $("rec-model").hidden = !hasModel;
+    if (!hasModel) return;
+    $("rec-categories").replaceChildren(
+      ...rec.categories.map((c) => el("li", {}, el("span", { class: "name" }, c.name), el("span", { class: "muted" }, ` ${Math.round(c.probability * 100)}%`))),
+    );
+    $("rec-products").replaceChildren(
+      ...rec.products.map((p) =>
+        el("li", {}, el("span", {}, `${p.name} · ${p.price.toFixed(2)}`), el("button", { type: "button", class: "small", onclick: () => addProduct(p) }, "Add")),
+      ),
+    );
+    $("rec-model").textContent = `From model ${rec.model}, for ${rec.profile} in month ${rec.month}.`;
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    renderBill(JSON.parse($("initial-bill").textContent));
+    $("upload-form").addEventListener("submit", uploadScan);
+    $("camera-start").addEventListener("click", startCamera);
+    $("camera-stop").addEventListener("click", stopCamera);
+    $("profile").addEventListener("change", chooseProfile);
+    $("checkout-form").addEventListener("submit", checkout);
+    if ($("profile").value) loadRecommendations($("profile").value);
+  });
+})();
