@@ -20,8 +20,8 @@ import sqlite3
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import montydb
 import pymongo
@@ -50,7 +50,9 @@ def store_figures(store: Store, rows: list[dict], single: list[dict]) -> dict[st
         "bulk insert (put_many)": timed(lambda: store.put_many("purchases", rows)),
         "single insert (durable each)": timed(lambda: sum(store.insert_new("purchases", doc) for doc in single)),
         "read all (find)": timed(lambda: len(list(store.purchases.find({})))),
-        "filter month=7 (rows examined)": timed(lambda: _examined(list(store.purchases.find({"month": 7})), len(rows) + len(single))),
+        "filter month=7 (rows examined)": timed(
+            lambda: _examined(list(store.purchases.find({"month": 7})), len(rows) + len(single))
+        ),
     }
 
 
@@ -63,7 +65,9 @@ def _examined(matched: list[dict], stored: int) -> int:
 def sqlite_figures(path: Path, rows: list[dict], single: list[dict]) -> dict[str, tuple[int, float]]:
     """The same four operations on one plain SQLite table of JSON documents."""
     db = sqlite3.connect(path)
-    db.executescript("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE docs (k TEXT PRIMARY KEY, v TEXT NOT NULL);")
+    db.executescript(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE docs (k TEXT PRIMARY KEY, v TEXT NOT NULL);"
+    )
 
     def encode(doc: dict) -> tuple[str, str]:
         return doc["_id"], json.dumps(doc, default=str)
@@ -133,8 +137,14 @@ def print_table(results: dict[str, dict[str, tuple[int, float]]], args: argparse
     )
     baseline = results["sqlite3 (baseline)"]
     table = Table(title=f"purchases: {args.rows} rows bulk, {args.single} single durable writes")
-    for column, justify in [("back-end", "left"), ("operation", "left"), ("rows", "right"), ("seconds", "right"),
-                            ("rows/s", "right"), ("vs sqlite3", "right")]:
+    for column, justify in [
+        ("back-end", "left"),
+        ("operation", "left"),
+        ("rows", "right"),
+        ("seconds", "right"),
+        ("rows/s", "right"),
+        ("vs sqlite3", "right"),
+    ]:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for backend, figures in results.items():
         for operation, (count, seconds) in figures.items():

@@ -47,7 +47,10 @@ def inference_rates(model, x: np.ndarray) -> dict[str, float]:
     run_litert(tflite, x)
     model.predict(x, batch_size=1024, verbose=0)  # warm-up: traces the predict function for these shapes
     rates = {}
-    for name, run in [("Keras predict", lambda: model.predict(x, batch_size=1024, verbose=0)), ("LiteRT (exported)", lambda: run_litert(tflite, x))]:
+    for name, run in [
+        ("Keras predict", lambda: model.predict(x, batch_size=1024, verbose=0)),
+        ("LiteRT (exported)", lambda: run_litert(tflite, x)),
+    ]:
         started = time.perf_counter()
         run()
         rates[name] = len(x) / (time.perf_counter() - started)
@@ -84,7 +87,15 @@ def main() -> None:
         table.add_column(column, justify="left" if column == "setting" else "right")
     for name, ((rows, seconds, accuracy), epochs) in lines.items():
         rate = rows / seconds
-        table.add_row(name, str(epochs), str(rows), f"{seconds:.2f}", f"{rate:,.0f}", f"{rate / base_rate:.1f}x", f"{accuracy:.3f}")
+        table.add_row(
+            name,
+            str(epochs),
+            str(rows),
+            f"{seconds:.2f}",
+            f"{rate:,.0f}",
+            f"{rate / base_rate:.1f}x",
+            f"{accuracy:.3f}",
+        )
     console.print(table)
 
     model = task.build_model(seed=0)

@@ -19,7 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from child_cart.modelstore import MODELS_DIR, ModelStore, ModelVersion, sha256_hex, write_file_atomic
+from child_cart.modelstore import (
+    MODELS_DIR,
+    ModelStore,
+    ModelVersion,
+    sha256_hex,
+    write_file_atomic,
+)
 from child_cart.store import Store
 from child_cart.tasks.base import Task, import_keras
 

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import os
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +134,7 @@ class ModelStore:
                 id=f"{task}-v{number:06d}",
                 task=task,
                 version=number,
-                created=store_time(datetime.now(timezone.utc)),
+                created=store_time(datetime.now(UTC)),
                 weights_path=relative,
                 weights_sha256=digest,
                 samples=samples,

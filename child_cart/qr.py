@@ -15,8 +15,8 @@ import io
 import json
 import logging
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import cv2
 import numpy as np
@@ -125,7 +125,7 @@ def decode_data_url(url: str, max_bytes: int = DEFAULT_MAX_BYTES) -> QRPayload:
     match = DATA_URL_PREFIX.match(url)
     if match is None:
         raise ScanError("bad_data_url", "The camera frame is not a base64 image data URL.")
-    encoded = url[match.end():]
+    encoded = url[match.end() :]
     _check_size(len(encoded) * 3 // 4, max_bytes)
     try:
         data = base64.b64decode(encoded, validate=True)
@@ -155,9 +155,7 @@ def scan_camera(index: int = 0) -> QRPayload:
 
 def _check_size(size: int, max_bytes: int) -> None:
     if size > max_bytes:
-        raise ScanError(
-            "too_large", f"The image is {size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB."
-        )
+        raise ScanError("too_large", f"The image is {size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB.")
 
 
 def _grey(frame: np.ndarray) -> np.ndarray:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timezone
-from typing import Callable, Literal
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -86,7 +87,6 @@ class Bill(BaseModel):
     def from_doc(cls, doc: dict) -> Bill:
         return cls.model_validate({**doc, "cart_id": doc["_id"]})
 
-
     @model_validator(mode="after")
     def _closing_is_complete(self) -> Bill:
         if self.state == "closing" and (self.closed_at is None or self.profile is None):
@@ -134,7 +134,12 @@ class Shop:
         """Add the product a decoded code names; the store's price and name win over the printed ones."""
         product = self._product(payload.id)
         if (payload.name, round(payload.price * 100)) != (product.name, product.price_cents):
-            log.info("code for %s is stale (printed %r at %.2f); using the catalogue", product.id, payload.name, payload.price)
+            log.info(
+                "code for %s is stale (printed %r at %.2f); using the catalogue",
+                product.id,
+                payload.name,
+                payload.price,
+            )
         return self.add(product.id)
 
     def scan_image(self, data: bytes) -> Bill:
@@ -164,7 +169,7 @@ class Shop:
         with self._store.lock:
             bill = self._load()
             if bill.state == "open":
-                bill = self._close(bill, profile or bill.profile, now or datetime.now(timezone.utc))
+                bill = self._close(bill, profile or bill.profile, now or datetime.now(UTC))
             return self._finish(bill)
 
     def recover(self) -> Receipt | None:
@@ -237,7 +242,9 @@ class Shop:
 
     def _check_profile(self, profile: str) -> None:
         if profile not in self._profiles:
-            raise BillError("unknown_profile", f"Unknown shopper profile {profile!r}; choose one of {', '.join(self._profiles)}.")
+            raise BillError(
+                "unknown_profile", f"Unknown shopper profile {profile!r}; choose one of {', '.join(self._profiles)}."
+            )
 
 
 def _fresh_bill(cart_id: str, version: int) -> Bill:
@@ -271,12 +278,12 @@ def _with_added(bill: Bill, product: Product, quantity: int) -> Bill:
 
 
 def _with_removed(bill: Bill, product_id: str, quantity: int | None) -> Bill:
-    line = next((l for l in bill.lines if l.product_id == product_id), None)
+    line = next((entry for entry in bill.lines if entry.product_id == product_id), None)
     if line is None:
         raise BillError("not_in_bill", f"Product {product_id!r} is not on the bill.")
     left = 0 if quantity is None else max(0, line.quantity - quantity)
-    lines = [l if l is not line else l.model_copy(update={"quantity": left}) for l in bill.lines]
-    return bill.model_copy(update={"lines": [l for l in lines if l.quantity > 0]})
+    updated = [entry.model_copy(update={"quantity": left}) if entry is line else entry for entry in bill.lines]
+    return bill.model_copy(update={"lines": [entry for entry in updated if entry.quantity > 0]})
 
 
 def _purchase_rows(bill: Bill) -> list[dict]:
@@ -289,7 +296,13 @@ def _purchase_rows(bill: Bill) -> list[dict]:
         for _ in range(line.quantity):
             rows.append(
                 purchase_row(
-                    f"{bill.checkout_id}:{n}", bill.checkout_id, bill.cart_id, bill.closed_at, bill.profile, product, "checkout"
+                    f"{bill.checkout_id}:{n}",
+                    bill.checkout_id,
+                    bill.cart_id,
+                    bill.closed_at,
+                    bill.profile,
+                    product,
+                    "checkout",
                 )
             )
             n += 1

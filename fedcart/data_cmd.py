@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -51,9 +51,13 @@ def synth(
     rows: int = typer.Option(1000, "--rows", min=1, help="Purchase rows per cart"),
     carts: int = typer.Option(3, "--carts", min=1, help="How many carts (data-root/cart-0 ...)"),
     seed: int = typer.Option(0, "--seed", help="Same seed, same rows"),
-    skew: float = typer.Option(0.0, "--skew", min=0.0, help="0 = IID carts; larger = each cart dominated by fewer profiles"),
+    skew: float = typer.Option(
+        0.0, "--skew", min=0.0, help="0 = IID carts; larger = each cart dominated by fewer profiles"
+    ),
     data_root: Path = typer.Option(Path("data"), "--data-root", help="Parent of the cart data dirs"),
-    data_dirs: Optional[list[Path]] = typer.Option(None, "--data-dir", help="Explicit cart data dirs (repeat; overrides --data-root/--carts)"),
+    data_dirs: list[Path] | None = typer.Option(
+        None, "--data-dir", help="Explicit cart data dirs (repeat; overrides --data-root/--carts)"
+    ),
 ) -> None:
     """Fill cart stores with seeded synthetic purchases (seasonal, profile-dependent, optionally non-IID).
 
@@ -69,7 +73,9 @@ def synth(
     for column in ("cart", "store", "rows", "top profiles"):
         table.add_column(column)
     for directory, cart_rows in zip(dirs, generated):
-        settings = _settings(data_dir=directory, mongo_db=f"{base.mongo_db}-{directory.name}" if base.mongo_url else None)
+        settings = _settings(
+            data_dir=directory, mongo_db=f"{base.mongo_db}-{directory.name}" if base.mongo_url else None
+        )
         store = _open(settings)
         synthetic.fill_store(store, cart_rows)
         where = f"mongo:{settings.mongo_db}" if settings.mongo_url else str(directory)
@@ -80,7 +86,9 @@ def synth(
 
 def qr_make(
     out: Path = typer.Option(..., "--out", help="Folder for the PNGs and a printable index.html"),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Use this cart's products instead of the catalogue file"),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="Use this cart's products instead of the catalogue file"
+    ),
     scale: int = typer.Option(8, "--scale", min=1, max=40, help="Pixels per QR module"),
 ) -> None:
     """Write printable QR codes for every product."""
@@ -100,9 +108,9 @@ def qr_make(
 
 def train(
     task_name: str = typer.Option("recommend", "--task", help="Registered task to train"),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Cart data dir (default: DATA_DIR)"),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Default: TRAIN_EPOCHS"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Default: TRAIN_BATCH_SIZE"),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Cart data dir (default: DATA_DIR)"),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Default: TRAIN_EPOCHS"),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Default: TRAIN_BATCH_SIZE"),
     seed: int = typer.Option(0, "--seed", help="Initial weights and shuffling"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Epoch progress bar"),
 ) -> None:
@@ -114,12 +122,16 @@ def train(
     task = _task(task_name, settings)
     store = _open(settings)
     try:
-        result = run_training(task, task.rows(store), settings.train_epochs, settings.train_batch_size, seed, progress=progress)
+        result = run_training(
+            task, task.rows(store), settings.train_epochs, settings.train_batch_size, seed, progress=progress
+        )
     except ValueError as exc:
         raise _fail(f"{exc}. Scan and check out, or run `fedcart data synth`.") from exc
     version = ModelStore(store, settings.data_dir).save(task.name, result.weights, result.train_samples, result.metrics)
     store.close()
-    table = Table(title=f"{version.id}: {result.train_samples} training rows, {result.val_samples} held out, {result.seconds:.1f} s")
+    table = Table(
+        title=f"{version.id}: {result.train_samples} training rows, {result.val_samples} held out, {result.seconds:.1f} s"
+    )
     table.add_column("held-out metric")
     table.add_column("value", justify="right")
     for name, value in result.metrics.items():
@@ -130,9 +142,11 @@ def train(
 def export(
     tflite: bool = typer.Option(False, "--tflite", help="Export to TensorFlow Lite (the one format there is)"),
     task_name: str = typer.Option("recommend", "--task", help="Registered task to export"),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Cart data dir (default: DATA_DIR)"),
-    golden: Optional[Path] = typer.Option(None, "--golden", help="Where to write golden vectors (default: DATA_DIR/models/<task>-golden.json)"),
-    tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Default: EXPORT_TOLERANCE"),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Cart data dir (default: DATA_DIR)"),
+    golden: Path | None = typer.Option(
+        None, "--golden", help="Where to write golden vectors (default: DATA_DIR/models/<task>-golden.json)"
+    ),
+    tolerance: float | None = typer.Option(None, "--tolerance", help="Default: EXPORT_TOLERANCE"),
 ) -> None:
     """Convert the newest model to TFLite, check it against Keras with LiteRT, and publish it when it matches."""
     from child_cart.export import ExportError, export_tflite
@@ -149,7 +163,9 @@ def export(
     finally:
         store.close()
     typer.echo(f"exported {result.version_id} -> {result.tflite_path}")
-    typer.echo(f"sha256 {result.sha256}; max |Keras - LiteRT| = {result.max_abs_diff:.2e} over {result.checked_rows} rows")
+    typer.echo(
+        f"sha256 {result.sha256}; max |Keras - LiteRT| = {result.max_abs_diff:.2e} over {result.checked_rows} rows"
+    )
     if result.golden_path is not None:
         typer.echo(f"golden vectors -> {result.golden_path}")
 

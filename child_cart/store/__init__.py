@@ -1,7 +1,19 @@
 """The cart's data: one document store (MongoDB or embedded) and the catalogue that seeds it."""
 
-from child_cart.store.catalogue import Catalogue, Category, Product, Profile, load_catalogue
-from child_cart.store.client import COLLECTIONS, Store, StoreUnavailable, open_cart_store, open_store
+from child_cart.store.catalogue import (
+    Catalogue,
+    Category,
+    Product,
+    Profile,
+    load_catalogue,
+)
+from child_cart.store.client import (
+    COLLECTIONS,
+    Store,
+    StoreUnavailable,
+    open_cart_store,
+    open_store,
+)
 
 __all__ = [
     "COLLECTIONS",

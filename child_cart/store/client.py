@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import montydb
 import montydb.errors
@@ -56,7 +57,7 @@ class Store:
 
     @property
     def backend(self) -> str:
-        """"mongo" or "embedded": tests and benches report which one they ran on."""
+        """ "mongo" or "embedded": tests and benches report which one they ran on."""
         return self._backend.name
 
     def collection(self, name: str) -> Any:

@@ -6,7 +6,7 @@ sees one schema whichever way a row was made.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from child_cart.store.catalogue import Product
 
@@ -14,7 +14,7 @@ from child_cart.store.catalogue import Product
 def store_time(moment: datetime) -> datetime:
     """UTC, naive, millisecond precision: what both back-ends give back, so a rewrite is byte-identical."""
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 

@@ -7,7 +7,7 @@ and returns a fresh task, so each task reads the settings it cares about.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from child_cart.settings import CartSettings
 from child_cart.tasks.base import Task

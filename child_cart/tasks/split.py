@@ -8,7 +8,7 @@ never moves old ones across the line.
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable
+from collections.abc import Iterable
 
 
 def is_validation(row_id: str, fraction: float) -> bool:

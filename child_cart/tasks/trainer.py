@@ -70,4 +70,12 @@ def fit(model: Any, dataset: Dataset, epochs: int, batch_size: int, progress: bo
         from tqdm.keras import TqdmCallback
 
         callbacks.append(TqdmCallback(verbose=0, desc="training"))
-    model.fit(dataset.x_train, dataset.y_train, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0, callbacks=callbacks)
+    model.fit(
+        dataset.x_train,
+        dataset.y_train,
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle=True,
+        verbose=0,
+        callbacks=callbacks,
+    )

@@ -10,9 +10,10 @@ from __future__ import annotations
 import importlib.util
 import os
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pymongo
 import pytest
@@ -27,12 +28,16 @@ BACKENDS = [
     pytest.param(
         "mongomock",
         id="mongomock",
-        marks=pytest.mark.skipif(not HAVE_MONGOMOCK, reason="mongomock not installed: pymongo code paths not tested without a server"),
+        marks=pytest.mark.skipif(
+            not HAVE_MONGOMOCK, reason="mongomock not installed: pymongo code paths not tested without a server"
+        ),
     ),
     pytest.param(
         "mongo",
         id="mongo",
-        marks=pytest.mark.skipif(not MONGO_URL, reason="MONGO_URL not set (no mongod on this machine): MongoDB back-end not tested"),
+        marks=pytest.mark.skipif(
+            not MONGO_URL, reason="MONGO_URL not set (no mongod on this machine): MongoDB back-end not tested"
+        ),
     ),
 ]
 
@@ -46,7 +51,9 @@ def catalogue() -> Catalogue:
 
 
 @pytest.fixture(params=BACKENDS)
-def open_test_store(request: pytest.FixtureRequest, tmp_path: Path, catalogue: Catalogue) -> Iterator[Callable[[], Store]]:
+def open_test_store(
+    request: pytest.FixtureRequest, tmp_path: Path, catalogue: Catalogue
+) -> Iterator[Callable[[], Store]]:
     """Opens (and re-opens, as after a restart) one test store on the parametrized back-end.
 
     mongomock is an in-memory pymongo double: it runs the store's pymongo

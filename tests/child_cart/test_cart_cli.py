@@ -35,7 +35,9 @@ def test_synth_train_export_on_a_fresh_cart(cli, tmp_path: Path) -> None:
         store = open_store(tmp_path / "carts" / name)
         assert store.purchases.count_documents({"cart_id": name}) == 900
     cli("train", "--data-dir", "carts/cart-1", "--epochs", "2", "--no-progress")
-    versions = ModelStore(open_store(tmp_path / "carts" / "cart-1"), tmp_path / "carts" / "cart-1").versions("recommend")
+    versions = ModelStore(open_store(tmp_path / "carts" / "cart-1"), tmp_path / "carts" / "cart-1").versions(
+        "recommend"
+    )
     assert [v.id for v in versions] == ["recommend-v000001"] and versions[0].samples > 600
     out = cli("export", "--tflite", "--data-dir", "carts/cart-1", "--golden", "golden.json").output
     golden = json.loads((tmp_path / "golden.json").read_text())

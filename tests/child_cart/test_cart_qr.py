@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -127,7 +127,9 @@ def qr_png(text: str) -> bytes:
 
 def two_codes() -> bytes:
     left = to_image(qr_png(json.dumps({"id": "P001", "name": "Bananas 1 kg", "price": 1.69, "category": "produce"})))
-    right = to_image(qr_png(json.dumps({"id": "P002", "name": "Gala apples 1 kg", "price": 2.49, "category": "produce"})))
+    right = to_image(
+        qr_png(json.dumps({"id": "P002", "name": "Gala apples 1 kg", "price": 2.49, "category": "produce"}))
+    )
     return encode(np.hstack([left, right]), ".png")
 
 
@@ -141,7 +143,10 @@ def scan_url(text: str) -> Callable[[Shop], None]:
 
 BAD_INPUTS: dict[str, tuple[Callable[[Shop], None], str]] = {
     "blank image": (lambda s: scan_upload(s, encode(np.full((200, 200, 3), 255, np.uint8), ".png")), "no_code"),
-    "random pixels": (lambda s: scan_upload(s, encode(noise(90)(np.full((300, 300, 3), 128, np.uint8)), ".png")), "no_code"),
+    "random pixels": (
+        lambda s: scan_upload(s, encode(noise(90)(np.full((300, 300, 3), 128, np.uint8)), ".png")),
+        "no_code",
+    ),
     "several codes": (lambda s: scan_upload(s, two_codes()), "several_codes"),
     "not json": (lambda s: scan_upload(s, qr_png("https://example.com/hello")), "bad_payload"),
     "json, wrong schema": (lambda s: scan_upload(s, qr_png('{"id": "P001", "price": "cheap"}')), "bad_payload"),

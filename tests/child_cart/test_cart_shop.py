@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import itertools
 import threading
-from datetime import datetime, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from child_cart.shop import BillError, CartError, Shop
 from child_cart.store import Store
 
-WHEN = datetime(2025, 7, 14, 15, 9, 26, 535000, tzinfo=timezone.utc)
+WHEN = datetime(2025, 7, 14, 15, 9, 26, 535000, tzinfo=UTC)
 
 
 def lines(bill) -> list[tuple[str, int]]:
@@ -73,8 +73,17 @@ def test_checkout_writes_one_row_per_item_and_starts_a_new_bill(store: Store, ca
         (lambda shop: shop.remove("P002"), "not_in_bill"),
         (lambda shop: shop.remove("P001", -1), "bad_quantity"),
     ],
-    ids=["empty", "no-profile", "unknown-profile", "set-unknown-profile", "zero", "too-many", "line-over-max",
-         "not-on-bill", "negative-remove"],
+    ids=[
+        "empty",
+        "no-profile",
+        "unknown-profile",
+        "set-unknown-profile",
+        "zero",
+        "too-many",
+        "line-over-max",
+        "not-on-bill",
+        "negative-remove",
+    ],
 )
 def test_bad_bill_operations_are_refused_and_write_no_rows(store: Store, catalogue, action, code: str) -> None:
     shop = Shop(store, "cart-e", catalogue)
@@ -111,7 +120,11 @@ def crash_after_all_rows(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store, "put_many", then_die)
 
 
-CRASHES = {"after-closing": crash_after_closing, "after-2-rows": crash_after_some_rows, "after-all-rows": crash_after_all_rows}
+CRASHES = {
+    "after-closing": crash_after_closing,
+    "after-2-rows": crash_after_some_rows,
+    "after-all-rows": crash_after_all_rows,
+}
 RESUMES: dict[str, Callable[[Shop], object]] = {
     "retry-checkout": lambda shop: shop.checkout(),
     "recover": lambda shop: shop.recover(),

@@ -6,13 +6,19 @@ import json
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
-from child_cart.store import COLLECTIONS, Store, StoreUnavailable, load_catalogue, open_store
+from child_cart.store import (
+    COLLECTIONS,
+    Store,
+    StoreUnavailable,
+    load_catalogue,
+    open_store,
+)
 from child_cart.store.rows import store_time
 
 

@@ -12,7 +12,18 @@ from hypothesis import strategies as st
 from child_cart import synth
 from child_cart.store import Store
 
-ROW_KEYS = {"_id", "checkout_id", "cart_id", "time", "month", "profile", "product_id", "category", "price_cents", "source"}
+ROW_KEYS = {
+    "_id",
+    "checkout_id",
+    "cart_id",
+    "time",
+    "month",
+    "profile",
+    "product_id",
+    "category",
+    "price_cents",
+    "source",
+}
 
 
 @settings(max_examples=20, deadline=None)

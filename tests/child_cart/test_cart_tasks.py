@@ -10,11 +10,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from child_cart.modelstore import ModelCorrupt, ModelStore, decode_weights, encode_weights
+from child_cart.modelstore import (
+    ModelCorrupt,
+    ModelStore,
+    decode_weights,
+    encode_weights,
+)
 from child_cart.settings import CartSettings
-from child_cart.tasks import Dataset, Task, get_task, register, task_names
-from child_cart.tasks import registry
-from child_cart.tasks.recommend import RecommendTask, encode_features, score, top_categories
+from child_cart.tasks import Dataset, Task, get_task, register, registry, task_names
+from child_cart.tasks.recommend import (
+    RecommendTask,
+    encode_features,
+    score,
+    top_categories,
+)
 from child_cart.tasks.split import is_validation, split_rows
 
 
@@ -95,8 +104,10 @@ def test_make_dataset_never_puts_a_held_out_row_in_training(trained) -> None:
 
 
 def test_rows_with_unknown_profiles_or_categories_are_skipped(trained) -> None:
-    odd = [{"_id": "x1", "month": 3, "profile": "pirate", "category": "dairy"},
-           {"_id": "x2", "month": 3, "profile": "student", "category": "toys"}]
+    odd = [
+        {"_id": "x1", "month": 3, "profile": "pirate", "category": "dairy"},
+        {"_id": "x2", "month": 3, "profile": "student", "category": "toys"},
+    ]
     dataset = trained.task.make_dataset(trained.rows[:50] + odd)
     assert len(dataset.x_train) + len(dataset.x_val) == 50
 
