@@ -15,12 +15,14 @@ import io
 import json
 import logging
 import re
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
 import numpy as np
 import segno
+from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pyzbar.pyzbar import ZBarSymbol
 from pyzbar.pyzbar import decode as zbar_decode
@@ -30,7 +32,9 @@ from child_cart.store.catalogue import Product
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
+MAX_PIXELS = 50_000_000
 NOT_OURS = "This QR code is not a fedcart product code."
+NOT_AN_IMAGE = "The upload is not an image that can be read (use PNG or JPEG)."
 DATA_URL_PREFIX = re.compile(r"^data:image/[a-z0-9.+-]+;base64,", re.IGNORECASE)
 
 
@@ -110,13 +114,14 @@ def decode_frame(frame: np.ndarray) -> QRPayload:
 
 
 def decode_image(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> QRPayload:
-    """Read one product code from uploaded image bytes (PNG, JPEG, anything OpenCV reads)."""
+    """Read one product code from uploaded image bytes (PNG, JPEG, WebP, ...)."""
     _check_size(len(data), max_bytes)
     if not data:
         raise ScanError("not_an_image", "The upload is empty.")
+    _check_pixels(data)
     frame = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if frame is None:
-        raise ScanError("not_an_image", "The upload is not an image OpenCV can read (use PNG or JPEG).")
+        raise ScanError("not_an_image", NOT_AN_IMAGE)
     return decode_frame(frame)
 
 
@@ -156,6 +161,28 @@ def scan_camera(index: int = 0) -> QRPayload:
 def _check_size(size: int, max_bytes: int) -> None:
     if size > max_bytes:
         raise ScanError("too_large", f"The image is {size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB.")
+
+
+def _check_pixels(data: bytes) -> None:
+    """Refuse decompression bombs from the header alone.
+
+    OpenCV decodes whatever it is given: a 100 KB PNG that claims
+    30000x30000 pixels costs it 5 GB and ten seconds. Pillow reads just the
+    header, so the size is known before anything is allocated.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as header:
+                width, height = header.size
+    except Image.DecompressionBombError as exc:
+        raise ScanError("too_large", "The image has far too many pixels.") from exc
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ScanError("not_an_image", NOT_AN_IMAGE) from exc
+    if width * height > MAX_PIXELS:
+        raise ScanError(
+            "too_large", f"The image is {width}x{height} pixels; the limit is {MAX_PIXELS / 1e6:.0f} megapixels."
+        )
 
 
 def _grey(frame: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 from collections.abc import Callable
@@ -14,6 +15,7 @@ import pytest
 import segno
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from child_cart import qr
 from child_cart.qr import ScanError
@@ -133,6 +135,14 @@ def two_codes() -> bytes:
     return encode(np.hstack([left, right]), ".png")
 
 
+@functools.cache
+def pixel_bomb(side: int) -> bytes:
+    """A tiny PNG file that decodes to side x side pixels (1-bit, all black, compresses to nothing)."""
+    buffer = io.BytesIO()
+    Image.new("1", (side, side)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def scan_upload(shop: Shop, data: bytes) -> None:
     shop.scan_image(data)
 
@@ -161,6 +171,9 @@ BAD_INPUTS: dict[str, tuple[Callable[[Shop], None], str]] = {
     "not an image": (lambda s: scan_upload(s, b"%PDF-1.7 certainly not a picture"), "not_an_image"),
     "empty upload": (lambda s: scan_upload(s, b""), "not_an_image"),
     "50 MB upload": (lambda s: scan_upload(s, b"\x89PNG" + bytes(50 * 1024 * 1024)), "too_large"),
+    "small PNG of 225 megapixels": (lambda s: scan_upload(s, pixel_bomb(15000)), "too_large"),
+    "PNG of 64 megapixels": (lambda s: scan_upload(s, pixel_bomb(8000)), "too_large"),
+    "truncated PNG": (lambda s: scan_upload(s, qr_png("{}")[:60]), "not_an_image"),
     "data URL without image": (scan_url("data:text/plain;base64,aGVsbG8="), "bad_data_url"),
     "data URL, corrupt base64": (scan_url("data:image/jpeg;base64,@@@not-base64@@@"), "bad_data_url"),
     "data URL, 50 MB": (scan_url("data:image/png;base64," + "A" * (68 * 1024 * 1024)), "too_large"),
