@@ -1,7 +1,9 @@
 """Reading a JSON request body: bounded in size, a JSON object, and valid against a pydantic model.
 
 Each way a body can be wrong gets its own status, so a client can tell them
-apart: 415 not JSON, 413 too big, 400 not parseable, 422 wrong fields.
+apart: 415 not JSON, 413 too big, 400 not parseable, 422 wrong fields. The
+whole-request limit (MAX_CONTENT_LENGTH) is sized for image uploads; JSON
+routes check their own, smaller limit here before parsing.
 """
 
 from __future__ import annotations
@@ -21,10 +23,14 @@ MAX_JSON_BYTES_KEY = "FEDCART_MAX_JSON_BYTES"
 
 def json_object(limit: int | None = None) -> dict:
     """The body as a JSON object (no schema yet), at most `limit` bytes (default: UI_MAX_JSON_BYTES); raises ApiError."""
-    request.max_content_length = limit or current_app.config[MAX_JSON_BYTES_KEY]
+    limit = limit or current_app.config[MAX_JSON_BYTES_KEY]
     if not request.is_json:
         raise ApiError(415, "not_json", "Send a JSON body with Content-Type: application/json.")
+    if (request.content_length or 0) > limit:
+        raise _too_large(limit)
     raw = request.get_data(cache=True)
+    if len(raw) > limit:
+        raise _too_large(limit)
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -32,6 +38,10 @@ def json_object(limit: int | None = None) -> dict:
     if not isinstance(data, dict):
         raise ApiError(400, "bad_json", "The body must be a JSON object.")
     return data
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "request_entity_too_large", f"The JSON body is larger than this route accepts ({limit} bytes).")
 
 
 def json_body(model: type[Model], limit: int | None = None) -> Model:

@@ -1,0 +1,100 @@
+"""HTML pages through the test client: login flow, guarded admin pages, the settings form, headers."""
+
+from __future__ import annotations
+
+import pytest
+
+from child_cart import round_settings
+from child_cart.roundlog import log_round
+from child_cart.store import Store
+
+from .conftest import PASSWORD, Api, round_record
+
+ADMIN_PAGES = ["/admin", "/admin/peers", "/admin/rounds", "/admin/models", "/admin/settings"]
+
+
+def _form_login(api: Api, password: str, next_path: str = "/admin"):
+    return api.client.post("/admin/login", data={"csrf_token": api.csrf(), "password": password, "next": next_path})
+
+
+def test_home_page_shows_an_empty_bill_and_profiles(api: Api):
+    page = api.client.get("/").get_data(as_text=True)
+    assert 'name="csrf-token"' in page and "The bill is empty" in page
+    assert '<option value="student"' in page
+
+
+@pytest.mark.parametrize("path", ADMIN_PAGES)
+def test_admin_pages_redirect_to_login(api: Api, path: str):
+    response = api.client.get(path)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/admin/login?next=")
+
+
+def test_wrong_password_refused_then_right_one_lands_on_next(api: Api):
+    refused = _form_login(api, "nope", "/admin/rounds")
+    assert refused.status_code == 401
+    assert "Wrong password." in refused.get_data(as_text=True)
+    accepted = _form_login(api, PASSWORD, "/admin/rounds")
+    assert (accepted.status_code, accepted.headers["Location"]) == (302, "/admin/rounds")
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"])
+def test_login_never_redirects_off_site(api: Api, target: str):
+    assert _form_login(api, PASSWORD, target).headers["Location"] == "/admin"
+
+
+def test_form_without_csrf_token_is_refused(api: Api):
+    response = api.client.post("/admin/login", data={"password": PASSWORD})
+    assert response.status_code == 400
+    assert api.client.get("/api/session").get_json() == {"admin": False}
+
+
+@pytest.mark.parametrize("path", ADMIN_PAGES)
+def test_admin_pages_render_for_an_admin(admin_api: Api, store: Store, path: str):
+    log_round(store, round_record(0))
+    response = admin_api.client.get(path)
+    assert response.status_code == 200
+    assert "Log out" in response.get_data(as_text=True)
+
+
+def test_settings_form_saves_valid_values(admin_api: Api, store: Store):
+    form = {**round_settings.RoundSettings().model_dump(), "aggregator": "median", "k": "4", "csrf_token": admin_api.csrf()}
+    response = admin_api.client.post("/admin/settings", data=form)
+    assert (response.status_code, response.headers["Location"]) == (302, "/admin/settings")
+    saved = round_settings.load(store)
+    assert (saved.aggregator, saved.k) == ("median", 4)
+    assert "Settings saved" in admin_api.client.get("/admin/settings").get_data(as_text=True)
+
+
+def test_settings_form_refuses_bad_values_and_stores_nothing(admin_api: Api, store: Store):
+    form = {"aggregator": "krum", "k": "0", "tolerance": "lots", "csrf_token": admin_api.csrf()}
+    response = admin_api.client.post("/admin/settings", data=form)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert 'id="error-k"' in page and 'id="error-tolerance"' in page and 'id="error-aggregator"' not in page
+    assert round_settings.load(store) == round_settings.RoundSettings()
+
+
+def test_logout_ends_the_session(admin_api: Api):
+    response = admin_api.client.post("/admin/logout", data={"csrf_token": admin_api.csrf()})
+    assert response.status_code == 302
+    assert admin_api.client.get("/admin").status_code == 302
+
+
+def test_security_headers_on_pages_and_api(api: Api):
+    for path in ("/", "/api/health"):
+        headers = api.client.get(path).headers
+        assert "script-src 'self'" in headers["Content-Security-Policy"]
+        assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_session_cookie_is_http_only_and_named_per_cart(api: Api):
+    cookie = api.client.get("/api/csrf").headers["Set-Cookie"]
+    assert cookie.startswith("fedcart_c0ffeec0ffee=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+@pytest.mark.parametrize(("path", "status"), [("/static/css/app.css", 200), ("/static/js/home.js", 200), ("/static/vendor/chart.js", 200),
+                                              ("/static/package.json", 404), ("/static/node_modules/chart.js/package.json", 404),
+                                              ("/static/js/../package.json", 404)])
+def test_only_front_end_assets_are_served(api: Api, path: str, status: int):
+    assert api.client.get(path).status_code == status
