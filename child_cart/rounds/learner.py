@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from child_cart.tasks.base import Dataset, Task
-from child_cart.tasks.trainer import fit
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +50,7 @@ class Learner:
             raise ValueError("no training rows yet")
         with KERAS_LOCK:
             self._model.set_weights(weights)
-            fit(self._model, self.dataset, epochs, self.batch_size)
+            self.task.fit(self._model, self.dataset, epochs, self.batch_size)
             return self._weights()
 
     def evaluate(self, weights: list[np.ndarray]) -> dict[str, float]:
@@ -59,14 +58,20 @@ class Learner:
         if not self.val_samples:
             return {}
         with KERAS_LOCK:
-            self._model.set_weights(weights)
+            self._use(weights)
             return self.task.evaluate(self._model, self.dataset.x_val, self.dataset.y_val)
 
     def evaluate_on(self, weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """Metrics of `weights` on someone else's rows (the simulator's pooled held-out set)."""
         with KERAS_LOCK:
-            self._model.set_weights(weights)
+            self._use(weights)
             return self.task.evaluate(self._model, x, y)
+
+    def _use(self, weights: list[np.ndarray]) -> None:
+        """Swap `weights` in and calibrate them on this cart's calibration rows (a threshold belongs to its weights)."""
+        self._model.set_weights(weights)
+        if self.dataset is not None:
+            self.task.calibrate(self._model, self.dataset)
 
     def _weights(self) -> list[np.ndarray]:
         return [np.asarray(w) for w in self._model.get_weights()]

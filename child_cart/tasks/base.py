@@ -19,12 +19,29 @@ from child_cart.store import Store
 
 
 class Dataset(NamedTuple):
-    """Training and held-out tensors; unpacks as (x_train, y_train, x_val, y_val)."""
+    """Training and held-out tensors, plus optional calibration rows.
+
+    Calibration rows are held out from training *and* from validation: a task
+    fits post-training parameters on them (an anomaly threshold), so neither
+    the weights nor the validation score ever saw them. None: the task has none.
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
+    x_calib: np.ndarray | None = None
+    y_calib: np.ndarray | None = None
+
+
+def fit_keras(model: Any, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, progress: bool = False) -> None:
+    """Keras fit of x -> y, shuffled, with an epoch progress bar when asked."""
+    callbacks = []
+    if progress:
+        from tqdm.keras import TqdmCallback
+
+        callbacks.append(TqdmCallback(verbose=0, desc="training"))
+    model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0, callbacks=callbacks)
 
 
 def import_keras() -> Any:
@@ -57,6 +74,23 @@ class Task(ABC):
     @abstractmethod
     def evaluate(self, model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """Metrics of `model` on (x, y); includes `primary_metric`."""
+
+    def fit(self, model: Any, dataset: Dataset, epochs: int, batch_size: int, progress: bool = False) -> None:
+        """Train `model` in place on the dataset's training rows.
+
+        The default is supervised Keras training (x_train -> y_train); a task
+        whose model learns differently (an autoencoder x -> x on benign rows,
+        a tree ensemble that is refitted) overrides it.
+        """
+        fit_keras(model, dataset.x_train, dataset.y_train, epochs, batch_size, progress)
+
+    def calibrate(self, model: Any, dataset: Dataset) -> None:
+        """Fit what depends on the current weights but is not a weight (an anomaly threshold).
+
+        Called every time a model's weights change (after training, after
+        taking a peer's or an aggregate's weights) and before it is evaluated.
+        The default has nothing to calibrate.
+        """
 
     def rows(self, store: Store) -> list[dict]:
         """The stored rows this task learns from, in a stable order."""

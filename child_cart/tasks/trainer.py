@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from child_cart.tasks.base import Dataset, Task
+from child_cart.tasks.base import Dataset, Task, fit_keras
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,9 @@ def train(
     if initial_weights is not None:
         model.set_weights(initial_weights)
     started = time.perf_counter()
-    fit(model, dataset, epochs, batch_size, progress)
+    task.fit(model, dataset, epochs, batch_size, progress)
     seconds = time.perf_counter() - started
+    task.calibrate(model, dataset)
     metrics = task.evaluate(model, dataset.x_val, dataset.y_val) if len(dataset.x_val) else {}
     if not metrics:
         log.warning("no held-out rows: model trained but not scored")
@@ -64,18 +65,5 @@ def train(
 
 
 def fit(model: Any, dataset: Dataset, epochs: int, batch_size: int, progress: bool = False) -> None:
-    """Keras fit on the training tensors, with an epoch progress bar when asked."""
-    callbacks = []
-    if progress:
-        from tqdm.keras import TqdmCallback
-
-        callbacks.append(TqdmCallback(verbose=0, desc="training"))
-    model.fit(
-        dataset.x_train,
-        dataset.y_train,
-        epochs=epochs,
-        batch_size=batch_size,
-        shuffle=True,
-        verbose=0,
-        callbacks=callbacks,
-    )
+    """Supervised Keras fit on the training tensors (what `Task.fit` does by default)."""
+    fit_keras(model, dataset.x_train, dataset.y_train, epochs, batch_size, progress)
