@@ -33,7 +33,7 @@ COLLECTIONS = ("products", "purchases", "bills", "rounds", "models", "settings")
 INDEXES: dict[str, list[list[tuple[str, int]]]] = {
     "purchases": [[("checkout_id", 1)], [("time", 1)]],
     "models": [[("task", 1), ("version", -1)]],
-    "rounds": [[("task", 1), ("started", -1)]],
+    "rounds": [[("round", -1)]],
 }
 
 EMBEDDED_DIR = "store"
@@ -57,7 +57,7 @@ class Store:
 
     @property
     def backend(self) -> str:
-        """ "mongo" or "embedded": tests and benches report which one they ran on."""
+        """Which engine: "mongo" or "embedded" (tests and benches report it)."""
         return self._backend.name
 
     def collection(self, name: str) -> Any:
