@@ -48,9 +48,14 @@ class Directory:
 
     # --- change signal ---------------------------------------------------------------------
 
-    def _touch(self) -> None:
+    def touch(self) -> None:
+        """Wake everyone waiting for a change (links call this too: they change what is reachable)."""
         self._changed.set()
         self._changed = asyncio.Event()
+
+    async def changed(self) -> None:
+        """Return at the next change."""
+        await self._changed.wait()
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """True once `predicate()` holds, False if it still does not after `timeout` seconds."""
@@ -70,7 +75,7 @@ class Directory:
         old = self.local.get(peer.node_id)
         self.local[peer.node_id] = peer
         self.presences.pop(peer.node_id, None)
-        self._touch()
+        self.touch()
         return old
 
     def detach(self, peer: Peer) -> bool:
@@ -79,12 +84,12 @@ class Directory:
             return False
         del self.local[peer.node_id]
         self.presences.pop(peer.node_id, None)
-        self._touch()
+        self.touch()
         return True
 
     def set_presence(self, node_id: str, signed: Presence) -> None:
         self.presences[node_id] = signed
-        self._touch()
+        self.touch()
 
     def local_records(self) -> list[PresenceRecord]:
         """Alive records of attached carts: what this bridge vouches for to other bridges."""
@@ -105,20 +110,20 @@ class Directory:
                 continue
             known[record.node_id] = record
             joined.append(record.node_id)
-        self._touch()
+        self.touch()
         return joined, [node_id for node_id in left if node_id not in known]
 
     def forget_bridge(self, bridge_id: str) -> list[str]:
         """The link to `bridge_id` is gone: drop its roster, return the carts that vanish with it."""
         gone = list(self.remote.pop(bridge_id, {}))
-        self._touch()
+        self.touch()
         return gone
 
     def learn_record(self, record: PresenceRecord, url: str) -> None:
         """Remember a verified DHT presence record until its own link roster takes over."""
         self.bridge_urls[record.bridge_id] = url
         self.remote.setdefault(record.bridge_id, {})[record.node_id] = record
-        self._touch()
+        self.touch()
 
     # --- lookups ---------------------------------------------------------------------------
 

@@ -66,7 +66,7 @@ class Gate:
         if auth.role == "bridge":
             await self._serve_link(self._link_peer(auth, ws))
         else:
-            outbox = Outbox(ws, self.settings.queue_frames, self.settings.queue_bytes)
+            outbox = Outbox(ws, self.settings.queue_frames, self.settings.queue_bytes, self.settings.liveness_deadline)
             await self._serve_cart(Peer(auth, ws, outbox))
         return ws
 

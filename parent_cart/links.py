@@ -155,7 +155,7 @@ class Links:
 
     def _new_peer(self, auth: Auth, ws: aiohttp.ClientWebSocketResponse, url: str, initiator: bool) -> Peer:
         factor = _LINK_QUEUE_FACTOR
-        outbox = Outbox(ws, self.settings.queue_frames * factor, self.settings.queue_bytes * factor)
+        outbox = Outbox(ws, self.settings.queue_frames * factor, self.settings.queue_bytes * factor, self.settings.liveness_deadline)
         return Peer(auth, ws, outbox, url=url, initiator=initiator)
 
     def link_peer(self, auth: Auth, ws: aiohttp.web.WebSocketResponse) -> Peer:
@@ -171,6 +171,7 @@ class Links:
         for start in range(0, max(len(records), 1), ROSTER_BATCH):
             roster = Roster(reset=start == 0, joined=records[start : start + ROSTER_BATCH])
             peer.outbox.offer(frames.control(roster), urgent=True)
+        self.directory.touch()
         log.info("linked with bridge %s at %s (%s)", peer.node_id[:8], peer.url, "dialed" if peer.initiator else "accepted")
 
     # --- serving ---------------------------------------------------------------------------
@@ -231,6 +232,7 @@ class Links:
         links = self._links.get(peer.node_id, [])
         if peer in links:
             links.remove(peer)
+        self.directory.touch()
         if links:
             return
         self._links.pop(peer.node_id, None)

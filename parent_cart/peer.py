@@ -1,9 +1,11 @@
 """One admitted WebSocket connection (a cart or another bridge) and its bounded outbox.
 
 Every frame the bridge sends goes through the connection's outbox, drained by a single
-writer task. The outbox is bounded in frames and bytes: a sender that finds it full
-waits at most `send_timeout` and then gives up with an Undeliverable, so a receiver
-that stops reading delays only the frames addressed to it.
+writer task. The outbox is bounded in frames and bytes. A sender that finds it full
+waits at most `send_timeout`; if no room appeared the outbox is marked congested and
+later frames for it are refused at once (the sender gets an Undeliverable) until it has
+drained to half. So a receiver that stops reading costs others one bounded wait, not one
+per frame. A receiver whose socket accepts nothing for `stall_timeout` is closed.
 """
 
 from __future__ import annotations
@@ -33,17 +35,20 @@ class Silent(Exception):
 class Outbox:
     """A bounded frame queue in front of one socket, drained by `run`."""
 
-    def __init__(self, ws: WebSocket, max_frames: int, max_bytes: int) -> None:
+    def __init__(self, ws: WebSocket, max_frames: int, max_bytes: int, stall_timeout: float) -> None:
         self._ws = ws
         self._frames: deque[bytes] = deque()
         self._bytes = 0
         self._max_frames = max_frames
         self._max_bytes = max_bytes
+        self._stall_timeout = stall_timeout
         self._ready = asyncio.Event()
         self._space = asyncio.Event()
         self._empty = asyncio.Event()
         self._empty.set()
+        self.congested = False
         self.closed = False
+        self.failure: str | None = None
 
     def __len__(self) -> int:
         return len(self._frames)
@@ -70,11 +75,14 @@ class Outbox:
         return True
 
     async def put(self, frame: bytes, timeout: float) -> bool:
-        """Queue, waiting up to `timeout` seconds for room; False if there was none."""
+        """Queue, waiting up to `timeout` seconds for room; False if there was none (or it is congested)."""
+        if self.congested:
+            return self.offer(frame)
         deadline = time.monotonic() + timeout
         while not self.offer(frame):
             remaining = deadline - time.monotonic()
             if self.closed or remaining <= 0:
+                self.congested = not self.closed
                 return False
             self._space.clear()
             with contextlib.suppress(TimeoutError):
@@ -82,7 +90,7 @@ class Outbox:
         return True
 
     async def run(self) -> None:
-        """Write queued frames in order until closed or the socket fails."""
+        """Write queued frames in order until closed, the socket fails, or it stops taking data."""
         try:
             while not self.closed:
                 if not self._frames:
@@ -91,14 +99,23 @@ class Outbox:
                     await self._ready.wait()
                     continue
                 frame = self._frames[0]
-                await self._ws.send_bytes(frame)
+                await asyncio.wait_for(self._ws.send_bytes(frame), self._stall_timeout)
                 self._frames.popleft()
                 self._bytes -= len(frame)
-                self._space.set()
+                self._drained()
+        except TimeoutError:
+            self.failure = f"stopped reading: nothing could be written to it for {self._stall_timeout:.1f}s"
+            log.info("closing a connection that %s", self.failure)
+            await self._ws.close()
         except (ConnectionError, RuntimeError) as exc:
             log.debug("writer stopped: %s", exc)
         finally:
             self.close()
+
+    def _drained(self) -> None:
+        self._space.set()
+        if self.congested and len(self._frames) <= self._max_frames // 2 and self._bytes <= self._max_bytes // 2:
+            self.congested = False
 
     async def flush(self, timeout: float) -> None:
         """Wait (bounded) until everything queued has been written."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from cartnet import frames, presence
@@ -78,10 +79,12 @@ class CartSessions:
         log.info("cart %s attached", peer.node_id[:8])
         reason, how = "disconnected without saying goodbye", "dropped"
         budget = SendBudget(self.settings.rate_frames, self.settings.rate_bytes, MAX_FRAME)
+        told = 0.0
         try:
             async for data in incoming(peer.ws, self.settings.liveness_deadline):
                 pause = budget.charge(len(data))
                 if pause:
+                    told = self._pace_notice(peer, told)
                     self.metrics.paced.inc(pause)
                     await asyncio.sleep(pause)
                 said = await self._dispatch(peer, data)
@@ -91,7 +94,18 @@ class CartSessions:
         except Silent as exc:
             reason, how = f"{exc} (missed {self.settings.heartbeat_misses} heartbeats)", "silent"
         finally:
+            if peer.outbox.failure:
+                reason, how = peer.outbox.failure, "stalled"
             await self._leave(peer, reason, how)
+
+    def _pace_notice(self, peer: Peer, told: float) -> float:
+        """Tell a cart (at most once a second) that it is being slowed down, and why."""
+        now = time.monotonic()
+        if now - told < 1.0:
+            return told
+        detail = f"sending faster than {self.settings.rate_frames:g} frames/s or {self.settings.rate_bytes:g} bytes/s: paced"
+        peer.outbox.offer(frames.control(Error(code="rate_limited", detail=detail)), urgent=True)
+        return now
 
     async def _dispatch(self, peer: Peer, data: bytes) -> str | None:
         """Handle one frame; returns the cart's goodbye reason when it said Bye."""

@@ -1,0 +1,416 @@
+"""Every fault in one table: what it must do to the offender, and that a healthy pair never notices.
+
+Each row runs in a fresh swarm of two linked bridges with a healthy cart A on bridge 1 and
+B on bridge 2. A row either injects a fault and returns what the offender was told, or
+(departure rows) builds a victim cart on bridge 2 that A is sending a transfer to, then
+takes it away: A's transfer must fail promptly with the departure's reason, the victim
+must leave every directory, and a later frame to it must bounce with that reason.
+Afterwards A -> B must still carry a transfer and a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import pytest
+from bridgekit import (
+    DEADLINE,
+    FAST_BACKOFF,
+    TOKEN,
+    Swarm,
+    cart,
+    gone_everywhere,
+    http_peers,
+    raw_cart,
+    seen_everywhere,
+    until,
+    within,
+)
+
+from cartnet import admission, frames, presence
+from cartnet.client import AdmissionRefused, Backoff, BridgeClient, Incoming, receive_control, ws_url
+from cartnet.identity import Identity
+from cartnet.messages import Challenge, Error, Heartbeat, HeartbeatAck, Message, Reject, Welcome
+from cartnet.transfer import TransferError
+from parent_cart.bridge import Bridge
+
+CART_PROCESS = Path(__file__).with_name("cart_process.py")
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Fault(enum.Enum):
+    WRONG_TOKEN = "wrong token"
+    BAD_SIGNATURE = "bad signature"
+    REPLAYED_ANSWER = "replayed admission answer"
+    MALFORMED_FRAMES = "malformed frames"
+    SPOOFED_SENDER = "spoofed sender"
+    UNKNOWN_DESTINATION = "unknown destination"
+    OVERSIZED_FRAME = "oversized frame"
+    FLOOD = "flooding cart"
+    SLOW_RECEIVER = "receiver that stops reading"
+    BRIDGE_RESTART = "bridge restart"
+    LEFT_WITH_BYE = "cart leaves with Bye"
+    TASK_CANCELLED = "cart task cancelled"
+    SOCKET_DROPPED = "socket dropped"
+    WENT_SILENT = "cart goes silent"
+    PROCESS_SIGKILLED = "cart process SIGKILLed"
+    PROCESS_SIGSTOPPED = "cart process SIGSTOPped"
+
+
+@dataclass
+class World:
+    swarm: Swarm
+    b1: Bridge
+    b2: Bridge
+    a: BridgeClient
+    b: BridgeClient
+    stack: contextlib.AsyncExitStack
+    background: list[asyncio.Task] = field(default_factory=list)
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        self.background.append(asyncio.ensure_future(coro))
+
+
+@dataclass
+class Victim:
+    node_id: str
+    frames: asyncio.Queue[str]
+    kill: Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Case:
+    expect: str
+    inject: Callable[[World], Awaitable[str]] | None = None
+    victim: Callable[[World], Awaitable[Victim]] | None = None
+
+
+# --- admission -----------------------------------------------------------------------------
+
+
+async def _handshake(bridge: Bridge, answer: Callable[[Challenge], Message]) -> tuple[Message, str]:
+    """Answer one challenge with `answer(challenge)`; returns the reply and how the socket ended."""
+    async with aiohttp.ClientSession() as session, session.ws_connect(ws_url(bridge.url)) as ws:
+        challenge = await receive_control(ws, DEADLINE)
+        await ws.send_bytes(frames.control(answer(challenge)))
+        reply = await receive_control(ws, DEADLINE)
+        if isinstance(reply, Welcome):
+            return reply, "admitted"
+        ending = await ws.receive(timeout=DEADLINE)
+    return reply, f"{ending.type.name} {ending.data} {ending.extra}"
+
+
+async def _refused(bridge: Bridge, answer: Callable[[Challenge], Message]) -> str:
+    reply, ending = await _handshake(bridge, answer)
+    assert isinstance(reply, Reject), reply
+    assert ending.startswith("CLOSE 1008") and reply.reason[:40] in ending, ending
+    return reply.reason
+
+
+async def _wrong_token(world: World) -> str:
+    client = BridgeClient(Identity.generate(), world.b1.url, "not-the-swarm-token", backoff=FAST_BACKOFF)
+    await client.start()
+    try:
+        with pytest.raises(AdmissionRefused) as refused:
+            await client.wait_connected(DEADLINE)
+        assert client.sessions == 0 and client.closed.is_set()
+    finally:
+        await client.close()
+    return refused.value.reason
+
+
+async def _bad_signature(world: World) -> str:
+    identity, impostor = Identity.generate(), Identity.generate()
+
+    def forged(challenge: Challenge) -> Message:
+        return admission.answer(challenge, identity, TOKEN).model_copy(update={"signature": impostor.sign(b"x" * 64)})
+
+    return await _refused(world.b1, forged)
+
+
+async def _replayed_answer(world: World) -> str:
+    identity, recorded = Identity.generate(), []
+
+    def honest(challenge: Challenge) -> Message:
+        recorded.append(admission.answer(challenge, identity, TOKEN))
+        return recorded[-1]
+
+    reply, _ = await _handshake(world.b1, honest)
+    assert isinstance(reply, Welcome)
+    return await _refused(world.b1, lambda _challenge: recorded[0])
+
+
+# --- bad frames ------------------------------------------------------------------------------
+
+MALFORMED = [
+    b"",
+    b"Xnonsense",
+    b"C{not json",
+    b'C{"type":"heartbeat","seq":-1}',
+    b'C{"type":"teleport"}',
+    frames.CHUNK + b"\x01\x02",
+    frames.ROUTED + bytes(10),
+]
+
+
+async def _malformed_frames(world: World) -> str:
+    async with raw_cart(world.b1) as ws:
+        for bad in MALFORMED:
+            await ws.send_bytes(bad)
+        await ws.send_bytes(frames.control(Heartbeat(seq=5)))
+        replies = []
+        while not isinstance(reply := await receive_control(ws, DEADLINE), HeartbeatAck):
+            replies.append(reply)
+    assert reply.seq == 5, "the connection must stay usable after bad frames"
+    assert len(replies) == len(MALFORMED) and all(isinstance(r, Error) for r in replies), replies
+    assert {r.field for r in replies} >= {"seq", "type"}
+    return "; ".join(f"{r.code}: {r.detail}" for r in replies)
+
+
+async def _spoofed_sender(world: World) -> str:
+    me = Identity.generate()
+    async with raw_cart(world.b1, me) as ws:
+        await ws.send_bytes(frames.routed(world.b.node_id, world.a.node_id, frames.control(Heartbeat(seq=666))))
+        error = await receive_control(ws, DEADLINE)
+        await ws.send_bytes(frames.routed(world.b.node_id, me.node_id, frames.control(Heartbeat(seq=667))))
+        got = await within(world.b.inbox.get(), "the honest frame after the spoofed one")
+    assert got == Incoming(me.node_id, Heartbeat(seq=667)), "the spoofed frame must not have been delivered"
+    assert isinstance(error, Error) and error.code == "spoofed_sender"
+    return error.detail
+
+
+async def _unknown_destination(world: World) -> str:
+    await world.a.send_message(Identity.generate().node_id, Heartbeat(seq=1))
+    return (await within(world.a.undeliverable.get(), "an Undeliverable for a made-up cart")).reason
+
+
+async def _oversized_frame(world: World) -> str:
+    async with raw_cart(world.b1) as ws:
+        with contextlib.suppress(ConnectionError):
+            await ws.send_bytes(frames.CONTROL + bytes(5 * 1024 * 1024))
+        ending = await ws.receive(timeout=DEADLINE)
+    return f"{ending.type.name} {ending.data} {ws.close_code}"
+
+
+# --- overload --------------------------------------------------------------------------------
+
+
+async def _first_error(ws: aiohttp.ClientWebSocketResponse, code: str) -> Error:
+    async for msg in ws:
+        item = frames.parse(msg.data)
+        if isinstance(item, Error) and item.code == code:
+            return item
+    raise ConnectionError("socket closed before the error arrived")
+
+
+async def _drain(ws: aiohttp.ClientWebSocketResponse) -> None:
+    async for _ in ws:
+        pass
+
+
+async def _flood(world: World) -> str:
+    sink = await world.stack.enter_async_context(cart(world.b2))
+    await seen_everywhere(sink.node_id, world.b1, world.b2)
+    flooder = Identity.generate()
+    ws = await world.stack.enter_async_context(raw_cart(world.b1, flooder))
+    junk = frames.routed(sink.node_id, flooder.node_id, frames.chunk("00" * 16, 0, bytes(64 * 1024)))
+
+    async def flood() -> None:
+        while True:
+            await ws.send_bytes(junk)
+
+    world.spawn(flood())
+    notice = await within(_first_error(ws, "rate_limited"), "the flooder being told it is paced")
+    world.spawn(_drain(ws))
+    return notice.detail
+
+
+async def _slow_receiver(world: World) -> str:
+    slow = Identity.generate()
+    ws = await world.stack.enter_async_context(raw_cart(world.b2, slow))
+    await ws.send_bytes(frames.control(presence.sign(slow, world.b2.node_id, 60)))
+
+    async def heartbeat_but_never_read() -> None:
+        for seq in range(1, 10**6):
+            await ws.send_bytes(frames.control(Heartbeat(seq=seq)))
+            await asyncio.sleep(0.3)
+
+    world.spawn(heartbeat_but_never_read())
+    await seen_everywhere(slow.node_id, world.b1, world.b2)
+    sender = await world.stack.enter_async_context(cart(world.b1))
+    chunk = frames.chunk("11" * 16, 0, bytes(1024 * 1024))
+
+    async def push() -> None:
+        while True:
+            await sender.send_to(slow.node_id, chunk)
+
+    world.spawn(push())
+    return (await within(sender.undeliverable.get(), "an Undeliverable from the clogged receiver")).reason
+
+
+async def _bridge_restart(world: World) -> str:
+    b2 = await world.swarm.restart(world.b2)
+    world.b2 = b2
+    await until(lambda: world.b.sessions >= 2 and world.b.node_id in b2.directory.local, "cart B never reconnected to the restarted bridge", b2)
+    await seen_everywhere(world.b.node_id, world.b1, b2)
+    return f"cart B reconnected on its own ({world.b.sessions} sessions)"
+
+
+# --- departures ----------------------------------------------------------------------------
+
+
+async def _in_process_victim(world: World, kill: Callable[[BridgeClient], Awaitable[None]]) -> Victim:
+    client = BridgeClient(Identity.generate(), world.b2.url, TOKEN, backoff=Backoff(initial=60.0, maximum=60.0))
+    seen: asyncio.Queue[str] = asyncio.Queue()
+
+    async def swallow(_peer: str, item: object) -> bool:
+        seen.put_nowait(type(item).__name__)
+        return True
+
+    client.transfers.handle = swallow
+    await client.start()
+    world.stack.push_async_callback(client.close)
+    await client.wait_connected(DEADLINE)
+    return Victim(client.node_id, seen, lambda: kill(client))
+
+
+async def _say_bye(client: BridgeClient) -> None:
+    await client.close("done for today")
+
+
+async def _cancel_task(client: BridgeClient) -> None:
+    client._runner.cancel()
+
+
+async def _drop_socket(client: BridgeClient) -> None:
+    client._ws._response.connection.transport.abort()
+
+
+async def _go_silent(client: BridgeClient) -> None:
+    hang = asyncio.Event()
+
+    async def send_nothing(_frame: bytes) -> None:
+        await hang.wait()
+
+    client._send_raw = send_nothing
+
+
+def _in_process(kill: Callable[[BridgeClient], Awaitable[None]]) -> Callable[[World], Awaitable[Victim]]:
+    return lambda world: _in_process_victim(world, kill)
+
+
+def _process(sig: signal.Signals) -> Callable[[World], Awaitable[Victim]]:
+    async def spawn(world: World) -> Victim:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(CART_PROCESS), world.b2.url, TOKEN,
+            stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        world.stack.push_async_callback(_reap, proc)
+        node_id = (await within(proc.stdout.readline(), "the cart process being admitted")).decode().strip()
+        assert len(node_id) == 40, f"cart process said {node_id!r}"
+        seen: asyncio.Queue[str] = asyncio.Queue()
+        world.spawn(_lines(proc, seen))
+
+        async def kill() -> None:
+            proc.send_signal(sig)
+
+        return Victim(node_id, seen, kill)
+
+    return spawn
+
+
+async def _lines(proc: asyncio.subprocess.Process, into: asyncio.Queue[str]) -> None:
+    while line := await proc.stdout.readline():
+        into.put_nowait(line.decode().split()[-1])
+
+
+async def _reap(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.kill()
+    await proc.wait()
+
+
+CASES: dict[Fault, Case] = {
+    Fault.WRONG_TOKEN: Case("wrong swarm token", inject=_wrong_token),
+    Fault.BAD_SIGNATURE: Case("bad signature", inject=_bad_signature),
+    Fault.REPLAYED_ANSWER: Case("replayed answer", inject=_replayed_answer),
+    Fault.MALFORMED_FRAMES: Case("unknown frame kind", inject=_malformed_frames),
+    Fault.SPOOFED_SENDER: Case("claims sender", inject=_spoofed_sender),
+    Fault.UNKNOWN_DESTINATION: Case("unknown destination", inject=_unknown_destination),
+    Fault.OVERSIZED_FRAME: Case("CLOSE 1009", inject=_oversized_frame),
+    Fault.FLOOD: Case("paced", inject=_flood),
+    Fault.SLOW_RECEIVER: Case("not reading", inject=_slow_receiver),
+    Fault.BRIDGE_RESTART: Case("reconnected on its own", inject=_bridge_restart),
+    Fault.LEFT_WITH_BYE: Case("said bye (done for today)", victim=_in_process(_say_bye)),
+    Fault.TASK_CANCELLED: Case("without saying goodbye", victim=_in_process(_cancel_task)),
+    Fault.SOCKET_DROPPED: Case("without saying goodbye", victim=_in_process(_drop_socket)),
+    Fault.WENT_SILENT: Case("missed 3 heartbeats", victim=_in_process(_go_silent)),
+    Fault.PROCESS_SIGKILLED: Case("without saying goodbye", victim=_process(signal.SIGKILL)),
+    Fault.PROCESS_SIGSTOPPED: Case("missed 3 heartbeats", victim=_process(signal.SIGSTOP)),
+}
+
+
+@contextlib.asynccontextmanager
+async def world_of(swarm: Swarm, b1: Bridge, b2: Bridge) -> AsyncIterator[World]:
+    async with contextlib.AsyncExitStack() as stack:
+        a = await stack.enter_async_context(cart(b1))
+        b = await stack.enter_async_context(cart(b2))
+        world = World(swarm, b1, b2, a, b, stack)
+        try:
+            yield world
+        finally:
+            for task in world.background:
+                task.cancel()
+            await asyncio.gather(*world.background, return_exceptions=True)
+
+
+async def _departure(world: World, case: Case) -> str:
+    victim = await case.victim(world)
+    await seen_everywhere(victim.node_id, world.b1, world.b2)
+    sending = asyncio.create_task(world.a.transfers.send_blob(victim.node_id, os.urandom(256 * 1024), "update"))
+    assert await within(victim.frames.get(), "the victim receiving the manifest") == "TransferManifest"
+    await victim.kill()
+    with pytest.raises(TransferError) as failed:
+        await within(sending, "the in-flight transfer to the victim failing")
+    await gone_everywhere(victim.node_id, world.b1, world.b2)
+    assert victim.node_id not in {p["node_id"] for p in await http_peers(world.b1)}
+    await world.a.send_message(victim.node_id, Heartbeat(seq=1))
+    bounced = await within(_undeliverable_for(world.a, victim.node_id), "an Undeliverable for the departed cart")
+    assert case.expect in bounced, bounced
+    return str(failed.value)
+
+
+async def _undeliverable_for(client: BridgeClient, node_id: str) -> str:
+    while (notice := await client.undeliverable.get()).to != node_id:
+        pass
+    return notice.reason
+
+
+async def _healthy_pair_still_works(world: World) -> None:
+    await seen_everywhere(world.b.node_id, world.b1, world.b2)
+    blob = os.urandom(2 * 1024 * 1024 + 5)
+    await within(world.a.transfers.send_blob(world.b.node_id, blob, "update"), "A's transfer to B after the fault")
+    got = await within(world.b.transfers.received.get(), "B receiving A's transfer after the fault")
+    assert got.data == blob
+    await world.a.send_message(world.b.node_id, Heartbeat(seq=42))
+    while (incoming := await within(world.b.inbox.get(), "B receiving A's message")).message != Heartbeat(seq=42):
+        pass
+    assert incoming.peer == world.a.node_id
+
+
+@pytest.mark.parametrize("fault", list(Fault), ids=lambda f: f.name.lower())
+async def test_fault_is_contained(swarm: Swarm, linked: tuple[Bridge, Bridge], fault: Fault) -> None:
+    case = CASES[fault]
+    async with world_of(swarm, *linked) as world:
+        observed = await (case.inject(world) if case.inject else _departure(world, case))
+        assert case.expect in observed, f"{fault.value}: expected {case.expect!r} in {observed!r}"
+        await _healthy_pair_still_works(world)
