@@ -1,7 +1,7 @@
 """TFLite export: convert the newest model, prove LiteRT computes what Keras computes, then publish it.
 
 "Publish" means: the `.tflite` is written into `data_dir/models/` under its
-sha256, recorded on the model version (where the bridge upload and the UI
+sha256 (with a `sha256sum -c` sidecar), recorded on the model version (where the bridge upload and the UI
 download find it), and golden vectors for the Android app's tests are
 written next to it. A model whose LiteRT outputs differ from Keras beyond
 the tolerance is refused and nothing is written.
@@ -132,6 +132,8 @@ def _publish(
     digest = sha256_hex(tflite)
     relative = f"{MODELS_DIR}/{task.name}-{digest[:16]}.tflite"
     write_file_atomic(models.path(relative), tflite)
+    sidecar = models.path(relative + ".sha256")
+    write_file_atomic(sidecar, f"{digest}  {models.path(relative).name}\n".encode("ascii"))
     models.attach(
         version.id,
         tflite_path=relative,

@@ -23,6 +23,8 @@ def test_the_exported_model_matches_keras_on_held_out_rows(trained) -> None:
     data = result.tflite_path.read_bytes()
     assert hashlib.sha256(data).hexdigest() == result.sha256
     assert result.tflite_path.parent == trained.data_dir / "models"
+    sidecar = result.tflite_path.with_name(result.tflite_path.name + ".sha256").read_text()
+    assert sidecar == f"{result.sha256}  {result.tflite_path.name}\n"
     version = ModelStore(trained.store, trained.data_dir).get(result.version_id)
     assert version.tflite_sha256 == result.sha256 and version.info["tflite_max_abs_diff"] == result.max_abs_diff
 
