@@ -47,4 +47,4 @@ def register(app: typer.Typer) -> None:
 
 def _announce(bridge: Bridge) -> None:
     """One line a person (or a script) can read to find the bridge."""
-    console.print(f"[green]bridge {bridge.node_id}[/green] relay {bridge.url} dht udp/{bridge.dht_port}")
+    console.print(f"[green]bridge {bridge.node_id}[/green] relay {bridge.url} dht udp/{bridge.dht_port}", soft_wrap=True)

@@ -19,7 +19,6 @@ import time
 
 from kademlia.utils import digest
 
-from cartnet import presence
 from cartnet.identity import Identity
 from cartnet.messages import PresenceRecord
 from parent_cart import records
@@ -110,11 +109,9 @@ class Announcer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def retract_all(self, timeout: float) -> None:
-        """On shutdown: withdraw every local cart's presence (bounded; expiry covers the rest)."""
-        withdrawals = [presence.withdrawal(signed) for signed in self.directory.presences.values()]
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*(self._put(rec) for rec in withdrawals)), timeout)
+    async def settled(self) -> None:
+        """Return once every presence publication started so far has finished."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -101,7 +101,8 @@ class Bridge:
         await asyncio.gather(*(peer.close(bye, grace) for peer in list(self.directory.local.values())))
         await self.directory.wait_until(lambda: not self.directory.local, grace)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.announcer.close(), grace)
+            await asyncio.wait_for(self.announcer.settled(), grace)
+        await self.announcer.close()
         await self.links.close(reason)
         for task in self._tasks:
             task.cancel()

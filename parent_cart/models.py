@@ -89,6 +89,7 @@ class ModelStore:
         directory.mkdir(parents=True, exist_ok=True)
         self.latest = self._load()
         self._lock = asyncio.Lock()
+        self._published = asyncio.Event()
 
     def path(self, meta: ModelMeta) -> Path:
         return self.directory / meta.filename
@@ -117,8 +118,16 @@ class ModelStore:
                 return None
             await asyncio.to_thread(self._write, meta, received.chunks)
             self.latest = meta
+            self._published.set()
+            self._published = asyncio.Event()
         log.info("published model v%d (%d bytes, sha256 %s) from %s", meta.version, meta.size, sha256[:12], received.peer[:8])
         return meta
+
+    async def wait_for(self, version: int) -> ModelMeta:
+        """Return once a model of at least `version` is being served (the upload's Done precedes storage)."""
+        while self.latest is None or self.latest.version < version:
+            await self._published.wait()
+        return self.latest
 
     def _write(self, meta: ModelMeta, chunks: list[bytes | memoryview]) -> None:
         _write_atomic(self.path(meta), chunks)
