@@ -39,3 +39,16 @@ def blank_png() -> bytes:
 
 def data_url(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def camera_video(png: bytes, width: int = 640, height: int = 480) -> bytes:
+    """A one-frame Y4M video of the code on a white page: Chromium's fake camera plays it in a loop."""
+    code = cv2.imdecode(np.frombuffer(png, dtype=np.uint8), cv2.IMREAD_COLOR)
+    side = min(width, height) * 3 // 4
+    code = cv2.resize(code, (side, side), interpolation=cv2.INTER_NEAREST)
+    frame = np.full((height, width, 3), 255, dtype=np.uint8)
+    top, left = (height - side) // 2, (width - side) // 2
+    frame[top : top + side, left : left + side] = code
+    planes = cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420)
+    header = f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode("ascii")
+    return header + b"FRAME\n" + planes.tobytes()

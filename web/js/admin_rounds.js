@@ -32,6 +32,7 @@
       el("td", { class: "num" }, fixed(metric(r.local, "accuracy"), 3)),
       el("td", { class: "num" }, fixed(metric(r.aggregated, "accuracy"), 3)),
       el("td", { class: "num" }, fixed(metric(r.local, "loss"), 3)),
+      el("td", { class: "num" }, fixed(metric(r.aggregated, "loss"), 3)),
       el("td", { class: "num" }, `${bytes(r.bytes_in)} / ${bytes(r.bytes_out)}`),
       el("td", { class: "num" }, seconds(r).toFixed(1)),
       el("td", {}, result),
@@ -72,7 +73,7 @@
     };
   }
 
-  function options(stacked, tick) {
+  function options(stacked, tick, range = {}) {
     return {
       responsive: true,
       maintainAspectRatio: false,
@@ -81,17 +82,17 @@
       plugins: { legend: { position: "bottom", labels: { boxWidth: 12 } } },
       scales: {
         x: { stacked, title: { display: true, text: "round" } },
-        y: { stacked, beginAtZero: true, ticks: tick ? { callback: tick } : {} },
+        y: { stacked, beginAtZero: true, ...range, ticks: tick ? { callback: tick } : {} },
       },
     };
   }
 
   function createCharts() {
     const data = chartData();
-    const make = (name, type, stacked, tick) => {
-      charts[name] = new Chart(document.getElementById(`chart-${name}`), { type, data: data[name], options: options(stacked, tick) });
+    const make = (name, type, stacked, tick, range) => {
+      charts[name] = new Chart(document.getElementById(`chart-${name}`), { type, data: data[name], options: options(stacked, tick, range) });
     };
-    make("accuracy", "line", false);
+    make("accuracy", "line", false, (v) => `${Math.round(v * 100)}%`, { min: 0, max: 1 });
     make("loss", "line", false);
     make("bytes", "bar", false, (v) => bytes(v));
     make("time", "bar", true);

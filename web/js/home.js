@@ -5,7 +5,7 @@
   const { api, errorMessage, el, money, say } = window.fedcart;
   const $ = (id) => document.getElementById(id);
   const SCAN_INTERVAL_MS = 700;
-  const PAUSE_AFTER_SCAN_MS = 2000;
+  const PAUSE_AFTER_ERROR_MS = 2000;
   const MAX_FRAME_WIDTH = 960;
   const message = $("message");
   const camera = { stream: null, timer: null };
@@ -15,7 +15,7 @@
     lines.replaceChildren(...bill.lines.map(billRow));
     $("bill-table").hidden = bill.lines.length === 0;
     $("bill-empty").hidden = bill.lines.length > 0;
-    $("bill-count").textContent = bill.item_count;
+    $("bill-count").textContent = `${bill.item_count} item${bill.item_count === 1 ? "" : "s"}`;
     $("bill-total").textContent = money(bill.total_cents);
     $("checkout").disabled = bill.lines.length === 0;
   }
@@ -98,7 +98,15 @@
     camera.stream = null;
     $("camera").hidden = true;
     $("camera-start").hidden = false;
+    $("camera-next").hidden = true;
     $("camera-stop").hidden = true;
+  }
+
+  // After an item is added, scanning waits for the shopper, so a code left in view is not added twice.
+  function scanNext() {
+    $("camera-next").hidden = true;
+    $("camera-hint").textContent = "Hold the product's QR code in the frame.";
+    scheduleFrame(0);
   }
 
   function scheduleFrame(delay) {
@@ -121,9 +129,12 @@
       $("camera-hint").textContent = "Looking for a QR code… hold it flat and in focus.";
       return scheduleFrame(SCAN_INTERVAL_MS);
     }
-    scanned(result);
-    $("camera-hint").textContent = "Ready for the next product.";
-    scheduleFrame(PAUSE_AFTER_SCAN_MS);
+    if (scanned(result)) {
+      $("camera-hint").textContent = `Added ${result.data.added.name}. Tap "Scan next product" for the next one.`;
+      $("camera-next").hidden = false;
+      return;
+    }
+    scheduleFrame(PAUSE_AFTER_ERROR_MS);
   }
 
   async function chooseProfile() {
@@ -131,6 +142,7 @@
     if (!profile) return showRecommendations(null);
     const result = await api("PUT", "/api/bill/profile", { profile });
     if (!result.ok) return say(message, errorMessage(result), "error");
+    say(message, "");
     loadRecommendations(profile);
   }
 
@@ -177,6 +189,7 @@
     $("upload-form").addEventListener("submit", uploadScan);
     $("camera-start").addEventListener("click", startCamera);
     $("camera-stop").addEventListener("click", stopCamera);
+    $("camera-next").addEventListener("click", scanNext);
     $("profile").addEventListener("change", chooseProfile);
     $("checkout-form").addEventListener("submit", checkout);
     if ($("profile").value) loadRecommendations($("profile").value);

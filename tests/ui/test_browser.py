@@ -1,0 +1,189 @@
+"""The cart UI in real headless Chromium: scan, bill, checkout, admin login, settings, charts, live rounds.
+
+One browser for the whole session; each test gets its own cart (store in
+tmp_path) served from a thread on an ephemeral port. Waits are Playwright's
+auto-waiting assertions with deadlines, never fixed sleeps. Screenshots of
+home and admin at phone and desktop sizes go to artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from child_cart import round_settings
+from child_cart.roundlog import log_round
+from child_cart.store import Store
+from child_cart.ui import serve
+from child_cart.ui.server import UIServer
+
+from .conftest import PASSWORD, round_record
+from .images import blank_png, camera_video, foreign_qr_png, product, product_png
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--no-first-run"]
+FAKE_CAMERA_ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+DEADLINE_MS = 10_000
+CAMERA_PRODUCT = "P002"
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed: browser tests skipped")
+expect = playwright_api.expect
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory) -> Iterator:
+    """Headless Debian Chromium with a fake camera that shows one product's QR code."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y --no-install-recommends chromium): browser tests skipped")
+    video = tmp_path_factory.mktemp("camera") / "qr.y4m"
+    video.write_bytes(camera_video(product_png(CAMERA_PRODUCT)))
+    args = [*LAUNCH_ARGS, *FAKE_CAMERA_ARGS, f"--use-file-for-fake-video-capture={video}"]
+    with playwright_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def server(app) -> Iterator[UIServer]:
+    running = serve(app, "127.0.0.1", 0)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def open_page(browser, server: UIServer):
+    """Open a page of the served cart in a fresh browser context (own cookies) of the given size."""
+    contexts = []
+
+    def _open(path: str, viewport: dict = DESKTOP):
+        context = browser.new_context(viewport=viewport, base_url=server.url)
+        context.set_default_timeout(DEADLINE_MS)
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(path)
+        return page
+
+    yield _open
+    for context in contexts:
+        context.close()
+
+
+def _upload(page, png: bytes) -> None:
+    page.set_input_files("#upload-file", files=[{"name": "code.png", "mimeType": "image/png", "buffer": png}])
+    page.click("#upload-submit")
+
+
+def _login(page, password: str) -> None:
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+
+
+def _screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_upload_scan_bad_scans_and_checkout_seen_live_on_admin(open_page, store: Store):
+    admin = open_page("/admin")
+    _login(admin, PASSWORD)
+    expect(admin.locator("#live")).to_have_text("live", timeout=DEADLINE_MS)
+    expect(admin.locator("#count-purchases")).to_have_text("0")
+
+    home = open_page("/")
+    message = home.locator("#message")
+    _upload(home, blank_png())
+    expect(message).to_contain_text("No QR code found")
+    _upload(home, foreign_qr_png())
+    expect(message).to_contain_text("not a fedcart product code")
+    _upload(home, product_png("P001"))
+    expect(message).to_contain_text(f"Added {product('P001').name}")
+    expect(home.locator("#bill-lines tr")).to_have_count(1)
+    _upload(home, product_png("P001"))
+    expect(home.locator("#bill-lines .quantity")).to_have_text("2")
+    expect(home.locator("#bill-total")).to_have_text("3.38")
+
+    home.click("#checkout")
+    expect(message).to_contain_text("Choose who is shopping")
+    home.select_option("#profile", "family")
+    expect(home.locator("#rec-message")).to_contain_text("No model has been trained")
+    _screenshot(home, "home-desktop")
+    home.click("#checkout")
+    expect(message).to_contain_text("Checked out 2 items, total 3.38")
+    expect(home.locator("#bill-empty")).to_be_visible()
+
+    expect(admin.locator("#count-purchases")).to_have_text("2", timeout=DEADLINE_MS)
+    assert store.purchases.count_documents({"profile": "family"}) == 2
+    _screenshot(admin, "admin-cart-desktop")
+
+
+def test_camera_frame_is_decoded_by_the_server(open_page):
+    home = open_page("/", PHONE)
+    expect(home.locator("#bill-empty")).to_be_visible()
+    _screenshot(home, "home-phone-first-visit")
+    home.click("#camera-start")
+    expect(home.locator("#message")).to_contain_text(f"Added {product(CAMERA_PRODUCT).name}", timeout=DEADLINE_MS)
+    expect(home.locator("#bill-lines tr")).to_have_count(1)
+    expect(home.locator("#camera-next")).to_be_visible()
+    _screenshot(home, "home-phone-camera")
+    home.click("#camera-stop")
+    expect(home.locator("#camera")).to_be_hidden()
+    expect(home.locator("#bill-lines .quantity")).to_have_text("1")
+    _screenshot(home, "home-phone")
+
+
+def test_admin_login_refuses_a_wrong_password_then_accepts_the_right_one(open_page):
+    page = open_page("/admin", PHONE)
+    expect(page).to_have_url(re.compile(r"/admin/login\?next=/admin$"))
+    _login(page, "not the password")
+    expect(page.locator("#login-error")).to_have_text("Wrong password.")
+    _login(page, PASSWORD)
+    expect(page.locator("h1")).to_have_text("This cart")
+    expect(page.locator("#node-id")).to_contain_text("c0ffee")
+    expect(page.locator("#connected")).to_have_text("not connected")
+    _screenshot(page, "admin-cart-phone")
+
+
+def test_changed_setting_is_validated_and_persisted(open_page, store: Store):
+    page = open_page("/admin/settings")
+    _login(page, PASSWORD)
+    expect(page.locator("h1")).to_have_text("Round settings")
+    page.fill("#setting-k", "0")
+    page.click("#settings-save")
+    expect(page.locator("#error-k")).to_be_visible()
+    assert round_settings.load(store) == round_settings.RoundSettings()
+    page.select_option("#setting-aggregator", "krum")
+    page.fill("#setting-k", "5")
+    page.click("#settings-save")
+    expect(page.locator(".flash")).to_contain_text("Settings saved")
+    stored = round_settings.load(store)
+    assert (stored.aggregator, stored.k) == ("krum", 5)
+    expect(page.locator("#setting-aggregator")).to_have_value("krum")
+    _screenshot(page, "admin-settings-desktop")
+
+
+@pytest.mark.parametrize(("viewport", "size"), [(DESKTOP, "desktop"), (PHONE, "phone")])
+def test_rounds_chart_renders_and_a_finished_round_appears_live(open_page, store: Store, bus, viewport, size):
+    for n in range(6):
+        log_round(store, round_record(n, accepted=n != 3))
+    page = open_page("/admin/rounds", viewport)
+    _login(page, PASSWORD)
+    expect(page.locator("#rounds-body tr")).to_have_count(6)
+    page.wait_for_function("() => Chart.getChart('chart-accuracy')?.data.datasets[1].data.length === 6", timeout=DEADLINE_MS)
+    expect(page.locator("#live")).to_have_text("live", timeout=DEADLINE_MS)
+
+    bus.publish("round", round_record(6).model_dump(mode="json"))
+    expect(page.locator("#round-6")).to_be_visible(timeout=DEADLINE_MS)
+    expect(page.locator("#toast")).to_contain_text("Round 6 finished: accepted")
+    points = page.evaluate("() => ['accuracy', 'loss', 'bytes', 'time'].map(n => Chart.getChart('chart-' + n).data.labels.length)")
+    assert points == [7, 7, 7, 7]
+    _screenshot(page, f"admin-rounds-{size}")
