@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from child_cart.store import Catalogue, Store
+from child_cart.store import Catalogue, Product, Store
 from child_cart.store.rows import purchase_row, store_time
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def _sample_categories(rng: np.random.Generator, probabilities: np.ndarray) -> n
     return np.minimum((draws > cumulative).sum(axis=1), probabilities.shape[1] - 1)
 
 
-def _sample_products(rng: np.random.Generator, catalogue: Catalogue, category: np.ndarray) -> list:
+def _sample_products(rng: np.random.Generator, catalogue: Catalogue, category: np.ndarray) -> list[Product]:
     by_category = [[p for p in catalogue.products if p.category == name] for name in catalogue.category_names]
     picks = rng.random(len(category))
     return [by_category[c][int(u * len(by_category[c]))] for c, u in zip(category, picks)]
