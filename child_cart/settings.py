@@ -1,6 +1,7 @@
 """Cart settings (flags > environment > .env > defaults)."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -33,3 +34,16 @@ class CartSettings(NodeSettings):
     ui_login_max_delay: float = Field(300.0, ge=1.0, le=86400.0, description="Longest wait (s) the growing login delay reaches")
     ui_max_json_bytes: int = Field(65536, ge=1024, le=8 * 1024 * 1024, description="Largest JSON request body the UI API reads")
     ui_web_dir: str = Field("", description="Front-end assets folder; empty = the repository's web/")
+    iot_anomaly_features: int = Field(115, ge=1, le=10000, description="Numeric features per traffic row (115 = N-BaIoT)")
+    iot_anomaly_layers: list[int] = Field([86, 58, 38, 29], min_length=1, description="Autoencoder encoder widths; the decoder mirrors them")
+    iot_anomaly_learning_rate: float = Field(1e-3, gt=0.0, le=1.0, description="Autoencoder Adam learning rate")
+    iot_threshold_k: float = Field(3.0, ge=0.0, le=100.0, description="Anomaly threshold = mean + k * std of held-out benign reconstruction errors")
+    iot_threshold_scope: Literal["global", "device"] = Field("device", description="One threshold for all rows, or one per device")
+    iot_calibration_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="Share of benign training rows held out to set the threshold")
+    iot_intrusion_layers: list[int] = Field([32, 16], min_length=1, description="Hidden widths of the intrusion classifier")
+    iot_intrusion_learning_rate: float = Field(5e-3, gt=0.0, le=1.0, description="Intrusion classifier Adam learning rate")
+    iot_forest_trees: int = Field(20, ge=1, le=1000, description="Trees each cart grows per round (iot-intrusion-forest)")
+    iot_forest_depth: int = Field(8, ge=1, le=16, description="Largest tree depth (fixes the size of the exchanged arrays)")
+    iot_forest_aggregator: Literal["tree_union", "tree_vote"] = Field(
+        "tree_union", description="Join peers' forests with every tree voting equally, or weighted by its cart's rows"
+    )

@@ -27,7 +27,7 @@ from child_cart.store.catalogue import Catalogue, load_catalogue
 
 log = logging.getLogger(__name__)
 
-COLLECTIONS = ("products", "purchases", "bills", "rounds", "models", "settings")
+COLLECTIONS = ("products", "purchases", "bills", "rounds", "models", "settings", "telemetry")
 
 # Only indexes that a query in child_cart actually filters or sorts on.
 INDEXES: dict[str, list[list[tuple[str, int]]]] = {
