@@ -13,7 +13,7 @@ import threading
 from types import TracebackType
 
 from flask import Flask
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from child_cart.events import EventBus
 from child_cart.settings import CartSettings
@@ -27,12 +27,19 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT = 10.0
 
 
+class _QuietHandler(WSGIRequestHandler):
+    """Access lines go to this module's logger at DEBUG: page polls and event streams would flood INFO."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        log.debug("%s %s %s", self.command, self.path, code)
+
+
 class UIServer:
     """A running UI: `url` to reach it, `stop()` (or a `with` block) to end it."""
 
     def __init__(self, app: Flask, host: str, port: int) -> None:
         self.app = app
-        self._server = make_server(host, port, app, threaded=True)
+        self._server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name=f"ui-{self.port}", daemon=True)
 
     @property
