@@ -59,6 +59,9 @@ class Task(ABC):
     primary_metric: ClassVar[str]
     higher_is_better: ClassVar[bool] = True
     collection: ClassVar[str] = "purchases"
+    # The aggregation rule this task's models need whatever the round settings say
+    # (a forest cannot be averaged); None: the round settings choose.
+    aggregator: str | None = None
 
     def __init__(self, val_fraction: float = 0.2) -> None:
         self.val_fraction = val_fraction
