@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
 
+PEER_COLUMNS_FIRST = ("node_id", "bridge_url", "bridge_id")
+
 
 @admin.route("/login", methods=["GET", "POST"])
 def login() -> str | BaseResponse | tuple[str, int, dict[str, str]]:
@@ -62,9 +64,9 @@ def cart() -> str:
 @admin.get("/peers")
 @admin_required
 def peers() -> str:
-    found = cart_ui().node.peers()
-    columns = sorted({key for peer in found for key in peer})
-    return render_template("admin/peers.html", peers=found, columns=columns)
+    node = cart_ui().node
+    found = node.peers()
+    return render_template("admin/peers.html", peers=found, columns=_peer_columns(found), node_id=node.node_id)
 
 
 @admin.get("/rounds")
@@ -91,6 +93,12 @@ def settings() -> str | BaseResponse | tuple[str, int]:
         return _settings_page(request.form.to_dict(), exc.fields or {"form": exc.message}), exc.status
     flash("Settings saved. They apply from the next round.")
     return redirect(url_for("admin.settings"))
+
+
+def _peer_columns(peers: list[dict]) -> list[str]:
+    """Who and where first, then whatever else the directory says, alphabetically."""
+    keys = {key for peer in peers for key in peer}
+    return [k for k in PEER_COLUMNS_FIRST if k in keys] + sorted(keys - set(PEER_COLUMNS_FIRST))
 
 
 def _settings_page(values: dict, errors: dict[str, str]) -> str:

@@ -8,7 +8,8 @@ import stat
 import pytest
 from werkzeug.security import check_password_hash
 
-from child_cart.ui import credentials
+from child_cart.ui import create_app, credentials
+from child_cart.ui.cors import parse_origins
 from child_cart.ui.context import EXTENSION
 from child_cart.ui.throttle import LoginThrottle
 
@@ -80,15 +81,11 @@ def test_api_login_is_throttled_even_with_the_right_password(app, api: Api):
 
 @pytest.mark.parametrize("origins", ["*", "http://ok.example, *", "ftp://files.example", "http://x.example/path"])
 def test_cors_refuses_wildcards_and_non_origins(origins):
-    from child_cart.ui.cors import parse_origins
-
     with pytest.raises(ValueError):
         parse_origins(origins)
 
 
 def test_cors_allows_only_listed_origins(settings, store, bus, node):
-    from child_cart.ui import create_app
-
     app = create_app(settings.model_copy(update={"ui_cors_origins": "http://phone.local:8080"}), store, bus, node)
     client = app.test_client()
     allowed = client.get("/api/products", headers={"Origin": "http://phone.local:8080"})

@@ -7,6 +7,7 @@ import pytest
 from child_cart import round_settings
 from child_cart.roundlog import log_round
 from child_cart.store import Store
+from child_cart.ui import NodeView, create_app
 
 from .conftest import PASSWORD, Api, round_record
 
@@ -98,3 +99,29 @@ def test_session_cookie_is_http_only_and_named_per_cart(api: Api):
                                               ("/static/js/../package.json", 404)])
 def test_only_front_end_assets_are_served(api: Api, path: str, status: int):
     assert api.client.get(path).status_code == status
+
+
+class ConnectedNode:
+    """A NodeView as the node runtime provides it: connected, with a bridge directory."""
+
+    node_id = "c0ffee" * 6 + "c0ff"
+    bridge_url = "http://127.0.0.1:8470"
+    connected = True
+
+    def peers(self) -> list[dict]:
+        return [
+            {"node_id": self.node_id, "bridge_id": "b" * 40, "bridge_url": self.bridge_url},
+            {"node_id": "d" * 40, "bridge_id": "b" * 40, "bridge_url": self.bridge_url, "public_key": "ab" * 32},
+        ]
+
+
+def test_peers_and_connection_come_from_the_node_view(settings, store, bus):
+    node = ConnectedNode()
+    assert isinstance(node, NodeView)
+    api = Api(create_app(settings, store, bus, node).test_client())
+    api.login()
+    assert api.call("GET", "/api/peers").get_json()["peers"] == node.peers()
+    assert api.call("GET", "/api/cart").get_json()["connected"] is True
+    page = api.client.get("/admin/peers").get_data(as_text=True)
+    assert page.index("node id") < page.index("bridge url") < page.index("public key")
+    assert "d" * 40 in page and "this cart" in page

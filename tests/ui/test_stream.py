@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from child_cart.ui.context import EXTENSION
-from child_cart.ui.stream import format_event
+from child_cart.ui.stream import EventStream, format_event
 
 from .conftest import Api, round_record
 
@@ -31,8 +31,6 @@ def test_round_published_on_the_bus_reaches_the_stream(app, admin_api: Api, bus)
 
 
 def test_stream_sends_keep_alive_comments_when_idle(bus):
-    from child_cart.ui.stream import EventStream
-
     stream = EventStream(bus, heartbeat=0.01)
     events = stream.events()
     assert next(events).startswith("event: ready")
