@@ -14,5 +14,7 @@ def configure(verbose: bool = False, level: str = "INFO") -> None:
         handlers=[RichHandler(show_path=False, rich_tracebacks=True)],
         force=True,
     )
-    for noisy in ("kademlia", "rpcudp", "aiohttp.access"):
+    for noisy in ("kademlia", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.INFO)
+    # rpcudp warns about every reply that arrives after its timeout; the DHT copes, so only errors matter.
+    logging.getLogger("rpcudp").setLevel(logging.ERROR if not verbose else logging.INFO)

@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 
 
 class CartNode:
-    def __init__(self, settings: CartSettings, store: Store | None = None, bus: EventBus | None = None) -> None:
+    def __init__(
+        self, settings: CartSettings, store: Store | None = None, bus: EventBus | None = None, publish: bool = True
+    ) -> None:
         self.settings = settings
         self.store = store or open_cart_store(settings)
         self.bus = bus or EventBus()
@@ -39,7 +41,7 @@ class CartNode:
         self.models = ModelStore(self.store, settings.data_dir)
         self.learner = Learner(self.task, batch_size=settings.train_batch_size)
         self.exchange = UpdateExchange(self.client, self.task.name)
-        publisher = PhonePublisher(self.store, settings.data_dir, self.task, self.client, settings.export_tolerance)
+        publisher = PhonePublisher(self.store, settings.data_dir, self.task, self.client, settings.export_tolerance) if publish else None
         self.engine = RoundEngine(self.store, self.models, self.learner, self.exchange, self.client, self.bus, publisher)
         self.wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []

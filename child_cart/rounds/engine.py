@@ -89,7 +89,7 @@ class RoundEngine:
             asked, collected = await self._ask_peers(settings, number)
         own = Update(self.node_id, local, max(1, self.learner.train_samples))
         with self._phase(Phase.AGGREGATE, timings):
-            aggregated, agg_error = await self._aggregate(settings, [own, *collected.updates])
+            aggregated, agg_error = await self._aggregate(settings, self._rule(settings), [own, *collected.updates])
         with self._phase(Phase.EVALUATE, timings):
             received = {u.source: await asyncio.to_thread(self.learner.evaluate, u.weights) for u in collected.updates}
             agg_metrics = await asyncio.to_thread(self.learner.evaluate, aggregated) if aggregated is not None else {}
@@ -99,7 +99,7 @@ class RoundEngine:
         with self._phase(Phase.PUBLISH, timings):
             await self._publish(version, accepted)
         record = RoundRecord(
-            node_id=self.node_id, round=number, task=self.task.name, aggregator=settings.aggregator,
+            node_id=self.node_id, round=number, task=self.task.name, aggregator=self._rule(settings),
             started=started, finished=datetime.now(timezone.utc),
             peers_asked=[p.node_id for p in asked], peers_answered=[u.source for u in collected.updates],
             skipped=collected.skipped, bridges=sorted({p.bridge_id for p in asked if p.node_id in received}),
@@ -143,15 +143,19 @@ class RoundEngine:
         asked = self._rng.sample(live, min(settings.k, len(live)))
         return asked, await self.exchange.collect(asked, number, settings.peer_timeout)
 
+    def _rule(self, settings: RoundSettings) -> str:
+        """The task's own rule when its models need one (a forest cannot be averaged), else the settings'."""
+        return self.task.aggregator or settings.aggregator
+
     @staticmethod
-    async def _aggregate(settings: RoundSettings, updates: list[Update]) -> tuple[list[np.ndarray] | None, str]:
+    async def _aggregate(settings: RoundSettings, name: str, updates: list[Update]) -> tuple[list[np.ndarray] | None, str]:
         if len(updates) < 2:
             return None, "no peer updates arrived"
-        rule = make_aggregator(settings.aggregator, settings.trim_ratio, settings.krum_f)
+        rule = make_aggregator(name, settings.trim_ratio, settings.krum_f)
         try:
             return await asyncio.to_thread(rule.aggregate, updates), ""
         except AggregationError as exc:
-            return None, f"{settings.aggregator} could not aggregate: {exc}"
+            return None, f"{name} could not aggregate: {exc}"
 
     def _decide(
         self, settings: RoundSettings, local: dict[str, float], aggregated: dict[str, float], error: str, answered: int

@@ -28,7 +28,7 @@ class PhonePublisher:
         exported = models.get(result.version_id)
         await self.client.publish_model(
             result.tflite_path.read_bytes(),
-            version=exported.version,
+            version=swarm_version(exported),
             accuracy=exported.metrics.get(self.task.primary_metric, 0.0),
             task=self.task.name,
             created=exported.created.isoformat(),
@@ -40,3 +40,12 @@ class PhonePublisher:
     def _export(self):
         with KERAS_LOCK:
             return export_tflite(self.store, self.data_dir, self.task, self.tolerance)
+
+
+def swarm_version(version: ModelVersion) -> int:
+    """Version numbers phones compare across the whole swarm: creation time in milliseconds.
+
+    Each cart numbers its own versions 1, 2, 3..., so those numbers say nothing
+    about which of two carts' models is newer; the creation time does.
+    """
+    return int(version.created.timestamp() * 1000)

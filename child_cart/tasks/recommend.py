@@ -18,7 +18,7 @@ import numpy as np
 
 from child_cart.settings import CartSettings
 from child_cart.store import Catalogue, load_catalogue
-from child_cart.tasks.base import Dataset, Task, import_keras
+from child_cart.tasks.base import Dataset, Task, import_keras, predict
 from child_cart.tasks.split import split_rows
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class RecommendTask(Task):
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate),
             loss="sparse_categorical_crossentropy",
-            metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=TOP_K, name="top3_accuracy")],
+            steps_per_execution=16,
         )
         return model
 
@@ -105,7 +105,7 @@ class RecommendTask(Task):
     def evaluate(self, model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         if len(x) == 0:
             raise ValueError("no rows to evaluate on")
-        probabilities = np.asarray(model.predict(x, batch_size=1024, verbose=0), dtype=np.float64)
+        probabilities = np.asarray(predict(model, x), dtype=np.float64)
         return score(probabilities, y)
 
     def reference_inputs(self) -> np.ndarray:

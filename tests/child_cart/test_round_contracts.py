@@ -24,7 +24,7 @@ def test_settings_default_then_persisted(store):
     assert round_settings.load(store).aggregator == "fedavg"
     round_settings.save(store, {"aggregator": "krum", "k": 5})
     again = round_settings.load(store)
-    assert (again.aggregator, again.k, again.tolerance) == ("krum", 5, 0.02)
+    assert (again.aggregator, again.k, again.tolerance) == ("krum", 5, 0.05)
 
 
 @pytest.mark.parametrize("bad", [{"aggregator": "mean"}, {"k": 0}, {"tolerance": "x"}, {"unknown": 1}])
