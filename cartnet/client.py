@@ -163,6 +163,7 @@ class BridgeClient:
         self.undeliverable: asyncio.Queue[Undeliverable] = asyncio.Queue(queue_size)
         self.errors: asyncio.Queue[Error] = asyncio.Queue(queue_size)
         self.connected = asyncio.Event()
+        self.disconnected = asyncio.Event()
         self.closed = asyncio.Event()
         self.bridge_id: str | None = None
         self.heartbeat_interval: float | None = None
@@ -314,7 +315,7 @@ class BridgeClient:
             if msg.type is not aiohttp.WSMsgType.BINARY:
                 return f"connection closed ({msg.type.name})"
             try:
-                item = frames.parse(msg.data)
+                item = frames.parse(memoryview(msg.data))
             except (frames.FrameError, MessageError) as exc:
                 log.warning("bad frame from bridge: %s", exc)
                 continue
@@ -385,6 +386,7 @@ class BridgeClient:
             try:
                 await self._send_raw(frames.control(presence.sign(self.identity, welcome.bridge_id, self._presence_ttl)))
                 self.sessions += 1
+                self.disconnected.clear()
                 self.connected.set()
                 log.info("%s: admitted by bridge %s", self.node_id[:8], welcome.bridge_id[:8])
                 return await self._read(ws, welcome.heartbeat_interval * MISSED_HEARTBEATS)
@@ -408,6 +410,7 @@ class BridgeClient:
     def _disconnected(self) -> None:
         """The bridge is gone: nothing in flight can complete, so fail it now rather than time out."""
         self.connected.clear()
+        self.disconnected.set()
         self._ws = None
         for peer in {*self._contacts, self.bridge_id or ""}:
             self.transfers.fail_peer(peer, "connection to the bridge was lost")

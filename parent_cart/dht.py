@@ -15,6 +15,9 @@ Workarounds for kademlia 2.2.3 / rpcudp 5.0.1, each in this module only:
   caller believes only a verified, newest one (parent_cart.records.best).
 * Any node may overwrite any key: `_ValidatingStorage` keeps a value only when the
   merge rule (parent_cart.records.merge) accepts it, and drops it once expired.
+* `Server.set_digest` raises a bare ValueError (`max()` of an empty list) when every
+  neighbour it knew stopped answering during the crawl: `Dht.put` treats that as
+  "stored locally only".
 * `Server.bootstrap` accepts IP addresses only: `Dht.bootstrap` resolves names first.
 * `Server.stop` leaves pending RPC timers behind: `Dht.stop` resolves them.
 """
@@ -163,7 +166,9 @@ class Dht:
             return bool(await self._server.set_digest(dkey, value))
         except MalformedMessage as exc:
             log.warning("DHT refused %s: %s", key, exc)
-            return False
+        except ValueError:
+            log.info("no DHT node answered while storing %s; kept locally", key)
+        return False
 
     async def get_all(self, key: str) -> list[Any]:
         """Every value the k closest nodes (and we) hold for `key`, unverified: the caller chooses."""

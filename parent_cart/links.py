@@ -202,7 +202,7 @@ class Links:
     async def _dispatch(self, peer: Peer, data: bytes) -> str | None:
         """Handle one frame from a linked bridge; returns its goodbye reason when it said Bye."""
         try:
-            item = frames.parse(data)
+            item = frames.parse(memoryview(data))
         except (frames.FrameError, MessageError) as exc:
             log.warning("bad frame from bridge %s: %s", peer.node_id[:8], exc)
             peer.outbox.offer(frames.control(Error(code="bad_frame", detail=str(exc)[:512])), urgent=True)

@@ -113,7 +113,7 @@ class CartSessions:
             await self._route(peer, data)
             return None
         try:
-            item = frames.parse(data)
+            item = frames.parse(memoryview(data))
         except MessageError as exc:
             self._error(peer, "bad_message", str(exc), exc.field)
             return None
@@ -130,7 +130,7 @@ class CartSessions:
 
     async def _route(self, peer: Peer, data: bytes) -> None:
         try:
-            route = frames.parse_route(data)
+            route = frames.parse_route(memoryview(data))
         except frames.FrameError as exc:
             self._error(peer, "bad_frame", str(exc))
             return
