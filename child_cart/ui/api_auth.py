@@ -25,7 +25,7 @@ def whoami() -> Response:
 
 @api_auth.post("/login")
 def login() -> Response:
-    """Logging in starts a new session, so the reply carries that session's CSRF token."""
+    """The reply carries the session's CSRF token, so an API client needs no extra call before its first write."""
     log_in(json_body(Login).password)
     return jsonify(admin=True, csrf_token=generate_csrf())
 

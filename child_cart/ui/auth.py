@@ -1,7 +1,11 @@
 """Admin login: password check behind the growing-delay throttle, and the session flag that marks an admin.
 
 Pages and the JSON API share one session cookie, so logging in on either
-works for both. `admin_required` answers an anonymous API call with a JSON
+works for both. Logging in and out only flips the admin flag: the session's
+CSRF token stays, so a cart screen open in another tab of the same browser
+keeps working. (Fixation is not a risk here: the session is a signed cookie,
+and logging in changes its signed content, so a planted cookie never becomes
+an admin one.) `admin_required` answers an anonymous API call with a JSON
 401 and an anonymous page visit with a redirect to the login page.
 """
 
@@ -48,15 +52,15 @@ def log_in(password: str) -> None:
         log.warning("wrong admin password from %s", client)
         raise ApiError(401, "wrong_password", "Wrong password.")
     ui.throttle.succeeded(client)
-    session.clear()
     session[ADMIN_KEY] = True
     session.permanent = True
     log.info("admin logged in from %s", client)
 
 
 def log_out() -> None:
-    """End the session (its CSRF token goes with it)."""
-    session.clear()
+    """Drop admin rights; the session (and its CSRF token) stays, so the cart screen in another tab keeps working."""
+    session.pop(ADMIN_KEY, None)
+    session.permanent = False
 
 
 def admin_required(handler: Handler) -> Handler:

@@ -26,7 +26,6 @@ def index() -> str:
         bill = bill_json(ui.shop.bill())
     return render_template(
         "home.html",
-        node=ui.node,
         profiles=ui.catalogue.profile_names,
         month=month,
         month_name=calendar.month_name[month],

@@ -125,3 +125,12 @@ def test_peers_and_connection_come_from_the_node_view(settings, store, bus):
     page = api.client.get("/admin/peers").get_data(as_text=True)
     assert page.index("node id") < page.index("bridge url") < page.index("public key")
     assert "d" * 40 in page and "this cart" in page
+
+
+def test_admin_login_and_logout_keep_the_cart_screens_csrf_token(api: Api):
+    token = api.csrf()
+    api.login()
+    api.call("POST", "/api/logout")
+    response = api.client.post("/api/bill/items", json={"product_id": "P001"}, headers={"X-CSRFToken": token})
+    assert response.status_code == 200
+    assert api.client.get("/api/session").get_json() == {"admin": False}

@@ -20,7 +20,8 @@
       live.classList.add("on");
     });
     source.addEventListener("error", () => {
-      live.textContent = "reconnecting…";
+      const closed = source.readyState === EventSource.CLOSED;
+      live.textContent = closed ? "offline: reload the page" : "reconnecting…";
       live.classList.remove("on");
     });
     for (const type of ["round", "checkout", "settings"]) {

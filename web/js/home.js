@@ -160,6 +160,7 @@
   }
 
   async function loadRecommendations(profile) {
+    showRecommendations({ message: "Loading recommendations…" });
     const result = await api("GET", `/api/recommendations?profile=${encodeURIComponent(profile)}`);
     if (!result.ok) return showRecommendations({ message: errorMessage(result) });
     showRecommendations(result.data);
