@@ -132,7 +132,8 @@ def mongo_figures(url: str, tmp: Path, bulk: list[dict], single: list[dict]) -> 
 def print_table(results: dict[str, dict[str, tuple[int, float]]], args: argparse.Namespace) -> None:
     console = Console(width=110)
     console.print(
-        f"machine: {os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}, "
+        f"machine: {os.cpu_count()} CPUs (load {os.getloadavg()[0]:.1f}), {platform.machine()}, "
+        f"Python {platform.python_version()}, "
         f"SQLite {sqlite3.sqlite_version}, montydb {montydb.__version__}, pymongo {pymongo.version}"
     )
     baseline = results["sqlite3 (baseline)"]

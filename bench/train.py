@@ -78,7 +78,8 @@ def main() -> None:
 
     console = Console(width=110)
     console.print(
-        f"machine: {os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}, "
+        f"machine: {os.cpu_count()} CPUs (load {os.getloadavg()[0]:.1f}), {platform.machine()}, "
+        f"Python {platform.python_version()}, "
         f"TensorFlow {tf.__version__}, Keras {keras.__version__}, numpy {np.__version__}"
     )
     base_rate = lines["batch 1 (baseline)"][0][0] / lines["batch 1 (baseline)"][0][1]
