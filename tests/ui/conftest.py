@@ -1,6 +1,7 @@
 """Fixtures for the cart UI tests: a cart (settings, store, bus, offline node) in tmp_path and its Flask app.
 
-The admin password hash is made once per session (scrypt is deliberately slow).
+The admin password hash is a cheap werkzeug pbkdf2 one: over a hundred tests log in,
+and werkzeug's default (scrypt, what a real cart generates) is slow on purpose.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ MAX_JSON = 4096
 
 @pytest.fixture(scope="session")
 def password_hash() -> str:
-    return generate_password_hash(PASSWORD)
+    return generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")
 
 
 @pytest.fixture
