@@ -371,6 +371,8 @@ class BridgeClient:
                     break
                 except (aiohttp.ClientError, ConnectionError, TimeoutError, OSError, MessageError, frames.FrameError) as exc:
                     log.info("%s: cannot reach %s: %s", self.node_id[:8], self.url, exc or type(exc).__name__)
+                except Exception:  # noqa: BLE001 - a bug in one session must not end reconnecting for good
+                    log.exception("%s: session with %s failed", self.node_id[:8], self.url)
                 attempt = 0 if self.sessions > admitted_before else attempt + 1
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._closing.wait(), self._backoff.delay(attempt))

@@ -3,7 +3,9 @@
 The bridge sends a fresh challenge; the newcomer must answer within `admission_timeout`
 with a valid signature and token MAC (cartnet.admission). A refusal is a Reject carrying
 the reason, then a close with the same reason: the newcomer always learns why, and no
-other connection notices anything.
+other connection notices anything. A Reject is final (a client does not retry a wrong
+token), so a bridge that is merely busy or shutting down says Bye instead and closes
+with "try again later": the client backs off and returns.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from cartnet import admission, frames
 from cartnet.admission import AdmissionError
 from cartnet.client import MAX_FRAME
 from cartnet.identity import Identity
-from cartnet.messages import Auth, MessageError, Reject, Welcome
+from cartnet.messages import Auth, Bye, MessageError, Reject, Welcome
 from parent_cart.directory import Directory
 from parent_cart.metrics import BridgeMetrics, reject_code
 from parent_cart.peer import Outbox, Peer
@@ -28,6 +30,10 @@ log = logging.getLogger(__name__)
 
 Serve = Callable[[Peer], Awaitable[None]]
 MakeLinkPeer = Callable[[Auth, web.WebSocketResponse], Peer]
+
+
+class Busy(Exception):
+    """The bridge cannot take this connection now, through no fault of the newcomer's."""
 
 
 class Gate:
@@ -58,7 +64,10 @@ class Gate:
         try:
             auth = await self._admit(ws)
         except AdmissionError as exc:
-            await self._reject(ws, str(exc), request.remote)
+            await self._refuse(ws, Reject(reason=str(exc)[:512]), WSCloseCode.POLICY_VIOLATION, request.remote)
+            return ws
+        except Busy as exc:
+            await self._refuse(ws, Bye(reason=str(exc)[:512]), WSCloseCode.TRY_AGAIN_LATER, request.remote)
             return ws
         await ws.send_bytes(frames.control(Welcome(
             node_id=auth.node_id, bridge_id=self.identity.node_id, heartbeat_interval=self.settings.heartbeat_interval,
@@ -73,7 +82,7 @@ class Gate:
     async def _admit(self, ws: web.WebSocketResponse) -> Auth:
         """The verified Auth of the newcomer; AdmissionError says why not."""
         if self.closing:
-            raise AdmissionError("bridge is shutting down")
+            raise Busy("bridge is shutting down")
         issued = admission.challenge(self.identity.node_id)
         await ws.send_bytes(frames.control(issued))
         auth = await self._read_auth(ws)
@@ -83,7 +92,7 @@ class Gate:
         if auth.role == "bridge" and not auth.relay_url.startswith(("http://", "https://")):
             raise AdmissionError("a bridge must sign its relay URL (http:// or https://)")
         if auth.role == "cart" and auth.node_id not in self.directory.local and len(self.directory.local) >= self.settings.max_carts:
-            raise AdmissionError(f"bridge is full ({self.settings.max_carts} carts)")
+            raise Busy(f"bridge is full ({self.settings.max_carts} carts)")
         return auth
 
     async def _read_auth(self, ws: web.WebSocketResponse) -> Auth:
@@ -102,10 +111,10 @@ class Gate:
             raise AdmissionError(f"expected auth, got {type(item).__name__}")
         return item
 
-    async def _reject(self, ws: web.WebSocketResponse, reason: str, remote: str | None) -> None:
-        log.info("refused %s: %s", remote, reason)
-        self.metrics.rejects.labels(reject_code(reason)).inc()
+    async def _refuse(self, ws: web.WebSocketResponse, why: Reject | Bye, code: WSCloseCode, remote: str | None) -> None:
+        log.info("refused %s: %s", remote, why.reason)
+        self.metrics.rejects.labels(reject_code(why.reason)).inc()
         if not ws.closed:
             with contextlib.suppress(ConnectionError, RuntimeError):
-                await ws.send_bytes(frames.control(Reject(reason=reason[:512])))
-            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason[:120].encode())
+                await ws.send_bytes(frames.control(why))
+            await ws.close(code=code, message=why.reason[:120].encode())

@@ -39,11 +39,11 @@ class ModelMeta(BaseModel):
     version: int = Field(ge=0)
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     created: str
-    accuracy: float = Field(ge=0.0, le=1.0)
+    accuracy: float = Field(allow_inf_nan=False)
     size: int = Field(ge=0)
     task: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$")]
     profiles: Annotated[list[Label], Field(max_length=64)]
-    categories: Annotated[list[Label], Field(min_length=1, max_length=256)]
+    categories: Annotated[list[Label], Field(max_length=256)]
 
     @property
     def filename(self) -> str:

@@ -5,7 +5,8 @@ weights) passes through unread. A frame from a local cart goes to the destinatio
 outbox if it is attached here, over the link to its bridge if another bridge vouched for
 it, or (after a DHT lookup) to whichever bridge its signed presence names. A frame that
 arrived over a link is delivered locally or bounced, never forwarded again, so frames
-cannot loop between bridges.
+cannot loop between bridges, and only if its sender is a cart that bridge vouched for
+(a linked bridge cannot speak for carts it does not hold).
 
 The relay remembers, per destination, which local carts recently sent to it; when the
 destination leaves, those senders get an Undeliverable at once, which fails their
@@ -52,6 +53,10 @@ class Relay:
     async def route(self, frame: bytes, to: str, sender: str, origin: Peer) -> None:
         """Deliver one routed frame, or tell its sender (via `origin`) why it could not be."""
         from_link = origin.role == "bridge"
+        if from_link and sender not in self.directory.remote.get(origin.node_id, {}):
+            self.metrics.bad_frames.labels("spoofed_sender").inc()
+            self.bounce(origin, sender, to, f"sender {sender[:8]} is not on the roster of bridge {origin.node_id[:8]}")
+            return
         target = self.directory.locate(to)
         if target is None and not from_link:
             target = await self._lookup(to)

@@ -121,3 +121,26 @@ class _Url:
     def __init__(self, url: str) -> None:
         self.url = url
 
+
+
+async def test_a_full_bridge_turns_carts_away_for_now_not_for_good(swarm):
+    bridge = await swarm.add_bridge(max_carts=1)
+    turned_away = asyncio.Event()
+    refuse = bridge.gate._refuse
+
+    async def noting_refusal(ws, why, code, remote):
+        await refuse(ws, why, code, remote)
+        turned_away.set()
+
+    bridge.gate._refuse = noting_refusal
+    async with cart(bridge) as first:
+        waiting = BridgeClient(Identity.generate(), bridge.url, TOKEN, backoff=Backoff(initial=0.05, maximum=0.2))
+        await waiting.start()
+        try:
+            await within(turned_away.wait(), "the second cart being turned away")
+            assert waiting.failure is None and not waiting.closed.is_set(), "a full bridge must not be a final refusal"
+            await first.close()
+            await within(waiting.connected.wait(), "the waiting cart getting in once there is room")
+        finally:
+            await waiting.close()
+    assert bridge.metrics.registry.get_sample_value("fedcart_bridge_rejects_total", {"reason": "bridge_full"}) >= 1

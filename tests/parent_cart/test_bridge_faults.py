@@ -53,6 +53,7 @@ class Fault(enum.Enum):
     REPLAYED_ANSWER = "replayed admission answer"
     MALFORMED_FRAMES = "malformed frames"
     SPOOFED_SENDER = "spoofed sender"
+    LINK_SPOOF = "bridge forwarding for a cart it does not hold"
     UNKNOWN_DESTINATION = "unknown destination"
     OVERSIZED_FRAME = "oversized frame"
     FLOOD = "flooding cart"
@@ -179,6 +180,8 @@ async def _malformed_frames(world: World) -> str:
 async def _spoofed_sender(world: World) -> str:
     me = Identity.generate()
     async with raw_cart(world.b1, me) as ws:
+        await ws.send_bytes(frames.control(presence.sign(me, world.b1.node_id, 60)))
+        await seen_everywhere(me.node_id, world.b1, world.b2)
         await ws.send_bytes(frames.routed(world.b.node_id, world.a.node_id, frames.control(Heartbeat(seq=666))))
         error = await receive_control(ws, DEADLINE)
         await ws.send_bytes(frames.routed(world.b.node_id, me.node_id, frames.control(Heartbeat(seq=667))))
@@ -186,6 +189,17 @@ async def _spoofed_sender(world: World) -> str:
     assert got == Incoming(me.node_id, Heartbeat(seq=667)), "the spoofed frame must not have been delivered"
     assert isinstance(error, Error) and error.code == "spoofed_sender"
     return error.detail
+
+
+async def _link_spoof(world: World) -> str:
+    link = world.b1.links.current(world.b2.node_id)
+    stranger = Identity.generate().node_id
+    assert link.outbox.offer(frames.routed(world.b.node_id, stranger, frames.control(Heartbeat(seq=13))))
+    await world.a.send_message(world.b.node_id, Heartbeat(seq=14))
+    got = await within(world.b.inbox.get(), "the honest frame behind the forged one")
+    assert got == Incoming(world.a.node_id, Heartbeat(seq=14)), "the forged frame must not have been delivered"
+    refused = world.b2.metrics.registry.get_sample_value("fedcart_bridge_bad_frames_total", {"code": "spoofed_sender"})
+    return f"refused {refused:.0f} frame(s) from a sender off the linked bridge's roster"
 
 
 async def _unknown_destination(world: World) -> str:
@@ -346,6 +360,7 @@ CASES: dict[Fault, Case] = {
     Fault.REPLAYED_ANSWER: Case("replayed answer", inject=_replayed_answer),
     Fault.MALFORMED_FRAMES: Case("unknown frame kind", inject=_malformed_frames),
     Fault.SPOOFED_SENDER: Case("claims sender", inject=_spoofed_sender),
+    Fault.LINK_SPOOF: Case("refused 1 frame(s)", inject=_link_spoof),
     Fault.UNKNOWN_DESTINATION: Case("unknown destination", inject=_unknown_destination),
     Fault.OVERSIZED_FRAME: Case("CLOSE 1009", inject=_oversized_frame),
     Fault.FLOOD: Case("paced", inject=_flood),

@@ -86,9 +86,11 @@ async def test_newest_version_wins_and_bad_uploads_are_refused_with_a_reason(swa
         with pytest.raises(TransferError, match="not newer than the published version 5"):
             await publish(bridge, b, b"v4" * 1000, version=4)
         with pytest.raises(TransferError, match="categories"):
-            await publish(bridge, b, b"v6" * 1000, version=6, categories=[])
+            await publish(bridge, b, b"v6" * 1000, version=6, categories=["x" * 65])
         with pytest.raises(TransferError, match="accuracy"):
-            await publish(bridge, b, b"v6" * 1000, version=6, accuracy=7.0)
+            await publish(bridge, b, b"v6" * 1000, version=6, accuracy=float("nan"))
+        with pytest.raises(TransferError, match="task"):
+            await publish(bridge, b, b"v6" * 1000, version=6, task="Not A Task!")
         with pytest.raises(TransferError, match="purpose 'model'"):
             await within(b.transfers.send_blob(bridge.node_id, b"x", "update"), "a non-model upload")
         await publish(bridge, b, b"v6" * 1000, version=6)
