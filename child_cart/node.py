@@ -23,6 +23,7 @@ from child_cart.rounds.learner import Learner
 from child_cart.rounds.publish import PhonePublisher
 from child_cart.settings import CartSettings
 from child_cart.store import Store, open_cart_store
+from child_cart.tasks.base import Task
 from child_cart.tasks.recommend import RecommendTask
 
 log = logging.getLogger(__name__)
@@ -30,14 +31,19 @@ log = logging.getLogger(__name__)
 
 class CartNode:
     def __init__(
-        self, settings: CartSettings, store: Store | None = None, bus: EventBus | None = None, publish: bool = True
+        self,
+        settings: CartSettings,
+        store: Store | None = None,
+        bus: EventBus | None = None,
+        publish: bool = True,
+        task: Task | None = None,
     ) -> None:
         self.settings = settings
         self.store = store or open_cart_store(settings)
         self.bus = bus or EventBus()
         self.identity = Identity.load_or_create(settings.data_dir)
         self.client = BridgeClient(self.identity, settings.bridge_url, settings.swarm_token)
-        self.task = RecommendTask.from_settings(settings)
+        self.task = task or RecommendTask.from_settings(settings)
         self.models = ModelStore(self.store, settings.data_dir)
         self.learner = Learner(self.task, batch_size=settings.train_batch_size)
         self.exchange = UpdateExchange(self.client, self.task.name)

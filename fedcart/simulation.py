@@ -17,6 +17,7 @@ import csv
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from child_cart.node import CartNode
 from child_cart.roundlog import RoundRecord
 from child_cart.rounds.learner import Learner
 from child_cart.settings import CartSettings
-from child_cart.store import load_catalogue, open_store
+from child_cart.store import Store, load_catalogue, open_store
 from child_cart.tasks.recommend import RecommendTask
 from parent_cart.bridge import Bridge
 from parent_cart.settings import BridgeSettings
@@ -110,16 +111,20 @@ async def start_bridges(count: int, root: Path, token: str) -> list[Bridge]:
 
 
 async def start_carts(
-    config: SimConfig, data: list[list[dict]], bridges: list[Bridge], root: Path, make_node=CartNode, publish: bool = False
+    config: SimConfig, data: list[list[dict]], bridges: list[Bridge], root: Path, make_node=CartNode, publish: bool = False,
+    fill: Callable[[Store, list[dict]], object] = synth.fill_store,
 ) -> list[CartNode]:
-    """One CartNode per data share, spread over the bridges, connected and listed in every directory."""
+    """One CartNode per data share, spread over the bridges, connected and listed in every directory.
+
+    `fill` writes a cart's share into its store (purchases by default; the IoT experiment writes telemetry).
+    """
     nodes = []
     for index, rows in enumerate(data):
         settings = CartSettings(
             _env_file=None, data_dir=root / f"cart-{index}", bridge_url=bridges[index % len(bridges)].url, swarm_token=TOKEN
         )
         store = open_store(settings.data_dir)
-        synth.fill_store(store, rows)
+        fill(store, rows)
         round_settings.save(store, {"aggregator": config.aggregator, "k": config.k, "local_epochs": config.epochs})
         node = make_node(settings, store=store, publish=publish)
         await node.start(scheduled_rounds=False)
