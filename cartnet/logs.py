@@ -18,3 +18,5 @@ def configure(verbose: bool = False, level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.INFO)
     # rpcudp warns about every reply that arrives after its timeout; the DHT copes, so only errors matter.
     logging.getLogger("rpcudp").setLevel(logging.ERROR if not verbose else logging.INFO)
+    # TensorFlow warns about tf.function retracing when many carts share one runtime (the simulator).
+    logging.getLogger("tensorflow").setLevel(logging.ERROR if not verbose else logging.INFO)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from cartnet.client import BridgeClient
 from cartnet.identity import Identity
@@ -25,6 +26,7 @@ from child_cart.settings import CartSettings
 from child_cart.store import Store, open_cart_store
 from child_cart.tasks.base import Task
 from child_cart.tasks.recommend import RecommendTask
+from child_cart.ui.server import UIServer, start_ui
 
 log = logging.getLogger(__name__)
 
@@ -50,21 +52,28 @@ class CartNode:
         publisher = PhonePublisher(self.store, settings.data_dir, self.task, self.client, settings.export_tolerance) if publish else None
         self.engine = RoundEngine(self.store, self.models, self.learner, self.exchange, self.client, self.bus, publisher)
         self.wake = asyncio.Event()
+        self.ui: UIServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def node_id(self) -> str:
         return self.identity.node_id
 
-    async def start(self, scheduled_rounds: bool = True) -> None:
-        """Connect to the bridge and start the message pumps (and the round loop, unless rounds are driven from outside)."""
+    async def start(self, scheduled_rounds: bool = True, ui: bool = False) -> None:
+        """Connect to the bridge and start the message pumps, the round loop (unless driven from outside) and the UI."""
         await self.client.start()
+        if ui:
+            view = LiveNodeView(self, asyncio.get_running_loop())
+            self.ui = await asyncio.to_thread(start_ui, self.settings, self.store, self.bus, view)
+            log.info("cart UI at %s (admin: %s/admin)", self.ui.url, self.ui.url)
         loops = [self._pump_messages(), self._pump_transfers(), self._pump_undeliverable()]
         if scheduled_rounds:
             loops.append(self._round_loop())
         self._tasks.extend(asyncio.create_task(coro) for coro in loops)
 
     async def stop(self) -> None:
+        if self.ui is not None:
+            await asyncio.to_thread(self.ui.stop)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -102,3 +111,35 @@ class CartNode:
                 log.info("round skipped: %s", exc)
             except Exception:  # the loop must outlive one bad round; the traceback is logged
                 log.exception("round failed")
+
+
+class LiveNodeView:
+    """The UI's window on the running node (the UI serves from its own threads, the node lives on the loop)."""
+
+    PEERS_TIMEOUT = 5.0
+
+    def __init__(self, node: CartNode, loop: asyncio.AbstractEventLoop) -> None:
+        self._node, self._loop = node, loop
+
+    @property
+    def node_id(self) -> str:
+        return self._node.node_id
+
+    @property
+    def bridge_url(self) -> str:
+        return self._node.settings.bridge_url
+
+    @property
+    def connected(self) -> bool:
+        return self._node.client.connected.is_set()
+
+    def peers(self) -> list[dict[str, Any]]:
+        """The bridge directory, or [] while the bridge cannot be asked."""
+        if not self.connected:
+            return []
+        future = asyncio.run_coroutine_threadsafe(self._node.client.peers(), self._loop)
+        try:
+            return [peer.model_dump(mode="json") for peer in future.result(self.PEERS_TIMEOUT)]
+        except (ConnectionError, TimeoutError) as exc:
+            log.info("peer list unavailable: %s", exc)
+            return []

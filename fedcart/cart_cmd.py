@@ -38,7 +38,7 @@ async def run_node(settings: CartSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await node.start()
+    await node.start(ui=True)
     log.info("cart %s running (bridge %s, data %s)", node.node_id[:8], settings.bridge_url, settings.data_dir)
     await stop.wait()
     log.info("cart %s stopping", node.node_id[:8])

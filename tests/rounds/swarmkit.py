@@ -55,7 +55,7 @@ async def swarm(
     try:
         nodes = await start_carts(config, data, started, root, make_node=make_node, publish=publish)
         test_swarm = TestSwarm(started, nodes, data)
-        test_swarm.configure(k=carts - 1, local_epochs=3, peer_timeout=20.0, **round_options)
+        test_swarm.configure(**{"k": carts - 1, "local_epochs": 3, "peer_timeout": 20.0, **round_options})
         yield test_swarm
     finally:
         for node in nodes:
