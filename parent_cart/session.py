@@ -70,6 +70,18 @@ class CartSessions:
 
     async def serve(self, peer: Peer) -> None:
         """Run one cart's connection to its end (returns when it has left)."""
+        await self._attach(peer)
+        reason, how = "disconnected without saying goodbye", "dropped"
+        try:
+            reason, how = await self._read(peer) or (reason, how)
+        except Silent as exc:
+            reason, how = f"{exc} (missed {self.settings.heartbeat_misses} heartbeats)", "silent"
+        finally:
+            if peer.outbox.failure:
+                reason, how = peer.outbox.failure, "stalled"
+            await self._leave(peer, reason, how)
+
+    async def _attach(self, peer: Peer) -> None:
         older = self.directory.attach(peer)
         if older is not None:
             log.info("cart %s reconnected; closing its older connection", peer.node_id[:8])
@@ -77,26 +89,21 @@ class CartSessions:
         self.relay.arrived(peer.node_id)
         peer.start_writer()
         log.info("cart %s attached", peer.node_id[:8])
-        reason, how = "disconnected without saying goodbye", "dropped"
+
+    async def _read(self, peer: Peer) -> tuple[str, str] | None:
+        """Handle the cart's frames, paced by its budget; (reason, how) if it said Bye, None if the socket ended."""
         budget = SendBudget(self.settings.rate_frames, self.settings.rate_bytes, MAX_FRAME)
         told = 0.0
-        try:
-            async for data in incoming(peer.ws, self.settings.liveness_deadline):
-                pause = budget.charge(len(data))
-                if pause:
-                    told = self._pace_notice(peer, told)
-                    self.metrics.paced.inc(pause)
-                    await asyncio.sleep(pause)
-                said = await self._dispatch(peer, data)
-                if said is not None:
-                    reason, how = f"said bye ({said or 'no reason given'})", "bye"
-                    break
-        except Silent as exc:
-            reason, how = f"{exc} (missed {self.settings.heartbeat_misses} heartbeats)", "silent"
-        finally:
-            if peer.outbox.failure:
-                reason, how = peer.outbox.failure, "stalled"
-            await self._leave(peer, reason, how)
+        async for data in incoming(peer.ws, self.settings.liveness_deadline):
+            pause = budget.charge(len(data))
+            if pause:
+                told = self._pace_notice(peer, told)
+                self.metrics.paced.inc(pause)
+                await asyncio.sleep(pause)
+            said = await self._dispatch(peer, data)
+            if said is not None:
+                return f"said bye ({said or 'no reason given'})", "bye"
+        return None
 
     def _pace_notice(self, peer: Peer, told: float) -> float:
         """Tell a cart (at most once a second) that it is being slowed down, and why."""
