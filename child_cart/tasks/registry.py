@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from child_cart.settings import CartSettings
 from child_cart.tasks.base import Task
+from child_cart.tasks.iot_anomaly import AnomalyTask
+from child_cart.tasks.iot_intrusion import ForestIntrusionTask, IntrusionTask
 from child_cart.tasks.recommend import RecommendTask
 
 log = logging.getLogger(__name__)
@@ -45,3 +47,6 @@ def task_names() -> list[str]:
 
 
 register(RecommendTask.name, RecommendTask.from_settings)
+register(AnomalyTask.name, AnomalyTask.from_settings)
+register(IntrusionTask.name, IntrusionTask.from_settings)
+register(ForestIntrusionTask.name, ForestIntrusionTask.from_settings)
