@@ -234,6 +234,7 @@ async def _drain(ws: aiohttp.ClientWebSocketResponse) -> None:
 async def _flood(world: World) -> str:
     sink = await world.stack.enter_async_context(cart(world.b2))
     await seen_everywhere(sink.node_id, world.b1, world.b2)
+    world.b1.settings.rate_bytes = 2 * 1024 * 1024  # a budget a loaded test machine can still exceed; A's session keeps its own
     flooder = Identity.generate()
     ws = await world.stack.enter_async_context(raw_cart(world.b1, flooder))
     junk = frames.routed(sink.node_id, flooder.node_id, frames.chunk("00" * 16, 0, bytes(64 * 1024)))
