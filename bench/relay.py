@@ -20,7 +20,7 @@ import struct
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,6 +191,7 @@ class BridgeProc:
     proc: asyncio.subprocess.Process
     url: str
     dht_port: int
+    drain: asyncio.Task[None] | None = None
 
 
 async def start_bridge(root: Path, name: str, bootstrap: str = "") -> BridgeProc:
@@ -198,12 +199,12 @@ async def start_bridge(root: Path, name: str, bootstrap: str = "") -> BridgeProc
            "PYTHONPATH": str(REPO)}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "fedcart", "bridge", "--port", "0", "--dht-port", "0", "--data-dir", str(root / name),
-        *(["--bootstrap", bootstrap] if bootstrap else []), stderr=asyncio.subprocess.PIPE, env=env, cwd=root,
+        *(["--bootstrap", bootstrap] if bootstrap else []),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env, cwd=root,
     )
     while line := (await asyncio.wait_for(proc.stderr.readline(), 60)).decode():
         if found := re.search(r"relay (http://\S+) dht udp/(\d+)", line):
-            asyncio.create_task(_drain(proc.stderr))
-            return BridgeProc(proc, found.group(1), int(found.group(2)))
+            return BridgeProc(proc, found.group(1), int(found.group(2)), asyncio.create_task(_drain(proc.stderr)))
     raise RuntimeError(f"bridge {name} exited before announcing itself")
 
 

@@ -141,7 +141,23 @@ async def join(
 
 
 class BridgeClient:
-    """One cart's connection to the swarm; see the module docstring for the whole picture."""
+    """One cart's connection to the swarm; see the module docstring for the whole picture.
+
+    Public state, all safe to read at any time:
+
+    * `connected` (Event): set while admitted; `disconnected` (Event): set when an admitted
+      session ends, cleared at the next admission; `closed` (Event): set after `close()` or
+      a final refusal (then `failure` holds the AdmissionRefused).
+    * `bridge_id`, `heartbeat_interval`: from the last Welcome; `sessions`: admissions so far.
+    * `transfers` (TransferHub): cart-to-cart blobs; verified arrivals on `transfers.received`.
+    * `inbox` (Queue[Incoming]): control messages peers routed to us; also `async for x in client`.
+    * `undeliverable` (Queue[Undeliverable]): frames the bridge could not deliver, with reasons;
+      pending transfers to that peer have already been failed when one arrives here.
+    * `errors` (Queue[Error]): complaints from the bridge (malformed frame, rate limited, ...).
+
+    Notification queues keep the newest entries when nobody reads them; a full inbox makes
+    the client answer the sending peer with an Error instead of blocking its reader.
+    """
 
     def __init__(
         self,

@@ -21,12 +21,12 @@ console = Console(stderr=True)
 def register(app: typer.Typer) -> None:
     @app.command()
     def bridge(
-        port: Optional[int] = typer.Option(None, "--port", help="HTTP/WebSocket relay port [env PORT]"),
-        dht_port: Optional[int] = typer.Option(None, "--dht-port", help="Kademlia UDP port [env DHT_PORT]"),
-        data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Keys and published models [env DATA_DIR]"),
-        host: Optional[str] = typer.Option(None, "--host", help="Bind address [env HOST]"),
-        bootstrap: Optional[str] = typer.Option(None, "--bootstrap", help="host:port,... DHT peers [env BRIDGE_BOOTSTRAP]"),
-        public_url: Optional[str] = typer.Option(None, "--public-url", help="URL other bridges dial [env PUBLIC_URL]"),
+        port: Optional[int] = typer.Option(None, "--port", help="HTTP/WebSocket relay port (env PORT)"),
+        dht_port: Optional[int] = typer.Option(None, "--dht-port", help="Kademlia UDP port (env DHT_PORT)"),
+        data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Keys and published models (env DATA_DIR)"),
+        host: Optional[str] = typer.Option(None, "--host", help="Bind address (env HOST)"),
+        bootstrap: Optional[str] = typer.Option(None, "--bootstrap", help="host:port,... DHT peers (env BRIDGE_BOOTSTRAP)"),
+        public_url: Optional[str] = typer.Option(None, "--public-url", help="URL other bridges dial (env PUBLIC_URL)"),
     ) -> None:
         """Run a bridge: Kademlia DHT node + WebSocket relay + model distribution."""
         from parent_cart import server

@@ -1,1 +1,21 @@
-"""parent_cart: the bridge. Kademlia DHT node, WebSocket relay, model distribution."""
+"""parent_cart: the bridge. Kademlia DHT node, WebSocket relay, model distribution.
+
+One module per idea:
+
+    bridge.py     assembles one bridge (start/stop), used by `fedcart bridge` and by tests
+    server.py     runs a bridge until SIGTERM/SIGINT, then shuts it down gracefully
+    app.py        HTTP routes: /ws, /health, /peers, /metrics, /models/latest(.json)
+    gate.py       swarm admission on /ws, hand-off to a cart session or a bridge link
+    session.py    one cart's connection: heartbeats, directory, presence, pacing, routing
+    relay.py      forwarding routed frames; Undeliverable to senders, with reasons
+    peer.py       an admitted connection and its bounded, congestion-aware outbox
+    ratelimit.py  per-cart token buckets (frames/s, bytes/s)
+    links.py      mutually authenticated bridge-to-bridge links and their rosters
+    directory.py  local carts and remote rosters; the swarm's live membership
+    records.py    self-certifying DHT values and the one rule for believing them
+    dht.py        the kademlia node, with the package's bugs worked around
+    announce.py   publishing to the DHT, discovering and linking other bridges
+    models.py     the newest TFLite model for phones, stored atomically
+    metrics.py    Prometheus metrics of one bridge
+    settings.py   BridgeSettings (flags > environment > .env > defaults)
+"""
