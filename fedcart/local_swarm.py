@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -122,10 +123,28 @@ class Child:
             await self.process.wait()
 
 
+def admin_password(plan: SwarmPlan) -> str:
+    """One admin password for every cart of the local swarm, made at first start and kept (0600) under the root."""
+    path = plan.root / "admin_password"
+    if not path.exists():
+        plan.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(12))
+    return path.read_text().strip()
+
+
 def children(plan: SwarmPlan) -> list[Child]:
+    from werkzeug.security import generate_password_hash
+
     logs = plan.root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "SWARM_TOKEN": plan.swarm_token, "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "SWARM_TOKEN": plan.swarm_token,
+        "PYTHONUNBUFFERED": "1",
+        "UI_ADMIN_PASSWORD_HASH": generate_password_hash(admin_password(plan)),
+    }
     kids = [Child(f"bridge-{i}", plan.bridge_command(i), env, logs / f"bridge-{i}.log") for i in range(plan.bridges)]
     kids += [Child(f"cart-{i}", plan.cart_command(i), env, logs / f"cart-{i}.log") for i in range(plan.carts)]
     return kids

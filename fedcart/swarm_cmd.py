@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fedcart.local_swarm import SwarmPlan, run_swarm, seed_carts
+from fedcart.local_swarm import SwarmPlan, admin_password, run_swarm, seed_carts
 
 
 def register(app: typer.Typer) -> None:
@@ -22,9 +22,15 @@ def register(app: typer.Typer) -> None:
         rows: int = typer.Option(600, min=10, help="Synthetic purchases per cart (first start only)"),
         skew: float = typer.Option(1.0, min=0.0, help="Non-IID-ness of the carts' shoppers (0 = IID)"),
         round_seconds: float = typer.Option(20.0, min=1.0, help="Time between a cart's rounds"),
+        bridge_port: int = typer.Option(8470, help="Relay port of bridge 0 (bridge i gets +i)"),
+        dht_port: int = typer.Option(8460, help="Kademlia UDP port of bridge 0 (bridge i gets +i)"),
+        ui_port: int = typer.Option(5000, help="UI port of cart 0 (cart i gets +i)"),
     ) -> None:
         """Start bridges and carts locally, print their URLs, run rounds until Ctrl-C."""
-        plan = SwarmPlan(root=root, bridges=bridges, carts=carts, rows=rows, skew=skew, round_seconds=round_seconds)
+        plan = SwarmPlan(
+            root=root, bridges=bridges, carts=carts, rows=rows, skew=skew, round_seconds=round_seconds,
+            bridge_port=bridge_port, dht_port=dht_port, ui_port=ui_port,
+        )
         seed_carts(plan)
         print_urls(plan)
         asyncio.run(_run(plan))
@@ -39,7 +45,10 @@ async def _run(plan: SwarmPlan) -> None:
 
 
 def print_urls(plan: SwarmPlan) -> None:
-    table = Table(title=f"fedcart local swarm ({plan.bridges} bridges, {plan.carts} carts) - Ctrl-C stops it")
+    table = Table(
+        title=f"fedcart local swarm ({plan.bridges} bridges, {plan.carts} carts) - Ctrl-C stops it",
+        caption=f"admin password of every cart: {admin_password(plan)}   (kept in {plan.root / 'admin_password'})",
+    )
     for column in ("node", "dashboard", "admin / peers", "log"):
         table.add_column(column)
     for i in range(plan.bridges):
@@ -48,4 +57,4 @@ def print_urls(plan: SwarmPlan) -> None:
     for i in range(plan.carts):
         url = plan.cart_url(i)
         table.add_row(f"cart-{i}", f"{url}/", f"{url}/admin", str(plan.root / "logs" / f"cart-{i}.log"))
-    Console().print(table)
+    Console(width=160).print(table)

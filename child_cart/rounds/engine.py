@@ -102,7 +102,7 @@ class RoundEngine:
             node_id=self.node_id, round=number, task=self.task.name, aggregator=self._rule(settings),
             started=started, finished=datetime.now(timezone.utc),
             peers_asked=[p.node_id for p in asked], peers_answered=[u.source for u in collected.updates],
-            skipped=collected.skipped, bridges=sorted({p.bridge_id for p in asked if p.node_id in received}),
+            skipped=collected.skipped, bridges=self._bridges_of(asked, received),
             samples={u.source: u.samples for u in [own, *collected.updates]},
             bytes_in=self.exchange.bytes_in - bytes_in, bytes_out=self.exchange.bytes_out - bytes_out,
             timings=timings, resources=_resources_since(usage), local=local_metrics, aggregated=agg_metrics,
@@ -114,6 +114,13 @@ class RoundEngine:
         log.info("round %d: %s (%s); local %s, aggregated %s", number, "accepted" if accepted else "kept local", reason,
                  local_metrics.get(self.task.primary_metric), agg_metrics.get(self.task.primary_metric))
         return record
+
+    def _bridges_of(self, asked: list, received: dict) -> list[str]:
+        """The bridges behind every update the round used, our own included."""
+        bridges = {p.bridge_id for p in asked if p.node_id in received}
+        if self.network.bridge_id:
+            bridges.add(self.network.bridge_id)
+        return sorted(bridges)
 
     @contextlib.contextmanager
     def _phase(self, phase: Phase, timings: dict[str, float]) -> Iterator[None]:

@@ -16,6 +16,7 @@ from cartnet.transfer import TransferHub
 class Network(Protocol):
     identity: Identity
     transfers: TransferHub
+    bridge_id: str | None
 
     async def peers(self) -> list[PeerInfo]:
         """The live carts of the swarm (this node included or not)."""

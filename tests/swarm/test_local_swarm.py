@@ -1,0 +1,123 @@
+"""`fedcart swarm` as a user runs it: real processes, real ports, rounds through both bridges.
+
+Waits listen to each cart's live event stream (server-sent events) or to a
+process exit, always with a deadline that names what never happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+pytestmark = pytest.mark.slow
+BRIDGE_PORT, DHT_PORT, UI_PORT = 18470, 18460, 15000
+CARTS = 3
+DEADLINE = 180.0
+
+
+@pytest.fixture
+def swarm_process(tmp_path):
+    env = {**os.environ, "SWARM_TOKEN": "test-local-swarm"}
+    command = [
+        sys.executable, "-m", "fedcart", "swarm", "--root", str(tmp_path / "swarm"), "--carts", str(CARTS),
+        "--rows", "300", "--round-seconds", "5", "--bridge-port", str(BRIDGE_PORT), "--dht-port", str(DHT_PORT),
+        "--ui-port", str(UI_PORT),
+    ]
+    log_path = tmp_path / "swarm.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            yield process, tmp_path / "swarm"
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+class Cart:
+    """An admin session on one cart's UI."""
+
+    def __init__(self, session: aiohttp.ClientSession, index: int, password: str) -> None:
+        self.session, self.base, self.password = session, f"http://127.0.0.1:{UI_PORT + index}", password
+
+    async def login(self) -> None:
+        async with self.session.get(f"{self.base}/api/csrf") as response:
+            token = (await response.json())["csrf_token"]
+        async with self.session.post(
+            f"{self.base}/api/login", json={"password": self.password}, headers={"X-CSRFToken": token}
+        ) as response:
+            assert response.status == 200, await response.text()
+
+    async def counts(self) -> dict:
+        async with self.session.get(f"{self.base}/api/cart") as response:
+            return (await response.json())["counts"]
+
+    async def next_round(self, accepted_from_bridges: int) -> dict:
+        """The first round event that was accepted with answers from `accepted_from_bridges` bridges."""
+        async with self.session.get(f"{self.base}/api/events", timeout=aiohttp.ClientTimeout(total=None)) as stream:
+            kind = ""
+            async for line in stream.content:
+                if line.startswith(b"event:"):
+                    kind = line[6:].strip().decode()
+                elif line.startswith(b"data:") and kind == "round":
+                    record = json.loads(line[5:])
+                    if record["accepted"] and len(record["bridges"]) >= accepted_from_bridges:
+                        return record
+        raise AssertionError("event stream ended")
+
+
+async def until_up(url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.5)
+
+
+async def within(awaitable, what: str, timeout: float = DEADLINE):
+    try:
+        return await asyncio.wait_for(awaitable, timeout)
+    except TimeoutError:
+        pytest.fail(f"{what} never happened within {timeout:.0f}s")
+
+
+def pid_of(root: Path, name: str) -> int:
+    out = subprocess.run(["pgrep", "-f", "--", f"--data-dir {root / name}( |$)"], capture_output=True, text=True).stdout.split()
+    assert out, f"no process for {name}"
+    return int(out[0])
+
+
+async def test_swarm_rounds_cross_bridges_and_heal(swarm_process):
+    process, root = swarm_process
+    for i in range(CARTS):
+        await within(until_up(f"http://127.0.0.1:{UI_PORT + i}/api/health"), f"cart {i}'s UI coming up")
+    password = (root / "admin_password").read_text().strip()
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        carts = [Cart(session, i, password) for i in range(CARTS)]
+        for cart in carts:
+            await cart.login()
+        await within(asyncio.gather(*(cart.next_round(2) for cart in carts)), "an accepted round with peers of both bridges on every cart")
+        before = await carts[0].counts()
+
+        os.kill(pid_of(root, "cart-0"), signal.SIGKILL)
+        await within(until_up(f"{carts[0].base}/api/health"), "cart 0 restarted by the supervisor")
+        await carts[0].login()
+        assert (await carts[0].counts())["purchases"] == before["purchases"], "purchases lost in the crash"
+
+        os.kill(pid_of(root, "bridge-1"), signal.SIGKILL)
+        await within(until_up(f"http://127.0.0.1:{BRIDGE_PORT + 1}/health"), "bridge 1 restarted by the supervisor")
+        await within(asyncio.gather(*(cart.next_round(2) for cart in carts)), "rounds across both bridges after the bridge restart")
+
+    process.send_signal(signal.SIGINT)
+    assert await within(asyncio.to_thread(process.wait), "the swarm stopping on Ctrl-C", 60) == 0
