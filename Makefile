@@ -18,7 +18,7 @@ test: setup  ## install what is missing, then run the whole test suite
 	@bash scripts/run_tests.sh
 
 bench: setup  ## run the benchmarks in bench/ (prints tables)
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in bench/[!_]*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:  ## remove the virtual environment and local data
 	rm -rf $(VENV) data artifacts reports
