@@ -8,7 +8,9 @@ rosters (the verified presence records of each side's carts, a full one on conne
 deltas after), bounces of undeliverable frames, and heartbeats for liveness.
 
 When the last link to a bridge goes, its carts leave our directory at once and every
-local cart that was talking to them is told why.
+local cart that was talking to them is told why. A bridge that could not be dialed is
+not dialed again for `link_timeout` seconds, so frames for its carts bounce at once
+instead of each waiting for a connect timeout.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import aiohttp
 
@@ -58,6 +61,7 @@ class Links:
         self.public_url = ""
         self._links: dict[str, list[Peer]] = {}
         self._dialing: dict[str, asyncio.Future[Peer | None]] = {}
+        self._unreachable: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
         self._stopping = False
@@ -76,6 +80,8 @@ class Links:
         link = self.current(bridge_id)
         if link is not None or not url or self._stopping or bridge_id == self.identity.node_id:
             return link
+        if self._unreachable.get(bridge_id, 0.0) > time.monotonic():
+            return None
         pending = self._dialing.get(bridge_id)
         if pending is None:
             pending = self._dialing[bridge_id] = asyncio.ensure_future(self._dial(bridge_id, url))
@@ -132,6 +138,7 @@ class Links:
                 auth = await self._handshake(ws, bridge_id, url)
         except _DIAL_ERRORS as exc:
             log.info("cannot link to bridge %s at %s: %s", bridge_id[:8], url, exc or type(exc).__name__)
+            self._unreachable[bridge_id] = time.monotonic() + self.settings.link_timeout
             if ws is not None:
                 await ws.close()
             return None
@@ -164,6 +171,7 @@ class Links:
 
     def _register(self, peer: Peer) -> None:
         """Make the link usable at once, with our full roster queued before any forwarded frame."""
+        self._unreachable.pop(peer.node_id, None)
         self._links.setdefault(peer.node_id, []).append(peer)
         self.directory.bridge_urls[peer.node_id] = peer.url
         peer.start_writer()

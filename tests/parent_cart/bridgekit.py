@@ -111,12 +111,17 @@ async def within(awaitable: Awaitable, what: str, timeout: float = DEADLINE):
         pytest.fail(f"{what} never happened within {timeout}s")
 
 
+def url_of(bridge: Bridge | str) -> str:
+    """An in-process bridge's URL, or the URL of one running elsewhere (a process)."""
+    return bridge if isinstance(bridge, str) else bridge.url
+
+
 @contextlib.asynccontextmanager
-async def cart(bridge: Bridge, identity: Identity | None = None, **options: object) -> AsyncIterator[BridgeClient]:
+async def cart(bridge: Bridge | str, identity: Identity | None = None, **options: object) -> AsyncIterator[BridgeClient]:
     """A connected BridgeClient; closed (with Bye) at the end."""
     options.setdefault("backoff", FAST_BACKOFF)
     options.setdefault("limits", TransferLimits(reply_timeout=60.0))
-    client = BridgeClient(identity or Identity.generate(), bridge.url, TOKEN, **options)
+    client = BridgeClient(identity or Identity.generate(), url_of(bridge), TOKEN, **options)
     await client.start()
     try:
         await client.wait_connected(DEADLINE)
@@ -126,10 +131,10 @@ async def cart(bridge: Bridge, identity: Identity | None = None, **options: obje
 
 
 @contextlib.asynccontextmanager
-async def raw_cart(bridge: Bridge, identity: Identity | None = None) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+async def raw_cart(bridge: Bridge | str, identity: Identity | None = None) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
     """An admitted WebSocket with no client logic at all: the test speaks frames itself."""
     async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(ws_url(bridge.url), max_msg_size=8 * 1024 * 1024) as ws:
+        async with session.ws_connect(ws_url(url_of(bridge)), max_msg_size=8 * 1024 * 1024) as ws:
             await join(ws, identity or Identity.generate(), TOKEN)
             yield ws
 

@@ -96,7 +96,7 @@ async def test_fedcart_bridge_process_tells_carts_bye_on_sigterm(tmp_path):
     )
     try:
         url = await within(_announced_url(proc), "the bridge process announcing its URL")
-        async with raw_cart(_Url(url)) as ws:
+        async with raw_cart(url) as ws:
             proc.send_signal(signal.SIGTERM)
             bye = await receive_control(ws, DEADLINE)
         assert isinstance(bye, Bye) and "shutting down" in bye.reason
@@ -113,13 +113,6 @@ async def _announced_url(proc: asyncio.subprocess.Process) -> str:
         if found:
             return found.group(1)
     raise AssertionError("the bridge process exited without announcing its URL")
-
-
-class _Url:
-    """Just enough of a Bridge for raw_cart: its URL."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
 
 
 
