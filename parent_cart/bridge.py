@@ -126,7 +126,7 @@ class Bridge:
             "bridge_id": self.node_id,
             "url": self.url,
             "carts": len(self.directory.local),
-            "swarm_carts": len(self.directory.members()),
+            "swarm_carts": self.directory.count(),
             "bridges_linked": len(self.links.ids()),
             "dht_contacts": len(self.dht.contact_ids()),
             "model_version": latest.version if latest else None,
@@ -174,7 +174,7 @@ class Bridge:
     def _register_gauges(self) -> None:
         gauge = self.metrics.gauge
         gauge("fedcart_bridge_carts_connected", "Carts attached to this bridge", lambda: len(self.directory.local))
-        gauge("fedcart_bridge_swarm_carts", "Live carts in the whole swarm as this bridge sees it", lambda: len(self.directory.members()))
+        gauge("fedcart_bridge_swarm_carts", "Live carts in the whole swarm as this bridge sees it", self.directory.count)
         gauge("fedcart_bridge_links", "Bridges linked to this one", lambda: len(self.links.ids()))
         gauge("fedcart_bridge_transfers_in_flight", "Model uploads in progress on this bridge", lambda: self.hub.in_flight)
         gauge("fedcart_bridge_dht_contacts", "Nodes in the Kademlia routing table", lambda: len(self.dht.contact_ids()))

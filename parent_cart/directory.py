@@ -144,6 +144,10 @@ class Directory:
                     best[node_id] = record
         return best
 
+    def count(self) -> int:
+        """How many carts `members()` would list, without building the list (for /health, metrics)."""
+        return len(self.local) + sum(1 for node_id in self._remote_records() if node_id not in self.local)
+
     def members(self) -> list[Member]:
         """Every cart of the swarm believed alive, local ones first, each once."""
         members = [
