@@ -3,7 +3,7 @@
 import typer
 
 from cartnet import logs
-from fedcart import bridge_cmd, cart_cmd, data_cmd, simulate_cmd, swarm_cmd
+from fedcart import bridge_cmd, cart_cmd, data_cmd, experiment_cmd, simulate_cmd, swarm_cmd
 
 app = typer.Typer(help="fedcart: peer-to-peer federated learning for smart carts.", no_args_is_help=True)
 
@@ -19,3 +19,4 @@ cart_cmd.register(app)
 data_cmd.register(app)
 swarm_cmd.register(app)
 simulate_cmd.register(app)
+experiment_cmd.register(app)

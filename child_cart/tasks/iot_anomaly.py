@@ -168,6 +168,10 @@ class AnomalyTask(DetectionTask):
         benign = detection.y_true == 0
         return float(np.mean(detection.score[benign] if benign.any() else detection.score))
 
+    def decision_thresholds(self, model: Any) -> list[float]:
+        threshold = self.threshold(model)
+        return list(threshold.per_device.values()) or [threshold.value]
+
     def evaluate(self, model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         return {**super().evaluate(model, x, y), "threshold": self.threshold(model).value}
 

@@ -64,6 +64,9 @@ class WeatherDetection(DetectionTask):
     def loss(self, detection: Detection) -> float:
         return cross_entropy(detection)
 
+    def decision_thresholds(self, model: Any) -> list[float]:
+        return [DECISION]
+
     @abstractmethod
     def attack_probability(self, model: Any, x: np.ndarray) -> np.ndarray:
         """P(attack) per row."""

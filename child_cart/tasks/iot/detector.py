@@ -45,6 +45,10 @@ class DetectionTask(Task):
     def loss(self, detection: Detection) -> float:
         """The training objective's value on a detection (what the loss curve plots)."""
 
+    @abstractmethod
+    def decision_thresholds(self, model: Any) -> list[float]:
+        """The scores above which the model calls a row an attack: one per device where devices have their own."""
+
     def evaluate(self, model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         if len(x) == 0:
             raise ValueError("no rows to evaluate on")

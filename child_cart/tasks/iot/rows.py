@@ -13,10 +13,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from child_cart.store import Store
+
 COLLECTION = "telemetry"
 TRAFFIC = "traffic"
 WEATHER = "weather"
 BENIGN = "benign"
+WRITE_CHUNK = 2000
 
 
 def device_code(device: str) -> int:
@@ -59,3 +62,10 @@ def targets(rows: Sequence[dict]) -> np.ndarray:
     """The y tensor every IoT task uses: column 0 the label (1 = attack), column 1 the device code."""
     y = np.array([[int(r["label"]), device_code(str(r["device"]))] for r in rows], dtype=np.int64)
     return y.reshape(len(rows), 2)
+
+
+def fill_store(store: Store, rows: Sequence[dict]) -> int:
+    """Write telemetry rows into a cart's store; writing the same rows again rewrites, never duplicates."""
+    for start in range(0, len(rows), WRITE_CHUNK):
+        store.put_many(COLLECTION, rows[start : start + WRITE_CHUNK])
+    return len(rows)
