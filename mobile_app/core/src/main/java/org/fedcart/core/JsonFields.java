@@ -25,6 +25,8 @@ import java.util.Set;
  */
 final class JsonFields {
     private static final TypeAdapter<JsonElement> ELEMENTS = new Gson().getAdapter(JsonElement.class);
+    /** Largest integer a JSON number (an IEEE double) holds exactly; model versions are millisecond timestamps. */
+    private static final double MAX_EXACT_INTEGER = 9007199254740991.0;
 
     private final JsonObject object;
     private final String context;
@@ -112,7 +114,7 @@ final class JsonFields {
 
     long nonNegativeInteger(String name) throws FormatException {
         double number = number(name);
-        if (number != Math.rint(number) || number < 0 || number > Integer.MAX_VALUE) {
+        if (number != Math.rint(number) || number < 0 || number > MAX_EXACT_INTEGER) {
             throw error(name, "must be a non-negative integer");
         }
         return (long) number;

@@ -39,7 +39,7 @@ public final class LoadedModel {
         return origin;
     }
 
-    public int version() {
+    public long version() {
         return metadata.version();
     }
 

@@ -17,7 +17,7 @@ public final class MetadataParser {
     public static ModelMetadata parseBridge(String json) throws FormatException {
         JsonFields fields = JsonFields.parse(json, "model metadata");
         ModelMetadata.Builder builder = common(fields, "sha256");
-        builder.version = (int) fields.nonNegativeInteger("version");
+        builder.version = fields.nonNegativeInteger("version");
         readOptional(fields, builder);
         return builder.build();
     }
@@ -29,7 +29,7 @@ public final class MetadataParser {
     public static ModelMetadata parseBundled(String json) throws FormatException {
         JsonFields fields = JsonFields.parse(json, "bundled model metadata");
         ModelMetadata.Builder builder = common(fields, "model_sha256");
-        builder.version = fields.has("version") ? (int) fields.nonNegativeInteger("version") : 0;
+        builder.version = fields.has("version") ? fields.nonNegativeInteger("version") : 0;
         checkShape(fields, builder);
         return builder.build();
     }

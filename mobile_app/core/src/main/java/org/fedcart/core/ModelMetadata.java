@@ -18,7 +18,7 @@ public final class ModelMetadata {
     /** The size when the source did not state it. */
     public static final long UNKNOWN_SIZE = -1;
 
-    private final int version;
+    private final long version;
     private final String sha256;
     private final List<String> profiles;
     private final List<String> categories;
@@ -36,7 +36,7 @@ public final class ModelMetadata {
         this.sizeBytes = builder.sizeBytes;
     }
 
-    public int version() {
+    public long version() {
         return version;
     }
 
@@ -103,7 +103,7 @@ public final class ModelMetadata {
 
     /** Collects fields while a parser validates them; the parser is the only producer. */
     static final class Builder {
-        int version;
+        long version;
         String sha256;
         List<String> profiles;
         List<String> categories;

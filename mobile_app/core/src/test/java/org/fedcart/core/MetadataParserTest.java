@@ -23,6 +23,13 @@ public class MetadataParserTest {
     }
 
     @Test
+    public void acceptsMillisecondTimestampVersions() throws Exception {
+        JsonObject json = Fixtures.bridgeJson(3);
+        json.addProperty("version", 1795432553363L);
+        assertEquals(1795432553363L, MetadataParser.parseBridge(json.toString()).version());
+    }
+
+    @Test
     public void toJsonRoundTrips() throws Exception {
         ModelMetadata meta = Fixtures.metadata(7);
         ModelMetadata again = MetadataParser.parseBridge(meta.toJson());
