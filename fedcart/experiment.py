@@ -147,20 +147,16 @@ class Judge:
 
 
 def load_fleet(config: ExperimentConfig) -> Fleet:
-    """The carts' rows (synthetic or read from CSV) and the task configured for them."""
-    overrides: dict[str, Any] = {}
+    """The carts' rows (synthetic or read from CSV) and the task configured for them (IOT_* environment variables)."""
     if config.data is None:
-        data = _synthetic(config)
+        settings = CartSettings(_env_file=None)
+        task = _detection_task(config.task, settings)
+        generate = synth_traffic.generate if task.schema == TRAFFIC else synth_weather.generate
+        data = generate(config.rows_per_cart, config.carts, config.seed)
     else:
         data, features = _from_csv(config)
-        if features:
-            overrides["iot_anomaly_features"] = features
-    settings = CartSettings(_env_file=None, **overrides)
-    task = get_task(config.task, settings)
-    if not isinstance(task, DetectionTask):
-        raise ValueError(f"task {config.task!r} is not an IoT detection task (use `fedcart simulate` for it)")
-    if config.data is None and task.schema != _schema_of(config.task):
-        raise ValueError(f"no synthetic data for task {config.task!r}")
+        settings = CartSettings(_env_file=None, **({"iot_anomaly_features": features} if features else {}))
+        task = _detection_task(config.task, settings)
     datasets = [task.make_dataset(rows) for rows in data]
     empty = [i for i, d in enumerate(datasets) if len(d.x_train) == 0 or len(d.x_val) == 0]
     if empty:
@@ -168,13 +164,11 @@ def load_fleet(config: ExperimentConfig) -> Fleet:
     return Fleet(task, data, datasets, settings)
 
 
-def _schema_of(task_name: str) -> str:
-    return TRAFFIC if task_name == "iot-anomaly" else get_task(task_name).schema
-
-
-def _synthetic(config: ExperimentConfig) -> list[list[dict]]:
-    generate = synth_traffic.generate if _schema_of(config.task) == TRAFFIC else synth_weather.generate
-    return generate(config.rows_per_cart, config.carts, config.seed)
+def _detection_task(name: str, settings: CartSettings) -> DetectionTask:
+    task = get_task(name, settings)
+    if not isinstance(task, DetectionTask):
+        raise ValueError(f"task {name!r} is not an IoT detection task (use `fedcart simulate` for it)")
+    return task
 
 
 def _from_csv(config: ExperimentConfig) -> tuple[list[list[dict]], int | None]:

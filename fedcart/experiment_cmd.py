@@ -55,11 +55,14 @@ def experiment(
 
     The task is configured by the IOT_* environment variables (see .env.example).
     """
+    from child_cart.aggregation import AGGREGATORS
     from fedcart.experiment import SCENARIOS, ExperimentConfig, load_fleet
     from fedcart.experiment_report import write_report
 
     if task not in IOT_TASKS:
         raise typer.BadParameter(f"unknown task {task!r}; choose one of {', '.join(IOT_TASKS)}", param_hint="--task")
+    if aggregator not in AGGREGATORS:
+        raise typer.BadParameter(f"unknown aggregator {aggregator!r}; choose one of {', '.join(AGGREGATORS)}", param_hint="--aggregator")
     scenarios = SCENARIOS if scenario == "all" else tuple(s.strip() for s in scenario.split(",") if s.strip())
     config = ExperimentConfig(
         task=task, carts=carts, rounds=rounds, epochs=epochs, rows_per_cart=rows, scenarios=scenarios,
