@@ -1,4 +1,4 @@
-"""Model versions: weights on disk (safetensors, content-addressed), their record in `models`.
+"""Model versions: weights on disk (cartnet's weight codec, content-addressed), their record in `models`.
 
 A version is numbered per task (`recommend-v000003`). The weights file is
 named by its sha256 and written atomically before the record that points
@@ -18,8 +18,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
-from safetensors.numpy import load as load_tensors
-from safetensors.numpy import save as save_tensors
+from cartnet import weights as weight_codec
 
 from child_cart.store import Store
 from child_cart.store.rows import store_time
@@ -86,16 +85,14 @@ def write_file_atomic(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-def encode_weights(weights: list[np.ndarray], task: str) -> bytes:
-    """Weights as safetensors bytes, tensors keyed by position ("0000", "0001", ...)."""
-    tensors = {f"{i:04d}": np.ascontiguousarray(w) for i, w in enumerate(weights)}
-    return save_tensors(tensors, metadata={"task": task, "count": str(len(weights))})
+def encode_weights(weights: list[np.ndarray]) -> bytes:
+    """Weights in the same safe codec the wire uses (safetensors inside, uncompressed on disk)."""
+    return weight_codec.encode(weights, compress=False)
 
 
 def decode_weights(data: bytes) -> list[np.ndarray]:
     """Inverse of `encode_weights`."""
-    tensors = load_tensors(data)
-    return [tensors[key] for key in sorted(tensors)]
+    return weight_codec.decode(data)
 
 
 class ModelStore:
@@ -124,9 +121,9 @@ class ModelStore:
         info: dict[str, Any] | None = None,
     ) -> ModelVersion:
         """Store weights and record them as the task's next version."""
-        data = encode_weights(weights, task)
+        data = encode_weights(weights)
         digest = sha256_hex(data)
-        relative = f"{MODELS_DIR}/{task}-{digest[:16]}.safetensors"
+        relative = f"{MODELS_DIR}/{task}-{digest[:16]}.weights"
         write_file_atomic(self.path(relative), data)
         for _ in range(CLAIM_ATTEMPTS):
             number = self._next_number(task)

@@ -157,6 +157,6 @@ def test_versions_count_up_and_a_corrupt_weights_file_is_caught(tmp_path, catalo
 
 def test_weights_round_trip_exactly_without_pickle() -> None:
     weights = [np.arange(6, dtype=np.float32).reshape(2, 3), np.array([1.5], np.float64)]
-    for restored, original in zip(decode_weights(encode_weights(weights, "t")), weights):
+    for restored, original in zip(decode_weights(encode_weights(weights)), weights):
         np.testing.assert_array_equal(restored, original)
         assert restored.dtype == original.dtype
