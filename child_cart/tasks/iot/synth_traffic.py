@@ -22,9 +22,10 @@ only on (seed, k, its id).
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -155,10 +156,7 @@ def _statistics(rng: np.random.Generator, s: dict[str, np.ndarray]) -> np.ndarra
     for window in WINDOWS:
         packets = s["rate"] * HORIZONS[window]
         sigma = NOISE / np.sqrt(1.0 + packets)
-
-        def noisy(value: np.ndarray) -> np.ndarray:
-            return value * np.exp(rng.normal(0.0, sigma))
-
+        noisy = functools.partial(_noisy, rng, sigma)
         per_channel, per_socket = packets / s["channels"], packets / (2 * s["channels"])
         columns.update(_simple("MI_dir", window, noisy(packets), noisy(s["size"]), noisy(s["spread"] ** 2)))
         columns.update(_simple("H", window, noisy(packets), noisy(s["size"] * 1.02), noisy(s["spread"] ** 2 * 1.05)))
@@ -166,6 +164,11 @@ def _statistics(rng: np.random.Generator, s: dict[str, np.ndarray]) -> np.ndarra
         columns.update(_simple("HH_jit", window, noisy(per_channel), noisy(s["jitter"]), noisy((0.5 * s["jitter"]) ** 2)))
         columns.update(_channel("HpHp", window, noisy(per_socket), s, noisy, rng, sigma))
     return np.stack([columns[name] for name in FEATURE_NAMES], axis=1)
+
+
+def _noisy(rng: np.random.Generator, sigma: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """`value` with multiplicative log-normal noise of scale `sigma` (per row)."""
+    return value * np.exp(rng.normal(0.0, sigma))
 
 
 def _simple(stream: str, window: str, weight: np.ndarray, mean: np.ndarray, variance: np.ndarray) -> dict[str, np.ndarray]:

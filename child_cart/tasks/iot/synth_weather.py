@@ -15,8 +15,8 @@ balance and attack mix). Cart k's rows depend only on (seed, k, its id).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
