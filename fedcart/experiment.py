@@ -200,7 +200,7 @@ def run_centralized(config: ExperimentConfig, fleet: Fleet, judge: Judge, tick: 
             weights = learner.train(weights, config.epochs)
         detection, thresholds = judge.detect(weights, fleet.pooled)
         sent = upload if number == 0 else 0
-        result.rounds.append(_round("centralized", number, detection, thresholds, usage, sent, sent))
+        result.rounds.append(_round(fleet.task, "centralized", number, detection, thresholds, usage, sent, sent))
         result.detection, result.thresholds = detection, thresholds
         tick()
     return result
@@ -217,7 +217,7 @@ def run_local(config: ExperimentConfig, fleet: Fleet, judge: Judge, tick: Callab
         with Meter() as usage:
             weights = [learner.train(w, config.epochs) for learner, w in zip(learners, weights)]
         detection, thresholds = judge.fleet(weights, fleet.datasets)
-        result.rounds.append(_round("local", number, detection, thresholds, usage))
+        result.rounds.append(_round(fleet.task, "local", number, detection, thresholds, usage))
         result.detection, result.thresholds = detection, thresholds
         tick()
     return result
@@ -261,15 +261,15 @@ async def _federated_round(
         result.nodes.append(NodeRound(number, cart, record, codec))
     sent, received = sum(r.bytes_out for r in records), sum(r.bytes_in for r in records)
     accepted = sum(r.accepted for r in records)
-    result.rounds.append(_round("federated", number, detection, thresholds, usage, sent, received, accepted))
+    result.rounds.append(_round(fleet.task, "federated", number, detection, thresholds, usage, sent, received, accepted))
     result.detection, result.thresholds = detection, thresholds
 
 
 def _round(
-    scenario: str, number: int, detection: Detection, thresholds: list[float], usage: Usage,
+    task: DetectionTask, scenario: str, number: int, detection: Detection, thresholds: list[float], usage: Usage,
     sent: int = 0, received: int = 0, accepted: int | None = None,
 ) -> RoundResult:
-    metrics = detection_metrics(detection)
+    metrics = {**detection_metrics(detection), "loss": task.loss(detection)}
     return RoundResult(scenario, number + 1, metrics, float(np.mean(thresholds)), usage, sent, received, accepted)
 
 

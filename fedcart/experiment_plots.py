@@ -143,6 +143,7 @@ def _bars(ax: Any, names: list[str], values: list[float], title: str) -> None:
     ax.bar(names, values, color=[COLOURS.get(n, "tab:grey") for n in names])
     for i, value in enumerate(values):
         ax.text(i, value, f"{value:.1f}", ha="center", va="bottom")
+    ax.margins(y=0.15)
     ax.set(title=title)
 
 

@@ -35,6 +35,7 @@ def test_all_three_scenarios_with_real_rounds_are_judged_on_the_same_held_out_ro
     for result in results.values():
         counts = [r.metrics["tn"] + r.metrics["fp"] + r.metrics["fn"] + r.metrics["tp"] for r in result.rounds]
         assert counts == [held_out] * 2 and len(result.detection.y_true) == held_out
+        assert all(r.metrics["loss"] > 0 for r in result.rounds)
         assert sorted(result.detection.y_true.tolist()) == sorted(np.concatenate([d.y_val[:, 0] for d in fleet.datasets]).tolist())
     federated = results["federated"]
     assert federated.bytes_sent > 0 and federated.bytes_received > 0 and results["local"].bytes_sent == 0
