@@ -107,6 +107,7 @@ class ScenarioResult:
 
     @property
     def final(self) -> RoundResult:
+        """The result after the last round (what the summary reports)."""
         return self.rounds[-1]
 
 
@@ -121,6 +122,7 @@ class Fleet:
 
     @functools.cached_property
     def pooled(self) -> Dataset:
+        """Every cart's rows as one data set (the centralized scenario's); its held-out rows are the carts' held-out rows."""
         return self.task.make_dataset([row for rows in self.data for row in rows])
 
 

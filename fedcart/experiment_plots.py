@@ -91,7 +91,7 @@ def _curves(plt: Any, results: dict[str, ScenarioResult]) -> Any:
         x = [r.round for r in result.rounds]
         loss.plot(x, [r.metrics.get("loss", np.nan) for r in result.rounds], marker="o", color=COLOURS.get(name), label=name)
         f1.plot(x, [r.metrics["f1"] for r in result.rounds], marker="o", color=COLOURS.get(name), label=name)
-    loss.set(xlabel="round", ylabel="held-out loss", title="loss per round")
+    loss.set(xlabel="round", ylabel="held-out loss", title="loss per round (each model's own feature scale)")
     f1.set(xlabel="round", ylabel="F1 (per sample, all held-out rows)", title="F1 per round", ylim=(0, 1.02))
     for ax in (loss, f1):
         ax.xaxis.get_major_locator().set_params(integer=True)

@@ -169,7 +169,9 @@ def _markdown(config: ExperimentConfig, fleet: Fleet, report: Report) -> str:
         "that would score it in the field (its own cart's model and threshold for federated and local-only, the one "
         "central model for centralized). Time and CPU are summed over the rounds (training, exchange and aggregation; "
         "not start-up or scoring); CPU and peak RSS are the whole process's, which hosts every simulated cart. "
-        "Centralized bytes are the rows every cart would upload once (float32).",
+        "Centralized bytes are the rows every cart would upload once (float32). Loss (rounds.csv, loss.png) is "
+        "measured in each model's own feature scale (for the autoencoder: scaled by the statistics of the rows it "
+        "was fitted on), so compare it across rounds, not across scenarios.",
     ]
     if report.compression:
         lines += ["", "## An update's size at each stage (mean over carts and rounds)", "", *_table(report.compression)]

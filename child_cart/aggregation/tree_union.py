@@ -36,6 +36,7 @@ class TreeUnion(Aggregator):
         return self.combine(updates)
 
     def combine(self, updates: Sequence[Update]) -> list[np.ndarray]:
+        """Every per-tree array concatenated along the tree axis, then the votes set by the rule."""
         arrays = [np.concatenate([u.weights[i] for u in updates]) for i in range(len(updates[0].weights) - 1)]
         return [*arrays, self._votes(updates)]
 

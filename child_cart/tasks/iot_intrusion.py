@@ -84,11 +84,13 @@ class IntrusionTask(WeatherDetection):
 
     @classmethod
     def from_settings(cls, settings: CartSettings | None) -> IntrusionTask:
+        """The task as a cart's settings configure it (IOT_INTRUSION_*, VAL_FRACTION)."""
         if settings is None:
             return cls()
         return cls(settings.iot_intrusion_layers, settings.iot_intrusion_learning_rate, settings.val_fraction)
 
     def build_model(self, seed: int | None = None) -> Any:
+        """features -> scaler -> hidden layers -> sigmoid P(attack)."""
         keras = import_keras()
         if seed is not None:
             keras.utils.set_random_seed(seed)
@@ -121,6 +123,7 @@ class ForestIntrusionTask(WeatherDetection):
 
     @classmethod
     def from_settings(cls, settings: CartSettings | None) -> ForestIntrusionTask:
+        """The task as a cart's settings configure it (IOT_FOREST_*, VAL_FRACTION)."""
         if settings is None:
             return cls()
         return cls(settings.iot_forest_trees, settings.iot_forest_depth, settings.iot_forest_aggregator, settings.val_fraction)
