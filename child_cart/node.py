@@ -25,7 +25,7 @@ from child_cart.rounds.publish import PhonePublisher
 from child_cart.settings import CartSettings
 from child_cart.store import Store, open_cart_store
 from child_cart.tasks.base import Task
-from child_cart.tasks.recommend import RecommendTask
+from child_cart.tasks.registry import get_task
 from child_cart.ui.server import UIServer, start_ui
 
 log = logging.getLogger(__name__)
@@ -45,11 +45,13 @@ class CartNode:
         self.bus = bus or EventBus()
         self.identity = Identity.load_or_create(settings.data_dir)
         self.client = BridgeClient(self.identity, settings.bridge_url, settings.swarm_token)
-        self.task = task or RecommendTask.from_settings(settings)
+        self.task = task or get_task(settings.task, settings)
         self.models = ModelStore(self.store, settings.data_dir)
         self.learner = Learner(self.task, batch_size=settings.train_batch_size)
         self.exchange = UpdateExchange(self.client, self.task.name)
-        publisher = PhonePublisher(self.store, settings.data_dir, self.task, self.client, settings.export_tolerance) if publish else None
+        publisher = None
+        if publish and self.task.phone_model:
+            publisher = PhonePublisher(self.store, settings.data_dir, self.task, self.client, settings.export_tolerance)
         self.engine = RoundEngine(self.store, self.models, self.learner, self.exchange, self.client, self.bus, publisher)
         self.wake = asyncio.Event()
         self.ui: UIServer | None = None

@@ -17,6 +17,7 @@ class CartSettings(NodeSettings):
     mongo_db: str = Field("fedcart", description="Database name (one per cart on a shared server)")
     ui_host: str = Field("127.0.0.1", description="Flask UI bind address")
     ui_port: int = Field(5000, ge=1, le=65535, description="Flask UI port")
+    task: str = Field("recommend", description="What this cart learns: recommend, iot-anomaly, iot-intrusion, iot-intrusion-forest")
     catalogue_path: str = Field("", description="Seed catalogue JSON; empty = the one packaged with child_cart")
     max_upload_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest image a scan accepts")
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Share of rows held out for validation")

@@ -65,6 +65,8 @@ class Task(ABC):
     primary_metric: ClassVar[str]
     higher_is_better: ClassVar[bool] = True
     collection: ClassVar[str] = "purchases"
+    phone_model: ClassVar[bool] = False
+    """True when phones run this task's model: only then is it exported and published to the bridge."""
     # The aggregation rule this task's models need whatever the round settings say
     # (a forest cannot be averaged); None: the round settings choose.
     aggregator: str | None = None

@@ -49,6 +49,7 @@ class RecommendTask(Task):
 
     name = "recommend"
     primary_metric = "accuracy"
+    phone_model = True
 
     def __init__(
         self,
