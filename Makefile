@@ -2,8 +2,9 @@
 SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
+COMPOSE ?= docker compose
 
-.PHONY: help setup run test bench clean
+.PHONY: help setup run test bench clean up down logs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -22,3 +23,16 @@ bench: setup  ## run the benchmarks in bench/ (prints tables)
 
 clean:  ## remove the virtual environment and local data
 	rm -rf $(VENV) data artifacts reports
+
+up: .env  ## build the image and start MongoDB, 2 bridges and 3 carts in containers (docker compose)
+	$(COMPOSE) up --detach --build
+	@$(COMPOSE) ps
+
+down:  ## stop and remove the containers and networks (volumes keep the data; `docker compose down -v` drops them)
+	$(COMPOSE) down
+
+logs:  ## follow the containers' logs (`make logs S=cart-0` for one service)
+	$(COMPOSE) logs --follow $(S)
+
+.env:
+	cp .env.example .env

@@ -1,0 +1,299 @@
+"""docker-compose.yml, checked without a Docker engine.
+
+* It is valid against the Compose Specification schema (the copy check-jsonschema vendors).
+* Every service runs a real `fedcart` command; every variable it sets is a field of the settings
+  class that service builds, and the whole container environment (.env from .env.example plus
+  `environment:`) validates as those settings.
+* Ports, URLs, DHT bootstrap entries, database names and health checks agree with those settings
+  and with each other; only bridges and carts publish ports.
+* Every variable the file interpolates is documented in .env.example's compose section, with the
+  same default, and that section names nothing the file does not use.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path, PurePosixPath
+
+import composefile as cf
+import jsonschema
+import pytest
+import typer
+
+from child_cart.settings import CartSettings
+from parent_cart.settings import BridgeSettings
+
+SETTINGS = {"bridge": BridgeSettings, "cart": CartSettings, "seed": CartSettings}
+MODEL = cf.resolved()
+
+
+def field_names(settings_class: type) -> set[str]:
+    """Environment names of a settings class: its field names, upper-cased (pydantic-settings, no prefix)."""
+    assert not settings_class.model_config.get("env_prefix"), "settings grew an env prefix: update this test"
+    return {name.upper() for name in settings_class.model_fields}
+
+
+def build_settings(settings_class: type, env: dict[str, str]):
+    """The settings a container builds from the environment `env` alone (no .env of the checkout, none of ours)."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        return settings_class(_env_file=None)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def fedcart_services() -> dict[str, tuple[str, dict]]:
+    return {name: (cf.role(s), s) for name, s in MODEL["services"].items() if "build" in s}
+
+
+# --- schema ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", ["as written", "interpolated with .env.example"])
+def test_valid_against_the_compose_specification(stage):
+    schema = cf.compose_schema()
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    document = cf.raw() if stage == "as written" else MODEL
+    validator = validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+    assert not errors, "\n".join(f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors)
+
+
+def test_schema_rejects_a_broken_file():
+    """The schema is really applied: a misspelt key and a wrong type are caught."""
+    schema = cf.compose_schema()
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    broken = {"services": {"cart-0": {"image": "x", "helthcheck": {}}, "mongo": {"image": "mongo:7", "ports": 27017}}}
+    messages = [e.message for e in validator.iter_errors(broken)]
+    assert any("helthcheck" in m for m in messages) and any("27017" in m for m in messages), messages
+
+
+# --- services and the settings they build --------------------------------------------------------
+
+
+def test_the_swarm_services_are_there():
+    assert MODEL["services"]["mongo"]["image"] == "mongo:7"
+    assert len(cf.services_of(MODEL, "bridge")) == 2
+    assert len(cf.services_of(MODEL, "cart")) >= 3
+    assert set(cf.services_of(MODEL, "seed")) == {"seed"}
+    unknown = {name: cf.role(s) for name, s in MODEL["services"].items() if cf.role(s) not in {"bridge", "cart", "seed", "mongo:7"}}
+    assert not unknown, f"services that are neither bridge, cart, seed nor mongo: {unknown}"
+
+
+def test_every_command_is_a_fedcart_command():
+    from fedcart.cli import app
+
+    cli = typer.main.get_command(app)
+    for name, (_, service) in fedcart_services().items():
+        words = cf.command(service)
+        group = cli
+        for word in words:
+            if word.startswith("-"):
+                break
+            assert word in group.commands, f"{name}: `fedcart {' '.join(words)}`: no command {word!r}"
+            group = group.commands[word]
+        options = {opt for param in group.params for opt in param.opts}
+        for word in words:
+            if word.startswith("--"):
+                assert word in options, f"{name}: `fedcart ... {word}` is not an option of that command"
+
+
+def test_every_variable_set_is_a_setting_of_that_service():
+    for name, (kind, service) in fedcart_services().items():
+        unknown = set(cf.environment(service)) - field_names(SETTINGS[kind])
+        assert not unknown, f"{name} ({kind}) sets variables no {SETTINGS[kind].__name__} field reads: {sorted(unknown)}"
+
+
+def test_each_container_environment_validates_as_its_settings():
+    for name, (kind, service) in fedcart_services().items():
+        build_settings(SETTINGS[kind], cf.container_environment(service))
+
+
+def test_nodes_listen_on_every_interface_of_their_container():
+    for name, service in cf.services_of(MODEL, "bridge").items():
+        assert build_settings(BridgeSettings, cf.container_environment(service)).host == "0.0.0.0", name
+    for name, service in cf.services_of(MODEL, "cart").items():
+        assert build_settings(CartSettings, cf.container_environment(service)).ui_host == "0.0.0.0", name
+
+
+def test_only_bridges_and_carts_publish_and_they_publish_their_configured_ports():
+    env_example = cf.read_env_file(cf.ENV_EXAMPLE)
+    published = []
+    for name, service in MODEL["services"].items():
+        kind, ports = cf.role(service), cf.ports(service)
+        if kind not in {"bridge", "cart"}:
+            assert not ports, f"{name} publishes {ports}: only bridges and carts may"
+            continue
+        settings = build_settings(SETTINGS[kind], cf.container_environment(service))
+        wanted = settings.port if kind == "bridge" else settings.ui_port
+        assert [(p.target, p.protocol) for p in ports] == [(wanted, "tcp")], (
+            f"{name} must publish exactly its {'PORT' if kind == 'bridge' else 'UI_PORT'} {wanted}/tcp, publishes {ports}")
+        assert ports[0].host_ip == env_example["PUBLISH_HOST"], f"{name} ignores PUBLISH_HOST"
+        published.append(ports[0].published)
+    assert len(published) == len(set(published)), f"two services publish the same host port: {published}"
+
+
+def test_urls_and_bootstrap_entries_name_real_services_and_their_ports():
+    bridges = {name: build_settings(BridgeSettings, cf.container_environment(s)) for name, s in cf.services_of(MODEL, "bridge").items()}
+    nets = cf.members(MODEL)
+
+    def share_a_network(a: str, b: str) -> bool:
+        return any(a in group and b in group for group in nets.values())
+
+    for name, settings in bridges.items():
+        assert cf.url_host_port(settings.public_url) == (name, settings.port), f"{name}: PUBLIC_URL must be its own name and PORT"
+        peers = settings.bootstrap_addresses()
+        assert {host for host, _ in peers} == set(bridges) - {name}, f"{name} must bootstrap from every other bridge: {peers}"
+        for host, port in peers:
+            assert port == bridges[host].dht_port, f"{name} bootstraps from {host}:{port}, but {host}'s DHT_PORT is {bridges[host].dht_port}"
+            assert share_a_network(name, host), f"{name} cannot reach {host}: no common network"
+    databases = {}
+    for name, service in cf.services_of(MODEL, "cart").items():
+        settings = build_settings(CartSettings, cf.container_environment(service))
+        host, port = cf.url_host_port(settings.bridge_url)
+        assert host in bridges and port == bridges[host].port, f"{name}: BRIDGE_URL {settings.bridge_url} is not a bridge's relay"
+        assert share_a_network(name, host), f"{name} cannot reach its bridge {host}"
+        assert cf.url_host_port(settings.mongo_url) == ("mongo", 27017), f"{name}: MONGO_URL {settings.mongo_url} is not the mongo service"
+        assert share_a_network(name, "mongo"), f"{name} cannot reach mongo"
+        databases[name] = settings.mongo_db
+    assert len(set(databases.values())) == len(databases), f"carts share a database: {databases}"
+    assert set(cf.services_of(MODEL, "bridge")) == {cf.url_host_port(build_settings(CartSettings, cf.container_environment(s)).bridge_url)[0]
+                                                    for s in cf.services_of(MODEL, "cart").values()}, "a bridge serves no cart"
+
+
+def test_the_seeder_fills_exactly_the_carts_databases():
+    """`fedcart data synth` with MONGO_URL writes data dir `d` to database `<MONGO_DB>-<d's name>` (see its --help)."""
+    from fedcart import data_cmd
+
+    assert "<MONGO_DB>-<d>" in (data_cmd.synth.__doc__ or ""), "the synth naming rule changed: update this test"
+    seed = MODEL["services"]["seed"]
+    settings = build_settings(CartSettings, cf.container_environment(seed))
+    words = cf.command(seed)
+    seeded_dirs = [words[i + 1] for i, word in enumerate(words) if word == "--data-dir"]
+    seeded = {f"{settings.mongo_db}-{PurePosixPath(d).name}" for d in seeded_dirs}
+    carts = {build_settings(CartSettings, cf.container_environment(s)).mongo_db for s in cf.services_of(MODEL, "cart").values()}
+    assert seeded == carts, f"the seeder writes {sorted(seeded)}, the carts read {sorted(carts)}"
+    assert settings.mongo_url == "mongodb://mongo:27017"
+
+
+def test_carts_start_after_their_bridge_the_database_and_the_seeder():
+    for name, service in cf.services_of(MODEL, "cart").items():
+        bridge = cf.url_host_port(build_settings(CartSettings, cf.container_environment(service)).bridge_url)[0]
+        depends = service.get("depends_on") or {}
+        assert depends.get(bridge, {}).get("condition") == "service_healthy", f"{name} should wait for {bridge}"
+        assert depends.get("mongo", {}).get("condition") == "service_healthy", f"{name} should wait for mongo"
+        assert depends.get("seed", {}).get("condition") == "service_completed_successfully", f"{name} should wait for the seeder"
+
+
+# --- health checks --------------------------------------------------------------------------------
+
+HEALTH = {"bridge": ("/health", "PORT"), "cart": ("/api/health", "UI_PORT")}
+
+
+def test_health_checks_use_python_urllib_on_the_settings_port():
+    for name, (kind, service) in fedcart_services().items():
+        if kind == "seed":
+            assert "healthcheck" not in service, "the one-shot seeder needs no health check"
+            continue
+        test = service["healthcheck"]["test"]
+        path, variable = HEALTH[kind]
+        assert test[:3] == ["CMD", "python", "-c"], f"{name}: health check must be `python -c` (the image has no curl): {test}"
+        code = test[3]
+        assert "urllib.request" in code and f"{path}'" in code and f"os.environ['{variable}']" in code, (
+            f"{name}: health check must GET {path} on {variable}: {code}")
+    mongo = " ".join(MODEL["services"]["mongo"]["healthcheck"]["test"])
+    assert "mongosh" in mongo and "ping" in mongo
+
+
+def test_the_cart_health_route_exists():
+    from flask import Flask
+
+    from child_cart.ui.api_shop import api_shop
+
+    app = Flask(__name__)
+    app.register_blueprint(api_shop)
+    assert HEALTH["cart"][0] in {rule.rule for rule in app.url_map.iter_rules()}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _health_check(service: dict, env: dict[str, str]) -> subprocess.CompletedProcess:
+    test = service["healthcheck"]["test"]
+    return subprocess.run([sys.executable, *test[2:]], env={**os.environ, **env}, capture_output=True, text=True, timeout=30)
+
+
+def _line_containing(stream, text: str, seconds: float) -> str | None:
+    """The first line of `stream` that contains `text`, read in a thread; None at end of stream or deadline."""
+    found: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        for raw_line in stream:
+            line = raw_line.decode(errors="replace")
+            transcript.append(line)
+            if text in line:
+                found.put(line)
+                return
+        found.put(None)
+
+    transcript: list[str] = []
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        return found.get(timeout=seconds)
+    except queue.Empty:
+        return None
+    finally:
+        _line_containing.transcript = "".join(transcript)
+
+
+def test_the_bridge_health_check_passes_on_a_running_bridge_and_fails_without_one(tmp_path):
+    """Runs the compose health check command itself against a real `fedcart bridge` process."""
+    service = MODEL["services"]["bridge-0"]
+    port = _free_port()
+    assert _health_check(service, {"PORT": str(port)}).returncode != 0, "health check passed with no bridge running"
+    env = {**os.environ, "SWARM_TOKEN": "compose-health-token", "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    bridge = subprocess.Popen(
+        [sys.executable, "-m", "fedcart", "bridge", "--host", "127.0.0.1", "--port", str(port), "--dht-port", "0",
+         "--data-dir", str(tmp_path / "bridge")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    try:
+        # `fedcart bridge` prints "bridge <id> relay <url> ..." once it serves.
+        ready = _line_containing(bridge.stdout, f"relay http://127.0.0.1:{port}", 60)
+        assert ready, f"the bridge never announced itself within 60 s:\n{_line_containing.transcript[-3000:]}"
+        result = _health_check(service, {"PORT": str(port)})
+        assert result.returncode == 0, f"health check failed on a running bridge: {result.stderr[-2000:]}"
+    finally:
+        bridge.terminate()
+        try:
+            bridge.wait(20)
+        except subprocess.TimeoutExpired:
+            bridge.kill()
+            bridge.wait()
+
+
+# --- .env.example ---------------------------------------------------------------------------------
+
+
+def test_every_interpolated_variable_is_documented_with_the_same_default():
+    documented = cf.read_env_file(cf.ENV_EXAMPLE)
+    section = set(cf.compose_section_keys())
+    used = {}
+    for ref in cf.references(cf.raw()):
+        assert ref.default is not None, f"${{{ref.name}}} has no default: an older .env without it would break `up`"
+        used.setdefault(ref.name, set()).add(ref.default)
+    for name, defaults in used.items():
+        assert name in section, f"{name} is used by docker-compose.yml but not in .env.example's compose section"
+        assert defaults == {documented[name]}, f"{name}: defaults {defaults} in docker-compose.yml, {documented[name]!r} in .env.example"
+    unused = section - set(used) - {"COMPOSE_PROJECT_NAME"}
+    assert not unused, f".env.example's compose section documents variables docker-compose.yml never uses: {sorted(unused)}"

@@ -1,0 +1,193 @@
+"""The Dockerfile and its build context, checked without building: what the image needs is in it.
+
+* Python 3.11 slim base, a non-root user, libzbar0 without recommends, `pip install .`, npm ci.
+* The web assets the UI serves land where UI_WEB_DIR (image and compose) points.
+* .dockerignore lets in every file a COPY needs and keeps .venv/, .git/, data and node_modules out.
+* A regular (non-editable) install carries every package file: built as a wheel from the tracked files.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import PurePosixPath
+
+import composefile as cf
+import pytest
+
+PACKAGES = ("cartnet", "parent_cart", "child_cart", "fedcart")
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs of the Dockerfile, continuation lines joined, comments dropped."""
+    lines, current = [], ""
+    for line in cf.DOCKERFILE.read_text().splitlines():
+        if line.strip().startswith("#") and not current:
+            continue
+        if line.rstrip().endswith("\\"):
+            current += line.rstrip()[:-1] + " "
+            continue
+        current += line
+        if current.strip():
+            keyword, _, rest = current.strip().partition(" ")
+            lines.append((keyword.upper(), rest.strip()))
+        current = ""
+    return lines
+
+
+def stages() -> list[list[tuple[str, str]]]:
+    found: list[list[tuple[str, str]]] = []
+    for keyword, rest in instructions():
+        if keyword == "FROM":
+            found.append([])
+        found[-1].append((keyword, rest))
+    return found
+
+
+def env_of(stage: list[tuple[str, str]]) -> dict[str, str]:
+    env = {}
+    for keyword, rest in stage:
+        if keyword == "ENV":
+            env.update(dict(pair.split("=", 1) for pair in rest.split()))
+    return env
+
+
+def runtime() -> list[tuple[str, str]]:
+    return stages()[-1]
+
+
+def test_runtime_base_is_slim_python_311_that_pyproject_allows():
+    base = runtime()[0][1].split()[0]
+    assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-\w+)?", base), f"runtime base {base!r} is not a slim Python 3.11"
+    requires = tomllib.loads((cf.ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert ">=3.11" in requires and "<3.13" in requires, f"base Python 3.11 vs requires-python {requires}"
+
+
+def test_runs_as_a_non_root_user():
+    users = [rest for keyword, rest in runtime() if keyword == "USER"]
+    assert users and users[-1].split(":")[0] not in {"root", "0"}, f"the image must end as a non-root user: {users}"
+    run = " ".join(rest for keyword, rest in runtime() if keyword == "RUN")
+    assert f"useradd" in run and users[-1].split(":")[0] in run, "the user must be created in the image"
+
+
+def test_system_packages_and_python_install():
+    run = [rest for keyword, rest in runtime() if keyword == "RUN"]
+    apt = [r for r in run if "apt-get install" in r]
+    assert apt and all("--no-install-recommends" in r for r in apt), "apt-get install without --no-install-recommends pulls ImageMagick"
+    assert any("libzbar0" in r for r in apt), "pyzbar needs libzbar0"
+    assert any("rm -rf /var/lib/apt/lists" in r for r in apt), "apt lists left in the layer"
+    assert any(re.search(r"pip install \.(\s|$)", r) for r in run), "the repo must be installed with `pip install .`"
+    assert not any("pip install -e" in r for r in run), "an editable install would not be what users get"
+    entrypoint = [rest for keyword, rest in runtime() if keyword == "ENTRYPOINT"]
+    assert entrypoint and '"fedcart"' in entrypoint[-1], "compose commands are fedcart subcommands: ENTRYPOINT must be fedcart"
+
+
+def test_web_assets_land_where_ui_web_dir_points():
+    from child_cart.ui import assets
+
+    web_stage = next(s for s in stages() if any(k == "RUN" and "npm ci" in r for k, r in s))
+    name = web_stage[0][1].split()[-1]
+    workdir = next(rest for keyword, rest in web_stage if keyword == "WORKDIR")
+    copied = [rest.split()[-1] for keyword, rest in web_stage if keyword == "COPY"]
+    for folder in assets.SERVED_FOLDERS:
+        assert any(PurePosixPath(workdir, dest) == PurePosixPath(workdir, folder) for dest in copied), f"web/{folder} is not copied"
+    assert assets.CHART_LIBRARY.parts[0] == "node_modules", "the chart library is expected from npm ci"
+    target = next(rest.split()[-1] for keyword, rest in runtime() if keyword == "COPY" and rest.startswith(f"--from={name} {workdir}"))
+    assert env_of(runtime()).get("UI_WEB_DIR") == target, f"UI_WEB_DIR must point at {target}, where the assets are copied"
+    for service_name, service in cf.services_of(cf.resolved(), "cart").items():
+        assert cf.environment(service).get("UI_WEB_DIR") == target, (
+            f"{service_name} sets UI_WEB_DIR to {cf.environment(service).get('UI_WEB_DIR')!r}; the assets are at {target} "
+            "(it must be set in compose too: env_file's empty UI_WEB_DIR would hide the image's)")
+
+
+def test_exposed_ports_are_the_ones_compose_uses():
+    exposed = set(" ".join(rest for keyword, rest in runtime() if keyword == "EXPOSE").split())
+    model = cf.resolved()
+    wanted = set()
+    for service in cf.services_of(model, "bridge").values():
+        env = cf.environment(service)
+        wanted |= {env["PORT"], f"{env['DHT_PORT']}/udp"}
+    for service in cf.services_of(model, "cart").values():
+        wanted.add(cf.environment(service)["UI_PORT"])
+    assert exposed == wanted, f"EXPOSE {sorted(exposed)} but compose uses {sorted(wanted)}"
+
+
+# --- build context ---------------------------------------------------------------------------------
+
+
+def _pattern(pattern: str) -> re.Pattern:
+    """A .dockerignore pattern (Go filepath.Match plus **), matching a path or any of its parent folders."""
+    pattern = pattern.strip().strip("/")
+    regex = ""
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            regex, i = regex + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            regex, i = regex + ".*", i + 2
+        elif pattern[i] == "*":
+            regex, i = regex + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            regex, i = regex + "[^/]", i + 1
+        else:
+            regex, i = regex + re.escape(pattern[i]), i + 1
+    return re.compile(f"^{regex}(?:/.*)?$")
+
+
+def in_context(path: str) -> bool:
+    """Whether the build context keeps `path`: the last matching .dockerignore line decides."""
+    kept = True
+    for line in cf.DOCKERIGNORE.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        exception = line.startswith("!")
+        if _pattern(line.lstrip("!")).match(path):
+            kept = exception
+    return kept
+
+
+def tracked(*paths: str) -> list[str]:
+    return subprocess.run(["git", "ls-files", "--", *paths], cwd=cf.ROOT, capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_build_context_has_what_copy_needs_and_nothing_heavy():
+    sources = []
+    for stage in stages():
+        for keyword, rest in stage:
+            if keyword == "COPY" and not rest.startswith("--from"):
+                sources += rest.split()[:-1]
+    assert sources, "no COPY found"
+    for source in sources:
+        files = tracked(source)
+        assert files, f"COPY {source}: nothing tracked there"
+        left_out = [f for f in files if not in_context(f)]
+        assert not left_out, f".dockerignore drops files COPY {source} needs: {left_out[:5]}"
+    for heavy in (".venv/bin/python", ".git/HEAD", "data/cart-0/store", "web/node_modules/chart.js/package.json",
+                  ".env", "artifacts/pytest.log", "tests/conftest.py", "mobile_app/build.gradle",
+                  "child_cart/__pycache__/node.cpython-311.pyc"):
+        assert not in_context(heavy), f".dockerignore lets {heavy} into the build context"
+
+
+def test_a_regular_install_carries_every_package_file(tmp_path):
+    """`pip install .` in the image is not editable: package data must be declared. Build the wheel and look."""
+    source = tmp_path / "src"
+    files = tracked("pyproject.toml", "README.md", *PACKAGES)
+    for name in files:
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(cf.ROOT / name, source / name)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-cache-dir", "-q",
+         "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True, timeout=300)
+    if result.returncode != 0 and "No module named pip" in result.stderr:
+        pytest.skip("this interpreter has no pip to build a wheel with")
+    assert result.returncode == 0, result.stderr[-3000:]
+    wheel = next((tmp_path / "dist").glob("fedcart-*.whl"))
+    inside = set(zipfile.ZipFile(wheel).namelist())
+    package_files = [f for f in files if f.split("/")[0] in PACKAGES]
+    missing = [f for f in package_files if f not in inside]
+    assert not missing, f"a non-editable install would lack {missing} (pyproject.toml package-data / packages.find)"
