@@ -28,10 +28,10 @@ up: .env  ## build the image and start MongoDB, 2 bridges and 3 carts in contain
 	$(COMPOSE) up --detach --build
 	@$(COMPOSE) ps
 
-down:  ## stop and remove the containers and networks (volumes keep the data; `docker compose down -v` drops them)
+down: .env  ## stop and remove the containers and networks (volumes keep the data; `docker compose down -v` drops them)
 	$(COMPOSE) down
 
-logs:  ## follow the containers' logs (`make logs S=cart-0` for one service)
+logs: .env  ## follow the containers' logs (`make logs S=cart-0` for one service)
 	$(COMPOSE) logs --follow $(S)
 
 .env:
