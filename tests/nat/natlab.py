@@ -2,18 +2,21 @@
 
 Layout (every address exists only inside the namespaces made here)::
 
-    <prefix>-pub    br0 10.231.0.1/24 (gateway), 10.231.0.2, 10.231.0.3, ... (one address per bridge)
-       |  veth up<i> (enslaved to br0)
-    <prefix>-r<i>   wan 10.231.0.<10+i>/24, lan 10.231.<100+i>.1/24
+    <prefix>-pub    the public segment: br0 10.231.0.1/24 (gateway); ip_forward=0, no route to any LAN
+       |  veth bx<j> / up<i> (enslaved to br0)
+    <prefix>-b<j>   bridge j: eth0 10.231.0.<2+j>/24
+    <prefix>-r<i>   cart i's router: wan 10.231.0.<10+i>/24, lan 10.231.<100+i>.1/24
                     ip_forward=1; MASQUERADE out of wan; FORWARD: lan->wan allowed,
                     wan->lan only for ESTABLISHED,RELATED; policy DROP (a home router)
        |  veth lan <-> eth0
-    <prefix>-c<i>   eth0 10.231.<100+i>.2/24, default route via the router
+    <prefix>-c<i>   cart i: eth0 10.231.<100+i>.2/24, default route via its router
 
-The public namespace does not forward (ip_forward=0) and has no route to any
-cart LAN, so a cart reaches the bridges and nothing behind another router.
-Nothing is changed in the root namespace: deleting the namespaces removes every
-link, address and rule made here.
+So a cart reaches the bridges and nothing behind another router. Names given in
+`hosts` (e.g. the compose service names bridge-0, bridge-1) resolve inside the
+bridge and cart namespaces through /etc/netns/<namespace>/hosts, which
+`ip netns exec` mounts over /etc/hosts. Nothing is changed in the root network
+namespace: deleting the namespaces (and those hosts files) removes every link,
+address and rule made here.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import ctypes
 import os
 import shutil
+from pathlib import Path
 import signal
 import subprocess
 from dataclasses import dataclass, field
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 PUBLIC_SUBNET = "10.231.0"
 GATEWAY = f"{PUBLIC_SUBNET}.1"
 PR_SET_PDEATHSIG = 1
+NETNS_ETC = Path("/etc/netns")
 
 
 def bridge_address(i: int) -> str:
@@ -128,6 +133,7 @@ def sweep_stale() -> None:
             for pid in run("ip", "netns", "pids", name, check=False).stdout.split():
                 os.kill(int(pid), signal.SIGKILL)
             run("ip", "netns", "del", name, check=False)
+            shutil.rmtree(NETNS_ETC / name, ignore_errors=True)
 
 
 @dataclass
@@ -136,12 +142,17 @@ class NatLab:
 
     bridges: int
     carts: int
+    hosts: dict[str, str] = field(default_factory=dict)
     prefix: str = field(default_factory=lambda: f"fcn{os.getpid()}")
     made: list[str] = field(default_factory=list)
+    made_netns_etc: bool = False
 
     @property
     def public(self) -> str:
         return f"{self.prefix}-pub"
+
+    def bridge(self, j: int) -> str:
+        return f"{self.prefix}-b{j}"
 
     def router(self, i: int) -> str:
         return f"{self.prefix}-r{i}"
@@ -152,10 +163,18 @@ class NatLab:
     def exec_prefix(self, namespace: str) -> list[str]:
         return ["ip", "netns", "exec", namespace]
 
-    def _ns(self, name: str) -> None:
+    def _ns(self, name: str, hosts: bool = False) -> None:
         run("ip", "netns", "add", name)
         self.made.append(name)
         run("ip", "-n", name, "link", "set", "lo", "up")
+        if hosts:
+            if not NETNS_ETC.exists():
+                NETNS_ETC.mkdir()
+                self.made_netns_etc = True
+            folder = NETNS_ETC / name
+            folder.mkdir()
+            lines = ["127.0.0.1 localhost", *(f"{address} {host}" for host, address in self.hosts.items())]
+            (folder / "hosts").write_text("\n".join(lines) + "\n")
 
     def build(self) -> None:
         tool = firewall_tool()
@@ -165,13 +184,19 @@ class NatLab:
         run("ip", "netns", "exec", pub, "sysctl", "-qw", "net.ipv4.ip_forward=0")
         run("ip", "-n", pub, "link", "add", "br0", "type", "bridge")
         run("ip", "-n", pub, "addr", "add", f"{GATEWAY}/24", "dev", "br0")
-        for b in range(self.bridges):
-            run("ip", "-n", pub, "addr", "add", f"{bridge_address(b)}/24", "dev", "br0")
         run("ip", "-n", pub, "link", "set", "br0", "up")
+        for j in range(self.bridges):
+            bridge = self.bridge(j)
+            self._ns(bridge, hosts=True)
+            run("ip", "-n", bridge, "link", "add", "eth0", "type", "veth", "peer", "name", f"bx{j}", "netns", pub)
+            run("ip", "-n", pub, "link", "set", f"bx{j}", "master", "br0")
+            run("ip", "-n", pub, "link", "set", f"bx{j}", "up")
+            run("ip", "-n", bridge, "addr", "add", f"{bridge_address(j)}/24", "dev", "eth0")
+            run("ip", "-n", bridge, "link", "set", "eth0", "up")
         for i in range(self.carts):
             router, cart = self.router(i), self.cart(i)
             self._ns(router)
-            self._ns(cart)
+            self._ns(cart, hosts=True)
             run("ip", "-n", router, "link", "add", "wan", "type", "veth", "peer", "name", f"up{i}", "netns", pub)
             run("ip", "-n", pub, "link", "set", f"up{i}", "master", "br0")
             run("ip", "-n", pub, "link", "set", f"up{i}", "up")
@@ -217,5 +242,11 @@ class NatLab:
             result = run("ip", "netns", "del", name, check=False)
             if result.returncode != 0:
                 errors.append(f"ip netns del {name}: {result.stderr.strip()}")
+            shutil.rmtree(NETNS_ETC / name, ignore_errors=True)
         self.made.clear()
+        if self.made_netns_etc:
+            try:
+                NETNS_ETC.rmdir()  # only when empty: a folder someone else put there meanwhile stays
+            except OSError:
+                pass
         return errors

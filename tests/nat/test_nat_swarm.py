@@ -1,13 +1,19 @@
-"""Carts behind real NAT: rounds complete through the bridges, and no cart can dial another.
+"""Carts behind real NAT, run with docker-compose.yml's own settings: rounds go through the bridges,
+and no cart can dial another.
 
-Each cart runs as a real `fedcart node` inside its own network namespace behind
-its own masquerading router namespace (see natlab.py for the addresses and
-rules); two real `fedcart bridge` processes sit on the public segment. The test
-reads each cart's live event stream from inside that cart's namespace (the only
-place its UI can be reached from) and waits, with a deadline, for a round that
-used updates from peers through both bridges. Then it shows that the same UI
-port that answers inside cart 1's namespace cannot be reached from cart 0's,
-neither at its private address nor at its router's public one.
+The services of docker-compose.yml (2 bridges, 3 carts) run as real `fedcart bridge` / `fedcart node`
+processes, each in its own network namespace; every cart sits behind its own masquerading router
+namespace (natlab.py has the addresses and rules). Each process gets its compose service's container
+environment (.env from .env.example under `environment:`), so BRIDGE_URL, PUBLIC_URL, BRIDGE_BOOTSTRAP,
+HOST/UI_HOST and the ports are the compose file's, with the service names resolving through per-namespace
+hosts files. What differs from the containers: DATA_DIR (a temp folder), no MONGO_URL (no mongod here:
+the embedded store, seeded as `fedcart swarm` seeds it), UI_WEB_DIR (the checkout's web/) and a short
+round schedule.
+
+The test reads each cart's live event stream from inside that cart's namespace (the only place its UI
+can be reached from) and waits, with a deadline, for a round that used peers' updates through both
+bridges. Then it shows that the UI port that answers inside cart 1's namespace cannot be reached from
+cart 0's, neither at its private address nor at its router's public one, nor from a bridge.
 """
 
 from __future__ import annotations
@@ -23,15 +29,29 @@ from pathlib import Path
 import natlab
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "compose"))
+import composefile as cf  # noqa: E402  (tests/compose's reader of docker-compose.yml)
+
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
-BRIDGES, CARTS = 2, 3
-RELAY_PORT, DHT_PORT, UI_PORT = 8470, 8468, 5000
+MODEL = cf.resolved()
+BRIDGES = sorted(cf.services_of(MODEL, "bridge"))
+CARTS = sorted(cf.services_of(MODEL, "cart"))
 ROWS, ROUND_SECONDS = 300, 5.0
-TOKEN = "nat-lab-swarm-token"
 PASSWORD = "nat-lab-admin"
 ROUND_DEADLINE = 150.0
 PROBE = Path(__file__).with_name("netprobe.py")
+BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+
+
+def service_env(name: str, **overrides: str) -> dict[str, str]:
+    """The compose service's container environment, with the changes this machine needs."""
+    env = {key: os.environ[key] for key in BASE_ENV if key in os.environ}
+    return {**env, **cf.container_environment(MODEL["services"][name]), "PYTHONUNBUFFERED": "1", **overrides}
+
+
+def ui_port(cart: str) -> int:
+    return int(cf.environment(MODEL["services"][cart])["UI_PORT"])
 
 
 @pytest.fixture(scope="module")
@@ -57,20 +77,24 @@ class Lab:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.net = natlab.NatLab(BRIDGES, CARTS)
+        hosts = {name: natlab.bridge_address(j) for j, name in enumerate(BRIDGES)}
+        self.net = natlab.NatLab(len(BRIDGES), len(CARTS), hosts)
         self.nodes: list[Node] = []
-        self.env = {**os.environ, "SWARM_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "INFO"}
 
-    async def start(self, name: str, namespace: str, args: list[str], env: dict[str, str] | None = None) -> Node:
-        log = self.root / "logs" / f"{name}.log"
+    def namespace(self, service: str) -> str:
+        return self.net.bridge(BRIDGES.index(service)) if service in BRIDGES else self.net.cart(CARTS.index(service))
+
+    async def start(self, service: str, env: dict[str, str]) -> Node:
+        """Run the service's compose command (`fedcart <command>`) in its namespace."""
+        log = self.root / "logs" / f"{service}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb") as out:
             process = await asyncio.create_subprocess_exec(
-                *self.net.exec_prefix(namespace), sys.executable, "-m", "fedcart", *args,
-                stdout=out, stderr=asyncio.subprocess.STDOUT, env={**self.env, **(env or {})},
+                *self.net.exec_prefix(self.namespace(service)), sys.executable, "-m", "fedcart",
+                *cf.command(MODEL["services"][service]), stdout=out, stderr=asyncio.subprocess.STDOUT, env=env,
                 cwd=self.root, preexec_fn=natlab.die_with_parent,  # cwd: no stray .env from the checkout
             )
-        node = Node(name, process, log)
+        node = Node(service, process, log)
         self.nodes.append(node)
         return node
 
@@ -96,7 +120,9 @@ class Lab:
 
     async def stop(self) -> None:
         """SIGTERM carts, then bridges; whatever is still running after a grace period is killed."""
-        for group in (self.nodes[BRIDGES:], self.nodes[:BRIDGES]):
+        carts = [n for n in self.nodes if n.name in CARTS]
+        bridges = [n for n in self.nodes if n.name in BRIDGES]
+        for group in (carts, bridges):
             for node in group:
                 if node.process.returncode is None:
                     node.process.send_signal(signal.SIGTERM)
@@ -108,20 +134,27 @@ class Lab:
                     await node.process.wait()
 
 
-def seed(root: Path) -> None:
-    """Synthetic non-IID shoppers per cart, as `fedcart swarm` seeds them, plus a short round schedule."""
-    from child_cart import round_settings
-    from child_cart.store import open_store
-    from fedcart.local_swarm import SwarmPlan, seed_carts
+def seed(root: Path) -> list[Path]:
+    """Synthetic non-IID shoppers per cart as `fedcart swarm` seeds them (skew as compose's seeder), into each
+    cart's own database name (MONGO_DB names the embedded database too), plus a short round schedule."""
+    from child_cart import round_settings, synth
+    from child_cart.store import load_catalogue, open_store
 
-    plan = SwarmPlan(root=root, bridges=BRIDGES, carts=CARTS, rows=ROWS, round_seconds=ROUND_SECONDS)
-    seed_carts(plan)
-    for i in range(CARTS):
-        store = open_store(plan.cart_dir(i))
+    words = cf.command(MODEL["services"]["seed"])
+    skew = float(words[words.index("--skew") + 1])
+    data = synth.generate(load_catalogue(), ROWS, len(CARTS), 0, skew)
+    folders = []
+    for cart, rows in zip(CARTS, data):
+        folder = root / cart
+        store = open_store(folder, mongo_db=cf.environment(MODEL["services"][cart])["MONGO_DB"])
         try:
-            round_settings.save(store, {"k": CARTS - 1, "local_epochs": 2, "peer_timeout": 20.0})
+            synth.fill_store(store, rows)
+            round_settings.save(store, {"schedule_seconds": ROUND_SECONDS, "k": len(CARTS) - 1, "local_epochs": 2,
+                                        "peer_timeout": 20.0})
         finally:
             store.close()
+        folders.append(folder)
+    return folders
 
 
 async def first_exit(nodes: list[Node]) -> Node:
@@ -153,50 +186,45 @@ async def test_rounds_through_bridges_while_carts_cannot_reach_each_other(lab_av
     lab = Lab(tmp_path)
     try:
         lab.net.build()
-        seed(tmp_path)
-        for b in range(BRIDGES):
-            address = natlab.bridge_address(b)
-            others = ",".join(f"{natlab.bridge_address(o)}:{DHT_PORT}" for o in range(BRIDGES) if o != b)
-            await lab.start(f"bridge-{b}", lab.net.public, [
-                "bridge", "--host", address, "--port", str(RELAY_PORT), "--dht-port", str(DHT_PORT),
-                "--data-dir", str(tmp_path / f"bridge-{b}"), "--bootstrap", others,
-                "--public-url", f"http://{address}:{RELAY_PORT}",
-            ])
-        cart_env = {"UI_HOST": "0.0.0.0", "UI_ADMIN_PASSWORD_HASH": generate_password_hash(PASSWORD, "pbkdf2:sha256:1000")}
-        for i in range(CARTS):
-            bridge = f"http://{natlab.bridge_address(i % BRIDGES)}:{RELAY_PORT}"
-            await lab.start(f"cart-{i}", lab.net.cart(i), [
-                "node", "--data-dir", str(tmp_path / f"cart-{i}"), "--bridge", bridge, "--ui-port", str(UI_PORT),
-            ], env=cart_env)
+        cart_dirs = seed(tmp_path)
+        for bridge in BRIDGES:
+            await lab.start(bridge, service_env(bridge, DATA_DIR=str(tmp_path / bridge)))
+        password_hash = generate_password_hash(PASSWORD, "pbkdf2:sha256:1000")
+        for cart, folder in zip(CARTS, cart_dirs):
+            await lab.start(cart, service_env(cart, DATA_DIR=str(folder), MONGO_URL="", UI_WEB_DIR="",
+                                              UI_ADMIN_PASSWORD_HASH=password_hash))
 
-        # Out through the NAT: every cart's namespace reaches every bridge.
+        # Out through the NAT: every cart reaches its bridge at the compose BRIDGE_URL, name and all.
         reach = await until_all(lab, [
-            lab.probe(lab.net.cart(i), "up", f"http://{natlab.bridge_address(b)}:{RELAY_PORT}/health", 60, timeout=70)
-            for i in range(CARTS) for b in range(BRIDGES)
-        ], "the bridges to answer /health from inside the carts' namespaces")
-        assert all(r["ok"] for r in reach), f"a cart cannot reach a bridge through its NAT: {reach}\n{lab.logs()}"
+            lab.probe(lab.namespace(cart), "up", cf.environment(MODEL["services"][cart])["BRIDGE_URL"] + "/health", 60,
+                      timeout=70)
+            for cart in CARTS
+        ], "the bridges to answer /health at BRIDGE_URL from inside the carts' namespaces")
+        assert all(r["ok"] for r in reach), f"a cart cannot reach its bridge through its NAT: {reach}\n{lab.logs()}"
 
         # Rounds: each cart's event stream, read from inside its own namespace.
         rounds = await until_all(lab, [
-            lab.probe(lab.net.cart(i), "round", f"http://127.0.0.1:{UI_PORT}", PASSWORD, BRIDGES, ROUND_DEADLINE,
-                      timeout=ROUND_DEADLINE + 15)
-            for i in range(CARTS)
+            lab.probe(lab.namespace(cart), "round", f"http://127.0.0.1:{ui_port(cart)}", PASSWORD, len(BRIDGES),
+                      ROUND_DEADLINE, timeout=ROUND_DEADLINE + 15)
+            for cart in CARTS
         ], "rounds through the relay")
-        missing = [f"cart-{i}: {r}" for i, r in enumerate(rounds) if not r["ok"]]
+        missing = [f"{cart}: {r}" for cart, r in zip(CARTS, rounds) if not r["ok"]]
         assert not missing, "no round with peers' updates through both bridges:\n" + "\n".join(missing) + "\n" + lab.logs()
 
         # No cart reaches another cart's UI: not at its private address, not at its router's public one.
-        own = await lab.probe(lab.net.cart(1), "connect", natlab.cart_address(1), UI_PORT, 5, timeout=15)
-        assert own.get("connected"), f"cart 1's UI does not listen on its own LAN address, so the probe proves nothing: {own}"
-        direct = await lab.probe(lab.net.cart(0), "connect", natlab.cart_address(1), UI_PORT, 3, timeout=15)
-        assert direct["ok"] and not direct["connected"], f"cart 0 reached cart 1's UI directly: {direct}"
-        via_router = await lab.probe(lab.net.cart(0), "connect", natlab.router_address(1), UI_PORT, 3, timeout=15)
-        assert via_router["ok"] and not via_router["connected"], f"cart 1's UI is reachable through its router: {via_router}"
-        from_bridge_side = await lab.probe(lab.net.public, "connect", natlab.cart_address(0), UI_PORT, 3, timeout=15)
-        assert from_bridge_side["ok"] and not from_bridge_side["connected"], f"the public segment reached cart 0: {from_bridge_side}"
+        first, second = CARTS[0], CARTS[1]
+        port = ui_port(second)
+        own = await lab.probe(lab.namespace(second), "connect", natlab.cart_address(1), port, 5, timeout=15)
+        assert own.get("connected"), f"{second}'s UI does not listen on its own LAN address, so the probe proves nothing: {own}"
+        direct = await lab.probe(lab.namespace(first), "connect", natlab.cart_address(1), port, 3, timeout=15)
+        assert direct["ok"] and not direct["connected"], f"{first} reached {second}'s UI directly: {direct}"
+        via_router = await lab.probe(lab.namespace(first), "connect", natlab.router_address(1), port, 3, timeout=15)
+        assert via_router["ok"] and not via_router["connected"], f"{second}'s UI is reachable through its router: {via_router}"
+        from_bridge = await lab.probe(lab.namespace(BRIDGES[0]), "connect", natlab.cart_address(0), ui_port(first), 3, timeout=15)
+        assert from_bridge["ok"] and not from_bridge["connected"], f"{BRIDGES[0]} reached {first}'s UI: {from_bridge}"
 
         # And the traffic that did flow went through each router's masquerade rule.
-        translated = {i: lab.net.masqueraded_packets(i) for i in range(CARTS)}
+        translated = {cart: lab.net.masqueraded_packets(i) for i, cart in enumerate(CARTS)}
         assert all(translated.values()), f"a cart's traffic bypassed its NAT (masqueraded packets per router: {translated})"
     finally:
         try:
