@@ -13,17 +13,15 @@
 from __future__ import annotations
 
 import os
-import queue
-import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path, PurePosixPath
 
 import composefile as cf
 import jsonschema
 import pytest
 import typer
+from processes import free_port, wait_for_line
 
 from child_cart.settings import CartSettings
 from parent_cart.settings import BridgeSettings
@@ -224,44 +222,15 @@ def test_the_cart_health_route_exists():
     assert HEALTH["cart"][0] in {rule.rule for rule in app.url_map.iter_rules()}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _health_check(service: dict, env: dict[str, str]) -> subprocess.CompletedProcess:
     test = service["healthcheck"]["test"]
     return subprocess.run([sys.executable, *test[2:]], env={**os.environ, **env}, capture_output=True, text=True, timeout=30)
 
 
-def _line_containing(stream, text: str, seconds: float) -> str | None:
-    """The first line of `stream` that contains `text`, read in a thread; None at end of stream or deadline."""
-    found: queue.Queue[str | None] = queue.Queue()
-
-    def read() -> None:
-        for raw_line in stream:
-            line = raw_line.decode(errors="replace")
-            transcript.append(line)
-            if text in line:
-                found.put(line)
-                return
-        found.put(None)
-
-    transcript: list[str] = []
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        return found.get(timeout=seconds)
-    except queue.Empty:
-        return None
-    finally:
-        _line_containing.transcript = "".join(transcript)
-
-
 def test_the_bridge_health_check_passes_on_a_running_bridge_and_fails_without_one(tmp_path):
     """Runs the compose health check command itself against a real `fedcart bridge` process."""
     service = MODEL["services"]["bridge-0"]
-    port = _free_port()
+    port = free_port()
     assert _health_check(service, {"PORT": str(port)}).returncode != 0, "health check passed with no bridge running"
     env = {**os.environ, "SWARM_TOKEN": "compose-health-token", "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     bridge = subprocess.Popen(
@@ -269,8 +238,8 @@ def test_the_bridge_health_check_passes_on_a_running_bridge_and_fails_without_on
          "--data-dir", str(tmp_path / "bridge")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
     try:
         # `fedcart bridge` prints "bridge <id> relay <url> ..." once it serves.
-        ready = _line_containing(bridge.stdout, f"relay http://127.0.0.1:{port}", 60)
-        assert ready, f"the bridge never announced itself within 60 s:\n{_line_containing.transcript[-3000:]}"
+        ready, transcript = wait_for_line(bridge.stdout, f"relay http://127.0.0.1:{port}", 60)
+        assert ready, f"the bridge never announced itself within 60 s:\n{transcript[-3000:]}"
         result = _health_check(service, {"PORT": str(port)})
         assert result.returncode == 0, f"health check failed on a running bridge: {result.stderr[-2000:]}"
     finally:

@@ -8,16 +8,19 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tomllib
+import urllib.request
 import zipfile
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import composefile as cf
 import pytest
+from processes import free_port, wait_for_line
 
 PACKAGES = ("cartnet", "parent_cart", "child_cart", "fedcart")
 
@@ -173,21 +176,90 @@ def test_build_context_has_what_copy_needs_and_nothing_heavy():
         assert not in_context(heavy), f".dockerignore lets {heavy} into the build context"
 
 
-def test_a_regular_install_carries_every_package_file(tmp_path):
-    """`pip install .` in the image is not editable: package data must be declared. Build the wheel and look."""
-    source = tmp_path / "src"
-    files = tracked("pyproject.toml", "README.md", *PACKAGES)
-    for name in files:
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel `pip install .` in the image would install, built from the tracked files only."""
+    folder = tmp_path_factory.mktemp("wheel")
+    source = folder / "src"
+    for name in tracked("pyproject.toml", "README.md", *PACKAGES):
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(cf.ROOT / name, source / name)
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-cache-dir", "-q",
-         "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True, timeout=300)
+         "-w", str(folder / "dist"), str(source)], capture_output=True, text=True, timeout=300)
     if result.returncode != 0 and "No module named pip" in result.stderr:
         pytest.skip("this interpreter has no pip to build a wheel with")
     assert result.returncode == 0, result.stderr[-3000:]
-    wheel = next((tmp_path / "dist").glob("fedcart-*.whl"))
+    return next((folder / "dist").glob("fedcart-*.whl"))
+
+
+def test_a_regular_install_carries_every_package_file(wheel):
+    """`pip install .` in the image is not editable: package data must be declared, or it is missing there."""
     inside = set(zipfile.ZipFile(wheel).namelist())
-    package_files = [f for f in files if f.split("/")[0] in PACKAGES]
-    missing = [f for f in package_files if f not in inside]
+    missing = [f for f in tracked(*PACKAGES) if f not in inside]
     assert not missing, f"a non-editable install would lack {missing} (pyproject.toml package-data / packages.find)"
+
+
+def _web_dir_as_the_image_has_it(target: Path) -> Path:
+    """The web stage's result: the COPY'd folders plus what `npm ci` installs (taken from the checkout's npm ci)."""
+    web_stage = next(s for s in stages() if any(k == "RUN" and "npm ci" in r for k, r in s))
+    for keyword, rest in web_stage:
+        if keyword == "COPY":
+            *sources, _ = rest.split()
+            for src in sources:
+                if (cf.ROOT / src).is_dir():
+                    shutil.copytree(cf.ROOT / src, target / PurePosixPath(src).name)
+    modules = cf.ROOT / "web" / "node_modules"
+    if not modules.is_dir():
+        pytest.skip("web/node_modules is missing (run `make setup`): cannot assemble the image's web folder")
+    shutil.copytree(modules, target / "node_modules")
+    return target
+
+
+def test_the_image_layout_serves_the_cart_ui(wheel, tmp_path):
+    """Runs the compose cart service from the wheel alone (no checkout on sys.path), with UI_WEB_DIR pointing at a
+    web folder laid out as the Dockerfile lays it out, next to a bridge: the cart's compose health check passes and
+    its pages, scripts and chart library are served."""
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile", "--target", str(site), str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    web = _web_dir_as_the_image_has_it(tmp_path / "web")
+    model = cf.resolved()
+    cart_name = sorted(cf.services_of(model, "cart"))[0]
+    cart_service = model["services"][cart_name]
+    bridge_service = model["services"][cf.url_host_port(cf.environment(cart_service)["BRIDGE_URL"])[0]]
+    relay, ui = free_port(), free_port()
+    base = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    base |= {"PYTHONPATH": str(site), "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    where = subprocess.run([sys.executable, "-c", "import child_cart, parent_cart; print(child_cart.__file__, parent_cart.__file__)"],
+                           env=base, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert str(cf.ROOT) not in where and str(site) in where, f"the packages do not come from the wheel: {where}"
+    # Loopback instead of 0.0.0.0 and free ports instead of the compose ones: this runs on the host itself.
+    bridge_env = {**base, **cf.container_environment(bridge_service), "HOST": "127.0.0.1", "PORT": str(relay),
+                  "DHT_PORT": "0", "BRIDGE_BOOTSTRAP": "", "PUBLIC_URL": "", "DATA_DIR": str(tmp_path / "bridge")}
+    cart_env = {**base, **cf.container_environment(cart_service), "UI_HOST": "127.0.0.1", "UI_PORT": str(ui),
+                "BRIDGE_URL": f"http://127.0.0.1:{relay}", "MONGO_URL": "", "UI_WEB_DIR": str(web),
+                "DATA_DIR": str(tmp_path / "cart")}
+    processes = []
+    try:
+        for service, env, ready in ((bridge_service, bridge_env, f"relay http://127.0.0.1:{relay}"),
+                                    (cart_service, cart_env, "running (bridge")):
+            process = subprocess.Popen([sys.executable, "-m", "fedcart", *cf.command(service)], env=env, cwd=tmp_path,
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            processes.append(process)
+            line, transcript = wait_for_line(process.stdout, ready, 120)
+            assert line, f"`fedcart {' '.join(cf.command(service))}` never said {ready!r}:\n{transcript[-3000:]}"
+        check = subprocess.run([sys.executable, *cart_service["healthcheck"]["test"][2:]], env=cart_env,
+                               capture_output=True, text=True, timeout=30)
+        assert check.returncode == 0, f"the cart's compose health check failed: {check.stderr[-2000:]}"
+        for path in ("/", "/admin/login", "/static/css/app.css", "/static/js/common.js", "/static/vendor/chart.js"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{ui}{path}", timeout=10) as response:
+                assert response.status == 200, f"{path}: HTTP {response.status}"
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
