@@ -74,7 +74,7 @@ def test_runs_as_a_non_root_user():
     users = [rest for keyword, rest in runtime() if keyword == "USER"]
     assert users and users[-1].split(":")[0] not in {"root", "0"}, f"the image must end as a non-root user: {users}"
     run = " ".join(rest for keyword, rest in runtime() if keyword == "RUN")
-    assert f"useradd" in run and users[-1].split(":")[0] in run, "the user must be created in the image"
+    assert "useradd" in run and users[-1].split(":")[0] in run, "the user must be created in the image"
 
 
 def test_system_packages_and_python_install():
