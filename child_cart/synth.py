@@ -62,6 +62,16 @@ def cart_names(carts: int) -> list[str]:
     return [f"cart-{k}" for k in range(carts)]
 
 
+def checked_cart_ids(rows: int, carts: int, cart_ids: Sequence[str] | None) -> list[str]:
+    """The ids of the carts a generator fills (cart-0, cart-1, ... by default), after checking the counts."""
+    ids = list(cart_ids) if cart_ids is not None else cart_names(carts)
+    if len(ids) != carts:
+        raise ValueError(f"{carts} carts but {len(ids)} cart ids")
+    if rows < 0:
+        raise ValueError("rows must be >= 0")
+    return ids
+
+
 def generate(
     catalogue: Catalogue,
     rows: int,
@@ -72,11 +82,7 @@ def generate(
     year: int = 2025,
 ) -> list[list[dict]]:
     """`rows` purchase rows for each of `carts` carts, deterministic for `seed`; no store needed."""
-    ids = list(cart_ids) if cart_ids is not None else cart_names(carts)
-    if len(ids) != carts:
-        raise ValueError(f"{carts} carts but {len(ids)} cart ids")
-    if rows < 0:
-        raise ValueError("rows must be >= 0")
+    ids = checked_cart_ids(rows, carts, cart_ids)
     table = category_probabilities(catalogue)
     return [_cart_rows(catalogue, table, rows, seed, k, cart_id, skew, year) for k, cart_id in enumerate(ids)]
 

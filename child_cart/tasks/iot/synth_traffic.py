@@ -29,7 +29,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from child_cart.tasks.iot.nbaiot import DEVICES, FEATURE_NAMES, HORIZONS, WINDOWS, attacks_of
+from child_cart.synth import checked_cart_ids
+from child_cart.tasks.iot.nbaiot import (
+    DEVICES,
+    FEATURE_NAMES,
+    HORIZONS,
+    WINDOWS,
+    attacks_of,
+)
 from child_cart.tasks.iot.rows import BENIGN, traffic_row
 
 log = logging.getLogger(__name__)
@@ -99,11 +106,7 @@ def cart_device(index: int) -> str:
 
 def generate(rows: int, carts: int = 1, seed: int = 0, cart_ids: Sequence[str] | None = None) -> list[list[dict]]:
     """`rows` traffic rows for each of `carts` carts, deterministic for `seed`."""
-    ids = list(cart_ids) if cart_ids is not None else [f"cart-{k}" for k in range(carts)]
-    if len(ids) != carts:
-        raise ValueError(f"{carts} carts but {len(ids)} cart ids")
-    if rows < 0:
-        raise ValueError("rows must be >= 0")
+    ids = checked_cart_ids(rows, carts, cart_ids)
     return [_cart_rows(rows, seed, k, cart_id) for k, cart_id in enumerate(ids)]
 
 
