@@ -270,6 +270,13 @@ _adapter: TypeAdapter[AnyMessage] = TypeAdapter(AnyMessage)
 MESSAGE_TYPES = frozenset(cls.model_fields["type"].default for cls in AnyMessage.__origin__.__args__)
 
 
+def signed_bytes(message: Message, label: bytes) -> bytes:
+    """The exact bytes a signature over `message` covers: every field but `signature`, in canonical
+    JSON, after a label that keeps a signature made for one kind of message from being valid for another."""
+    body = message.model_dump(mode="json", exclude={"signature"})
+    return label + json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
 def encode(message: Message) -> bytes:
     """Serialize a message to compact UTF-8 JSON."""
     data = message.model_dump_json().encode()

@@ -13,10 +13,10 @@ the withdrawal wins.
 
 from __future__ import annotations
 
-import json
 import time
 
 from cartnet.identity import Identity, node_id_of, verify_signature
+from cartnet import messages
 from cartnet.messages import Message, Presence, PresenceRecord
 
 _LABEL = b"fedcart-presence-v1|"
@@ -27,10 +27,8 @@ def now_ms() -> int:
 
 
 def signed_bytes(record: Message, label: bytes = _LABEL) -> bytes:
-    """The exact bytes a record's signature covers: every field but the signature, after a label
-    that keeps a signature made for one kind of record from being valid for another."""
-    body = record.model_dump(mode="json", exclude={"signature"})
-    return label + json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    """What a presence record's (or, with another label, a bridge record's) signature covers."""
+    return messages.signed_bytes(record, label)
 
 
 def sign(identity: Identity, bridge_id: str, ttl: float, issued_ms: int | None = None) -> Presence:

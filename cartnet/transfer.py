@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import secrets
 import time
@@ -28,13 +27,14 @@ from functools import cached_property
 
 from cartnet import frames
 from cartnet.identity import Identity, node_id_of, verify_signature
-from cartnet.messages import Error, Message, TransferDone, TransferManifest, TransferWant
+from cartnet.messages import Error, Message, TransferDone, TransferManifest, TransferWant, signed_bytes
 
 log = logging.getLogger(__name__)
 
 SendFn = Callable[[str, bytes], Awaitable[None]]
 _HASH_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cartnet-hash")
 _INLINE_HASH_BYTES = 256 * 1024
+_MANIFEST_LABEL = b"fedcart-manifest-v1|"
 
 
 @dataclass(frozen=True)
@@ -110,8 +110,7 @@ def _sha256(data: memoryview | bytes) -> str:
 
 
 def _signed_bytes(manifest: TransferManifest) -> bytes:
-    body = manifest.model_dump(mode="json", exclude={"signature"})
-    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    return signed_bytes(manifest, _MANIFEST_LABEL)
 
 
 async def build_manifest(
