@@ -10,10 +10,10 @@ import argparse
 import time
 
 import numpy as np
+from _machine import describe
 from rich.console import Console
 from rich.table import Table
 
-from _machine import describe
 from child_cart.aggregation import AGGREGATORS, Update, make_aggregator
 
 LAYERS = [(2000, 2000), (2000, 2000), (2000,), (1000, 1998)]
@@ -40,7 +40,12 @@ def main() -> None:
     updates = make_updates(args.updates, np.random.default_rng(0))
     params = sum(int(np.prod(s)) for s in LAYERS)
     gigabytes = args.updates * params * 4 / 1e9
-    rows = {"numpy mean (baseline)": timed(lambda: [np.mean(np.stack([u.weights[i] for u in updates]), axis=0) for i in range(len(LAYERS))], args.repeat)}
+    rows = {
+        "numpy mean (baseline)": timed(
+            lambda: [np.mean(np.stack([u.weights[i] for u in updates]), axis=0) for i in range(len(LAYERS))],
+            args.repeat,
+        )
+    }
     for name in AGGREGATORS:
         rule = make_aggregator(name, krum_f=2)
         rows[name] = timed(lambda rule=rule: rule.aggregate(updates), args.repeat)

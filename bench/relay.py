@@ -25,13 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+from _machine import describe
 from aiohttp import web
 from rich.console import Console
 from rich.table import Table
 
-from _machine import describe
 from cartnet import frames, presence
-from cartnet.client import MAX_FRAME, BridgeClient, join, ws_url
+from cartnet.client import BridgeClient
+from cartnet.handshake import MAX_FRAME, join, ws_url
 from cartnet.identity import Identity
 from cartnet.messages import Heartbeat
 
@@ -111,7 +112,9 @@ async def _client_sink(pipe, url: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def raw_cart(session: aiohttp.ClientSession, url: str, me: Identity) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+async def raw_cart(
+    session: aiohttp.ClientSession, url: str, me: Identity
+) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
     """An admitted, heartbeating WebSocket with a published presence: the lightest possible cart."""
     async with session.ws_connect(ws_url(url), max_msg_size=MAX_FRAME) as ws:
         welcome = await join(ws, me, TOKEN)
@@ -195,12 +198,30 @@ class BridgeProc:
 
 
 async def start_bridge(root: Path, name: str, bootstrap: str = "") -> BridgeProc:
-    env = {**os.environ, "SWARM_TOKEN": TOKEN, "RATE_FRAMES": "0", "RATE_BYTES": "0", "LOG_LEVEL": "WARNING",
-           "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        "SWARM_TOKEN": TOKEN,
+        "RATE_FRAMES": "0",
+        "RATE_BYTES": "0",
+        "LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(REPO),
+    }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "fedcart", "bridge", "--port", "0", "--dht-port", "0", "--data-dir", str(root / name),
+        sys.executable,
+        "-m",
+        "fedcart",
+        "bridge",
+        "--port",
+        "0",
+        "--dht-port",
+        "0",
+        "--data-dir",
+        str(root / name),
         *(["--bootstrap", bootstrap] if bootstrap else []),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env, cwd=root,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=root,
     )
     while line := (await asyncio.wait_for(proc.stderr.readline(), 60)).decode():
         if found := re.search(r"relay (http://\S+) dht udp/(\d+)", line):
@@ -293,7 +314,10 @@ async def measure_transfer(args: argparse.Namespace, src: str, dst: str) -> Row:
             blob = os.urandom(args.mb * 1024 * 1024)
             start = time.perf_counter()
             await client.transfers.send_blob(receiver, blob, "bench")
-            return Row("cartnet transfer via 2 bridges (signed, sha256-verified)", len(blob) / (time.perf_counter() - start) / 1e6)
+            return Row(
+                "cartnet transfer via 2 bridges (signed, sha256-verified)",
+                len(blob) / (time.perf_counter() - start) / 1e6,
+            )
     finally:
         proc.kill()
 
@@ -371,18 +395,37 @@ def report(args: argparse.Namespace, rows: list[Row], capacity: Capacity) -> Non
 
     console.print(f"{describe()}, aiohttp {_aiohttp.__version__}; bridges: `fedcart bridge` processes, rate limits off")
     base = rows[0]
-    table = Table(title=f"relay: {args.mb} MiB as {args.frame_kib} KiB frames (best of {args.repeat}), {args.pings} pings")
+    table = Table(
+        title=f"relay: {args.mb} MiB as {args.frame_kib} KiB frames (best of {args.repeat}), {args.pings} pings"
+    )
     for column in ("path", "MB/s", "vs direct", "ping p50 ms", "ping p99 ms", "p50 vs direct"):
         table.add_column(column, justify="left" if column == "path" else "right")
     for row in rows:
-        lat = (f"{row.p50:.3f}", f"{row.p99:.3f}", f"{row.p50 / base.p50:.1f}x") if row.p50 is not None else ("-", "-", "-")
+        lat = (
+            (f"{row.p50:.3f}", f"{row.p99:.3f}", f"{row.p50 / base.p50:.1f}x")
+            if row.p50 is not None
+            else ("-", "-", "-")
+        )
         table.add_row(row.path, f"{row.mbps:.0f}", f"{row.mbps / base.mbps:.2f}", *lat)
     console.print(table)
     cap = Table(title="one bridge holding many carts (raw admitted carts, one process)")
-    for column in ("carts admitted", "admission s", "admissions/s", "/health p50 ms", "routed ping p50 ms", "bridge RSS MB"):
+    for column in (
+        "carts admitted",
+        "admission s",
+        "admissions/s",
+        "/health p50 ms",
+        "routed ping p50 ms",
+        "bridge RSS MB",
+    ):
         cap.add_column(column, justify="right")
-    cap.add_row(f"{capacity.listed}/{capacity.carts}", f"{capacity.admit_s:.2f}", f"{capacity.carts / capacity.admit_s:.0f}",
-                f"{capacity.health_ms:.2f}", f"{capacity.ping_ms:.3f}", f"{capacity.rss_mb:.0f}")
+    cap.add_row(
+        f"{capacity.listed}/{capacity.carts}",
+        f"{capacity.admit_s:.2f}",
+        f"{capacity.carts / capacity.admit_s:.0f}",
+        f"{capacity.health_ms:.2f}",
+        f"{capacity.ping_ms:.3f}",
+        f"{capacity.rss_mb:.0f}",
+    )
     console.print(cap)
 
 

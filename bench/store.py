@@ -28,8 +28,8 @@ import pymongo
 from rich.console import Console
 from rich.table import Table
 
-from child_cart import synth
 from child_cart.store import Store, load_catalogue, open_store
+from child_cart.synth import shoppers as synth
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from child_cart import synth
-from child_cart.export import run_litert, to_tflite
+from child_cart.models.export import run_litert, to_tflite
 from child_cart.store import load_catalogue
+from child_cart.synth import shoppers as synth
 from child_cart.tasks import Dataset, get_task, import_keras
 from child_cart.tasks.trainer import fit
 

@@ -17,11 +17,11 @@ import statistics
 import time
 
 import aiohttp
+from _machine import describe
 from aiohttp import web
 from rich.console import Console
 from rich.table import Table
 
-from _machine import describe
 from cartnet import e2e, frames
 from cartnet.identity import Identity
 from cartnet.messages import Heartbeat
@@ -153,7 +153,9 @@ def main() -> None:
     proc.start()
     try:
         port = parent.recv()
-        results = asyncio.run(measure(f"http://127.0.0.1:{port}", args.mb, args.repeat, receiver_identity.kx_public_key))
+        results = asyncio.run(
+            measure(f"http://127.0.0.1:{port}", args.mb, args.repeat, receiver_identity.kx_public_key)
+        )
     finally:
         proc.kill()
     report(results, args.mb, args.repeat)
@@ -162,13 +164,17 @@ def main() -> None:
 def report(results: dict[str, list[float]], size_mb: int, repeat: int) -> None:
     console = Console()
     console.print(f"machine: {describe()}")
-    table = Table(title=f"{size_mb} MB transfer over loopback WebSocket, best of {repeat} (receiver in its own process)")
+    table = Table(
+        title=f"{size_mb} MB transfer over loopback WebSocket, best of {repeat} (receiver in its own process)"
+    )
     for column in ("path", "best s", "median s", "MB/s (best)", "vs raw"):
         table.add_column(column, justify="right")
     ceiling = size_mb / min(results["raw aiohttp WebSocket"])
     for name, times in results.items():
         rate = size_mb / min(times)
-        table.add_row(name, f"{min(times):.3f}", f"{statistics.median(times):.3f}", f"{rate:.0f}", f"{rate / ceiling:.0%}")
+        table.add_row(
+            name, f"{min(times):.3f}", f"{statistics.median(times):.3f}", f"{rate:.0f}", f"{rate / ceiling:.0%}"
+        )
     console.print(table)
 
 

@@ -39,11 +39,11 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from cartnet import admission, frames, presence
+from cartnet import frames, presence
+from cartnet.handshake import MAX_FRAME, AdmissionRefused, join, ws_url
 from cartnet.identity import Identity
 from cartnet.messages import (
     Bye,
-    Challenge,
     Error,
     Heartbeat,
     Message,
@@ -51,7 +51,6 @@ from cartnet.messages import (
     PeerInfo,
     PeerList,
     PeersRequest,
-    Reject,
     Undeliverable,
     Welcome,
 )
@@ -59,18 +58,8 @@ from cartnet.transfer import TransferHub, TransferLimits
 
 log = logging.getLogger(__name__)
 
-MAX_FRAME = 4 * 1024 * 1024
-"""aiohttp's default message limit on both ends; a bigger frame would close the socket (1009)."""
 MISSED_HEARTBEATS = 3
 """A bridge silent for this many heartbeat intervals is treated as gone."""
-
-
-class AdmissionRefused(ConnectionError):
-    """The bridge rejected our admission; `reason` is the bridge's own words. Final, not retried."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"bridge refused admission: {reason}")
-        self.reason = reason
 
 
 class NotConnected(ConnectionError):
@@ -97,47 +86,6 @@ class Backoff:
     def delay(self, attempt: int) -> float:
         base = min(self.maximum, self.initial * self.factor**attempt)
         return base * (1.0 - self.jitter * random.random())
-
-
-def ws_url(bridge_url: str) -> str:
-    """The relay endpoint of a bridge given by its base URL (`http://host:port`) or its `/ws` URL."""
-    url = bridge_url.rstrip("/")
-    return url if url.endswith("/ws") else f"{url}/ws"
-
-
-async def receive_control(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> Message:
-    """The next frame on `ws`, which must be a control message; ConnectionError when the socket ends."""
-    msg = await ws.receive(timeout=timeout)
-    if msg.type is not aiohttp.WSMsgType.BINARY:
-        raise ConnectionError(f"connection ended during the handshake ({msg.type.name}, {msg.extra or ''})")
-    item = frames.parse(msg.data)
-    if not isinstance(item, Message):
-        raise ConnectionError(f"expected a control message during the handshake, got {type(item).__name__}")
-    return item
-
-
-async def join(
-    ws: aiohttp.ClientWebSocketResponse,
-    identity: Identity,
-    swarm_token: str,
-    role: str = "cart",
-    relay_url: str = "",
-    timeout: float = 10.0,
-) -> Welcome:
-    """Answer a bridge's admission challenge on an open socket; AdmissionRefused carries its reason.
-
-    Bridges use the same call (role "bridge", their relay URL) to join each other.
-    """
-    challenge = await receive_control(ws, timeout)
-    if not isinstance(challenge, Challenge):
-        raise ConnectionError(f"expected a challenge, got {challenge.type}")
-    await ws.send_bytes(frames.control(admission.answer(challenge, identity, swarm_token, role, relay_url)))
-    reply = await receive_control(ws, timeout)
-    if isinstance(reply, Reject):
-        raise AdmissionRefused(reply.reason)
-    if not isinstance(reply, Welcome) or reply.bridge_id != challenge.bridge_id:
-        raise ConnectionError(f"expected a welcome from {challenge.bridge_id[:8]}, got {reply.type}")
-    return reply
 
 
 class BridgeClient:
@@ -362,7 +310,9 @@ class BridgeClient:
             return
         if isinstance(inner, frames.Routed):
             await self._complain(routed.sender, "nested routed frames are not allowed")
-        elif not await self.transfers.handle(routed.sender, inner) and not _enqueue(self.inbox, Incoming(routed.sender, inner)):
+        elif not await self.transfers.handle(routed.sender, inner) and not _enqueue(
+            self.inbox, Incoming(routed.sender, inner)
+        ):
             await self._complain(routed.sender, "receiver inbox is full, message dropped")
 
     async def _complain(self, peer: str, detail: str) -> None:
@@ -385,7 +335,14 @@ class BridgeClient:
                     log.error("%s: %s", self.node_id[:8], exc)
                     self.failure = exc
                     break
-                except (aiohttp.ClientError, ConnectionError, TimeoutError, OSError, MessageError, frames.FrameError) as exc:
+                except (
+                    aiohttp.ClientError,
+                    ConnectionError,
+                    TimeoutError,
+                    OSError,
+                    MessageError,
+                    frames.FrameError,
+                ) as exc:
                     log.info("%s: cannot reach %s: %s", self.node_id[:8], self.url, exc or type(exc).__name__)
                 except Exception:  # noqa: BLE001 - a bug in one session must not end reconnecting for good
                     log.exception("%s: session with %s failed", self.node_id[:8], self.url)
@@ -402,7 +359,9 @@ class BridgeClient:
             self._ws = ws
             keepalive = asyncio.create_task(self._keepalive(welcome))
             try:
-                await self._send_raw(frames.control(presence.sign(self.identity, welcome.bridge_id, self._presence_ttl)))
+                await self._send_raw(
+                    frames.control(presence.sign(self.identity, welcome.bridge_id, self._presence_ttl))
+                )
                 self.sessions += 1
                 self.disconnected.clear()
                 self.connected.set()

@@ -11,13 +11,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, TypeAdapter, ValidationError
 
 MAX_CONTROL_BYTES = 128 * 1024
 """Largest control message accepted; a signed manifest of a 512 MiB transfer fits."""
-
 
 
 def _from_base64(value: Any) -> Any:
@@ -259,11 +258,26 @@ class LinkUndeliverable(Message):
 
 
 AnyMessage = Annotated[
-    Union[
-        Challenge, Auth, Welcome, Reject, Heartbeat, HeartbeatAck, Error, Bye, Undeliverable,
-        PeersRequest, PeerList, TransferManifest, TransferWant, TransferDone, UpdateRequest, UpdateDeclined,
-        Presence, PresenceRecord, Roster, LinkUndeliverable,
-    ],
+    Challenge
+    | Auth
+    | Welcome
+    | Reject
+    | Heartbeat
+    | HeartbeatAck
+    | Error
+    | Bye
+    | Undeliverable
+    | PeersRequest
+    | PeerList
+    | TransferManifest
+    | TransferWant
+    | TransferDone
+    | UpdateRequest
+    | UpdateDeclined
+    | Presence
+    | PresenceRecord
+    | Roster
+    | LinkUndeliverable,
     Field(discriminator="type"),
 ]
 _adapter: TypeAdapter[AnyMessage] = TypeAdapter(AnyMessage)

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import time
 
-from cartnet.identity import Identity, node_id_of, verify_signature
 from cartnet import messages
+from cartnet.identity import Identity, node_id_of, verify_signature
 from cartnet.messages import Message, Presence, PresenceRecord
 
 _LABEL = b"fedcart-presence-v1|"

@@ -186,9 +186,7 @@ class TransferHub:
         self, peer: str, blob: bytes, purpose: str, meta: dict[str, str] | None = None, transfer_id: str | None = None
     ) -> str:
         """Deliver `blob` to `peer`; returns the transfer id, raises TransferError with the reason."""
-        manifest = await build_manifest(
-            self.identity, blob, purpose, meta or {}, self.limits.chunk_size, transfer_id
-        )
+        manifest = await build_manifest(self.identity, blob, purpose, meta or {}, self.limits.chunk_size, transfer_id)
         await self.send_manifest(peer, manifest, blob)
         return manifest.transfer_id
 
@@ -221,7 +219,9 @@ class TransferHub:
         try:
             reply = await asyncio.wait_for(outgoing.replies.get(), self.limits.reply_timeout)
         except TimeoutError:
-            raise TransferError(f"peer {outgoing.peer[:8]} did not send {what} within {self.limits.reply_timeout}s") from None
+            raise TransferError(
+                f"peer {outgoing.peer[:8]} did not send {what} within {self.limits.reply_timeout}s"
+            ) from None
         if isinstance(reply, Error):
             raise TransferError(reply.detail)
         return reply

@@ -7,6 +7,7 @@ a slow browser loses old events instead of slowing the publisher.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -45,7 +46,5 @@ class EventBus:
 
 
 def _drop_oldest(q: queue.Queue[dict[str, Any]]) -> None:
-    try:
+    with contextlib.suppress(queue.Empty):
         q.get_nowait()
-    except queue.Empty:
-        pass

@@ -15,9 +15,9 @@ from typing import Any
 from cartnet.client import BridgeClient
 from cartnet.identity import Identity
 from cartnet.transfer import Received
-from child_cart import round_settings
 from child_cart.events import EventBus
-from child_cart.modelstore import ModelStore
+from child_cart.models.versions import ModelVersions
+from child_cart.rounds import settings as round_settings
 from child_cart.rounds.engine import RoundEngine
 from child_cart.rounds.exchange import UpdateExchange
 from child_cart.rounds.learner import Learner
@@ -46,13 +46,15 @@ class CartNode:
         self.identity = Identity.load_or_create(settings.data_dir)
         self.client = BridgeClient(self.identity, settings.bridge_url, settings.swarm_token)
         self.task = task or get_task(settings.task, settings)
-        self.models = ModelStore(self.store, settings.data_dir)
+        self.models = ModelVersions(self.store, settings.data_dir)
         self.learner = Learner(self.task, batch_size=settings.train_batch_size)
         self.exchange = UpdateExchange(self.client, self.task.name)
         publisher = None
         if publish and self.task.phone_model:
             publisher = PhonePublisher(self.store, settings.data_dir, self.task, self.client, settings.export_tolerance)
-        self.engine = RoundEngine(self.store, self.models, self.learner, self.exchange, self.client, self.bus, publisher)
+        self.engine = RoundEngine(
+            self.store, self.models, self.learner, self.exchange, self.client, self.bus, publisher
+        )
         self.wake = asyncio.Event()
         self.ui: UIServer | None = None
         self._tasks: list[asyncio.Task[None]] = []

@@ -17,7 +17,9 @@ class CartSettings(NodeSettings):
     mongo_db: str = Field("fedcart", description="Database name (one per cart on a shared server)")
     ui_host: str = Field("127.0.0.1", description="Flask UI bind address")
     ui_port: int = Field(5000, ge=1, le=65535, description="Flask UI port")
-    task: str = Field("recommend", description="What this cart learns: recommend, iot-anomaly, iot-intrusion, iot-intrusion-forest")
+    task: str = Field(
+        "recommend", description="What this cart learns: recommend, iot-anomaly, iot-intrusion, iot-intrusion-forest"
+    )
     catalogue_path: str = Field("", description="Seed catalogue JSON; empty = the one packaged with child_cart")
     max_upload_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest image a scan accepts")
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Share of rows held out for validation")
@@ -25,26 +27,57 @@ class CartSettings(NodeSettings):
     train_batch_size: int = Field(32, ge=1, description="Local training batch size")
     export_tolerance: float = Field(1e-4, gt=0.0, description="Largest |Keras - TFLite| output an export accepts")
     ui_admin_password_hash: str = Field(
-        "", description="werkzeug hash of the admin password; empty = generate one at first start, log it once, keep its hash in data_dir/ui"
+        "",
+        description="werkzeug hash of the admin password; empty = generate one at first start, log it once, keep its hash in data_dir/ui",
     )
-    ui_session_secret: str = Field("", description="Signs UI session cookies; empty = a random secret kept in data_dir/ui")
+    ui_session_secret: str = Field(
+        "", description="Signs UI session cookies; empty = a random secret kept in data_dir/ui"
+    )
     ui_session_minutes: int = Field(480, ge=1, le=525600, description="How long an admin login lasts")
-    ui_secure_cookies: bool = Field(False, description="Send UI cookies over HTTPS only (set it when TLS fronts the UI)")
-    ui_cors_origins: str = Field("", description="Comma-separated origins a browser may call /api/ from; empty = same origin only")
-    ui_login_free_attempts: int = Field(3, ge=1, le=100, description="Wrong admin passwords allowed before delays start")
-    ui_login_max_delay: float = Field(300.0, ge=1.0, le=86400.0, description="Longest wait (s) the growing login delay reaches")
-    ui_max_json_bytes: int = Field(65536, ge=1024, le=8 * 1024 * 1024, description="Largest JSON request body the UI API reads")
+    ui_secure_cookies: bool = Field(
+        False, description="Send UI cookies over HTTPS only (set it when TLS fronts the UI)"
+    )
+    ui_cors_origins: str = Field(
+        "", description="Comma-separated origins a browser may call /api/ from; empty = same origin only"
+    )
+    ui_login_free_attempts: int = Field(
+        3, ge=1, le=100, description="Wrong admin passwords allowed before delays start"
+    )
+    ui_login_max_delay: float = Field(
+        300.0, ge=1.0, le=86400.0, description="Longest wait (s) the growing login delay reaches"
+    )
+    ui_max_json_bytes: int = Field(
+        65536, ge=1024, le=8 * 1024 * 1024, description="Largest JSON request body the UI API reads"
+    )
     ui_web_dir: str = Field("", description="Front-end assets folder; empty = the repository's web/")
-    iot_anomaly_features: int = Field(115, ge=1, le=10000, description="Numeric features per traffic row (115 = N-BaIoT)")
-    iot_anomaly_layers: list[int] = Field([86, 58, 38, 29], min_length=1, description="Autoencoder encoder widths; the decoder mirrors them")
+    iot_anomaly_features: int = Field(
+        115, ge=1, le=10000, description="Numeric features per traffic row (115 = N-BaIoT)"
+    )
+    iot_anomaly_layers: list[int] = Field(
+        [86, 58, 38, 29], min_length=1, description="Autoencoder encoder widths; the decoder mirrors them"
+    )
     iot_anomaly_learning_rate: float = Field(1e-3, gt=0.0, le=1.0, description="Autoencoder Adam learning rate")
-    iot_threshold_k: float = Field(3.0, ge=0.0, le=100.0, description="Anomaly threshold = mean + k * std of held-out benign reconstruction errors")
-    iot_threshold_scope: Literal["global", "device"] = Field("device", description="One threshold for all rows, or one per device")
-    iot_calibration_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="Share of benign training rows held out to set the threshold")
-    iot_intrusion_layers: list[int] = Field([32, 16], min_length=1, description="Hidden widths of the intrusion classifier")
-    iot_intrusion_learning_rate: float = Field(5e-3, gt=0.0, le=1.0, description="Intrusion classifier Adam learning rate")
-    iot_forest_trees: int = Field(20, ge=1, le=1000, description="Trees each cart grows per round (iot-intrusion-forest)")
-    iot_forest_depth: int = Field(8, ge=1, le=16, description="Largest tree depth (fixes the size of the exchanged arrays)")
+    iot_threshold_k: float = Field(
+        3.0, ge=0.0, le=100.0, description="Anomaly threshold = mean + k * std of held-out benign reconstruction errors"
+    )
+    iot_threshold_scope: Literal["global", "device"] = Field(
+        "device", description="One threshold for all rows, or one per device"
+    )
+    iot_calibration_fraction: float = Field(
+        0.25, gt=0.0, lt=1.0, description="Share of benign training rows held out to set the threshold"
+    )
+    iot_intrusion_layers: list[int] = Field(
+        [32, 16], min_length=1, description="Hidden widths of the intrusion classifier"
+    )
+    iot_intrusion_learning_rate: float = Field(
+        5e-3, gt=0.0, le=1.0, description="Intrusion classifier Adam learning rate"
+    )
+    iot_forest_trees: int = Field(
+        20, ge=1, le=1000, description="Trees each cart grows per round (iot-intrusion-forest)"
+    )
+    iot_forest_depth: int = Field(
+        8, ge=1, le=16, description="Largest tree depth (fixes the size of the exchanged arrays)"
+    )
     iot_forest_aggregator: Literal["tree_union", "tree_vote"] = Field(
         "tree_union", description="Join peers' forests with every tree voting equally, or weighted by its cart's rows"
     )

@@ -1,1 +1,15 @@
-"""fedcart: the command line that wires the bridge and the cart together."""
+"""fedcart: the command line, and the only place the bridge and the cart meet.
+
+cli.py            assembles the command groups below into `fedcart`
+bridge_cmd.py     `fedcart bridge`
+cart_cmd.py       `fedcart node`
+swarm_cmd.py      `fedcart swarm` (what `make run` runs)
+local_swarm.py    the local swarm as supervised child processes
+simulate_cmd.py   `fedcart simulate`
+simulation.py     federated vs centralized vs local-only on one machine
+inprocess.py      an in-process swarm (real bridges and CartNodes on one loop):
+                  the simulator, the experiment and the round tests share it
+experiment_cmd.py `fedcart experiment`
+experiment/       the IoT experiment harness, its resources, report and plots
+data_cmd.py       `fedcart data synth | qr make | train | export`
+"""

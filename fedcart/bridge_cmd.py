@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 from pydantic import ValidationError
@@ -21,19 +21,27 @@ console = Console(stderr=True)
 def register(app: typer.Typer) -> None:
     @app.command()
     def bridge(
-        port: Optional[int] = typer.Option(None, "--port", help="HTTP/WebSocket relay port (env PORT)"),
-        dht_port: Optional[int] = typer.Option(None, "--dht-port", help="Kademlia UDP port (env DHT_PORT)"),
-        data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Keys and published models (env DATA_DIR)"),
-        host: Optional[str] = typer.Option(None, "--host", help="Bind address (env HOST)"),
-        bootstrap: Optional[str] = typer.Option(None, "--bootstrap", help="host:port,... DHT peers (env BRIDGE_BOOTSTRAP)"),
-        public_url: Optional[str] = typer.Option(None, "--public-url", help="URL other bridges dial (env PUBLIC_URL)"),
+        port: int | None = typer.Option(None, "--port", help="HTTP/WebSocket relay port (env PORT)"),
+        dht_port: int | None = typer.Option(None, "--dht-port", help="Kademlia UDP port (env DHT_PORT)"),
+        data_dir: Path | None = typer.Option(None, "--data-dir", help="Keys and published models (env DATA_DIR)"),
+        host: str | None = typer.Option(None, "--host", help="Bind address (env HOST)"),
+        bootstrap: str | None = typer.Option(
+            None, "--bootstrap", help="host:port,... DHT peers (env BRIDGE_BOOTSTRAP)"
+        ),
+        public_url: str | None = typer.Option(None, "--public-url", help="URL other bridges dial (env PUBLIC_URL)"),
     ) -> None:
         """Run a bridge: Kademlia DHT node + WebSocket relay + model distribution."""
         from parent_cart import server
         from parent_cart.settings import BridgeSettings
 
-        flags = {"port": port, "dht_port": dht_port, "data_dir": data_dir, "host": host,
-                 "bridge_bootstrap": bootstrap, "public_url": public_url}
+        flags = {
+            "port": port,
+            "dht_port": dht_port,
+            "data_dir": data_dir,
+            "host": host,
+            "bridge_bootstrap": bootstrap,
+            "public_url": public_url,
+        }
         try:
             settings = BridgeSettings(**{key: value for key, value in flags.items() if value is not None})
             settings.bootstrap_addresses()
@@ -47,4 +55,6 @@ def register(app: typer.Typer) -> None:
 
 def _announce(bridge: Bridge) -> None:
     """One line a person (or a script) can read to find the bridge."""
-    console.print(f"[green]bridge {bridge.node_id}[/green] relay {bridge.url} dht udp/{bridge.dht_port}", soft_wrap=True)
+    console.print(
+        f"[green]bridge {bridge.node_id}[/green] relay {bridge.url} dht udp/{bridge.dht_port}", soft_wrap=True
+    )

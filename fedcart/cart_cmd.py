@@ -6,7 +6,6 @@ import asyncio
 import logging
 import signal
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -18,10 +17,10 @@ log = logging.getLogger(__name__)
 def register(app: typer.Typer) -> None:
     @app.command()
     def node(
-        data_dir: Optional[Path] = typer.Option(None, help="Keys, store and models (DATA_DIR)"),
-        bridge: Optional[str] = typer.Option(None, help="Bridge base URL (BRIDGE_URL)"),
-        ui_port: Optional[int] = typer.Option(None, help="Flask UI port (UI_PORT)"),
-        mongo_url: Optional[str] = typer.Option(None, help="MongoDB URL; empty = embedded store (MONGO_URL)"),
+        data_dir: Path | None = typer.Option(None, help="Keys, store and models (DATA_DIR)"),
+        bridge: str | None = typer.Option(None, help="Bridge base URL (BRIDGE_URL)"),
+        ui_port: int | None = typer.Option(None, help="Flask UI port (UI_PORT)"),
+        mongo_url: str | None = typer.Option(None, help="MongoDB URL; empty = embedded store (MONGO_URL)"),
     ) -> None:
         """Run a cart: connect to its bridge, run federated rounds, serve the UI."""
         overrides = {"data_dir": data_dir, "bridge_url": bridge, "ui_port": ui_port, "mongo_url": mongo_url}

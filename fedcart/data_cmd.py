@@ -115,7 +115,7 @@ def train(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Epoch progress bar"),
 ) -> None:
     """Train a task locally on this cart's rows and store the result as a new model version."""
-    from child_cart.modelstore import ModelStore
+    from child_cart.models.versions import ModelVersions
     from child_cart.tasks.trainer import train as run_training
 
     settings = _settings(data_dir=data_dir, train_epochs=epochs, train_batch_size=batch_size)
@@ -127,7 +127,9 @@ def train(
         )
     except ValueError as exc:
         raise _fail(f"{exc}. Scan and check out, or run `fedcart data synth`.") from exc
-    version = ModelStore(store, settings.data_dir).save(task.name, result.weights, result.train_samples, result.metrics)
+    version = ModelVersions(store, settings.data_dir).save(
+        task.name, result.weights, result.train_samples, result.metrics
+    )
     store.close()
     table = Table(
         title=f"{version.id}: {result.train_samples} training rows, {result.val_samples} held out, {result.seconds:.1f} s"
@@ -149,7 +151,7 @@ def export(
     tolerance: float | None = typer.Option(None, "--tolerance", help="Default: EXPORT_TOLERANCE"),
 ) -> None:
     """Convert the newest model to TFLite, check it against Keras with LiteRT, and publish it when it matches."""
-    from child_cart.export import ExportError, export_tflite
+    from child_cart.models.export import ExportError, export_tflite
 
     if not tflite:
         raise _fail("choose a format: --tflite", code=2)

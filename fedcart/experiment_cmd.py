@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -12,7 +12,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from fedcart.experiment import ExperimentConfig, Fleet, ScenarioResult
+    from fedcart.experiment.harness import ExperimentConfig, Fleet, ScenarioResult
 
 log = logging.getLogger(__name__)
 console = Console()
@@ -20,12 +20,22 @@ console = Console()
 IOT_TASKS = ("iot-anomaly", "iot-intrusion", "iot-intrusion-forest")
 NOISY_LOGGERS = ("parent_cart", "cartnet", "child_cart", "rpcudp", "kademlia")
 QUALITY = (
-    ("scenario", "scenario"), ("accuracy", "accuracy"), ("precision", "precision"), ("recall", "recall"), ("f1", "F1"),
-    ("fpr", "FPR"), ("roc_auc", "ROC AUC"),
+    ("scenario", "scenario"),
+    ("accuracy", "accuracy"),
+    ("precision", "precision"),
+    ("recall", "recall"),
+    ("f1", "F1"),
+    ("fpr", "FPR"),
+    ("roc_auc", "ROC AUC"),
 )
 COST = (
-    ("scenario", "scenario"), ("mb_sent", "MB sent"), ("mb_received", "MB received"), ("seconds", "time s"),
-    ("cpu_seconds", "CPU s"), ("peak_rss_mb", "peak RSS MB"), ("energy_kwh", "energy kWh"),
+    ("scenario", "scenario"),
+    ("mb_sent", "MB sent"),
+    ("mb_received", "MB received"),
+    ("seconds", "time s"),
+    ("cpu_seconds", "CPU s"),
+    ("peak_rss_mb", "peak RSS MB"),
+    ("energy_kwh", "energy kWh"),
 )
 
 
@@ -39,16 +49,24 @@ def experiment(
     carts: int = typer.Option(9, "--carts", min=2, max=100, help="Carts (each one device type or station)"),
     rounds: int = typer.Option(5, "--rounds", min=1, max=200, help="Rounds; every scenario trains rounds x epochs"),
     epochs: int = typer.Option(2, "--epochs", min=1, max=100, help="Local epochs per round"),
-    scenario: str = typer.Option("all", "--scenario", help="all, or a comma-separated subset of federated,centralized,local"),
+    scenario: str = typer.Option(
+        "all", "--scenario", help="all, or a comma-separated subset of federated,centralized,local"
+    ),
     rows: int = typer.Option(600, "--rows", min=20, help="Synthetic rows per cart"),
-    aggregator: str = typer.Option("fedavg", "--aggregator", help="Federated rule for Keras tasks (forests always join trees)"),
+    aggregator: str = typer.Option(
+        "fedavg", "--aggregator", help="Federated rule for Keras tasks (forests always join trees)"
+    ),
     k: int = typer.Option(3, "--k", min=1, help="Peers each cart asks per round"),
     bridges: int = typer.Option(2, "--bridges", min=1, max=9, help="Bridges the carts spread over"),
     seed: int = typer.Option(0, "--seed", help="Seed of the synthetic data"),
-    data: Optional[Path] = typer.Option(None, "--data", exists=True, help="A real data set's CSV file or folder instead of synthetic rows"),
-    data_format: Optional[str] = typer.Option(None, "--format", help="With --data: nbaiot, edge-iiotset or ton-iot"),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="With --data: rows read per CSV file"),
-    energy: bool = typer.Option(True, "--energy/--no-energy", help="Measure energy per scenario when codecarbon is installed"),
+    data: Path | None = typer.Option(
+        None, "--data", exists=True, help="A real data set's CSV file or folder instead of synthetic rows"
+    ),
+    data_format: str | None = typer.Option(None, "--format", help="With --data: nbaiot, edge-iiotset or ton-iot"),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="With --data: rows read per CSV file"),
+    energy: bool = typer.Option(
+        True, "--energy/--no-energy", help="Measure energy per scenario when codecarbon is installed"
+    ),
     out: Path = typer.Option(Path("reports/experiment"), "--out", help="Parent folder of the report folder"),
 ) -> None:
     """Train one IoT task federated, centralized and local-only on the same rows and budget; print and write the report.
@@ -56,18 +74,32 @@ def experiment(
     The task is configured by the IOT_* environment variables (see .env.example).
     """
     from child_cart.aggregation import AGGREGATORS
-    from fedcart.experiment import SCENARIOS, ExperimentConfig, load_fleet
-    from fedcart.experiment_report import write_report
+    from fedcart.experiment.harness import SCENARIOS, ExperimentConfig, load_fleet
+    from fedcart.experiment.report import write_report
 
     if task not in IOT_TASKS:
         raise typer.BadParameter(f"unknown task {task!r}; choose one of {', '.join(IOT_TASKS)}", param_hint="--task")
     if aggregator not in AGGREGATORS:
-        raise typer.BadParameter(f"unknown aggregator {aggregator!r}; choose one of {', '.join(AGGREGATORS)}", param_hint="--aggregator")
+        raise typer.BadParameter(
+            f"unknown aggregator {aggregator!r}; choose one of {', '.join(AGGREGATORS)}", param_hint="--aggregator"
+        )
     scenarios = SCENARIOS if scenario == "all" else tuple(s.strip() for s in scenario.split(",") if s.strip())
     config = ExperimentConfig(
-        task=task, carts=carts, rounds=rounds, epochs=epochs, rows_per_cart=rows, scenarios=scenarios,
-        aggregator=aggregator, k=k, bridges=bridges, seed=seed, data=data, data_format=data_format, limit=limit,
-        energy=energy, out_dir=out,
+        task=task,
+        carts=carts,
+        rounds=rounds,
+        epochs=epochs,
+        rows_per_cart=rows,
+        scenarios=scenarios,
+        aggregator=aggregator,
+        k=k,
+        bridges=bridges,
+        seed=seed,
+        data=data,
+        data_format=data_format,
+        limit=limit,
+        energy=energy,
+        out_dir=out,
     )
     _quiet()
     try:
@@ -83,7 +115,7 @@ def experiment(
 
 def _run(config: ExperimentConfig, fleet: Fleet) -> dict[str, ScenarioResult]:
     """All scenarios, with a progress bar each that advances per round."""
-    from fedcart.experiment import run_experiment
+    from fedcart.experiment.harness import run_experiment
 
     with Progress(console=console) as progress:
         bars = {name: progress.add_task(f"{name:<11}", total=config.rounds) for name in config.scenarios}
@@ -99,7 +131,10 @@ def _quiet() -> None:
 
 def _print(rows: list[dict], title: str) -> None:
     """The summary as two tables (quality, cost), each narrow enough for an 80-column terminal."""
-    for columns, caption in ((QUALITY, "detection on all held-out rows, after the last round"), (COST, "cost over all rounds")):
+    for columns, caption in (
+        (QUALITY, "detection on all held-out rows, after the last round"),
+        (COST, "cost over all rounds"),
+    ):
         table = Table(title=f"{title}: {caption}")
         for _, header in columns:
             table.add_column(header, justify="left" if header == "scenario" else "right")

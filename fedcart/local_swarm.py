@@ -49,14 +49,30 @@ class SwarmPlan:
     def bridge_command(self, i: int) -> list[str]:
         bootstrap = ",".join(f"{self.host}:{self.dht_port + j}" for j in range(self.bridges) if j != i)
         return [
-            *_fedcart(), "bridge", "--host", self.host, "--port", str(self.bridge_port + i),
-            "--dht-port", str(self.dht_port + i), "--data-dir", str(self.root / f"bridge-{i}"), "--bootstrap", bootstrap,
+            *_fedcart(),
+            "bridge",
+            "--host",
+            self.host,
+            "--port",
+            str(self.bridge_port + i),
+            "--dht-port",
+            str(self.dht_port + i),
+            "--data-dir",
+            str(self.root / f"bridge-{i}"),
+            "--bootstrap",
+            bootstrap,
         ]
 
     def cart_command(self, i: int) -> list[str]:
         return [
-            *_fedcart(), "node", "--data-dir", str(self.cart_dir(i)), "--bridge", self.bridge_url(i % self.bridges),
-            "--ui-port", str(self.ui_port + i),
+            *_fedcart(),
+            "node",
+            "--data-dir",
+            str(self.cart_dir(i)),
+            "--bridge",
+            self.bridge_url(i % self.bridges),
+            "--ui-port",
+            str(self.ui_port + i),
         ]
 
     def cart_dir(self, i: int) -> Path:
@@ -69,8 +85,9 @@ def _fedcart() -> list[str]:
 
 def seed_carts(plan: SwarmPlan) -> None:
     """Give every cart its own synthetic shoppers and round settings, once (restarts keep their data)."""
-    from child_cart import round_settings, synth
+    from child_cart.rounds import settings as round_settings
     from child_cart.store import load_catalogue, open_store
+    from child_cart.synth import shoppers as synth
 
     catalogue = load_catalogue()
     data = synth.generate(catalogue, plan.rows, plan.carts, plan.seed, plan.skew)

@@ -28,7 +28,8 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("reports/simulate"), help="Where the CSV and the plot go"),
     ) -> None:
         """Run N carts through R real rounds and print per-round accuracy, bytes and time vs the baselines."""
-        from fedcart.simulation import SimConfig, simulate as run
+        from fedcart.simulation import SimConfig
+        from fedcart.simulation import simulate as run
 
         if aggregator not in AGGREGATORS:
             raise typer.BadParameter(f"unknown aggregator {aggregator!r}; choose one of {', '.join(AGGREGATORS)}")
@@ -47,12 +48,21 @@ def quiet_nodes() -> None:
 
 
 def print_table(rows, config) -> None:
-    table = Table(title=f"{config.carts} carts, {config.bridges} bridges, {config.aggregator}, skew {config.skew}: pooled held-out accuracy")
+    table = Table(
+        title=f"{config.carts} carts, {config.bridges} bridges, {config.aggregator}, skew {config.skew}: pooled held-out accuracy"
+    )
     for column in ("round", "fed mean", "fed min", "fed max", "centralized", "local-only", "accepted", "MB moved", "s"):
         table.add_column(column, justify="right")
     for r in rows:
         table.add_row(
-            str(r.round + 1), f"{r.fed_mean:.3f}", f"{r.fed_min:.3f}", f"{r.fed_max:.3f}", f"{r.centralized:.3f}",
-            f"{r.local_mean:.3f}", f"{r.accepted}/{config.carts}", f"{r.bytes_moved / 1e6:.2f}", f"{r.seconds:.1f}",
+            str(r.round + 1),
+            f"{r.fed_mean:.3f}",
+            f"{r.fed_min:.3f}",
+            f"{r.fed_max:.3f}",
+            f"{r.centralized:.3f}",
+            f"{r.local_mean:.3f}",
+            f"{r.accepted}/{config.carts}",
+            f"{r.bytes_moved / 1e6:.2f}",
+            f"{r.seconds:.1f}",
         )
     Console().print(table)

@@ -28,8 +28,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Start bridges and carts locally, print their URLs, run rounds until Ctrl-C."""
         plan = SwarmPlan(
-            root=root, bridges=bridges, carts=carts, rows=rows, skew=skew, round_seconds=round_seconds,
-            bridge_port=bridge_port, dht_port=dht_port, ui_port=ui_port,
+            root=root,
+            bridges=bridges,
+            carts=carts,
+            rows=rows,
+            skew=skew,
+            round_seconds=round_seconds,
+            bridge_port=bridge_port,
+            dht_port=dht_port,
+            ui_port=ui_port,
         )
         seed_carts(plan)
         print_urls(plan)

@@ -36,7 +36,9 @@ _NEGATIVE_TTL = 2.0
 class Announcer:
     """Publishes this bridge and its carts in the DHT; discovers and links the other bridges."""
 
-    def __init__(self, identity: Identity, settings: BridgeSettings, dht: Dht, directory: Directory, links: Links) -> None:
+    def __init__(
+        self, identity: Identity, settings: BridgeSettings, dht: Dht, directory: Directory, links: Links
+    ) -> None:
         self.identity = identity
         self.settings = settings
         self.dht = dht

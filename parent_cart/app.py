@@ -38,11 +38,13 @@ class _Routes:
     async def peers(self, _request: web.Request) -> web.Response:
         """Every live cart of the swarm (`local` = attached to this bridge)."""
         members = self.bridge.directory.members()
-        return web.json_response({
-            "bridge_id": self.bridge.node_id,
-            "count": len(members),
-            "peers": [member.as_json() for member in members],
-        })
+        return web.json_response(
+            {
+                "bridge_id": self.bridge.node_id,
+                "count": len(members),
+                "peers": [member.as_json() for member in members],
+            }
+        )
 
     async def metrics(self, _request: web.Request) -> web.Response:
         response = web.Response(body=self.bridge.metrics.render())

@@ -44,9 +44,17 @@ class Bridge:
         self.metrics = BridgeMetrics()
         self.models = ModelStore(settings.data_dir / "models", settings.models_keep, settings.max_model_bytes)
         self.directory = Directory(self.node_id, "")
-        limits = TransferLimits(max_size=settings.max_model_bytes, max_concurrent_per_peer=1, max_buffered=4 * settings.max_model_bytes)
+        limits = TransferLimits(
+            max_size=settings.max_model_bytes, max_concurrent_per_peer=1, max_buffered=4 * settings.max_model_bytes
+        )
         self.hub = TransferHub(self.identity, self._to_cart, limits, accept=self.models.admit)
-        self.dht = Dht(self.node_id, records.merge, ksize=settings.dht_ksize, alpha=settings.dht_alpha, timeout=settings.dht_timeout)
+        self.dht = Dht(
+            self.node_id,
+            records.merge,
+            ksize=settings.dht_ksize,
+            alpha=settings.dht_alpha,
+            timeout=settings.dht_timeout,
+        )
         self.relay = Relay(self.directory, self.metrics, settings.send_timeout, self._forward, self._lookup)
         self.links = Links(self.identity, settings, self.directory, self.relay)
         self.announcer = Announcer(self.identity, settings, self.dht, self.directory, self.links)
@@ -54,7 +62,13 @@ class Bridge:
             self.identity, settings, self.directory, self.relay, self.hub, self.metrics, self._joined, self._left
         )
         self.gate = Gate(
-            self.identity, settings, self.directory, self.metrics, self.sessions.serve, self.links.link_peer, self.links.accept
+            self.identity,
+            settings,
+            self.directory,
+            self.metrics,
+            self.sessions.serve,
+            self.links.link_peer,
+            self.links.accept,
         )
         self.url = ""
         self.port = 0
@@ -75,7 +89,9 @@ class Bridge:
 
     async def start(self) -> None:
         """Listen, join the DHT, announce ourselves and link to the bridges we can find."""
-        self._runner = web.AppRunner(app.build(self), handle_signals=False, shutdown_timeout=self.settings.shutdown_grace)
+        self._runner = web.AppRunner(
+            app.build(self), handle_signals=False, shutdown_timeout=self.settings.shutdown_grace
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
         await site.start()
@@ -88,7 +104,13 @@ class Bridge:
         await self.announcer.refresh()
         self._started = time.monotonic()
         self._tasks = [asyncio.create_task(self._announce()), asyncio.create_task(self._intake())]
-        log.info("bridge %s: relay %s, DHT udp/%d, %d DHT contacts", self.node_id[:8], self.url, self.dht_port, len(self.dht.contact_ids()))
+        log.info(
+            "bridge %s: relay %s, DHT udp/%d, %d DHT contacts",
+            self.node_id[:8],
+            self.url,
+            self.dht_port,
+            len(self.dht.contact_ids()),
+        )
 
     async def stop(self, reason: str = "bridge shutting down") -> None:
         """Tell every cart and bridge Bye, retract our carts from the DHT, release the ports."""
@@ -174,9 +196,13 @@ class Bridge:
     def _register_gauges(self) -> None:
         gauge = self.metrics.gauge
         gauge("fedcart_bridge_carts_connected", "Carts attached to this bridge", lambda: len(self.directory.local))
-        gauge("fedcart_bridge_swarm_carts", "Live carts in the whole swarm as this bridge sees it", self.directory.count)
+        gauge(
+            "fedcart_bridge_swarm_carts", "Live carts in the whole swarm as this bridge sees it", self.directory.count
+        )
         gauge("fedcart_bridge_links", "Bridges linked to this one", lambda: len(self.links.ids()))
-        gauge("fedcart_bridge_transfers_in_flight", "Model uploads in progress on this bridge", lambda: self.hub.in_flight)
+        gauge(
+            "fedcart_bridge_transfers_in_flight", "Model uploads in progress on this bridge", lambda: self.hub.in_flight
+        )
         gauge("fedcart_bridge_dht_contacts", "Nodes in the Kademlia routing table", lambda: len(self.dht.contact_ids()))
 
 

@@ -106,7 +106,9 @@ class Directory:
         for record in roster.joined:
             reason = presence.check(record) or (None if record.bridge_id == bridge_id else "names another bridge")
             if reason or record.state != "alive":
-                log.warning("ignoring roster entry %s from %s: %s", record.node_id[:8], bridge_id[:8], reason or "not alive")
+                log.warning(
+                    "ignoring roster entry %s from %s: %s", record.node_id[:8], bridge_id[:8], reason or "not alive"
+                )
                 continue
             known[record.node_id] = record
             joined.append(record.node_id)
@@ -151,17 +153,22 @@ class Directory:
     def members(self) -> list[Member]:
         """Every cart of the swarm believed alive, local ones first, each once."""
         members = [
-            Member(PeerInfo(
-                node_id=node_id,
-                bridge_id=self.bridge_id,
-                bridge_url=self.bridge_url,
-                kx_public_key=peer.auth.kx_public_key,
-                public_key=peer.auth.public_key,
-            ), True)
+            Member(
+                PeerInfo(
+                    node_id=node_id,
+                    bridge_id=self.bridge_id,
+                    bridge_url=self.bridge_url,
+                    kx_public_key=peer.auth.kx_public_key,
+                    public_key=peer.auth.public_key,
+                ),
+                True,
+            )
             for node_id, peer in sorted(self.local.items())
         ]
         remote = self._remote_records()
-        members += [Member(self._remote_info(remote[node_id]), False) for node_id in sorted(remote) if node_id not in self.local]
+        members += [
+            Member(self._remote_info(remote[node_id]), False) for node_id in sorted(remote) if node_id not in self.local
+        ]
         return members
 
     def _remote_info(self, record: PresenceRecord) -> PeerInfo:

@@ -18,7 +18,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from cartnet import admission, frames
 from cartnet.admission import AdmissionError
-from cartnet.client import MAX_FRAME
+from cartnet.handshake import MAX_FRAME
 from cartnet.identity import Identity
 from cartnet.messages import Auth, Bye, MessageError, Reject, Welcome
 from parent_cart.directory import Directory
@@ -69,9 +69,15 @@ class Gate:
         except Busy as exc:
             await self._refuse(ws, Bye(reason=str(exc)[:512]), WSCloseCode.TRY_AGAIN_LATER, request.remote)
             return ws
-        await ws.send_bytes(frames.control(Welcome(
-            node_id=auth.node_id, bridge_id=self.identity.node_id, heartbeat_interval=self.settings.heartbeat_interval,
-        )))
+        await ws.send_bytes(
+            frames.control(
+                Welcome(
+                    node_id=auth.node_id,
+                    bridge_id=self.identity.node_id,
+                    heartbeat_interval=self.settings.heartbeat_interval,
+                )
+            )
+        )
         if auth.role == "bridge":
             await self._serve_link(self._link_peer(auth, ws))
         else:
@@ -91,7 +97,11 @@ class Gate:
             raise AdmissionError("that node id is this bridge's own")
         if auth.role == "bridge" and not auth.relay_url.startswith(("http://", "https://")):
             raise AdmissionError("a bridge must sign its relay URL (http:// or https://)")
-        if auth.role == "cart" and auth.node_id not in self.directory.local and len(self.directory.local) >= self.settings.max_carts:
+        if (
+            auth.role == "cart"
+            and auth.node_id not in self.directory.local
+            and len(self.directory.local) >= self.settings.max_carts
+        ):
             raise Busy(f"bridge is full ({self.settings.max_carts} carts)")
         return auth
 
@@ -111,7 +121,9 @@ class Gate:
             raise AdmissionError(f"expected auth, got {type(item).__name__}")
         return item
 
-    async def _refuse(self, ws: web.WebSocketResponse, why: Reject | Bye, code: WSCloseCode, remote: str | None) -> None:
+    async def _refuse(
+        self, ws: web.WebSocketResponse, why: Reject | Bye, code: WSCloseCode, remote: str | None
+    ) -> None:
         log.info("refused %s: %s", remote, why.reason)
         self.metrics.rejects.labels(reject_code(why.reason)).inc()
         if not ws.closed:

@@ -23,7 +23,7 @@ import time
 import aiohttp
 
 from cartnet import admission, frames
-from cartnet.client import MAX_FRAME, join, receive_control, ws_url
+from cartnet.handshake import MAX_FRAME, join, receive_control, ws_url
 from cartnet.identity import Identity
 from cartnet.messages import (
     Auth,
@@ -47,7 +47,15 @@ log = logging.getLogger(__name__)
 
 ROSTER_BATCH = 200
 _LINK_QUEUE_FACTOR = 4
-_DIAL_ERRORS = (aiohttp.ClientError, ConnectionError, TimeoutError, OSError, PermissionError, MessageError, frames.FrameError)
+_DIAL_ERRORS = (
+    aiohttp.ClientError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+    PermissionError,
+    MessageError,
+    frames.FrameError,
+)
 
 
 class Links:
@@ -149,7 +157,9 @@ class Links:
 
     async def _handshake(self, ws: aiohttp.ClientWebSocketResponse, bridge_id: str, url: str) -> Auth:
         """Join the other bridge, then make it prove itself to us the same way."""
-        welcome = await join(ws, self.identity, self.settings.swarm_token, "bridge", self.public_url, self.settings.link_timeout)
+        welcome = await join(
+            ws, self.identity, self.settings.swarm_token, "bridge", self.public_url, self.settings.link_timeout
+        )
         if welcome.bridge_id != bridge_id:
             raise ConnectionError(f"{url} is bridge {welcome.bridge_id[:8]}, not {bridge_id[:8]}")
         challenge = admission.challenge(self.identity.node_id)
@@ -162,7 +172,9 @@ class Links:
 
     def _new_peer(self, auth: Auth, ws: aiohttp.ClientWebSocketResponse, url: str, initiator: bool) -> Peer:
         factor = _LINK_QUEUE_FACTOR
-        outbox = Outbox(ws, self.settings.queue_frames * factor, self.settings.queue_bytes * factor, self.settings.liveness_deadline)
+        outbox = Outbox(
+            ws, self.settings.queue_frames * factor, self.settings.queue_bytes * factor, self.settings.liveness_deadline
+        )
         return Peer(auth, ws, outbox, url=url, initiator=initiator)
 
     def link_peer(self, auth: Auth, ws: aiohttp.web.WebSocketResponse) -> Peer:
@@ -180,7 +192,9 @@ class Links:
             roster = Roster(reset=start == 0, joined=records[start : start + ROSTER_BATCH])
             peer.outbox.offer(frames.control(roster), urgent=True)
         self.directory.touch()
-        log.info("linked with bridge %s at %s (%s)", peer.node_id[:8], peer.url, "dialed" if peer.initiator else "accepted")
+        log.info(
+            "linked with bridge %s at %s (%s)", peer.node_id[:8], peer.url, "dialed" if peer.initiator else "accepted"
+        )
 
     # --- serving ---------------------------------------------------------------------------
 

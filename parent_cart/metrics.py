@@ -32,10 +32,16 @@ class BridgeMetrics:
         r = self.registry
         self.frames = Counter("fedcart_bridge_frames_relayed", "Routed frames forwarded", ["path"], registry=r)
         self.bytes = Counter("fedcart_bridge_bytes_relayed", "Bytes of routed frames forwarded", ["path"], registry=r)
-        self.undeliverable = Counter("fedcart_bridge_undeliverable", "Routed frames that could not be delivered", ["reason"], registry=r)
+        self.undeliverable = Counter(
+            "fedcart_bridge_undeliverable", "Routed frames that could not be delivered", ["reason"], registry=r
+        )
         self.rejects = Counter("fedcart_bridge_rejects", "Admissions refused", ["reason"], registry=r)
-        self.bad_frames = Counter("fedcart_bridge_bad_frames", "Frames refused as malformed or spoofed", ["code"], registry=r)
-        self.paced = Counter("fedcart_bridge_rate_limited_seconds", "Seconds carts were paced by rate limits", registry=r)
+        self.bad_frames = Counter(
+            "fedcart_bridge_bad_frames", "Frames refused as malformed or spoofed", ["code"], registry=r
+        )
+        self.paced = Counter(
+            "fedcart_bridge_rate_limited_seconds", "Seconds carts were paced by rate limits", registry=r
+        )
         self.departures = Counter("fedcart_bridge_departures", "Carts that left", ["how"], registry=r)
         self.models = Counter("fedcart_bridge_models_published", "TFLite models accepted for phones", registry=r)
         self._gauges: list[Gauge] = []

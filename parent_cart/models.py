@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -58,7 +58,7 @@ def meta_from_manifest(manifest: TransferManifest, sha256: str = "0" * 64) -> Mo
     """Read the transfer's meta strings (numbers as text, lists as JSON); ModelError names the bad key."""
     meta = manifest.meta
     try:
-        created = meta.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds")
+        created = meta.get("created") or datetime.now(UTC).isoformat(timespec="seconds")
         datetime.fromisoformat(created)
         return ModelMeta(
             version=int(meta["version"]),
@@ -120,7 +120,9 @@ class ModelStore:
             self.latest = meta
             self._published.set()
             self._published = asyncio.Event()
-        log.info("published model v%d (%d bytes, sha256 %s) from %s", meta.version, meta.size, sha256[:12], received.peer[:8])
+        log.info(
+            "published model v%d (%d bytes, sha256 %s) from %s", meta.version, meta.size, sha256[:12], received.peer[:8]
+        )
         return meta
 
     async def wait_for(self, version: int) -> ModelMeta:

@@ -17,7 +17,7 @@ Values are compact JSON strings well below kademlia's 8 KB datagram limit.
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from kademlia.utils import digest
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -60,7 +60,7 @@ class BridgeIndex(BaseModel):
     entries: Annotated[dict[NodeId, int], Field(max_length=MAX_INDEX_ENTRIES)]
 
 
-Record = Union[PresenceRecord, BridgeRecord, BridgeIndex]
+Record = PresenceRecord | BridgeRecord | BridgeIndex
 _adapter: TypeAdapter[Record] = TypeAdapter(Annotated[Record, Field(discriminator="type")])
 
 

@@ -89,7 +89,11 @@ class Relay:
     def bounce(self, origin: Peer, sender: str, to: str, reason: str) -> None:
         """Tell `sender` (a local cart, or a cart behind the link `origin`) that `to` is unreachable."""
         log.debug("undeliverable %s -> %s: %s", sender[:8], to[:8], reason)
-        notice = LinkUndeliverable(sender=sender, to=to, reason=reason) if origin.role == "bridge" else Undeliverable(to=to, reason=reason)
+        notice = (
+            LinkUndeliverable(sender=sender, to=to, reason=reason)
+            if origin.role == "bridge"
+            else Undeliverable(to=to, reason=reason)
+        )
         origin.outbox.offer(frames.control(notice), urgent=True)
 
     def tell_local(self, sender: str, to: str, reason: str) -> None:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from cartnet import frames, presence
-from cartnet.client import MAX_FRAME
+from cartnet.handshake import MAX_FRAME
 from cartnet.identity import Identity
 from cartnet.messages import (
     Bye,
@@ -85,7 +85,9 @@ class CartSessions:
         older = self.directory.attach(peer)
         if older is not None:
             log.info("cart %s reconnected; closing its older connection", peer.node_id[:8])
-            await older.close(frames.control(Bye(reason="replaced by a newer connection")), self.settings.shutdown_grace)
+            await older.close(
+                frames.control(Bye(reason="replaced by a newer connection")), self.settings.shutdown_grace
+            )
         self.relay.arrived(peer.node_id)
         peer.start_writer()
         log.info("cart %s attached", peer.node_id[:8])
@@ -110,7 +112,9 @@ class CartSessions:
         now = time.monotonic()
         if now - told < 1.0:
             return told
-        detail = f"sending faster than {self.settings.rate_frames:g} frames/s or {self.settings.rate_bytes:g} bytes/s: paced"
+        detail = (
+            f"sending faster than {self.settings.rate_frames:g} frames/s or {self.settings.rate_bytes:g} bytes/s: paced"
+        )
         peer.outbox.offer(frames.control(Error(code="rate_limited", detail=detail)), urgent=True)
         return now
 
@@ -142,7 +146,9 @@ class CartSessions:
             self._error(peer, "bad_frame", str(exc))
             return
         if route.sender != peer.node_id:
-            self._error(peer, "spoofed_sender", f"routed frame claims sender {route.sender[:8]}, you are {peer.node_id[:8]}")
+            self._error(
+                peer, "spoofed_sender", f"routed frame claims sender {route.sender[:8]}, you are {peer.node_id[:8]}"
+            )
             return
         await self.relay.route(data, route.to, route.sender, peer)
 
@@ -169,7 +175,11 @@ class CartSessions:
 
     def _presence_problem(self, peer: Peer, signed: Presence) -> str | None:
         record = signed.record
-        if (record.node_id, record.public_key, record.kx_public_key) != (peer.node_id, peer.auth.public_key, peer.auth.kx_public_key):
+        if (record.node_id, record.public_key, record.kx_public_key) != (
+            peer.node_id,
+            peer.auth.public_key,
+            peer.auth.kx_public_key,
+        ):
             return "presence is not for the identity admitted on this connection"
         if record.bridge_id != self.identity.node_id:
             return f"presence names bridge {record.bridge_id[:8]}, this is {self.identity.node_id[:8]}"

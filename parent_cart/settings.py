@@ -18,16 +18,24 @@ class BridgeSettings(NodeSettings):
     public_url: str = Field("", description="URL other bridges use to reach this relay (default http://host:port)")
     bridge_bootstrap: str = Field("", description="Comma-separated host:port DHT peers")
 
-    heartbeat_interval: float = Field(5.0, gt=0, le=60, description="Seconds between a cart's heartbeats (sent in Welcome)")
+    heartbeat_interval: float = Field(
+        5.0, gt=0, le=60, description="Seconds between a cart's heartbeats (sent in Welcome)"
+    )
     heartbeat_misses: int = Field(3, ge=2, le=10, description="Silent intervals after which a cart or link is dropped")
     admission_timeout: float = Field(10.0, gt=0, description="Seconds a new connection has to answer the challenge")
     max_carts: int = Field(5000, ge=1, description="Carts one bridge admits at once")
     queue_frames: int = Field(256, ge=4, description="Frames queued per receiver before senders wait")
-    queue_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024, description="Bytes queued per receiver before senders wait")
-    send_timeout: float = Field(2.0, gt=0, description="Seconds a sender waits for room at a slow receiver before Undeliverable")
+    queue_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024 * 1024, description="Bytes queued per receiver before senders wait"
+    )
+    send_timeout: float = Field(
+        2.0, gt=0, description="Seconds a sender waits for room at a slow receiver before Undeliverable"
+    )
     rate_frames: float = Field(2000.0, ge=0, description="Frames per second one cart may send (0 = unlimited)")
     rate_bytes: float = Field(64 * 1024 * 1024, ge=0, description="Bytes per second one cart may send (0 = unlimited)")
-    dht_timeout: float = Field(2.0, gt=0, le=30, description="Seconds to wait for one Kademlia RPC (package default is 5)")
+    dht_timeout: float = Field(
+        2.0, gt=0, le=30, description="Seconds to wait for one Kademlia RPC (package default is 5)"
+    )
     dht_ksize: int = Field(20, ge=2, le=64, description="Kademlia k (bucket size and replication)")
     dht_alpha: int = Field(3, ge=1, le=10, description="Kademlia alpha (parallel lookups)")
     refresh_interval: float = Field(15.0, gt=0, description="Seconds between DHT republish and bridge discovery rounds")

@@ -58,7 +58,9 @@ def _check_layouts(updates: Sequence[Update]) -> None:
     first = updates[0].weights
     for update in updates[1:]:
         if len(update.weights) != len(first):
-            raise AggregationError(f"update from {update.source[:8]} has {len(update.weights)} tensors, expected {len(first)}")
+            raise AggregationError(
+                f"update from {update.source[:8]} has {len(update.weights)} tensors, expected {len(first)}"
+            )
         for i, (a, b) in enumerate(zip(update.weights, first)):
             if a.shape != b.shape:
                 raise AggregationError(f"update from {update.source[:8]}: tensor {i} is {a.shape}, expected {b.shape}")

@@ -78,4 +78,6 @@ def _check_forests(updates: Sequence[Update]) -> None:
         trees = len(weights[-1])
         for i, (a, b) in enumerate(zip(weights, first)):
             if a.ndim == 0 or a.shape[0] != trees or a.shape[1:] != b.shape[1:] or a.dtype != b.dtype:
-                raise AggregationError(f"update from {update.source[:8]}: tensor {i} is {a.dtype}{a.shape}, not a forest like the others")
+                raise AggregationError(
+                    f"update from {update.source[:8]}: tensor {i} is {a.dtype}{a.shape}, not a forest like the others"
+                )

@@ -19,19 +19,19 @@ import random
 import resource
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
-from child_cart import round_settings
 from child_cart.aggregation import AggregationError, Update, make_aggregator
 from child_cart.events import EventBus
-from child_cart.modelstore import ModelStore, ModelVersion
-from child_cart.round_settings import RoundSettings
-from child_cart.roundlog import RoundRecord, log_round, next_round_number
+from child_cart.models.versions import ModelVersion, ModelVersions
+from child_cart.rounds import settings as round_settings
 from child_cart.rounds.exchange import UpdateExchange
 from child_cart.rounds.learner import Learner
 from child_cart.rounds.network import Network
+from child_cart.rounds.roundlog import RoundRecord, log_round, next_round_number
+from child_cart.rounds.settings import RoundSettings
 from child_cart.store import Store
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class RoundEngine:
     def __init__(
         self,
         store: Store,
-        models: ModelStore,
+        models: ModelVersions,
         learner: Learner,
         exchange: UpdateExchange,
         network: Network,
@@ -78,7 +78,7 @@ class RoundEngine:
         """
         settings = round_settings.load(self.store)
         number = next_round_number(self.store)
-        started, usage = datetime.now(timezone.utc), resource.getrusage(resource.RUSAGE_SELF)
+        started, usage = datetime.now(UTC), resource.getrusage(resource.RUSAGE_SELF)
         timings: dict[str, float] = {}
         bytes_in, bytes_out = self.exchange.bytes_in, self.exchange.bytes_out
         with self._phase(Phase.TRAIN, timings):
@@ -95,24 +95,45 @@ class RoundEngine:
             agg_metrics = await asyncio.to_thread(self.learner.evaluate, aggregated) if aggregated is not None else {}
         with self._phase(Phase.DECIDE, timings):
             accepted, reason = self._decide(settings, local_metrics, agg_metrics, agg_error, len(collected.updates))
-            version = self._keep(aggregated if accepted else local, accepted, agg_metrics if accepted else local_metrics)
+            version = self._keep(
+                aggregated if accepted else local, accepted, agg_metrics if accepted else local_metrics
+            )
         with self._phase(Phase.PUBLISH, timings):
             await self._publish(version, accepted)
         record = RoundRecord(
-            node_id=self.node_id, round=number, task=self.task.name, aggregator=self._rule(settings),
-            started=started, finished=datetime.now(timezone.utc),
-            peers_asked=[p.node_id for p in asked], peers_answered=[u.source for u in collected.updates],
-            skipped=collected.skipped, bridges=self._bridges_of(asked, received),
+            node_id=self.node_id,
+            round=number,
+            task=self.task.name,
+            aggregator=self._rule(settings),
+            started=started,
+            finished=datetime.now(UTC),
+            peers_asked=[p.node_id for p in asked],
+            peers_answered=[u.source for u in collected.updates],
+            skipped=collected.skipped,
+            bridges=self._bridges_of(asked, received),
             samples={u.source: u.samples for u in [own, *collected.updates]},
-            bytes_in=self.exchange.bytes_in - bytes_in, bytes_out=self.exchange.bytes_out - bytes_out,
-            timings=timings, resources=_resources_since(usage), local=local_metrics, aggregated=agg_metrics,
-            received=received, accepted=accepted, reason=reason, model_version=version.version,
+            bytes_in=self.exchange.bytes_in - bytes_in,
+            bytes_out=self.exchange.bytes_out - bytes_out,
+            timings=timings,
+            resources=_resources_since(usage),
+            local=local_metrics,
+            aggregated=agg_metrics,
+            received=received,
+            accepted=accepted,
+            reason=reason,
+            model_version=version.version,
         )
         await asyncio.to_thread(log_round, self.store, record)
         if self.bus is not None:
             self.bus.publish("round", record.model_dump(mode="json"))
-        log.info("round %d: %s (%s); local %s, aggregated %s", number, "accepted" if accepted else "kept local", reason,
-                 local_metrics.get(self.task.primary_metric), agg_metrics.get(self.task.primary_metric))
+        log.info(
+            "round %d: %s (%s); local %s, aggregated %s",
+            number,
+            "accepted" if accepted else "kept local",
+            reason,
+            local_metrics.get(self.task.primary_metric),
+            agg_metrics.get(self.task.primary_metric),
+        )
         return record
 
     def _bridges_of(self, asked: list, received: dict) -> list[str]:
@@ -155,7 +176,9 @@ class RoundEngine:
         return self.task.aggregator or settings.aggregator
 
     @staticmethod
-    async def _aggregate(settings: RoundSettings, name: str, updates: list[Update]) -> tuple[list[np.ndarray] | None, str]:
+    async def _aggregate(
+        settings: RoundSettings, name: str, updates: list[Update]
+    ) -> tuple[list[np.ndarray] | None, str]:
         if len(updates) < 2:
             return None, "no peer updates arrived"
         rule = make_aggregator(name, settings.trim_ratio, settings.krum_f)
@@ -176,8 +199,14 @@ class RoundEngine:
         if not self.task.higher_is_better:
             gain = -gain
         if gain < -settings.tolerance:
-            return False, f"aggregate {metric} {aggregated[metric]:.4f} is worse than local {local[metric]:.4f} beyond tolerance {settings.tolerance}"
-        return True, f"aggregate of {answered + 1} updates: {metric} {aggregated[metric]:.4f} vs local {local[metric]:.4f}"
+            return (
+                False,
+                f"aggregate {metric} {aggregated[metric]:.4f} is worse than local {local[metric]:.4f} beyond tolerance {settings.tolerance}",
+            )
+        return (
+            True,
+            f"aggregate of {answered + 1} updates: {metric} {aggregated[metric]:.4f} vs local {local[metric]:.4f}",
+        )
 
     def _keep(self, chosen: list[np.ndarray], accepted: bool, metrics: dict[str, float]) -> ModelVersion:
         self.current = chosen

@@ -185,7 +185,9 @@ class UpdateExchange:
             reason = "requester is not in the swarm directory"
         try:
             if reason:
-                await self.network.send_to(peer_id, frames.control(UpdateDeclined(request_id=request.request_id, reason=reason)))
+                await self.network.send_to(
+                    peer_id, frames.control(UpdateDeclined(request_id=request.request_id, reason=reason))
+                )
                 return
             await self._send_offer(peer, request)
         except (ConnectionError, RuntimeError, TransferError) as exc:
@@ -204,6 +206,11 @@ class UpdateExchange:
     async def _send_offer(self, peer: PeerInfo, request: UpdateRequest) -> None:
         offer = self._offer
         sealed = await asyncio.to_thread(e2e.seal, offer.blob, peer.kx_public_key, self.network.identity.node_id)
-        meta = {"request_id": request.request_id, "samples": str(offer.samples), "task": self.task, "round": str(offer.round)}
+        meta = {
+            "request_id": request.request_id,
+            "samples": str(offer.samples),
+            "task": self.task,
+            "round": str(offer.round),
+        }
         await self.network.transfers.send_blob(peer.node_id, sealed, UPDATE_PURPOSE, meta)
         self.bytes_out += len(sealed)

@@ -7,8 +7,8 @@ import logging
 from pathlib import Path
 
 from cartnet.client import BridgeClient
-from child_cart.export import export_tflite
-from child_cart.modelstore import ModelStore, ModelVersion
+from child_cart.models.export import export_tflite
+from child_cart.models.versions import ModelVersion, ModelVersions
 from child_cart.rounds.learner import KERAS_LOCK
 from child_cart.store import Store
 from child_cart.tasks.base import Task
@@ -24,7 +24,7 @@ class PhonePublisher:
 
     async def __call__(self, version: ModelVersion) -> None:
         result = await asyncio.to_thread(self._export)
-        models = ModelStore(self.store, self.data_dir)
+        models = ModelVersions(self.store, self.data_dir)
         exported = models.get(result.version_id)
         await self.client.publish_model(
             result.tflite_path.read_bytes(),
@@ -35,7 +35,12 @@ class PhonePublisher:
             profiles=list(getattr(self.task, "profiles", [])),
             categories=list(getattr(self.task, "categories", [])),
         )
-        log.info("published %s (tflite sha256 %s) to bridge %s", exported.id, result.sha256[:12], (self.client.bridge_id or "")[:8])
+        log.info(
+            "published %s (tflite sha256 %s) to bridge %s",
+            exported.id,
+            result.sha256[:12],
+            (self.client.bridge_id or "")[:8],
+        )
 
     def _export(self):
         with KERAS_LOCK:

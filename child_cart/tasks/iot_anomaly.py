@@ -92,8 +92,12 @@ class AnomalyTask(DetectionTask):
         if settings is None:
             return cls()
         return cls(
-            settings.iot_anomaly_features, settings.iot_anomaly_layers, settings.iot_threshold_k,
-            settings.iot_threshold_scope, settings.iot_calibration_fraction, settings.val_fraction,
+            settings.iot_anomaly_features,
+            settings.iot_anomaly_layers,
+            settings.iot_threshold_k,
+            settings.iot_threshold_scope,
+            settings.iot_calibration_fraction,
+            settings.val_fraction,
             settings.iot_anomaly_learning_rate,
         )
 

@@ -78,7 +78,9 @@ class IntrusionTask(WeatherDetection):
 
     name = "iot-intrusion"
 
-    def __init__(self, layers: Sequence[int] = (32, 16), learning_rate: float = 5e-3, val_fraction: float = 0.2) -> None:
+    def __init__(
+        self, layers: Sequence[int] = (32, 16), learning_rate: float = 5e-3, val_fraction: float = 0.2
+    ) -> None:
         super().__init__(val_fraction)
         self.layers, self.learning_rate = tuple(layers), learning_rate
 
@@ -94,10 +96,16 @@ class IntrusionTask(WeatherDetection):
         keras = import_keras()
         if seed is not None:
             keras.utils.set_random_seed(seed)
-        hidden = [keras.layers.Dense(units, activation="relu", name=f"hidden_{i}") for i, units in enumerate(self.layers)]
+        hidden = [
+            keras.layers.Dense(units, activation="relu", name=f"hidden_{i}") for i, units in enumerate(self.layers)
+        ]
         model = keras.Sequential(
-            [keras.Input(shape=(len(FEATURE_NAMES),), name="features"), scaler.layer(), *hidden,
-             keras.layers.Dense(1, activation="sigmoid", name="attack")],
+            [
+                keras.Input(shape=(len(FEATURE_NAMES),), name="features"),
+                scaler.layer(),
+                *hidden,
+                keras.layers.Dense(1, activation="sigmoid", name="attack"),
+            ],
             name="iot_intrusion",
         )
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate), loss="binary_crossentropy")
@@ -117,7 +125,9 @@ class ForestIntrusionTask(WeatherDetection):
 
     name = "iot-intrusion-forest"
 
-    def __init__(self, trees: int = 20, depth: int = 8, aggregator: str = "tree_union", val_fraction: float = 0.2) -> None:
+    def __init__(
+        self, trees: int = 20, depth: int = 8, aggregator: str = "tree_union", val_fraction: float = 0.2
+    ) -> None:
         super().__init__(val_fraction)
         self.trees, self.depth, self.aggregator = trees, depth, aggregator
 
@@ -126,7 +136,9 @@ class ForestIntrusionTask(WeatherDetection):
         """The task as a cart's settings configure it (IOT_FOREST_*, VAL_FRACTION)."""
         if settings is None:
             return cls()
-        return cls(settings.iot_forest_trees, settings.iot_forest_depth, settings.iot_forest_aggregator, settings.val_fraction)
+        return cls(
+            settings.iot_forest_trees, settings.iot_forest_depth, settings.iot_forest_aggregator, settings.val_fraction
+        )
 
     def build_model(self, seed: int | None = None) -> TreeForest:
         """An untrained forest (every tree says benign) of the configured size."""

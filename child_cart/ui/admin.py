@@ -12,8 +12,8 @@ import logging
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from child_cart import round_settings
-from child_cart.roundlog import recent_rounds
+from child_cart.rounds import settings as round_settings
+from child_cart.rounds.roundlog import recent_rounds
 from child_cart.tasks import DEFAULT_TASK
 from child_cart.ui.auth import admin_required, is_admin, log_in, log_out, safe_next
 from child_cart.ui.context import cart_ui

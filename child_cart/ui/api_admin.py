@@ -11,9 +11,9 @@ import logging
 from flask import Blueprint, Response, jsonify, request, send_file
 from pydantic import BaseModel, Field
 
-from child_cart import round_settings
-from child_cart.modelstore import ModelCorrupt
-from child_cart.roundlog import recent_rounds
+from child_cart.models.versions import ModelCorrupt
+from child_cart.rounds import settings as round_settings
+from child_cart.rounds.roundlog import recent_rounds
 from child_cart.tasks import DEFAULT_TASK
 from child_cart.ui.auth import admin_required
 from child_cart.ui.body import json_object, validated
@@ -75,7 +75,9 @@ def download_tflite(version_id: str) -> Response:
     except ModelCorrupt as exc:
         log.error("download of %s refused: %s", version_id, exc)
         raise ApiError(500, "model_corrupt", f"The stored TFLite file of {version_id} is missing or damaged.") from exc
-    response = send_file(io.BytesIO(data), mimetype="application/octet-stream", as_attachment=True, download_name=f"{version_id}.tflite")
+    response = send_file(
+        io.BytesIO(data), mimetype="application/octet-stream", as_attachment=True, download_name=f"{version_id}.tflite"
+    )
     response.headers["X-Content-SHA256"] = version.tflite_sha256 or ""
     return response
 
@@ -100,4 +102,6 @@ def put_settings() -> Response:
 def events() -> Response:
     """Server-sent events: `ready`, then `round`, `checkout`, `settings` as they happen."""
     stream = cart_ui().stream.events()
-    return Response(stream, mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return Response(
+        stream, mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )

@@ -9,10 +9,11 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 from child_cart.events import EventBus
-from child_cart.modelstore import ModelStore
+from child_cart.models.versions import ModelVersions
 from child_cart.settings import CartSettings
 from child_cart.shop import Shop
 from child_cart.store import Store, load_catalogue
+from child_cart.tasks.recommender import Recommender
 from child_cart.ui import credentials
 from child_cart.ui.admin import admin
 from child_cart.ui.api_admin import api_admin
@@ -26,7 +27,6 @@ from child_cart.ui.errors import register_error_handlers
 from child_cart.ui.headers import register_security_headers
 from child_cart.ui.home import home
 from child_cart.ui.node import NodeView
-from child_cart.ui.recommender import Recommender
 from child_cart.ui.stream import EventStream
 from child_cart.ui.throttle import LoginThrottle
 
@@ -81,7 +81,7 @@ def _cart_ui(settings: CartSettings, store: Store, bus: EventBus, node: NodeView
         node=node,
         catalogue=catalogue,
         shop=shop,
-        models=ModelStore(store, settings.data_dir),
+        models=ModelVersions(store, settings.data_dir),
         recommender=Recommender(store, settings),
         stream=EventStream(bus),
         throttle=LoginThrottle(settings.ui_login_free_attempts, settings.ui_login_max_delay),

@@ -35,7 +35,10 @@ def configure_assets(app: Flask, settings: CartSettings) -> None:
     folder = web_dir(settings)
     app.config[WEB_DIR_KEY] = folder
     if not (folder / CHART_LIBRARY).is_file():
-        log.warning("chart library %s is missing: run `make setup` (npm ci in web/); charts will not render", folder / CHART_LIBRARY)
+        log.warning(
+            "chart library %s is missing: run `make setup` (npm ci in web/); charts will not render",
+            folder / CHART_LIBRARY,
+        )
 
 
 @assets.get("/static/vendor/chart.js")

@@ -14,7 +14,8 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from flask import redirect, request, session, url_for

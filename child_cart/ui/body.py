@@ -41,7 +41,9 @@ def json_object(limit: int | None = None) -> dict:
 
 
 def _too_large(limit: int) -> ApiError:
-    return ApiError(413, "request_entity_too_large", f"The JSON body is larger than this route accepts ({limit} bytes).")
+    return ApiError(
+        413, "request_entity_too_large", f"The JSON body is larger than this route accepts ({limit} bytes)."
+    )
 
 
 def json_body(model: type[Model], limit: int | None = None) -> Model:

@@ -6,19 +6,19 @@ Blueprints stay free of globals: the app factory puts one `CartUI` into
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import UTC, datetime
 
 from flask import current_app
 
 from child_cart.events import EventBus
-from child_cart.modelstore import ModelStore
+from child_cart.models.versions import ModelVersions
 from child_cart.settings import CartSettings
 from child_cart.shop import Shop
 from child_cart.store import Catalogue, Store
+from child_cart.tasks.recommender import Recommender
 from child_cart.ui.node import NodeView
-from child_cart.ui.recommender import Recommender
 from child_cart.ui.stream import EventStream
 from child_cart.ui.throttle import LoginThrottle
 
@@ -26,7 +26,7 @@ EXTENSION = "fedcart_ui"
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -39,7 +39,7 @@ class CartUI:
     node: NodeView
     catalogue: Catalogue
     shop: Shop
-    models: ModelStore
+    models: ModelVersions
     recommender: Recommender
     stream: EventStream
     throttle: LoginThrottle

@@ -23,7 +23,9 @@ def parse_origins(text: str) -> list[str]:
     origins = [part.strip().rstrip("/") for part in text.split(",") if part.strip()]
     for origin in origins:
         if origin == "*":
-            raise ValueError("UI_CORS_ORIGINS must list origins explicitly; '*' would let any site use an admin's session")
+            raise ValueError(
+                "UI_CORS_ORIGINS must list origins explicitly; '*' would let any site use an admin's session"
+            )
         if not ORIGIN.match(origin):
             raise ValueError(f"UI_CORS_ORIGINS entry {origin!r} is not an origin like http://host:port")
     return origins

@@ -8,8 +8,9 @@ validation. Page routes keep Flask's HTML errors.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from flask_wtf.csrf import CSRFError

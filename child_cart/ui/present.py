@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from child_cart.modelstore import ModelVersion
-from child_cart.roundlog import RoundRecord
+from child_cart.models.versions import ModelVersion
+from child_cart.rounds.roundlog import RoundRecord
 from child_cart.shop import Bill, Receipt
 from child_cart.store import Product, Store
 from child_cart.ui.node import NodeView

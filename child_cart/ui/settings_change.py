@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from child_cart import round_settings
-from child_cart.round_settings import RoundSettings
+from child_cart.rounds import settings as round_settings
+from child_cart.rounds.settings import RoundSettings
 from child_cart.ui.body import validated
 from child_cart.ui.context import CartUI
 

@@ -8,12 +8,13 @@ the admin page with its description and limits, and nothing can drift.
 from __future__ import annotations
 
 import typing
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from pydantic.fields import FieldInfo
 
-from child_cart.round_settings import RoundSettings
+from child_cart.rounds.settings import RoundSettings
 
 
 @dataclass(frozen=True)
@@ -55,5 +56,10 @@ def _field(name: str, info: FieldInfo) -> SettingField:
 
 def _bounds(info: FieldInfo) -> tuple[float | None, float | None]:
     """The field's numeric limits (exclusive ones shown as inclusive; the server still refuses the edge)."""
-    limits = {attr: float(getattr(rule, attr)) for rule in info.metadata for attr in ("ge", "gt", "le", "lt") if hasattr(rule, attr)}
+    limits = {
+        attr: float(getattr(rule, attr))
+        for rule in info.metadata
+        for attr in ("ge", "gt", "le", "lt")
+        if hasattr(rule, attr)
+    }
     return limits.get("ge", limits.get("gt")), limits.get("le", limits.get("lt"))

@@ -12,8 +12,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 MAX_TRACKED_CLIENTS = 10_000
 

@@ -47,7 +47,9 @@ async def test_broken_transfer_resumes_from_last_chunk():
             want = await asyncio.wait_for(sender.other.get(), DEADLINE)
             assert isinstance(want, TransferWant) and len(want.missing) == 9
             for index in range(4):
-                await sender.ws.send_bytes(frames.chunk(manifest.transfer_id, index, blob[index << 20 : (index + 1) << 20]))
+                await sender.ws.send_bytes(
+                    frames.chunk(manifest.transfer_id, index, blob[index << 20 : (index + 1) << 20])
+                )
         await asyncio.wait_for(receiver.closed.get(), DEADLINE)
         sent_after_resume: list[int] = []
         async with connect(receiver.url, identity) as sender:
@@ -134,22 +136,20 @@ async def _first_refusal(sender) -> str:
 
 async def test_refusal_reaches_send_blob_as_transfer_error():
     limits = TransferLimits(max_size=1024)
-    async with receiver_server(limits) as receiver:
-        async with connect(receiver.url, Identity.generate()) as sender:
-            with pytest.raises(TransferError, match="exceeds the limit of 1024"):
-                await sender.hub.send_blob("client", os.urandom(4096), "test")
+    async with receiver_server(limits) as receiver, connect(receiver.url, Identity.generate()) as sender:
+        with pytest.raises(TransferError, match="exceeds the limit of 1024"):
+            await sender.hub.send_blob("client", os.urandom(4096), "test")
 
 
 async def test_concurrent_transfer_limit_per_peer():
     limits = TransferLimits(max_concurrent_per_peer=1)
     identity = Identity.generate()
-    async with receiver_server(limits) as receiver:
-        async with connect(receiver.url, identity) as sender:
-            first = await build_manifest(identity, os.urandom(4 << 20), "test", {}, 1 << 20)
-            await sender.ws.send_bytes(frames.control(first))
-            await sender.other.get()
-            with pytest.raises(TransferError, match="too many concurrent transfers"):
-                await sender.hub.send_blob("client", os.urandom(1 << 20), "test")
+    async with receiver_server(limits) as receiver, connect(receiver.url, identity) as sender:
+        first = await build_manifest(identity, os.urandom(4 << 20), "test", {}, 1 << 20)
+        await sender.ws.send_bytes(frames.control(first))
+        await sender.other.get()
+        with pytest.raises(TransferError, match="too many concurrent transfers"):
+            await sender.hub.send_blob("client", os.urandom(1 << 20), "test")
 
 
 async def test_sender_fails_promptly_when_peer_goes_silent():

@@ -18,8 +18,8 @@ from typing import Any
 import pymongo
 import pytest
 
-from child_cart import synth
 from child_cart.store import Catalogue, Store, load_catalogue, open_store
+from child_cart.synth import shoppers as synth
 
 MONGO_URL = os.environ.get("MONGO_URL", "")
 HAVE_MONGOMOCK = importlib.util.find_spec("mongomock") is not None
@@ -104,8 +104,8 @@ class Trained:
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> Trained:
-    from child_cart.export import export_tflite
-    from child_cart.modelstore import ModelStore
+    from child_cart.models.export import export_tflite
+    from child_cart.models.versions import ModelVersions
     from child_cart.tasks import get_task
     from child_cart.tasks.trainer import train
 
@@ -115,6 +115,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> T
     task = get_task("recommend")
     rows = task.rows(store)
     result = train(task, rows, epochs=TRAIN_EPOCHS, batch_size=32, seed=0)
-    version = ModelStore(store, data_dir).save(task.name, result.weights, result.train_samples, result.metrics)
+    version = ModelVersions(store, data_dir).save(task.name, result.weights, result.train_samples, result.metrics)
     exported = export_tflite(store, data_dir, task)
     return Trained(data_dir, store, task, result, version, exported, rows)

@@ -16,7 +16,11 @@ SHAPES = [(3, 4), (4,), (2, 2, 2)]
 def make_updates(rng: np.random.Generator, n: int, spread: float = 0.1, samples=None) -> list[Update]:
     centre = [rng.normal(size=s).astype("float32") for s in SHAPES]
     return [
-        Update(f"{i:040x}", [(c + spread * rng.normal(size=c.shape)).astype("float32") for c in centre], samples[i] if samples else 10)
+        Update(
+            f"{i:040x}",
+            [(c + spread * rng.normal(size=c.shape)).astype("float32") for c in centre],
+            samples[i] if samples else 10,
+        )
         for i in range(n)
     ]
 

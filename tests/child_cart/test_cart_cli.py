@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from child_cart.modelstore import ModelStore
+from child_cart.models.versions import ModelVersions
 from child_cart.qr import decode_image
 from child_cart.store import open_store
 from fedcart.cli import app
@@ -35,7 +35,7 @@ def test_synth_train_export_on_a_fresh_cart(cli, tmp_path: Path) -> None:
         store = open_store(tmp_path / "carts" / name)
         assert store.purchases.count_documents({"cart_id": name}) == 900
     cli("train", "--data-dir", "carts/cart-1", "--epochs", "2", "--no-progress")
-    versions = ModelStore(open_store(tmp_path / "carts" / "cart-1"), tmp_path / "carts" / "cart-1").versions(
+    versions = ModelVersions(open_store(tmp_path / "carts" / "cart-1"), tmp_path / "carts" / "cart-1").versions(
         "recommend"
     )
     assert [v.id for v in versions] == ["recommend-v000001"] and versions[0].samples > 600

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from child_cart import export
-from child_cart.export import ExportError, export_tflite, run_litert
-from child_cart.modelstore import ModelStore
+from child_cart.models import export
+from child_cart.models.export import ExportError, export_tflite, run_litert
+from child_cart.models.versions import ModelVersions
 from child_cart.tasks.recommend import encode_features
 
 GOLDEN_KEYS = {"task", "model_sha256", "months", "profiles", "categories", "input_size", "tolerance", "cases"}
@@ -25,7 +25,7 @@ def test_the_exported_model_matches_keras_on_held_out_rows(trained) -> None:
     assert result.tflite_path.parent == trained.data_dir / "models"
     sidecar = result.tflite_path.with_name(result.tflite_path.name + ".sha256").read_text()
     assert sidecar == f"{result.sha256}  {result.tflite_path.name}\n"
-    version = ModelStore(trained.store, trained.data_dir).get(result.version_id)
+    version = ModelVersions(trained.store, trained.data_dir).get(result.version_id)
     assert version.tflite_sha256 == result.sha256 and version.info["tflite_max_abs_diff"] == result.max_abs_diff
 
 
@@ -53,13 +53,13 @@ def test_golden_vectors_follow_the_contract(trained) -> None:
 def test_an_export_that_drifts_from_keras_is_refused_and_writes_nothing(trained, monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(export, "run_litert", lambda tflite, x: run_litert(tflite, x) + 2e-4)
     before = sorted(p.name for p in (trained.data_dir / "models").iterdir())
-    record = ModelStore(trained.store, trained.data_dir).get(trained.export.version_id)
+    record = ModelVersions(trained.store, trained.data_dir).get(trained.export.version_id)
     with pytest.raises(ExportError) as caught:
         export_tflite(trained.store, trained.data_dir, trained.task, golden_path=tmp_path / "golden.json")
     assert caught.value.code == "mismatch" and "not published" in caught.value.message
     assert sorted(p.name for p in (trained.data_dir / "models").iterdir()) == before
     assert not (tmp_path / "golden.json").exists()
-    assert ModelStore(trained.store, trained.data_dir).get(trained.export.version_id) == record
+    assert ModelVersions(trained.store, trained.data_dir).get(trained.export.version_id) == record
 
 
 def test_exporting_before_any_training_is_a_clear_error(tmp_path, catalogue) -> None:

@@ -61,7 +61,7 @@ def test_checkout_writes_one_row_per_item_and_starts_a_new_bill(store: Store, ca
 
 
 @pytest.mark.parametrize(
-    "action, code",
+    ("action", "code"),
     [
         (lambda shop: shop.checkout(profile="student"), "empty_bill"),
         (lambda shop: (shop.add("P001"), shop.checkout()), "no_profile"),

@@ -109,7 +109,7 @@ def test_an_unreachable_mongodb_is_a_clear_error_without_the_password(tmp_path: 
 
 def test_importing_the_store_and_shop_does_not_import_tensorflow() -> None:
     code = (
-        "import sys, child_cart.store, child_cart.shop, child_cart.synth, child_cart.tasks, child_cart.modelstore;"
+        "import sys, child_cart.store, child_cart.shop, child_cart.synth.shoppers, child_cart.tasks, child_cart.models.versions;"
         "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -117,7 +117,7 @@ def test_importing_the_store_and_shop_does_not_import_tensorflow() -> None:
 
 
 @pytest.mark.parametrize(
-    "change, message",
+    ("change", "message"),
     [
         (lambda raw: raw["products"][0].update(category="toys"), "unknown category"),
         (lambda raw: raw["profiles"][0]["likes"].update(toys=1.0), "unknown categories"),

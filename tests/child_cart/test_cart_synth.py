@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from child_cart import synth
 from child_cart.store import Store
+from child_cart.synth import shoppers as synth
 
 ROW_KEYS = {
     "_id",

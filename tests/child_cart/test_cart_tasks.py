@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from child_cart.modelstore import (
+from child_cart.models.versions import (
     ModelCorrupt,
-    ModelStore,
+    ModelVersions,
     decode_weights,
     encode_weights,
 )
@@ -131,7 +131,7 @@ def test_score_counts_top1_and_top3() -> None:
 
 
 def test_the_trained_version_is_stored_with_weights_metrics_and_samples(trained) -> None:
-    models = ModelStore(trained.store, trained.data_dir)
+    models = ModelVersions(trained.store, trained.data_dir)
     version = models.latest("recommend")
     assert version.id == trained.version.id == "recommend-v000001"
     assert version.samples == trained.result.train_samples and version.metrics == trained.result.metrics
@@ -143,7 +143,7 @@ def test_the_trained_version_is_stored_with_weights_metrics_and_samples(trained)
 def test_versions_count_up_and_a_corrupt_weights_file_is_caught(tmp_path, catalogue) -> None:
     from child_cart.store import open_store
 
-    models = ModelStore(open_store(tmp_path, catalogue=catalogue), tmp_path)
+    models = ModelVersions(open_store(tmp_path, catalogue=catalogue), tmp_path)
     first = models.save("demo", [np.ones((2, 3), np.float32)], samples=10, metrics={"accuracy": 0.5})
     second = models.save("demo", [np.zeros((2, 3), np.float32)], samples=12, parent=first.id, source="federated")
     assert [v.version for v in models.versions("demo")] == [2, 1]

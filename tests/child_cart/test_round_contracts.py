@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pydantic
 import pytest
 
-from child_cart import round_settings
 from child_cart.events import SUBSCRIBER_QUEUE, EventBus
-from child_cart.roundlog import RoundRecord, log_round, next_round_number, recent_rounds
+from child_cart.rounds import settings as round_settings
+from child_cart.rounds.roundlog import RoundRecord, log_round, next_round_number, recent_rounds
 from child_cart.store import open_store
 
 
@@ -35,9 +35,18 @@ def test_bad_settings_refused_and_nothing_changes(store, bad):
 
 
 def _record(n: int) -> RoundRecord:
-    now = datetime.now(timezone.utc)
-    return RoundRecord(node_id="a" * 40, round=n, task="recommend", aggregator="fedavg", started=now, finished=now,
-                       local={"accuracy": 0.5}, aggregated={"accuracy": 0.6}, accepted=True)
+    now = datetime.now(UTC)
+    return RoundRecord(
+        node_id="a" * 40,
+        round=n,
+        task="recommend",
+        aggregator="fedavg",
+        started=now,
+        finished=now,
+        local={"accuracy": 0.5},
+        aggregated={"accuracy": 0.6},
+        accepted=True,
+    )
 
 
 def test_round_log_orders_and_numbers(store):

@@ -180,8 +180,14 @@ def ports(service: dict) -> list[Port]:
     found = []
     for entry in service.get("ports") or []:
         if isinstance(entry, dict):
-            found.append(Port(entry.get("host_ip", ""), str(entry.get("published", "")), int(entry["target"]),
-                              entry.get("protocol", "tcp")))
+            found.append(
+                Port(
+                    entry.get("host_ip", ""),
+                    str(entry.get("published", "")),
+                    int(entry["target"]),
+                    entry.get("protocol", "tcp"),
+                )
+            )
             continue
         spec, _, protocol = str(entry).partition("/")
         parts = spec.rsplit(":", 2)

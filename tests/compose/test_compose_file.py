@@ -83,7 +83,11 @@ def test_the_swarm_services_are_there():
     assert len(cf.services_of(MODEL, "bridge")) == 2
     assert len(cf.services_of(MODEL, "cart")) >= 3
     assert set(cf.services_of(MODEL, "seed")) == {"seed"}
-    unknown = {name: cf.role(s) for name, s in MODEL["services"].items() if cf.role(s) not in {"bridge", "cart", "seed", "mongo:7"}}
+    unknown = {
+        name: cf.role(s)
+        for name, s in MODEL["services"].items()
+        if cf.role(s) not in {"bridge", "cart", "seed", "mongo:7"}
+    }
     assert not unknown, f"services that are neither bridge, cart, seed nor mongo: {unknown}"
 
 
@@ -108,11 +112,13 @@ def test_every_command_is_a_fedcart_command():
 def test_every_variable_set_is_a_setting_of_that_service():
     for name, (kind, service) in fedcart_services().items():
         unknown = set(cf.environment(service)) - field_names(SETTINGS[kind])
-        assert not unknown, f"{name} ({kind}) sets variables no {SETTINGS[kind].__name__} field reads: {sorted(unknown)}"
+        assert not unknown, (
+            f"{name} ({kind}) sets variables no {SETTINGS[kind].__name__} field reads: {sorted(unknown)}"
+        )
 
 
 def test_each_container_environment_validates_as_its_settings():
-    for name, (kind, service) in fedcart_services().items():
+    for kind, service in fedcart_services().values():
         build_settings(SETTINGS[kind], cf.container_environment(service))
 
 
@@ -134,38 +140,54 @@ def test_only_bridges_and_carts_publish_and_they_publish_their_configured_ports(
         settings = build_settings(SETTINGS[kind], cf.container_environment(service))
         wanted = settings.port if kind == "bridge" else settings.ui_port
         assert [(p.target, p.protocol) for p in ports] == [(wanted, "tcp")], (
-            f"{name} must publish exactly its {'PORT' if kind == 'bridge' else 'UI_PORT'} {wanted}/tcp, publishes {ports}")
+            f"{name} must publish exactly its {'PORT' if kind == 'bridge' else 'UI_PORT'} {wanted}/tcp, publishes {ports}"
+        )
         assert ports[0].host_ip == env_example["PUBLISH_HOST"], f"{name} ignores PUBLISH_HOST"
         published.append(ports[0].published)
     assert len(published) == len(set(published)), f"two services publish the same host port: {published}"
 
 
 def test_urls_and_bootstrap_entries_name_real_services_and_their_ports():
-    bridges = {name: build_settings(BridgeSettings, cf.container_environment(s)) for name, s in cf.services_of(MODEL, "bridge").items()}
+    bridges = {
+        name: build_settings(BridgeSettings, cf.container_environment(s))
+        for name, s in cf.services_of(MODEL, "bridge").items()
+    }
     nets = cf.members(MODEL)
 
     def share_a_network(a: str, b: str) -> bool:
         return any(a in group and b in group for group in nets.values())
 
     for name, settings in bridges.items():
-        assert cf.url_host_port(settings.public_url) == (name, settings.port), f"{name}: PUBLIC_URL must be its own name and PORT"
+        assert cf.url_host_port(settings.public_url) == (name, settings.port), (
+            f"{name}: PUBLIC_URL must be its own name and PORT"
+        )
         peers = settings.bootstrap_addresses()
-        assert {host for host, _ in peers} == set(bridges) - {name}, f"{name} must bootstrap from every other bridge: {peers}"
+        assert {host for host, _ in peers} == set(bridges) - {name}, (
+            f"{name} must bootstrap from every other bridge: {peers}"
+        )
         for host, port in peers:
-            assert port == bridges[host].dht_port, f"{name} bootstraps from {host}:{port}, but {host}'s DHT_PORT is {bridges[host].dht_port}"
+            assert port == bridges[host].dht_port, (
+                f"{name} bootstraps from {host}:{port}, but {host}'s DHT_PORT is {bridges[host].dht_port}"
+            )
             assert share_a_network(name, host), f"{name} cannot reach {host}: no common network"
     databases = {}
     for name, service in cf.services_of(MODEL, "cart").items():
         settings = build_settings(CartSettings, cf.container_environment(service))
         host, port = cf.url_host_port(settings.bridge_url)
-        assert host in bridges and port == bridges[host].port, f"{name}: BRIDGE_URL {settings.bridge_url} is not a bridge's relay"
+        assert host in bridges and port == bridges[host].port, (
+            f"{name}: BRIDGE_URL {settings.bridge_url} is not a bridge's relay"
+        )
         assert share_a_network(name, host), f"{name} cannot reach its bridge {host}"
-        assert cf.url_host_port(settings.mongo_url) == ("mongo", 27017), f"{name}: MONGO_URL {settings.mongo_url} is not the mongo service"
+        assert cf.url_host_port(settings.mongo_url) == ("mongo", 27017), (
+            f"{name}: MONGO_URL {settings.mongo_url} is not the mongo service"
+        )
         assert share_a_network(name, "mongo"), f"{name} cannot reach mongo"
         databases[name] = settings.mongo_db
     assert len(set(databases.values())) == len(databases), f"carts share a database: {databases}"
-    assert set(cf.services_of(MODEL, "bridge")) == {cf.url_host_port(build_settings(CartSettings, cf.container_environment(s)).bridge_url)[0]
-                                                    for s in cf.services_of(MODEL, "cart").values()}, "a bridge serves no cart"
+    assert set(cf.services_of(MODEL, "bridge")) == {
+        cf.url_host_port(build_settings(CartSettings, cf.container_environment(s)).bridge_url)[0]
+        for s in cf.services_of(MODEL, "cart").values()
+    }, "a bridge serves no cart"
 
 
 def test_the_seeder_fills_exactly_the_carts_databases():
@@ -178,7 +200,10 @@ def test_the_seeder_fills_exactly_the_carts_databases():
     words = cf.command(seed)
     seeded_dirs = [words[i + 1] for i, word in enumerate(words) if word == "--data-dir"]
     seeded = {f"{settings.mongo_db}-{PurePosixPath(d).name}" for d in seeded_dirs}
-    carts = {build_settings(CartSettings, cf.container_environment(s)).mongo_db for s in cf.services_of(MODEL, "cart").values()}
+    carts = {
+        build_settings(CartSettings, cf.container_environment(s)).mongo_db
+        for s in cf.services_of(MODEL, "cart").values()
+    }
     assert seeded == carts, f"the seeder writes {sorted(seeded)}, the carts read {sorted(carts)}"
     assert settings.mongo_url == "mongodb://mongo:27017"
 
@@ -189,7 +214,9 @@ def test_carts_start_after_their_bridge_the_database_and_the_seeder():
         depends = service.get("depends_on") or {}
         assert depends.get(bridge, {}).get("condition") == "service_healthy", f"{name} should wait for {bridge}"
         assert depends.get("mongo", {}).get("condition") == "service_healthy", f"{name} should wait for mongo"
-        assert depends.get("seed", {}).get("condition") == "service_completed_successfully", f"{name} should wait for the seeder"
+        assert depends.get("seed", {}).get("condition") == "service_completed_successfully", (
+            f"{name} should wait for the seeder"
+        )
 
 
 # --- health checks --------------------------------------------------------------------------------
@@ -204,10 +231,13 @@ def test_health_checks_use_python_urllib_on_the_settings_port():
             continue
         test = service["healthcheck"]["test"]
         path, variable = HEALTH[kind]
-        assert test[:3] == ["CMD", "python", "-c"], f"{name}: health check must be `python -c` (the image has no curl): {test}"
+        assert test[:3] == ["CMD", "python", "-c"], (
+            f"{name}: health check must be `python -c` (the image has no curl): {test}"
+        )
         code = test[3]
         assert "urllib.request" in code and f"{path}'" in code and f"os.environ['{variable}']" in code, (
-            f"{name}: health check must GET {path} on {variable}: {code}")
+            f"{name}: health check must GET {path} on {variable}: {code}"
+        )
     mongo = " ".join(MODEL["services"]["mongo"]["healthcheck"]["test"])
     assert "mongosh" in mongo and "ping" in mongo
 
@@ -224,7 +254,9 @@ def test_the_cart_health_route_exists():
 
 def _health_check(service: dict, env: dict[str, str]) -> subprocess.CompletedProcess:
     test = service["healthcheck"]["test"]
-    return subprocess.run([sys.executable, *test[2:]], env={**os.environ, **env}, capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        [sys.executable, *test[2:]], env={**os.environ, **env}, capture_output=True, text=True, timeout=30
+    )
 
 
 def test_the_bridge_health_check_passes_on_a_running_bridge_and_fails_without_one(tmp_path):
@@ -234,8 +266,25 @@ def test_the_bridge_health_check_passes_on_a_running_bridge_and_fails_without_on
     assert _health_check(service, {"PORT": str(port)}).returncode != 0, "health check passed with no bridge running"
     env = {**os.environ, "SWARM_TOKEN": "compose-health-token", "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     bridge = subprocess.Popen(
-        [sys.executable, "-m", "fedcart", "bridge", "--host", "127.0.0.1", "--port", str(port), "--dht-port", "0",
-         "--data-dir", str(tmp_path / "bridge")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+        [
+            sys.executable,
+            "-m",
+            "fedcart",
+            "bridge",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dht-port",
+            "0",
+            "--data-dir",
+            str(tmp_path / "bridge"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=tmp_path,
+    )
     try:
         # `fedcart bridge` prints "bridge <id> relay <url> ..." once it serves.
         ready, transcript = wait_for_line(bridge.stdout, f"relay http://127.0.0.1:{port}", 60)
@@ -263,6 +312,10 @@ def test_every_interpolated_variable_is_documented_with_the_same_default():
         used.setdefault(ref.name, set()).add(ref.default)
     for name, defaults in used.items():
         assert name in section, f"{name} is used by docker-compose.yml but not in .env.example's compose section"
-        assert defaults == {documented[name]}, f"{name}: defaults {defaults} in docker-compose.yml, {documented[name]!r} in .env.example"
+        assert defaults == {documented[name]}, (
+            f"{name}: defaults {defaults} in docker-compose.yml, {documented[name]!r} in .env.example"
+        )
     unused = section - set(used) - {"COMPOSE_PROJECT_NAME"}
-    assert not unused, f".env.example's compose section documents variables docker-compose.yml never uses: {sorted(unused)}"
+    assert not unused, (
+        f".env.example's compose section documents variables docker-compose.yml never uses: {sorted(unused)}"
+    )

@@ -80,13 +80,17 @@ def test_runs_as_a_non_root_user():
 def test_system_packages_and_python_install():
     run = [rest for keyword, rest in runtime() if keyword == "RUN"]
     apt = [r for r in run if "apt-get install" in r]
-    assert apt and all("--no-install-recommends" in r for r in apt), "apt-get install without --no-install-recommends pulls ImageMagick"
+    assert apt and all("--no-install-recommends" in r for r in apt), (
+        "apt-get install without --no-install-recommends pulls ImageMagick"
+    )
     assert any("libzbar0" in r for r in apt), "pyzbar needs libzbar0"
     assert any("rm -rf /var/lib/apt/lists" in r for r in apt), "apt lists left in the layer"
     assert any(re.search(r"pip install \.(\s|$)", r) for r in run), "the repo must be installed with `pip install .`"
     assert not any("pip install -e" in r for r in run), "an editable install would not be what users get"
     entrypoint = [rest for keyword, rest in runtime() if keyword == "ENTRYPOINT"]
-    assert entrypoint and '"fedcart"' in entrypoint[-1], "compose commands are fedcart subcommands: ENTRYPOINT must be fedcart"
+    assert entrypoint and '"fedcart"' in entrypoint[-1], (
+        "compose commands are fedcart subcommands: ENTRYPOINT must be fedcart"
+    )
 
 
 def test_web_assets_land_where_ui_web_dir_points():
@@ -97,14 +101,23 @@ def test_web_assets_land_where_ui_web_dir_points():
     workdir = next(rest for keyword, rest in web_stage if keyword == "WORKDIR")
     copied = [rest.split()[-1] for keyword, rest in web_stage if keyword == "COPY"]
     for folder in assets.SERVED_FOLDERS:
-        assert any(PurePosixPath(workdir, dest) == PurePosixPath(workdir, folder) for dest in copied), f"web/{folder} is not copied"
+        assert any(PurePosixPath(workdir, dest) == PurePosixPath(workdir, folder) for dest in copied), (
+            f"web/{folder} is not copied"
+        )
     assert assets.CHART_LIBRARY.parts[0] == "node_modules", "the chart library is expected from npm ci"
-    target = next(rest.split()[-1] for keyword, rest in runtime() if keyword == "COPY" and rest.startswith(f"--from={name} {workdir}"))
-    assert env_of(runtime()).get("UI_WEB_DIR") == target, f"UI_WEB_DIR must point at {target}, where the assets are copied"
+    target = next(
+        rest.split()[-1]
+        for keyword, rest in runtime()
+        if keyword == "COPY" and rest.startswith(f"--from={name} {workdir}")
+    )
+    assert env_of(runtime()).get("UI_WEB_DIR") == target, (
+        f"UI_WEB_DIR must point at {target}, where the assets are copied"
+    )
     for service_name, service in cf.services_of(cf.resolved(), "cart").items():
         assert cf.environment(service).get("UI_WEB_DIR") == target, (
             f"{service_name} sets UI_WEB_DIR to {cf.environment(service).get('UI_WEB_DIR')!r}; the assets are at {target} "
-            "(it must be set in compose too: env_file's empty UI_WEB_DIR would hide the image's)")
+            "(it must be set in compose too: env_file's empty UI_WEB_DIR would hide the image's)"
+        )
 
 
 def test_exposed_ports_are_the_ones_compose_uses():
@@ -155,7 +168,9 @@ def in_context(path: str) -> bool:
 
 
 def tracked(*paths: str) -> list[str]:
-    return subprocess.run(["git", "ls-files", "--", *paths], cwd=cf.ROOT, capture_output=True, text=True, check=True).stdout.split()
+    return subprocess.run(
+        ["git", "ls-files", "--", *paths], cwd=cf.ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
 
 
 def test_build_context_has_what_copy_needs_and_nothing_heavy():
@@ -170,9 +185,17 @@ def test_build_context_has_what_copy_needs_and_nothing_heavy():
         assert files, f"COPY {source}: nothing tracked there"
         left_out = [f for f in files if not in_context(f)]
         assert not left_out, f".dockerignore drops files COPY {source} needs: {left_out[:5]}"
-    for heavy in (".venv/bin/python", ".git/HEAD", "data/cart-0/store", "web/node_modules/chart.js/package.json",
-                  ".env", "artifacts/pytest.log", "tests/conftest.py", "mobile_app/build.gradle",
-                  "child_cart/__pycache__/node.cpython-311.pyc"):
+    for heavy in (
+        ".venv/bin/python",
+        ".git/HEAD",
+        "data/cart-0/store",
+        "web/node_modules/chart.js/package.json",
+        ".env",
+        "artifacts/pytest.log",
+        "tests/conftest.py",
+        "mobile_app/build.gradle",
+        "child_cart/__pycache__/node.cpython-311.pyc",
+    ):
         assert not in_context(heavy), f".dockerignore lets {heavy} into the build context"
 
 
@@ -185,8 +208,23 @@ def wheel(tmp_path_factory) -> Path:
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(cf.ROOT / name, source / name)
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-cache-dir", "-q",
-         "-w", str(folder / "dist"), str(source)], capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-cache-dir",
+            "-q",
+            "-w",
+            str(folder / "dist"),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if result.returncode != 0 and "No module named pip" in result.stderr:
         pytest.skip("this interpreter has no pip to build a wheel with")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -221,8 +259,12 @@ def test_the_image_layout_serves_the_cart_ui(wheel, tmp_path):
     web folder laid out as the Dockerfile lays it out, next to a bridge: the cart's compose health check passes and
     its pages, scripts and chart library are served."""
     site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile", "--target", str(site), str(wheel)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile", "--target", str(site), str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     web = _web_dir_as_the_image_has_it(tmp_path / "web")
     model = cf.resolved()
     cart_name = sorted(cf.services_of(model, "cart"))[0]
@@ -231,26 +273,59 @@ def test_the_image_layout_serves_the_cart_ui(wheel, tmp_path):
     relay, ui = free_port(), free_port()
     base = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
     base |= {"PYTHONPATH": str(site), "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
-    where = subprocess.run([sys.executable, "-c", "import child_cart, parent_cart; print(child_cart.__file__, parent_cart.__file__)"],
-                           env=base, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    where = subprocess.run(
+        [sys.executable, "-c", "import child_cart, parent_cart; print(child_cart.__file__, parent_cart.__file__)"],
+        env=base,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert str(cf.ROOT) not in where and str(site) in where, f"the packages do not come from the wheel: {where}"
     # Loopback instead of 0.0.0.0 and free ports instead of the compose ones: this runs on the host itself.
-    bridge_env = {**base, **cf.container_environment(bridge_service), "HOST": "127.0.0.1", "PORT": str(relay),
-                  "DHT_PORT": "0", "BRIDGE_BOOTSTRAP": "", "PUBLIC_URL": "", "DATA_DIR": str(tmp_path / "bridge")}
-    cart_env = {**base, **cf.container_environment(cart_service), "UI_HOST": "127.0.0.1", "UI_PORT": str(ui),
-                "BRIDGE_URL": f"http://127.0.0.1:{relay}", "MONGO_URL": "", "UI_WEB_DIR": str(web),
-                "DATA_DIR": str(tmp_path / "cart")}
+    bridge_env = {
+        **base,
+        **cf.container_environment(bridge_service),
+        "HOST": "127.0.0.1",
+        "PORT": str(relay),
+        "DHT_PORT": "0",
+        "BRIDGE_BOOTSTRAP": "",
+        "PUBLIC_URL": "",
+        "DATA_DIR": str(tmp_path / "bridge"),
+    }
+    cart_env = {
+        **base,
+        **cf.container_environment(cart_service),
+        "UI_HOST": "127.0.0.1",
+        "UI_PORT": str(ui),
+        "BRIDGE_URL": f"http://127.0.0.1:{relay}",
+        "MONGO_URL": "",
+        "UI_WEB_DIR": str(web),
+        "DATA_DIR": str(tmp_path / "cart"),
+    }
     processes = []
     try:
-        for service, env, ready in ((bridge_service, bridge_env, f"relay http://127.0.0.1:{relay}"),
-                                    (cart_service, cart_env, "running (bridge")):
-            process = subprocess.Popen([sys.executable, "-m", "fedcart", *cf.command(service)], env=env, cwd=tmp_path,
-                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for service, env, ready in (
+            (bridge_service, bridge_env, f"relay http://127.0.0.1:{relay}"),
+            (cart_service, cart_env, "running (bridge"),
+        ):
+            process = subprocess.Popen(
+                [sys.executable, "-m", "fedcart", *cf.command(service)],
+                env=env,
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
             processes.append(process)
             line, transcript = wait_for_line(process.stdout, ready, 120)
             assert line, f"`fedcart {' '.join(cf.command(service))}` never said {ready!r}:\n{transcript[-3000:]}"
-        check = subprocess.run([sys.executable, *cart_service["healthcheck"]["test"][2:]], env=cart_env,
-                               capture_output=True, text=True, timeout=30)
+        check = subprocess.run(
+            [sys.executable, *cart_service["healthcheck"]["test"][2:]],
+            env=cart_env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert check.returncode == 0, f"the cart's compose health check failed: {check.stderr[-2000:]}"
         for path in ("/", "/admin/login", "/static/css/app.css", "/static/js/common.js", "/static/vendor/chart.js"):
             with urllib.request.urlopen(f"http://127.0.0.1:{ui}{path}", timeout=10) as response:

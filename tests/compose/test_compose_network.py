@@ -33,33 +33,47 @@ def check_nat_layout(model: dict) -> None:
         bridge = cf.url_host_port(cf.environment(services[cart])["BRIDGE_URL"])[0]
         uplinks = [n for n in own if cf.is_internal(model, n) and nets[n] & bridges]
         assert len(uplinks) == 1, f"{cart} must sit on exactly one internal network with a bridge, has {uplinks}"
-        assert nets[uplinks[0]] == {cart, bridge}, f"{cart}'s uplink {uplinks[0]} must hold only {cart} and {bridge}: {nets[uplinks[0]]}"
+        assert nets[uplinks[0]] == {cart, bridge}, (
+            f"{cart}'s uplink {uplinks[0]} must hold only {cart} and {bridge}: {nets[uplinks[0]]}"
+        )
         for net in own:
             others = nets[net] - {cart}
             assert not others & carts, f"{cart} shares {net} with another cart: {others & carts}"
             if cf.is_internal(model, net):
-                assert others <= {bridge, "mongo"}, f"{cart}'s internal network {net} also holds {others - {bridge, 'mongo'}}"
+                assert others <= {bridge, "mongo"}, (
+                    f"{cart}'s internal network {net} also holds {others - {bridge, 'mongo'}}"
+                )
             else:
                 # Only there so the UI port can be published (Docker publishes nothing on internal-only containers).
                 assert not others, f"{cart}'s non-internal network {net} is shared with {others}"
                 opts = (declared.get(net) or {}).get("driver_opts") or {}
-                assert str(opts.get(MASQUERADE)).lower() == "false", f"{cart}'s published network {net} must not masquerade (no way out)"
-        assert neighbours(cart) == {bridge, "mongo"}, f"{cart} can reach {neighbours(cart)}, not just {bridge} and mongo"
+                assert str(opts.get(MASQUERADE)).lower() == "false", (
+                    f"{cart}'s published network {net} must not masquerade (no way out)"
+                )
+        assert neighbours(cart) == {bridge, "mongo"}, (
+            f"{cart} can reach {neighbours(cart)}, not just {bridge} and mongo"
+        )
 
     for bridge in bridges:
         assert not neighbours(bridge) & {"mongo", "seed"}, f"{bridge} can reach the database"
     shared = [n for n, group in nets.items() if bridges <= group]
-    assert shared and all(not cf.is_internal(model, n) for n in shared), f"the bridges need a shared (public) network: {shared}"
+    assert shared and all(not cf.is_internal(model, n) for n in shared), (
+        f"the bridges need a shared (public) network: {shared}"
+    )
     assert all(not group & carts for n, group in nets.items() if n in shared), "a cart sits on the bridges' network"
     assert not any(len(group & carts) > 1 for group in nets.values()), "two carts share a network"
 
     for name in {"mongo", "seed"}:
-        assert all(cf.is_internal(model, n) for n in cf.networks_of(services[name])), f"{name} must sit on internal networks only"
+        assert all(cf.is_internal(model, n) for n in cf.networks_of(services[name])), (
+            f"{name} must sit on internal networks only"
+        )
     for name, service in services.items():
         if len(cf.networks_of(service)) > 1:
             sysctls = service.get("sysctls") or {}
             sysctls = dict(s.split("=", 1) for s in sysctls) if isinstance(sysctls, list) else sysctls
-            assert str(sysctls.get("net.ipv4.ip_forward")) == "0", f"{name} joins several networks: it must not forward between them"
+            assert str(sysctls.get("net.ipv4.ip_forward")) == "0", (
+                f"{name} joins several networks: it must not forward between them"
+            )
 
 
 def test_each_cart_reaches_only_its_bridge_and_mongo():

@@ -41,7 +41,9 @@ def test_help_lists_every_target_and_compose_targets_wrap_docker_compose():
     listed = {line.split()[1] for line in shown.splitlines() if line.strip().startswith("make ")}
     assert listed == {name for name in targets() if not name.startswith(".")}, shown
     for target, verb in {"up": "up --detach --build", "down": "down", "logs": "logs --follow"}.items():
-        dry = subprocess.run(["make", "-n", target, "COMPOSE=docker compose"], cwd=cf.ROOT, capture_output=True, text=True, check=True)
+        dry = subprocess.run(
+            ["make", "-n", target, "COMPOSE=docker compose"], cwd=cf.ROOT, capture_output=True, text=True, check=True
+        )
         assert f"docker compose {verb}" in dry.stdout, f"make {target} runs:\n{dry.stdout}"
     dry = subprocess.run(["make", "-n", "logs", "S=cart-0"], cwd=cf.ROOT, capture_output=True, text=True, check=True)
     assert "docker compose logs --follow cart-0" in dry.stdout

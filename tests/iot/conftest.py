@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from child_cart.tasks.iot import synth_traffic, synth_weather
+from child_cart.synth import traffic as synth_traffic
+from child_cart.synth import weather as synth_weather
 from child_cart.tasks.iot_anomaly import AnomalyTask
 
 SMALL_LAYERS = (32, 16)

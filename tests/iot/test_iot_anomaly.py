@@ -121,12 +121,17 @@ def test_metrics_are_counted_per_sample_over_uneven_batches(traffic, anomaly_tas
     dataset = anomaly_task.make_dataset(rows)
     model = result.model
     limit = anomaly_task.threshold(model).value
-    per_sample = np.array([anomaly_task.reconstruction_errors(model, dataset.x_val[i : i + 1])[0] for i in range(len(dataset.x_val))])
+    per_sample = np.array(
+        [anomaly_task.reconstruction_errors(model, dataset.x_val[i : i + 1])[0] for i in range(len(dataset.x_val))]
+    )
     flagged = per_sample > limit
     truth = dataset.y_val[:, 0] == 1
     metrics = result.metrics
     assert (metrics["tp"], metrics["fp"], metrics["fn"], metrics["tn"]) == (
-        np.sum(flagged & truth), np.sum(flagged & ~truth), np.sum(~flagged & truth), np.sum(~flagged & ~truth)
+        np.sum(flagged & truth),
+        np.sum(flagged & ~truth),
+        np.sum(~flagged & truth),
+        np.sum(~flagged & ~truth),
     )
     assert metrics["tp"] + metrics["fp"] + metrics["fn"] + metrics["tn"] == len(dataset.x_val)
     joined = anomaly_task.detect(model, dataset.x_val, dataset.y_val)
@@ -153,7 +158,9 @@ def test_the_round_learner_recalibrates_every_weight_list_it_scores(traffic, ano
 
 
 def test_registered_and_configured_from_settings(tmp_path) -> None:
-    settings = CartSettings(data_dir=tmp_path, iot_anomaly_layers=[20, 10], iot_threshold_k=2.5, iot_threshold_scope="global")
+    settings = CartSettings(
+        data_dir=tmp_path, iot_anomaly_layers=[20, 10], iot_threshold_k=2.5, iot_threshold_scope="global"
+    )
     task = get_task("iot-anomaly", settings)
     assert isinstance(task, AnomalyTask) and task.layers == (20, 10) and task.k == 2.5 and task.scope == "global"
     assert task.collection == "telemetry" and task.primary_metric == "f1"

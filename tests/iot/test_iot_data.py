@@ -7,7 +7,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from child_cart.tasks.iot import synth_traffic, synth_weather
+from child_cart.synth import traffic as synth_traffic
+from child_cart.synth import weather as synth_weather
 from child_cart.tasks.iot.nbaiot import DEVICES, FEATURE_NAMES, FEATURES, MIRAI, NO_MIRAI
 from child_cart.tasks.iot.partition import by_device
 from child_cart.tasks.iot.rows import BENIGN, TRAFFIC, WEATHER, device_code, targets

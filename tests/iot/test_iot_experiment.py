@@ -11,11 +11,11 @@ from typer.testing import CliRunner
 
 from cartnet import e2e, weights
 from cartnet.identity import Identity
-from child_cart.tasks.iot import synth_weather
+from child_cart.synth import weather as synth_weather
 from fedcart.cli import app
-from fedcart.experiment import ExperimentConfig, load_fleet, run_experiment
-from fedcart.experiment_report import write_report
-from fedcart.experiment_resources import Meter, energy_available, profile_codec
+from fedcart.experiment.harness import ExperimentConfig, load_fleet, run_experiment
+from fedcart.experiment.report import write_report
+from fedcart.experiment.resources import Meter, energy_available, profile_codec
 
 PNGS = ("confusion.png", "roc.png", "loss.png", "threshold.png", "resources.png")
 
@@ -28,7 +28,9 @@ def _run(config: ExperimentConfig):
 
 
 def test_all_three_scenarios_with_real_rounds_are_judged_on_the_same_held_out_rows(tmp_path) -> None:
-    config = ExperimentConfig(task="iot-intrusion-forest", carts=3, rounds=2, rows_per_cart=300, k=2, energy=False, out_dir=tmp_path)
+    config = ExperimentConfig(
+        task="iot-intrusion-forest", carts=3, rounds=2, rows_per_cart=300, k=2, energy=False, out_dir=tmp_path
+    )
     fleet, results, ticks = _run(config)
     assert ticks == ["federated"] * 2 + ["centralized"] * 2 + ["local"] * 2
     held_out = sum(len(d.x_val) for d in fleet.datasets)
@@ -36,7 +38,9 @@ def test_all_three_scenarios_with_real_rounds_are_judged_on_the_same_held_out_ro
         counts = [r.metrics["tn"] + r.metrics["fp"] + r.metrics["fn"] + r.metrics["tp"] for r in result.rounds]
         assert counts == [held_out] * 2 and len(result.detection.y_true) == held_out
         assert all(r.metrics["loss"] > 0 for r in result.rounds)
-        assert sorted(result.detection.y_true.tolist()) == sorted(np.concatenate([d.y_val[:, 0] for d in fleet.datasets]).tolist())
+        assert sorted(result.detection.y_true.tolist()) == sorted(
+            np.concatenate([d.y_val[:, 0] for d in fleet.datasets]).tolist()
+        )
     federated = results["federated"]
     assert federated.bytes_sent > 0 and federated.bytes_received > 0 and results["local"].bytes_sent == 0
     assert results["centralized"].bytes_sent > 0, "centralizing uploads the rows"
@@ -46,7 +50,17 @@ def test_all_three_scenarios_with_real_rounds_are_judged_on_the_same_held_out_ro
 
     report = write_report(config, fleet, results)
     files = {p.name for p in report.path.iterdir()}
-    assert {"config.json", "rounds.json", "rounds.csv", "nodes.json", "nodes.csv", "summary.json", "summary.csv", "summary.md", *PNGS} <= files
+    assert {
+        "config.json",
+        "rounds.json",
+        "rounds.csv",
+        "nodes.json",
+        "nodes.csv",
+        "summary.json",
+        "summary.csv",
+        "summary.md",
+        *PNGS,
+    } <= files
     for name in PNGS:
         assert (report.path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with (report.path / "rounds.csv").open() as handle:
@@ -61,7 +75,9 @@ def test_all_three_scenarios_with_real_rounds_are_judged_on_the_same_held_out_ro
 
 def test_an_anomaly_baseline_alone_writes_a_report_without_federated_parts(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("IOT_ANOMALY_LAYERS", "[16,8]")
-    config = ExperimentConfig(carts=2, rounds=1, epochs=1, rows_per_cart=250, scenarios=("local",), energy=False, out_dir=tmp_path)
+    config = ExperimentConfig(
+        carts=2, rounds=1, epochs=1, rows_per_cart=250, scenarios=("local",), energy=False, out_dir=tmp_path
+    )
     fleet, results, _ = _run(config)
     assert fleet.task.layers == (16, 8)
     assert len(results["local"].thresholds) == 2 and results["local"].thresholds[0] > 0
@@ -117,11 +133,38 @@ def test_the_cli_runs_on_a_real_format_csv_and_prints_the_summary(tmp_path) -> N
             for r in rows:
                 if r["device"] == station:
                     clock = f" {int(r['hour']):02d}:{int(r['hour'] % 1 * 60):02d}:00 "
-                    writer.writerow(["1-Apr-19", clock, r["temperature"], r["pressure"], r["humidity"], r["label"], "normal" if not r["label"] else r["attack"]])
-    result = CliRunner().invoke(app, [
-        "experiment", "--task", "iot-intrusion-forest", "--carts", "2", "--rounds", "1", "--scenario", "centralized,local",
-        "--data", str(folder), "--format", "ton-iot", "--no-energy", "--out", str(tmp_path / "reports"),
-    ])
+                    writer.writerow(
+                        [
+                            "1-Apr-19",
+                            clock,
+                            r["temperature"],
+                            r["pressure"],
+                            r["humidity"],
+                            r["label"],
+                            "normal" if not r["label"] else r["attack"],
+                        ]
+                    )
+    result = CliRunner().invoke(
+        app,
+        [
+            "experiment",
+            "--task",
+            "iot-intrusion-forest",
+            "--carts",
+            "2",
+            "--rounds",
+            "1",
+            "--scenario",
+            "centralized,local",
+            "--data",
+            str(folder),
+            "--format",
+            "ton-iot",
+            "--no-energy",
+            "--out",
+            str(tmp_path / "reports"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "centralized" in result.output and "F1" in result.output and "report:" in result.output
     assert len(list((tmp_path / "reports").iterdir())) == 1

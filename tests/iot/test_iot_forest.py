@@ -37,13 +37,25 @@ def peers(task, weather) -> list[tuple[TreeForest, int]]:
 
 def test_the_arrays_predict_exactly_what_scikit_learn_predicts(task, weather) -> None:
     dataset = task.make_dataset(weather[0] + weather[1])
-    grown = RandomForestClassifier(n_estimators=8, max_depth=DEPTH, random_state=0).fit(dataset.x_train, dataset.y_train[:, 0])
+    grown = RandomForestClassifier(n_estimators=8, max_depth=DEPTH, random_state=0).fit(
+        dataset.x_train, dataset.y_train[:, 0]
+    )
     arrays = from_sklearn(grown, DEPTH)
-    assert [a.shape for a in arrays] == [(8, max_nodes(DEPTH)), (8, max_nodes(DEPTH)), (8, max_nodes(DEPTH), 2), (8, max_nodes(DEPTH)), (8,)]
-    np.testing.assert_allclose(predict(arrays, dataset.x_val, DEPTH), grown.predict_proba(dataset.x_val)[:, 1], atol=1e-6)
+    assert [a.shape for a in arrays] == [
+        (8, max_nodes(DEPTH)),
+        (8, max_nodes(DEPTH)),
+        (8, max_nodes(DEPTH), 2),
+        (8, max_nodes(DEPTH)),
+        (8,),
+    ]
+    np.testing.assert_allclose(
+        predict(arrays, dataset.x_val, DEPTH), grown.predict_proba(dataset.x_val)[:, 1], atol=1e-6
+    )
 
 
-def test_a_forest_travels_through_the_weight_codec_and_e2e_encryption_without_pickle(peers, weather, task, tmp_path) -> None:
+def test_a_forest_travels_through_the_weight_codec_and_e2e_encryption_without_pickle(
+    peers, weather, task, tmp_path
+) -> None:
     forest = peers[0][0]
     receiver = Identity.load_or_create(tmp_path / "receiver")
     blob = weights.encode(forest.get_weights(), compress=True)
@@ -57,7 +69,9 @@ def test_a_forest_travels_through_the_weight_codec_and_e2e_encryption_without_pi
     assert len(blob) < sum(w.nbytes for w in forest.get_weights()) / 3, "padding nodes compress away"
 
 
-def test_tree_union_predicts_at_least_as_well_as_the_best_single_peer_on_pooled_held_out_rows(task, peers, weather) -> None:
+def test_tree_union_predicts_at_least_as_well_as_the_best_single_peer_on_pooled_held_out_rows(
+    task, peers, weather
+) -> None:
     pooled = task.make_dataset([row for rows in weather for row in rows])
     updates = [Update(f"{i:040x}", forest.get_weights(), samples) for i, (forest, samples) in enumerate(peers)]
     union = task.build_model()
@@ -86,7 +100,9 @@ def test_tree_vote_weighs_each_cart_by_its_rows_and_union_counts_trees() -> None
 def test_forests_of_another_depth_or_garbage_are_refused() -> None:
     deep, shallow = TreeForest(features=5, trees=2, depth=3), TreeForest(features=5, trees=2, depth=2)
     with pytest.raises(AggregationError, match="not a forest like the others"):
-        make_aggregator("tree_union").aggregate([Update("a" * 40, deep.get_weights(), 1), Update("b" * 40, shallow.get_weights(), 1)])
+        make_aggregator("tree_union").aggregate(
+            [Update("a" * 40, deep.get_weights(), 1), Update("b" * 40, shallow.get_weights(), 1)]
+        )
     with pytest.raises(ValueError, match="expected"):
         shallow.set_weights(deep.get_weights())
     bad = shallow.get_weights()
@@ -102,7 +118,9 @@ def test_forests_of_another_depth_or_garbage_are_refused() -> None:
 def test_the_round_learner_trains_and_scores_a_forest_and_the_task_asks_for_tree_union(weather, tmp_path) -> None:
     from child_cart.settings import CartSettings
 
-    forest_task = get_task("iot-intrusion-forest", CartSettings(data_dir=tmp_path, iot_forest_trees=5, iot_forest_depth=6))
+    forest_task = get_task(
+        "iot-intrusion-forest", CartSettings(data_dir=tmp_path, iot_forest_trees=5, iot_forest_depth=6)
+    )
     assert forest_task.aggregator == "tree_union" and forest_task.depth == 6
     learner = Learner(forest_task)
     learner.load_rows(weather[2])

@@ -21,17 +21,71 @@ from child_cart.tasks.iot.rows import BENIGN, TRAFFIC, WEATHER
 from child_cart.tasks.iot_anomaly import AnomalyTask
 from child_cart.tasks.iot_intrusion import IntrusionTask
 
-EDGE_HEADER = (
-    "frame.time,ip.src_host,ip.dst_host,arp.dst.proto_ipv4,arp.opcode,arp.hw.size,arp.src.proto_ipv4,icmp.checksum,"
-    "icmp.seq_le,icmp.transmit_timestamp,icmp.unused,http.file_data,http.content_length,http.request.uri.query,"
-    "http.request.method,http.referer,http.request.full_uri,http.request.version,http.response,http.tls_port,tcp.ack,"
-    "tcp.ack_raw,tcp.checksum,tcp.connection.fin,tcp.connection.rst,tcp.connection.syn,tcp.connection.synack,"
-    "tcp.dstport,tcp.flags,tcp.flags.ack,tcp.len,tcp.options,tcp.payload,tcp.seq,tcp.srcport,udp.port,udp.stream,"
-    "udp.time_delta,dns.qry.name,dns.qry.name.len,dns.qry.qu,dns.qry.type,dns.retransmission,dns.retransmit_request,"
-    "dns.retransmit_request_in,mqtt.conack.flags,mqtt.conflag.cleansess,mqtt.conflags,mqtt.hdrflags,mqtt.len,"
-    "mqtt.msg_decoded_as,mqtt.msg,mqtt.msgtype,mqtt.proto_len,mqtt.protoname,mqtt.topic,mqtt.topic_len,mqtt.ver,"
-    "mbtcp.len,mbtcp.trans_id,mbtcp.unit_id,Attack_label,Attack_type"
-).split(",")
+EDGE_HEADER = [
+    "frame.time",
+    "ip.src_host",
+    "ip.dst_host",
+    "arp.dst.proto_ipv4",
+    "arp.opcode",
+    "arp.hw.size",
+    "arp.src.proto_ipv4",
+    "icmp.checksum",
+    "icmp.seq_le",
+    "icmp.transmit_timestamp",
+    "icmp.unused",
+    "http.file_data",
+    "http.content_length",
+    "http.request.uri.query",
+    "http.request.method",
+    "http.referer",
+    "http.request.full_uri",
+    "http.request.version",
+    "http.response",
+    "http.tls_port",
+    "tcp.ack",
+    "tcp.ack_raw",
+    "tcp.checksum",
+    "tcp.connection.fin",
+    "tcp.connection.rst",
+    "tcp.connection.syn",
+    "tcp.connection.synack",
+    "tcp.dstport",
+    "tcp.flags",
+    "tcp.flags.ack",
+    "tcp.len",
+    "tcp.options",
+    "tcp.payload",
+    "tcp.seq",
+    "tcp.srcport",
+    "udp.port",
+    "udp.stream",
+    "udp.time_delta",
+    "dns.qry.name",
+    "dns.qry.name.len",
+    "dns.qry.qu",
+    "dns.qry.type",
+    "dns.retransmission",
+    "dns.retransmit_request",
+    "dns.retransmit_request_in",
+    "mqtt.conack.flags",
+    "mqtt.conflag.cleansess",
+    "mqtt.conflags",
+    "mqtt.hdrflags",
+    "mqtt.len",
+    "mqtt.msg_decoded_as",
+    "mqtt.msg",
+    "mqtt.msgtype",
+    "mqtt.proto_len",
+    "mqtt.protoname",
+    "mqtt.topic",
+    "mqtt.topic_len",
+    "mqtt.ver",
+    "mbtcp.len",
+    "mbtcp.trans_id",
+    "mbtcp.unit_id",
+    "Attack_label",
+    "Attack_type",
+]
 
 
 def _write(path: Path, header: list[str], rows: list[list]) -> Path:
@@ -59,7 +113,9 @@ def test_nbaiot_both_layouts_columns_by_name_labels_from_file_names(tmp_path) ->
     _write(tmp_path / "Danmini_Doorbell" / "mirai_attacks" / "ack.csv", order, table(_stats(rng, 3, 500)))
     _write(tmp_path / "Danmini_Doorbell" / "gafgyt_attacks" / "combo.csv", order, table(_stats(rng, 2, 300)))
     _write(tmp_path / "flat" / "3.benign.csv", list(FEATURE_NAMES), [list(r) for r in _stats(rng, 2)])
-    _write(tmp_path / "flat" / "3.gafgyt.junk.csv", list(FEATURE_NAMES), [list(r) for r in _stats(rng, 2)] + [["x"] * 115])
+    _write(
+        tmp_path / "flat" / "3.gafgyt.junk.csv", list(FEATURE_NAMES), [list(r) for r in _stats(rng, 2)] + [["x"] * 115]
+    )
     rows = load_nbaiot(tmp_path)
     assert len(rows) == 4 + 3 + 2 + 2 + 2
     by_file = {}
@@ -67,7 +123,9 @@ def test_nbaiot_both_layouts_columns_by_name_labels_from_file_names(tmp_path) ->
         by_file.setdefault(row["_id"].rsplit(":", 1)[0], []).append(row)
     assert {r["attack"] for r in by_file["nbaiot:Danmini_Doorbell/mirai_attacks/ack.csv"]} == {"mirai_ack"}
     assert {r["attack"] for r in by_file["nbaiot:Danmini_Doorbell/gafgyt_attacks/combo.csv"]} == {"gafgyt_combo"}
-    assert {(r["device"], r["attack"]) for r in by_file["nbaiot:flat/3.gafgyt.junk.csv"]} == {(DEVICES[2], "gafgyt_junk")}
+    assert {(r["device"], r["attack"]) for r in by_file["nbaiot:flat/3.gafgyt.junk.csv"]} == {
+        (DEVICES[2], "gafgyt_junk")
+    }
     first = by_file["nbaiot:Danmini_Doorbell/benign_traffic.csv"]
     np.testing.assert_allclose([r["features"] for r in first], benign)
     assert all(r["label"] == 0 and r["attack"] == BENIGN and r["schema"] == TRAFFIC for r in first)
@@ -89,18 +147,34 @@ def test_nbaiot_refuses_unknown_files_and_missing_columns(tmp_path) -> None:
 
 def test_edge_iiotset_keeps_numeric_columns_and_drops_identifiers_and_text(tmp_path) -> None:
     def record(label: int, kind: str, flags: str = "0x00000018", length: str = "0") -> list[str]:
-        values = {name: "0" for name in EDGE_HEADER}
-        values.update({
-            "frame.time": "2021 11:44:10.081753000", "ip.src_host": "192.168.0.128", "ip.dst_host": "192.168.0.101",
-            "http.request.method": "GET", "mqtt.topic": "Temperature_and_Humidity", "tcp.payload": "0a:1b",
-            "tcp.flags": flags, "tcp.len": length, "mqtt.msg": "", "Attack_label": str(label), "Attack_type": kind,
-        })
+        values = dict.fromkeys(EDGE_HEADER, "0")
+        values.update(
+            {
+                "frame.time": "2021 11:44:10.081753000",
+                "ip.src_host": "192.168.0.128",
+                "ip.dst_host": "192.168.0.101",
+                "http.request.method": "GET",
+                "mqtt.topic": "Temperature_and_Humidity",
+                "tcp.payload": "0a:1b",
+                "tcp.flags": flags,
+                "tcp.len": length,
+                "mqtt.msg": "",
+                "Attack_label": str(label),
+                "Attack_type": kind,
+            }
+        )
         return [values[name] for name in EDGE_HEADER]
 
-    _write(tmp_path / "DNN-EdgeIIoT-dataset.csv", EDGE_HEADER, [
-        record(0, "Normal", length="12"), record(1, "DDoS_UDP"), record(1, "Backdoor", length=""),
-        record(1, "SQL_injection", length="lots"),
-    ])
+    _write(
+        tmp_path / "DNN-EdgeIIoT-dataset.csv",
+        EDGE_HEADER,
+        [
+            record(0, "Normal", length="12"),
+            record(1, "DDoS_UDP"),
+            record(1, "Backdoor", length=""),
+            record(1, "SQL_injection", length="lots"),
+        ],
+    )
     rows, names = load_edge_iiotset(tmp_path)
     assert not set(names) & (EDGE_DROPPED | EDGE_CATEGORICAL | {"Attack_label", "Attack_type"})
     assert names == [n for n in EDGE_HEADER if n in names] and "tcp.flags" in names and "mqtt.len" in names
@@ -115,14 +189,22 @@ def test_edge_iiotset_keeps_numeric_columns_and_drops_identifiers_and_text(tmp_p
 
 
 def test_ton_iot_weather_with_a_time_column_or_unix_seconds(tmp_path) -> None:
-    _write(tmp_path / "Train_Test_IoT_Weather.csv", ["date", "time", "temperature", "pressure", "humidity", "label", "type"], [
-        ["31-Mar-19", "  12:36:52 ", "31.788", "1.035", "32.572", "0", "normal"],
-        ["31-Mar-19", " 23:30:00 ", "40.1", "1.035", "10.0", "1", "injection"],
-        ["31-Mar-19", "25:00:00", "1", "1", "1", "0", "normal"],
-    ])
-    _write(tmp_path / "raw" / "IoT_Weather.csv", ["ts", "date", "time2", "temperature", "pressure", "humidity", "label", "type"], [
-        ["1554198358", "2-Apr-19", "x", "20.0", "1.0", "55.0", "1", "ddos"],
-    ])
+    _write(
+        tmp_path / "Train_Test_IoT_Weather.csv",
+        ["date", "time", "temperature", "pressure", "humidity", "label", "type"],
+        [
+            ["31-Mar-19", "  12:36:52 ", "31.788", "1.035", "32.572", "0", "normal"],
+            ["31-Mar-19", " 23:30:00 ", "40.1", "1.035", "10.0", "1", "injection"],
+            ["31-Mar-19", "25:00:00", "1", "1", "1", "0", "normal"],
+        ],
+    )
+    _write(
+        tmp_path / "raw" / "IoT_Weather.csv",
+        ["ts", "date", "time2", "temperature", "pressure", "humidity", "label", "type"],
+        [
+            ["1554198358", "2-Apr-19", "x", "20.0", "1.0", "55.0", "1", "ddos"],
+        ],
+    )
     rows = load_ton_iot_weather(tmp_path)
     assert len(rows) == 3
     first, second, raw = rows

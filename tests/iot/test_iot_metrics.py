@@ -18,12 +18,16 @@ def _detection(truth, guess, score=None) -> Detection:
 
 
 def test_a_worked_example() -> None:
-    m = detection_metrics(_detection([0, 0, 0, 0, 1, 1, 1, 0], [0, 1, 0, 0, 1, 1, 0, 0], [0.1, 0.7, 0.2, 0.3, 0.9, 0.8, 0.4, 0.0]))
+    m = detection_metrics(
+        _detection([0, 0, 0, 0, 1, 1, 1, 0], [0, 1, 0, 0, 1, 1, 0, 0], [0.1, 0.7, 0.2, 0.3, 0.9, 0.8, 0.4, 0.0])
+    )
     assert (m["tn"], m["fp"], m["fn"], m["tp"]) == (4, 1, 1, 2)
     assert m["accuracy"] == pytest.approx(6 / 8)
     assert m["precision"] == pytest.approx(2 / 3) and m["recall"] == pytest.approx(2 / 3)
     assert m["f1"] == pytest.approx(2 / 3) and m["fpr"] == pytest.approx(1 / 5)
-    assert m["roc_auc"] == pytest.approx(sk.roc_auc_score([0, 0, 0, 0, 1, 1, 1, 0], [0.1, 0.7, 0.2, 0.3, 0.9, 0.8, 0.4, 0.0]))
+    assert m["roc_auc"] == pytest.approx(
+        sk.roc_auc_score([0, 0, 0, 0, 1, 1, 1, 0], [0.1, 0.7, 0.2, 0.3, 0.9, 0.8, 0.4, 0.0])
+    )
 
 
 @settings(max_examples=60, deadline=None)

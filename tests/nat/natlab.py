@@ -21,13 +21,14 @@ address and rule made here.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import shutil
-from pathlib import Path
 import signal
 import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 
 PUBLIC_SUBNET = "10.231.0"
 GATEWAY = f"{PUBLIC_SUBNET}.1"
@@ -83,8 +84,21 @@ def router_rules(tool: str) -> list[list[str]]:
             ["iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "wan", "-j", "MASQUERADE"],
             ["iptables", "-P", "FORWARD", "DROP"],
             ["iptables", "-A", "FORWARD", "-i", "lan", "-o", "wan", "-j", "ACCEPT"],
-            ["iptables", "-A", "FORWARD", "-i", "wan", "-o", "lan", "-m", "conntrack",
-             "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
+            [
+                "iptables",
+                "-A",
+                "FORWARD",
+                "-i",
+                "wan",
+                "-o",
+                "lan",
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "ESTABLISHED,RELATED",
+                "-j",
+                "ACCEPT",
+            ],
         ]
     return [
         ["nft", "add", "table", "ip", "nat"],
@@ -93,8 +107,22 @@ def router_rules(tool: str) -> list[list[str]]:
         ["nft", "add", "table", "ip", "filter"],
         ["nft", "add", "chain", "ip", "filter", "guard", "{ type filter hook forward priority 0 ; policy drop ; }"],
         ["nft", "add", "rule", "ip", "filter", "guard", "iifname", "lan", "oifname", "wan", "accept"],
-        ["nft", "add", "rule", "ip", "filter", "guard", "iifname", "wan", "oifname", "lan", "ct", "state",
-         "established,related", "accept"],
+        [
+            "nft",
+            "add",
+            "rule",
+            "ip",
+            "filter",
+            "guard",
+            "iifname",
+            "wan",
+            "oifname",
+            "lan",
+            "ct",
+            "state",
+            "established,related",
+            "accept",
+        ],
     ]
 
 
@@ -112,7 +140,7 @@ def unavailable_reason() -> str | None:
         made = run("ip", "netns", "add", probe, check=False)
         if made.returncode != 0:
             return f"`ip netns add` does not work here: {made.stderr.strip()}"
-        for command in router_rules(tool)[:1 if tool == "iptables" else 3]:
+        for command in router_rules(tool)[: 1 if tool == "iptables" else 3]:
             tried = run("ip", "netns", "exec", probe, *command, check=False)
             if tried.returncode != 0:
                 return f"{tool} cannot NAT inside a namespace: {tried.stderr.strip()}"
@@ -217,7 +245,9 @@ class NatLab:
         """Packets (connections, as NAT rules see only the first packet of each) router i has masqueraded."""
         router = self.router(i)
         if firewall_tool() == "iptables":
-            listing = run("ip", "netns", "exec", router, "iptables", "-t", "nat", "-L", "POSTROUTING", "-v", "-x", "-n").stdout
+            listing = run(
+                "ip", "netns", "exec", router, "iptables", "-t", "nat", "-L", "POSTROUTING", "-v", "-x", "-n"
+            ).stdout
             return sum(int(line.split()[0]) for line in listing.splitlines() if "MASQUERADE" in line)
         listing = run("ip", "netns", "exec", router, "nft", "list", "chain", "ip", "nat", "masq").stdout
         words = listing.split()
@@ -234,10 +264,8 @@ class NatLab:
         """Kill whatever still runs inside the lab and delete its namespaces; returns the errors met, if any."""
         errors = []
         for pid in self.leftover_pids():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         for name in reversed(self.made):
             result = run("ip", "netns", "del", name, check=False)
             if result.returncode != 0:

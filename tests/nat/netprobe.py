@@ -62,7 +62,9 @@ def round_event(base: str, password: str, min_bridges: str, seconds: str) -> Non
     with opener.open(f"{base}/api/csrf", timeout=10) as response:
         token = json.load(response)["csrf_token"]
     login = urllib.request.Request(
-        f"{base}/api/login", data=json.dumps({"password": password}).encode(), method="POST",
+        f"{base}/api/login",
+        data=json.dumps({"password": password}).encode(),
+        method="POST",
         headers={"Content-Type": "application/json", "X-CSRFToken": token},
     )
     with opener.open(login, timeout=10) as response:

@@ -90,9 +90,16 @@ class Lab:
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb") as out:
             process = await asyncio.create_subprocess_exec(
-                *self.net.exec_prefix(self.namespace(service)), sys.executable, "-m", "fedcart",
-                *cf.command(MODEL["services"][service]), stdout=out, stderr=asyncio.subprocess.STDOUT, env=env,
-                cwd=self.root, preexec_fn=natlab.die_with_parent,  # cwd: no stray .env from the checkout
+                *self.net.exec_prefix(self.namespace(service)),
+                sys.executable,
+                "-m",
+                "fedcart",
+                *cf.command(MODEL["services"][service]),
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+                env=env,
+                cwd=self.root,
+                preexec_fn=natlab.die_with_parent,  # cwd: no stray .env from the checkout
             )
         node = Node(service, process, log)
         self.nodes.append(node)
@@ -101,8 +108,13 @@ class Lab:
     async def probe(self, namespace: str, *args: object, timeout: float) -> dict:
         """Run netprobe.py inside `namespace`; its own deadline is inside `args`, this one bounds the process."""
         process = await asyncio.create_subprocess_exec(
-            *self.net.exec_prefix(namespace), sys.executable, str(PROBE), *map(str, args),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, preexec_fn=natlab.die_with_parent,
+            *self.net.exec_prefix(namespace),
+            sys.executable,
+            str(PROBE),
+            *map(str, args),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            preexec_fn=natlab.die_with_parent,
         )
         try:
             out, err = await asyncio.wait_for(process.communicate(), timeout)
@@ -112,7 +124,10 @@ class Lab:
             return {"ok": False, "error": f"probe {args[0]} in {namespace} outlived its {timeout:.0f}s deadline"}
         lines = out.decode().strip().splitlines()
         if not lines:
-            return {"ok": False, "error": f"probe {args[0]} in {namespace} printed nothing; stderr: {err.decode()[-2000:]}"}
+            return {
+                "ok": False,
+                "error": f"probe {args[0]} in {namespace} printed nothing; stderr: {err.decode()[-2000:]}",
+            }
         return json.loads(lines[-1])
 
     def logs(self) -> str:
@@ -137,8 +152,9 @@ class Lab:
 def seed(root: Path) -> list[Path]:
     """Synthetic non-IID shoppers per cart as `fedcart swarm` seeds them (skew as compose's seeder), into each
     cart's own database name (MONGO_DB names the embedded database too), plus a short round schedule."""
-    from child_cart import round_settings, synth
+    from child_cart.rounds import settings as round_settings
     from child_cart.store import load_catalogue, open_store
+    from child_cart.synth import shoppers as synth
 
     words = cf.command(MODEL["services"]["seed"])
     skew = float(words[words.index("--skew") + 1])
@@ -149,8 +165,9 @@ def seed(root: Path) -> list[Path]:
         store = open_store(folder, mongo_db=cf.environment(MODEL["services"][cart])["MONGO_DB"])
         try:
             synth.fill_store(store, rows)
-            round_settings.save(store, {"schedule_seconds": ROUND_SECONDS, "k": len(CARTS) - 1, "local_epochs": 2,
-                                        "peer_timeout": 20.0})
+            round_settings.save(
+                store, {"schedule_seconds": ROUND_SECONDS, "k": len(CARTS) - 1, "local_epochs": 2, "peer_timeout": 20.0}
+            )
         finally:
             store.close()
         folders.append(folder)
@@ -158,8 +175,9 @@ def seed(root: Path) -> list[Path]:
 
 
 async def first_exit(nodes: list[Node]) -> Node:
-    done, pending = await asyncio.wait([asyncio.create_task(n.process.wait(), name=n.name) for n in nodes],
-                                       return_when=asyncio.FIRST_COMPLETED)
+    done, pending = await asyncio.wait(
+        [asyncio.create_task(n.process.wait(), name=n.name) for n in nodes], return_when=asyncio.FIRST_COMPLETED
+    )
     for task in pending:
         task.cancel()
     name = next(iter(done)).get_name()
@@ -191,41 +209,75 @@ async def test_rounds_through_bridges_while_carts_cannot_reach_each_other(lab_av
             await lab.start(bridge, service_env(bridge, DATA_DIR=str(tmp_path / bridge)))
         password_hash = generate_password_hash(PASSWORD, "pbkdf2:sha256:1000")
         for cart, folder in zip(CARTS, cart_dirs):
-            await lab.start(cart, service_env(cart, DATA_DIR=str(folder), MONGO_URL="", UI_WEB_DIR="",
-                                              UI_ADMIN_PASSWORD_HASH=password_hash))
+            await lab.start(
+                cart,
+                service_env(
+                    cart, DATA_DIR=str(folder), MONGO_URL="", UI_WEB_DIR="", UI_ADMIN_PASSWORD_HASH=password_hash
+                ),
+            )
 
         # Out through the NAT: every cart reaches its bridge at the compose BRIDGE_URL, name and all.
-        reach = await until_all(lab, [
-            lab.probe(lab.namespace(cart), "up", cf.environment(MODEL["services"][cart])["BRIDGE_URL"] + "/health", 60,
-                      timeout=70)
-            for cart in CARTS
-        ], "the bridges to answer /health at BRIDGE_URL from inside the carts' namespaces")
+        reach = await until_all(
+            lab,
+            [
+                lab.probe(
+                    lab.namespace(cart),
+                    "up",
+                    cf.environment(MODEL["services"][cart])["BRIDGE_URL"] + "/health",
+                    60,
+                    timeout=70,
+                )
+                for cart in CARTS
+            ],
+            "the bridges to answer /health at BRIDGE_URL from inside the carts' namespaces",
+        )
         assert all(r["ok"] for r in reach), f"a cart cannot reach its bridge through its NAT: {reach}\n{lab.logs()}"
 
         # Rounds: each cart's event stream, read from inside its own namespace.
-        rounds = await until_all(lab, [
-            lab.probe(lab.namespace(cart), "round", f"http://127.0.0.1:{ui_port(cart)}", PASSWORD, len(BRIDGES),
-                      ROUND_DEADLINE, timeout=ROUND_DEADLINE + 15)
-            for cart in CARTS
-        ], "rounds through the relay")
+        rounds = await until_all(
+            lab,
+            [
+                lab.probe(
+                    lab.namespace(cart),
+                    "round",
+                    f"http://127.0.0.1:{ui_port(cart)}",
+                    PASSWORD,
+                    len(BRIDGES),
+                    ROUND_DEADLINE,
+                    timeout=ROUND_DEADLINE + 15,
+                )
+                for cart in CARTS
+            ],
+            "rounds through the relay",
+        )
         missing = [f"{cart}: {r}" for cart, r in zip(CARTS, rounds) if not r["ok"]]
-        assert not missing, "no round with peers' updates through both bridges:\n" + "\n".join(missing) + "\n" + lab.logs()
+        assert not missing, (
+            "no round with peers' updates through both bridges:\n" + "\n".join(missing) + "\n" + lab.logs()
+        )
 
         # No cart reaches another cart's UI: not at its private address, not at its router's public one.
         first, second = CARTS[0], CARTS[1]
         port = ui_port(second)
         own = await lab.probe(lab.namespace(second), "connect", natlab.cart_address(1), port, 5, timeout=15)
-        assert own.get("connected"), f"{second}'s UI does not listen on its own LAN address, so the probe proves nothing: {own}"
+        assert own.get("connected"), (
+            f"{second}'s UI does not listen on its own LAN address, so the probe proves nothing: {own}"
+        )
         direct = await lab.probe(lab.namespace(first), "connect", natlab.cart_address(1), port, 3, timeout=15)
         assert direct["ok"] and not direct["connected"], f"{first} reached {second}'s UI directly: {direct}"
         via_router = await lab.probe(lab.namespace(first), "connect", natlab.router_address(1), port, 3, timeout=15)
-        assert via_router["ok"] and not via_router["connected"], f"{second}'s UI is reachable through its router: {via_router}"
-        from_bridge = await lab.probe(lab.namespace(BRIDGES[0]), "connect", natlab.cart_address(0), ui_port(first), 3, timeout=15)
+        assert via_router["ok"] and not via_router["connected"], (
+            f"{second}'s UI is reachable through its router: {via_router}"
+        )
+        from_bridge = await lab.probe(
+            lab.namespace(BRIDGES[0]), "connect", natlab.cart_address(0), ui_port(first), 3, timeout=15
+        )
         assert from_bridge["ok"] and not from_bridge["connected"], f"{BRIDGES[0]} reached {first}'s UI: {from_bridge}"
 
         # And the traffic that did flow went through each router's masquerade rule.
         translated = {cart: lab.net.masqueraded_packets(i) for i, cart in enumerate(CARTS)}
-        assert all(translated.values()), f"a cart's traffic bypassed its NAT (masqueraded packets per router: {translated})"
+        assert all(translated.values()), (
+            f"a cart's traffic bypassed its NAT (masqueraded packets per router: {translated})"
+        )
     finally:
         try:
             await lab.stop()

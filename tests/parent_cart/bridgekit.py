@@ -15,7 +15,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from cartnet.client import Backoff, BridgeClient, join, ws_url
+from cartnet.client import Backoff, BridgeClient
+from cartnet.handshake import join, ws_url
 from cartnet.identity import Identity
 from cartnet.transfer import TransferLimits
 from parent_cart.bridge import Bridge
@@ -29,22 +30,22 @@ FAST_BACKOFF = Backoff(initial=0.05, maximum=0.5)
 
 def bridge_settings(data_dir: Path, bootstrap: str = "", **overrides: object) -> BridgeSettings:
     """Settings sized for tests: short heartbeats and DHT timeouts, small queues, ephemeral ports."""
-    values: dict[str, object] = dict(
-        data_dir=data_dir,
-        port=0,
-        dht_port=0,
-        swarm_token=TOKEN,
-        bridge_bootstrap=bootstrap,
-        heartbeat_interval=1.0,
-        send_timeout=1.0,
-        dht_timeout=0.5,
-        refresh_interval=1.0,
-        link_timeout=3.0,
-        queue_frames=64,
-        queue_bytes=4 * 1024 * 1024,
-        shutdown_grace=1.0,
-        rate_bytes=32 * 1024 * 1024,
-    )
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "port": 0,
+        "dht_port": 0,
+        "swarm_token": TOKEN,
+        "bridge_bootstrap": bootstrap,
+        "heartbeat_interval": 1.0,
+        "send_timeout": 1.0,
+        "dht_timeout": 0.5,
+        "refresh_interval": 1.0,
+        "link_timeout": 3.0,
+        "queue_frames": 64,
+        "queue_bytes": 4 * 1024 * 1024,
+        "shutdown_grace": 1.0,
+        "rate_bytes": 32 * 1024 * 1024,
+    }
     values.update(overrides)
     return BridgeSettings(_env_file=None, **values)
 
@@ -68,7 +69,9 @@ class Swarm:
         """Stop `bridge` and start it again on the same ports and data dir (same identity)."""
         await bridge.stop("restarting")
         others = ",".join(f"127.0.0.1:{b.dht_port}" for b in self.bridges if b is not bridge)
-        settings = bridge.settings.model_copy(update={"port": bridge.port, "dht_port": bridge.dht_port, "bridge_bootstrap": others})
+        settings = bridge.settings.model_copy(
+            update={"port": bridge.port, "dht_port": bridge.dht_port, "bridge_bootstrap": others}
+        )
         again = Bridge(settings)
         await again.start()
         self.bridges[self.bridges.index(bridge)] = again
@@ -97,11 +100,17 @@ def listed(bridge: Bridge, node_id: str) -> bool:
 
 
 async def seen_everywhere(node_id: str, *bridges: Bridge) -> None:
-    await until(lambda: all(listed(b, node_id) for b in bridges), f"cart {node_id[:8]} never appeared in every directory", *bridges)
+    await until(
+        lambda: all(listed(b, node_id) for b in bridges),
+        f"cart {node_id[:8]} never appeared in every directory",
+        *bridges,
+    )
 
 
 async def gone_everywhere(node_id: str, *bridges: Bridge) -> None:
-    await until(lambda: not any(listed(b, node_id) for b in bridges), f"cart {node_id[:8]} never left every directory", *bridges)
+    await until(
+        lambda: not any(listed(b, node_id) for b in bridges), f"cart {node_id[:8]} never left every directory", *bridges
+    )
 
 
 async def within(awaitable: Awaitable, what: str, timeout: float = DEADLINE):
@@ -117,7 +126,9 @@ def url_of(bridge: Bridge | str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def cart(bridge: Bridge | str, identity: Identity | None = None, **options: object) -> AsyncIterator[BridgeClient]:
+async def cart(
+    bridge: Bridge | str, identity: Identity | None = None, **options: object
+) -> AsyncIterator[BridgeClient]:
     """A connected BridgeClient; closed (with Bye) at the end."""
     options.setdefault("backoff", FAST_BACKOFF)
     options.setdefault("limits", TransferLimits(reply_timeout=60.0))
@@ -131,7 +142,9 @@ async def cart(bridge: Bridge | str, identity: Identity | None = None, **options
 
 
 @contextlib.asynccontextmanager
-async def raw_cart(bridge: Bridge | str, identity: Identity | None = None) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+async def raw_cart(
+    bridge: Bridge | str, identity: Identity | None = None
+) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
     """An admitted WebSocket with no client logic at all: the test speaks frames itself."""
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(ws_url(url_of(bridge)), max_msg_size=8 * 1024 * 1024) as ws:
@@ -140,9 +153,8 @@ async def raw_cart(bridge: Bridge | str, identity: Identity | None = None) -> As
 
 
 async def get_json(url: str) -> tuple[int, object]:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(url) as response:
-            return response.status, await response.json()
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.json()
 
 
 async def http_peers(bridge: Bridge) -> list[dict]:

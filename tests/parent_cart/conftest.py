@@ -25,5 +25,7 @@ async def linked(swarm: Swarm) -> tuple[Bridge, Bridge]:
     """Two bridges bootstrapped into one DHT and linked to each other."""
     b1 = await swarm.add_bridge()
     b2 = await swarm.add_bridge()
-    await until(lambda: b2.node_id in b1.links.ids() and b1.node_id in b2.links.ids(), "the two bridges never linked", b1, b2)
+    await until(
+        lambda: b2.node_id in b1.links.ids() and b1.node_id in b2.links.ids(), "the two bridges never linked", b1, b2
+    )
     return b1, b2

@@ -13,7 +13,8 @@ import pytest
 from bridgekit import DEADLINE, TOKEN, cart, raw_cart, until, within
 
 from cartnet import frames
-from cartnet.client import MAX_FRAME, Backoff, BridgeClient, NotConnected, receive_control
+from cartnet.client import Backoff, BridgeClient, NotConnected
+from cartnet.handshake import MAX_FRAME, receive_control
 from cartnet.identity import Identity
 from cartnet.messages import Bye, Heartbeat, PeersRequest, TransferManifest
 from cartnet.transfer import TransferError
@@ -91,8 +92,19 @@ def _swallower(into: asyncio.Queue[object]):
 async def test_fedcart_bridge_process_tells_carts_bye_on_sigterm(tmp_path):
     env = {**os.environ, "SWARM_TOKEN": TOKEN, "HEARTBEAT_INTERVAL": "1", "DHT_TIMEOUT": "0.5", "SHUTDOWN_GRACE": "1"}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "fedcart", "bridge", "--port", "0", "--dht-port", "0", "--data-dir", str(tmp_path / "b"),
-        stderr=asyncio.subprocess.PIPE, env=env, cwd=tmp_path,
+        sys.executable,
+        "-m",
+        "fedcart",
+        "bridge",
+        "--port",
+        "0",
+        "--dht-port",
+        "0",
+        "--data-dir",
+        str(tmp_path / "b"),
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
     )
     try:
         url = await within(_announced_url(proc), "the bridge process announcing its URL")
@@ -113,7 +125,6 @@ async def _announced_url(proc: asyncio.subprocess.Process) -> str:
         if found:
             return found.group(1)
     raise AssertionError("the bridge process exited without announcing its URL")
-
 
 
 async def test_a_full_bridge_turns_carts_away_for_now_not_for_good(swarm):

@@ -129,7 +129,12 @@ async def test_a_lone_node_keeps_values_and_oversized_values_are_refused_before_
 
 async def test_garbage_datagrams_do_not_disturb_a_node(dht_nodes):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        for junk in (b"\x00" * 30, b"\x00" + bytes(20) + b"\xc1\xc1", b"\x00" + bytes(20) + b"\x92\xa5store\x90", b"\x07" * 40):
+        for junk in (
+            b"\x00" * 30,
+            b"\x00" + bytes(20) + b"\xc1\xc1",
+            b"\x00" + bytes(20) + b"\x92\xa5store\x90",
+            b"\x07" * 40,
+        ):
             sock.sendto(junk, ("127.0.0.1", dht_nodes[0].port))
     identity = Identity.generate()
     record = cart_record(identity)

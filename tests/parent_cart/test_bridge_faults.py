@@ -37,7 +37,8 @@ from bridgekit import (
 )
 
 from cartnet import admission, frames, presence
-from cartnet.client import AdmissionRefused, Backoff, BridgeClient, Incoming, receive_control, ws_url
+from cartnet.client import Backoff, BridgeClient, Incoming
+from cartnet.handshake import AdmissionRefused, receive_control, ws_url
 from cartnet.identity import Identity
 from cartnet.messages import Challenge, Error, Heartbeat, HeartbeatAck, Message, Reject, Welcome
 from cartnet.transfer import TransferError
@@ -234,7 +235,9 @@ async def _drain(ws: aiohttp.ClientWebSocketResponse) -> None:
 async def _flood(world: World) -> str:
     sink = await world.stack.enter_async_context(cart(world.b2))
     await seen_everywhere(sink.node_id, world.b1, world.b2)
-    world.b1.settings.rate_bytes = 2 * 1024 * 1024  # a budget a loaded test machine can still exceed; A's session keeps its own
+    world.b1.settings.rate_bytes = (
+        2 * 1024 * 1024
+    )  # a budget a loaded test machine can still exceed; A's session keeps its own
     flooder = Identity.generate()
     ws = await world.stack.enter_async_context(raw_cart(world.b1, flooder))
     junk = frames.routed(sink.node_id, flooder.node_id, frames.chunk("00" * 16, 0, bytes(64 * 1024)))
@@ -275,7 +278,9 @@ async def _slow_receiver(world: World) -> str:
 async def _bridge_restart(world: World) -> str:
     b2 = await world.swarm.restart(world.b2)
     world.b2 = b2
-    await until(lambda: world.b.node_id in b2.directory.presences, "cart B never reconnected to the restarted bridge", b2)
+    await until(
+        lambda: world.b.node_id in b2.directory.presences, "cart B never reconnected to the restarted bridge", b2
+    )
     await seen_everywhere(world.b.node_id, world.b1, b2)
     assert world.b.sessions == 2
     return f"cart B reconnected on its own ({world.b.sessions} sessions)"
@@ -327,8 +332,12 @@ def _in_process(kill: Callable[[BridgeClient], Awaitable[None]]) -> Callable[[Wo
 def _process(sig: signal.Signals) -> Callable[[World], Awaitable[Victim]]:
     async def spawn(world: World) -> Victim:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(CART_PROCESS), world.b2.url, TOKEN,
-            stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)},
+            sys.executable,
+            str(CART_PROCESS),
+            world.b2.url,
+            TOKEN,
+            stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
         )
         world.stack.push_async_callback(_reap, proc)
         node_id = (await within(proc.stdout.readline(), "the cart process being admitted")).decode().strip()

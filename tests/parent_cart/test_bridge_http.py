@@ -14,8 +14,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from cartnet.transfer import TransferError
 from parent_cart.models import LATEST
 
-MODEL_META = {"accuracy": 0.82, "task": "recommend", "created": "2026-11-23T10:00:00+00:00",
-              "profiles": ["student", "family"], "categories": ["dairy", "bakery", "produce"]}
+MODEL_META = {
+    "accuracy": 0.82,
+    "task": "recommend",
+    "created": "2026-11-23T10:00:00+00:00",
+    "profiles": ["student", "family"],
+    "categories": ["dairy", "bakery", "produce"],
+}
 
 
 async def publish(bridge, client, blob: bytes, version: int, **overrides) -> None:
@@ -40,7 +45,11 @@ async def test_health_and_metrics_parse_as_prometheus_text(linked):
     assert status == 200 and health["status"] == "ok" and health["bridge_id"] == b1.node_id
     assert (health["carts"], health["swarm_carts"], health["bridges_linked"]) == (1, 2, 1)
     assert content_type.startswith("text/plain")
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+    }
     assert samples[("fedcart_bridge_carts_connected", ())] == 1
     assert samples[("fedcart_bridge_links", ())] == 1
     assert samples[("fedcart_bridge_frames_relayed_total", (("path", "link_out"),))] >= 3
@@ -49,7 +58,8 @@ async def test_health_and_metrics_parse_as_prometheus_text(linked):
 
 
 async def test_rejects_are_counted_by_reason(swarm):
-    from cartnet.client import AdmissionRefused, BridgeClient
+    from cartnet.client import BridgeClient
+    from cartnet.handshake import AdmissionRefused
     from cartnet.identity import Identity
 
     bridge = await swarm.add_bridge()
@@ -71,9 +81,16 @@ async def test_model_404_then_publish_then_download(swarm):
         await publish(bridge, a, tflite, version=3)
     status, meta = await get_json(f"{bridge.url}/models/latest.json")
     assert status == 200
-    assert meta == {"version": 3, "sha256": hashlib.sha256(tflite).hexdigest(), "created": MODEL_META["created"],
-                    "accuracy": 0.82, "size": len(tflite), "task": "recommend",
-                    "profiles": MODEL_META["profiles"], "categories": MODEL_META["categories"]}
+    assert meta == {
+        "version": 3,
+        "sha256": hashlib.sha256(tflite).hexdigest(),
+        "created": MODEL_META["created"],
+        "accuracy": 0.82,
+        "size": len(tflite),
+        "task": "recommend",
+        "profiles": MODEL_META["profiles"],
+        "categories": MODEL_META["categories"],
+    }
     status, headers, data = await get_bytes(f"{bridge.url}/models/latest")
     assert (status, data) == (200, tflite)
     assert (headers["X-Model-Version"], headers["X-Model-Sha256"]) == ("3", meta["sha256"])

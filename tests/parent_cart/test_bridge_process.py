@@ -13,8 +13,15 @@ from bridgekit import TOKEN, cart, gone_everywhere, listed, seen_everywhere, unt
 
 from cartnet.messages import Heartbeat
 
-ENV = {"SWARM_TOKEN": TOKEN, "HEARTBEAT_INTERVAL": "1", "DHT_TIMEOUT": "0.5", "SHUTDOWN_GRACE": "1",
-       "REFRESH_INTERVAL": "1", "SEND_TIMEOUT": "1", "LINK_TIMEOUT": "3"}
+ENV = {
+    "SWARM_TOKEN": TOKEN,
+    "HEARTBEAT_INTERVAL": "1",
+    "DHT_TIMEOUT": "0.5",
+    "SHUTDOWN_GRACE": "1",
+    "REFRESH_INTERVAL": "1",
+    "SEND_TIMEOUT": "1",
+    "LINK_TIMEOUT": "3",
+}
 
 
 @dataclass
@@ -27,9 +34,22 @@ class BridgeProcess:
 
 async def start_bridge_process(data_dir: Path, bootstrap: str, port: int = 0, dht_port: int = 0) -> BridgeProcess:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "fedcart", "bridge", "--port", str(port), "--dht-port", str(dht_port),
-        "--data-dir", str(data_dir), "--bootstrap", bootstrap,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env={**os.environ, **ENV}, cwd=data_dir.parent,
+        sys.executable,
+        "-m",
+        "fedcart",
+        "bridge",
+        "--port",
+        str(port),
+        "--dht-port",
+        str(dht_port),
+        "--data-dir",
+        str(data_dir),
+        "--bootstrap",
+        bootstrap,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **ENV},
+        cwd=data_dir.parent,
     )
     while line := (await within(proc.stderr.readline(), "the bridge process announcing itself")).decode():
         if found := re.search(r"relay (http://\S+:(\d+)) dht udp/(\d+)", line):
@@ -60,11 +80,10 @@ async def test_carts_survive_a_sigkilled_bridge_process_and_its_return(swarm, tm
             await within(b.connected.wait(), "cart B reconnecting to the restarted bridge process")
             await until(lambda: listed(b1, b.node_id), "cart B never reappeared in bridge 1's directory", b1)
             await a.send_message(b.node_id, Heartbeat(seq=3))
-            while (got := await within(b.inbox.get(), "a message after the bridge came back")).message != Heartbeat(seq=3):
+            while (await within(b.inbox.get(), "a message after the bridge came back")).message != Heartbeat(seq=3):
                 pass
             assert b.sessions == 2
     finally:
         if b2.proc.returncode is None:
             b2.proc.terminate()
             await b2.proc.wait()
-

@@ -77,7 +77,9 @@ async def test_a_cart_no_link_told_us_about_is_found_through_its_dht_presence(sw
     async with cart(b1) as a, cart(b2) as b:
         await seen_everywhere(b.node_id, b1, b2)
         await b1.links.current(b2.node_id).close(None, 1.0)
-        await until(lambda: not b1.links.ids() and not listed(b1, b.node_id), "b1 never dropped the link and its roster", b1)
+        await until(
+            lambda: not b1.links.ids() and not listed(b1, b.node_id), "b1 never dropped the link and its roster", b1
+        )
         await a.send_message(b.node_id, Heartbeat(seq=9))
         got = await within(b.inbox.get(), "the message routed via a DHT lookup")
     assert got.message == Heartbeat(seq=9)

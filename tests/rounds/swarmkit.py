@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from child_cart import round_settings, synth
 from child_cart.node import CartNode
+from child_cart.rounds import settings as round_settings
 from child_cart.rounds.learner import Learner
 from child_cart.store import load_catalogue
+from child_cart.synth import shoppers as synth
 from child_cart.tasks.recommend import RecommendTask
-from fedcart.simulation import SimConfig, start_bridges, start_carts
+from fedcart.inprocess import start_bridges, start_carts
 from parent_cart.bridge import Bridge
 
 TOKEN = "simulation-swarm-token"
@@ -45,15 +46,21 @@ class TestSwarm:
 
 @contextlib.asynccontextmanager
 async def swarm(
-    root: Path, bridges: int = 1, carts: int = 3, rows: int = 500, skew: float = 1.0, seed: int = 1,
-    make_node=CartNode, publish: bool = False, **round_options: object,
+    root: Path,
+    bridges: int = 1,
+    carts: int = 3,
+    rows: int = 500,
+    skew: float = 1.0,
+    seed: int = 1,
+    make_node=CartNode,
+    publish: bool = False,
+    **round_options: object,
 ) -> AsyncIterator[TestSwarm]:
     data = synth.generate(CATALOGUE, rows, carts, seed, skew)
-    config = SimConfig(carts=carts, bridges=bridges, rows_per_cart=rows, skew=skew, seed=seed)
     started = await start_bridges(bridges, root, TOKEN)
     nodes: list[CartNode] = []
     try:
-        nodes = await start_carts(config, data, started, root, make_node=make_node, publish=publish)
+        nodes = await start_carts(data, started, root, {}, make_node=make_node, publish=publish)
         test_swarm = TestSwarm(started, nodes, data)
         test_swarm.configure(**{"k": carts - 1, "local_epochs": 3, "peer_timeout": 20.0, **round_options})
         yield test_swarm

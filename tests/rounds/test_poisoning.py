@@ -15,7 +15,7 @@ import pytest
 
 from child_cart.node import CartNode
 from child_cart.rounds.exchange import UpdateExchange
-from fedcart.simulation import pooled_accuracy, run_round
+from fedcart.inprocess import pooled_accuracy, run_round
 
 from .swarmkit import swarm
 
@@ -46,7 +46,9 @@ def with_attacker(attack: bool):
 
 async def honest_outcome(tmp_path, aggregator: str, attack: bool) -> tuple[float, float]:
     """(mean pooled accuracy of the honest carts' kept models, mean local-held-out accuracy of their aggregates)."""
-    async with swarm(tmp_path, carts=5, rows=300, make_node=with_attacker(attack), aggregator=aggregator, krum_f=1) as s:
+    async with swarm(
+        tmp_path, carts=5, rows=300, make_node=with_attacker(attack), aggregator=aggregator, krum_f=1
+    ) as s:
         for _ in range(ROUNDS):
             records = await run_round(s.nodes)
         honest = s.nodes[:4]

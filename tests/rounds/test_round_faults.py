@@ -19,7 +19,7 @@ from cartnet.messages import Message, TransferManifest
 from cartnet.transfer import build_manifest
 from child_cart.node import CartNode
 from child_cart.rounds.exchange import UPDATE_PURPOSE, UpdateExchange
-from fedcart.simulation import run_round
+from fedcart.inprocess import run_round
 from parent_cart.bridge import Bridge
 
 from .swarmkit import swarm
@@ -76,7 +76,9 @@ class FaultyExchange(UpdateExchange):
 
     async def _start_then_vanish(self, peer, meta: dict[str, str]) -> None:
         blob = os.urandom(3 * 1024 * 1024)
-        manifest: TransferManifest = await build_manifest(self.network.identity, blob, UPDATE_PURPOSE, meta, 1024 * 1024)
+        manifest: TransferManifest = await build_manifest(
+            self.network.identity, blob, UPDATE_PURPOSE, meta, 1024 * 1024
+        )
         await self.network.send_to(peer.node_id, frames.control(manifest))
         await self.network.send_to(peer.node_id, frames.chunk(manifest.transfer_id, 0, blob[: 1024 * 1024]))
         await self.network._ws.close()

@@ -6,7 +6,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from fedcart.simulation import pooled_accuracy, run_round
+from fedcart.inprocess import pooled_accuracy, run_round
 
 from .swarmkit import swarm
 

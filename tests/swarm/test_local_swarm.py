@@ -27,9 +27,24 @@ DEADLINE = 180.0
 def swarm_process(tmp_path):
     env = {**os.environ, "SWARM_TOKEN": "test-local-swarm"}
     command = [
-        sys.executable, "-m", "fedcart", "swarm", "--root", str(tmp_path / "swarm"), "--carts", str(CARTS),
-        "--rows", "300", "--round-seconds", "5", "--bridge-port", str(BRIDGE_PORT), "--dht-port", str(DHT_PORT),
-        "--ui-port", str(UI_PORT),
+        sys.executable,
+        "-m",
+        "fedcart",
+        "swarm",
+        "--root",
+        str(tmp_path / "swarm"),
+        "--carts",
+        str(CARTS),
+        "--rows",
+        "300",
+        "--round-seconds",
+        "5",
+        "--bridge-port",
+        str(BRIDGE_PORT),
+        "--dht-port",
+        str(DHT_PORT),
+        "--ui-port",
+        str(UI_PORT),
     ]
     log_path = tmp_path / "swarm.log"
     with log_path.open("wb") as log:
@@ -93,7 +108,9 @@ async def within(awaitable, what: str, timeout: float = DEADLINE):
 
 
 def pid_of(root: Path, name: str) -> int:
-    out = subprocess.run(["pgrep", "-f", "--", f"--data-dir {root / name}( |$)"], capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        ["pgrep", "-f", "--", f"--data-dir {root / name}( |$)"], capture_output=True, text=True
+    ).stdout.split()
     assert out, f"no process for {name}"
     return int(out[0])
 
@@ -107,7 +124,10 @@ async def test_swarm_rounds_cross_bridges_and_heal(swarm_process):
         carts = [Cart(session, i, password) for i in range(CARTS)]
         for cart in carts:
             await cart.login()
-        await within(asyncio.gather(*(cart.next_round(2) for cart in carts)), "an accepted round with peers of both bridges on every cart")
+        await within(
+            asyncio.gather(*(cart.next_round(2) for cart in carts)),
+            "an accepted round with peers of both bridges on every cart",
+        )
         before = await carts[0].counts()
 
         os.kill(pid_of(root, "cart-0"), signal.SIGKILL)
@@ -117,7 +137,10 @@ async def test_swarm_rounds_cross_bridges_and_heal(swarm_process):
 
         os.kill(pid_of(root, "bridge-1"), signal.SIGKILL)
         await within(until_up(f"http://127.0.0.1:{BRIDGE_PORT + 1}/health"), "bridge 1 restarted by the supervisor")
-        await within(asyncio.gather(*(cart.next_round(2) for cart in carts)), "rounds across both bridges after the bridge restart")
+        await within(
+            asyncio.gather(*(cart.next_round(2) for cart in carts)),
+            "rounds across both bridges after the bridge restart",
+        )
 
     process.send_signal(signal.SIGINT)
     assert await within(asyncio.to_thread(process.wait), "the swarm stopping on Ctrl-C", 60) == 0

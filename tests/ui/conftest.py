@@ -7,10 +7,11 @@ and werkzeug's default (scrypt, what a real cart generates) is slow on purpose.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -18,7 +19,7 @@ from flask.testing import FlaskClient
 from werkzeug.security import generate_password_hash
 
 from child_cart.events import EventBus
-from child_cart.roundlog import RoundRecord
+from child_cart.rounds.roundlog import RoundRecord
 from child_cart.settings import CartSettings
 from child_cart.store import Store, load_catalogue, open_store
 from child_cart.ui import OfflineNode, create_app
@@ -114,7 +115,7 @@ def admin_api(api: Api) -> Api:
 
 def round_record(n: int, accepted: bool = True) -> RoundRecord:
     """A plausible finished round: accuracy rising with n, some bytes and timings."""
-    started = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc) + timedelta(minutes=n)
+    started = datetime(2026, 11, 23, 10, 0, tzinfo=UTC) + timedelta(minutes=n)
     return RoundRecord(
         node_id=NODE_ID,
         round=n,

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from child_cart import round_settings
-from child_cart.modelstore import ModelStore, sha256_hex, write_file_atomic
-from child_cart.roundlog import log_round
+from child_cart.models.versions import ModelVersions, sha256_hex, write_file_atomic
+from child_cart.rounds import settings as round_settings
+from child_cart.rounds.roundlog import log_round
 from child_cart.store import Store
 
 from .conftest import MAX_JSON, MAX_UPLOAD, NODE_ID, Api, multipart, round_record
@@ -55,7 +55,12 @@ def test_scan_uploaded_image_adds_the_product(api: Api):
     response = api.call("POST", "/api/scan/image", **_image(product_png("P003")))
     assert response.status_code == 200
     body = response.get_json()
-    assert body["added"] == {"id": "P003", "name": product("P003").name, "price": product("P003").price, "category": "produce"}
+    assert body["added"] == {
+        "id": "P003",
+        "name": product("P003").name,
+        "price": product("P003").price,
+        "category": "produce",
+    }
     assert body["bill"]["lines"][0]["product_id"] == "P003"
 
 
@@ -112,7 +117,7 @@ def test_admin_rounds_oldest_first_with_limit(admin_api: Api, store: Store):
 
 
 def _stored_model(store: Store, settings, exported: bool) -> str:
-    models = ModelStore(store, settings.data_dir)
+    models = ModelVersions(store, settings.data_dir)
     version = models.save("recommend", [np.zeros((2, 2), np.float32)], samples=10, metrics={"accuracy": 0.5})
     if exported:
         data = b"TFL3 fake model bytes"
@@ -152,53 +157,142 @@ def test_admin_settings_read_and_partial_update(admin_api: Api, store: Store, bu
 JSON = "application/json"
 HUGE_JSON = json.dumps({"product_id": "P001", "pad": "x" * (MAX_JSON + 10)})
 
-BAD_REQUESTS = [
-    # (id, method, path, request kwargs, status, error code)
-    ("add-not-json-content", "POST", "/api/bill/items", {"data": "product_id=P001", "content_type": "text/plain"}, 415, "not_json"),
-    ("add-broken-json", "POST", "/api/bill/items", {"data": "{product_id:", "content_type": JSON}, 400, "bad_json"),
-    ("add-json-array", "POST", "/api/bill/items", {"json": ["P001"]}, 400, "bad_json"),
-    ("add-missing-field", "POST", "/api/bill/items", {"json": {}}, 422, "invalid_fields"),
-    ("add-id-wrong-type", "POST", "/api/bill/items", {"json": {"product_id": 1}}, 422, "invalid_fields"),
-    ("add-quantity-as-text", "POST", "/api/bill/items", {"json": {"product_id": "P001", "quantity": "2"}}, 422, "invalid_fields"),
-    ("add-quantity-zero", "POST", "/api/bill/items", {"json": {"product_id": "P001", "quantity": 0}}, 422, "invalid_fields"),
-    ("add-quantity-bool", "POST", "/api/bill/items", {"json": {"product_id": "P001", "quantity": True}}, 422, "invalid_fields"),
-    ("add-unknown-field", "POST", "/api/bill/items", {"json": {"product_id": "P001", "price": 0}}, 422, "invalid_fields"),
-    ("add-unknown-product", "POST", "/api/bill/items", {"json": {"product_id": "NOPE"}}, 404, "unknown_product"),
-    ("add-too-many", "POST", "/api/bill/items", {"json": {"product_id": "P001", "quantity": 99}}, 422, "bad_quantity"),
-    ("add-huge-body", "POST", "/api/bill/items", {"data": HUGE_JSON, "content_type": JSON}, 413, "request_entity_too_large"),
-    ("remove-not-on-bill", "DELETE", "/api/bill/items/P002", {}, 404, "not_in_bill"),
-    ("remove-quantity-text", "DELETE", "/api/bill/items/P001?quantity=lots", {}, 422, "invalid_fields"),
-    ("remove-quantity-negative", "DELETE", "/api/bill/items/P001?quantity=-1", {}, 422, "invalid_fields"),
-    ("profile-unknown", "PUT", "/api/bill/profile", {"json": {"profile": "alien"}}, 422, "unknown_profile"),
-    ("profile-wrong-type", "PUT", "/api/bill/profile", {"json": {"profile": ["student"]}}, 422, "invalid_fields"),
-    ("scan-no-file", "POST", "/api/scan/image", {"data": {}, "content_type": "multipart/form-data"}, 400, "no_image"),
-    ("scan-not-an-image", "POST", "/api/scan/image", _image(b"GIF? no, just text"), 422, "not_an_image"),
-    ("scan-empty-file", "POST", "/api/scan/image", _image(b""), 422, "not_an_image"),
-    ("scan-no-code", "POST", "/api/scan/image", _image(blank_png()), 422, "no_code"),
-    ("scan-foreign-code", "POST", "/api/scan/image", _image(foreign_qr_png()), 422, "bad_payload"),
-    ("scan-unknown-product", "POST", "/api/scan/image", _image(unknown_product_png()), 404, "unknown_product"),
-    ("scan-over-upload-limit", "POST", "/api/scan/image", _image(b"\x89PNG" + b"\0" * (MAX_UPLOAD + 10)), 413, "too_large"),
-    ("scan-over-body-limit", "POST", "/api/scan/image", _image(b"\0" * (3 * MAX_UPLOAD)), 413, "request_entity_too_large"),
-    ("frame-not-data-url", "POST", "/api/scan/frame", {"json": {"frame": "hello"}}, 422, "bad_data_url"),
-    ("frame-bad-base64", "POST", "/api/scan/frame", {"json": {"frame": "data:image/png;base64,@@@@"}}, 422, "bad_data_url"),
-    ("frame-wrong-type", "POST", "/api/scan/frame", {"json": {"frame": 7}}, 422, "invalid_fields"),
-    ("checkout-no-profile", "POST", "/api/checkout", {"json": {}}, 422, "no_profile"),
-    ("checkout-unknown-profile", "POST", "/api/checkout", {"json": {"profile": "alien"}}, 422, "unknown_profile"),
-    ("checkout-profile-wrong-type", "POST", "/api/checkout", {"json": {"profile": 3}}, 422, "invalid_fields"),
-    ("checkout-no-body", "POST", "/api/checkout", {}, 415, "not_json"),
-    ("recommend-no-profile", "GET", "/api/recommendations", {}, 422, "no_profile"),
-    ("recommend-unknown-profile", "GET", "/api/recommendations?profile=alien", {}, 422, "unknown_profile"),
-    ("login-wrong-password", "POST", "/api/login", {"json": {"password": "guess"}}, 401, "wrong_password"),
-    ("login-missing-password", "POST", "/api/login", {"json": {}}, 422, "invalid_fields"),
-    ("login-password-number", "POST", "/api/login", {"json": {"password": 1234}}, 422, "invalid_fields"),
-    ("unknown-route", "GET", "/api/nowhere", {}, 404, "not_found"),
-    ("wrong-method", "POST", "/api/health", {}, 405, "method_not_allowed"),
-] + [
-    (f"anonymous-{path}", "GET", path, {}, 401, "login_required")
-    for path in ("/api/cart", "/api/peers", "/api/rounds", "/api/models", "/api/models/x/tflite", "/api/settings", "/api/events")
-] + [
-    ("anonymous-put-settings", "PUT", "/api/settings", {"json": {"k": 9}}, 401, "login_required"),
-]
+BAD_REQUESTS = (
+    [
+        # (id, method, path, request kwargs, status, error code)
+        (
+            "add-not-json-content",
+            "POST",
+            "/api/bill/items",
+            {"data": "product_id=P001", "content_type": "text/plain"},
+            415,
+            "not_json",
+        ),
+        ("add-broken-json", "POST", "/api/bill/items", {"data": "{product_id:", "content_type": JSON}, 400, "bad_json"),
+        ("add-json-array", "POST", "/api/bill/items", {"json": ["P001"]}, 400, "bad_json"),
+        ("add-missing-field", "POST", "/api/bill/items", {"json": {}}, 422, "invalid_fields"),
+        ("add-id-wrong-type", "POST", "/api/bill/items", {"json": {"product_id": 1}}, 422, "invalid_fields"),
+        (
+            "add-quantity-as-text",
+            "POST",
+            "/api/bill/items",
+            {"json": {"product_id": "P001", "quantity": "2"}},
+            422,
+            "invalid_fields",
+        ),
+        (
+            "add-quantity-zero",
+            "POST",
+            "/api/bill/items",
+            {"json": {"product_id": "P001", "quantity": 0}},
+            422,
+            "invalid_fields",
+        ),
+        (
+            "add-quantity-bool",
+            "POST",
+            "/api/bill/items",
+            {"json": {"product_id": "P001", "quantity": True}},
+            422,
+            "invalid_fields",
+        ),
+        (
+            "add-unknown-field",
+            "POST",
+            "/api/bill/items",
+            {"json": {"product_id": "P001", "price": 0}},
+            422,
+            "invalid_fields",
+        ),
+        ("add-unknown-product", "POST", "/api/bill/items", {"json": {"product_id": "NOPE"}}, 404, "unknown_product"),
+        (
+            "add-too-many",
+            "POST",
+            "/api/bill/items",
+            {"json": {"product_id": "P001", "quantity": 99}},
+            422,
+            "bad_quantity",
+        ),
+        (
+            "add-huge-body",
+            "POST",
+            "/api/bill/items",
+            {"data": HUGE_JSON, "content_type": JSON},
+            413,
+            "request_entity_too_large",
+        ),
+        ("remove-not-on-bill", "DELETE", "/api/bill/items/P002", {}, 404, "not_in_bill"),
+        ("remove-quantity-text", "DELETE", "/api/bill/items/P001?quantity=lots", {}, 422, "invalid_fields"),
+        ("remove-quantity-negative", "DELETE", "/api/bill/items/P001?quantity=-1", {}, 422, "invalid_fields"),
+        ("profile-unknown", "PUT", "/api/bill/profile", {"json": {"profile": "alien"}}, 422, "unknown_profile"),
+        ("profile-wrong-type", "PUT", "/api/bill/profile", {"json": {"profile": ["student"]}}, 422, "invalid_fields"),
+        (
+            "scan-no-file",
+            "POST",
+            "/api/scan/image",
+            {"data": {}, "content_type": "multipart/form-data"},
+            400,
+            "no_image",
+        ),
+        ("scan-not-an-image", "POST", "/api/scan/image", _image(b"GIF? no, just text"), 422, "not_an_image"),
+        ("scan-empty-file", "POST", "/api/scan/image", _image(b""), 422, "not_an_image"),
+        ("scan-no-code", "POST", "/api/scan/image", _image(blank_png()), 422, "no_code"),
+        ("scan-foreign-code", "POST", "/api/scan/image", _image(foreign_qr_png()), 422, "bad_payload"),
+        ("scan-unknown-product", "POST", "/api/scan/image", _image(unknown_product_png()), 404, "unknown_product"),
+        (
+            "scan-over-upload-limit",
+            "POST",
+            "/api/scan/image",
+            _image(b"\x89PNG" + b"\0" * (MAX_UPLOAD + 10)),
+            413,
+            "too_large",
+        ),
+        (
+            "scan-over-body-limit",
+            "POST",
+            "/api/scan/image",
+            _image(b"\0" * (3 * MAX_UPLOAD)),
+            413,
+            "request_entity_too_large",
+        ),
+        ("frame-not-data-url", "POST", "/api/scan/frame", {"json": {"frame": "hello"}}, 422, "bad_data_url"),
+        (
+            "frame-bad-base64",
+            "POST",
+            "/api/scan/frame",
+            {"json": {"frame": "data:image/png;base64,@@@@"}},
+            422,
+            "bad_data_url",
+        ),
+        ("frame-wrong-type", "POST", "/api/scan/frame", {"json": {"frame": 7}}, 422, "invalid_fields"),
+        ("checkout-no-profile", "POST", "/api/checkout", {"json": {}}, 422, "no_profile"),
+        ("checkout-unknown-profile", "POST", "/api/checkout", {"json": {"profile": "alien"}}, 422, "unknown_profile"),
+        ("checkout-profile-wrong-type", "POST", "/api/checkout", {"json": {"profile": 3}}, 422, "invalid_fields"),
+        ("checkout-no-body", "POST", "/api/checkout", {}, 415, "not_json"),
+        ("recommend-no-profile", "GET", "/api/recommendations", {}, 422, "no_profile"),
+        ("recommend-unknown-profile", "GET", "/api/recommendations?profile=alien", {}, 422, "unknown_profile"),
+        ("login-wrong-password", "POST", "/api/login", {"json": {"password": "guess"}}, 401, "wrong_password"),
+        ("login-missing-password", "POST", "/api/login", {"json": {}}, 422, "invalid_fields"),
+        ("login-password-number", "POST", "/api/login", {"json": {"password": 1234}}, 422, "invalid_fields"),
+        ("unknown-route", "GET", "/api/nowhere", {}, 404, "not_found"),
+        ("wrong-method", "POST", "/api/health", {}, 405, "method_not_allowed"),
+    ]
+    + [
+        (f"anonymous-{path}", "GET", path, {}, 401, "login_required")
+        for path in (
+            "/api/cart",
+            "/api/peers",
+            "/api/rounds",
+            "/api/models",
+            "/api/models/x/tflite",
+            "/api/settings",
+            "/api/events",
+        )
+    ]
+    + [
+        ("anonymous-put-settings", "PUT", "/api/settings", {"json": {"k": 9}}, 401, "login_required"),
+    ]
+)
 
 ADMIN_BAD_REQUESTS = [
     ("settings-below-minimum", "PUT", "/api/settings", {"json": {"k": 0}}, 422, "invalid_fields"),
@@ -207,7 +301,14 @@ ADMIN_BAD_REQUESTS = [
     ("settings-unknown-field", "PUT", "/api/settings", {"json": {"learning_rate": 0.1}}, 422, "invalid_fields"),
     ("settings-one-bad-of-two", "PUT", "/api/settings", {"json": {"k": 4, "tolerance": 2.0}}, 422, "invalid_fields"),
     ("settings-broken-json", "PUT", "/api/settings", {"data": "{", "content_type": JSON}, 400, "bad_json"),
-    ("settings-huge-body", "PUT", "/api/settings", {"data": json.dumps({"k": 4, "x": "y" * MAX_JSON}), "content_type": JSON}, 413, "request_entity_too_large"),
+    (
+        "settings-huge-body",
+        "PUT",
+        "/api/settings",
+        {"data": json.dumps({"k": 4, "x": "y" * MAX_JSON}), "content_type": JSON},
+        413,
+        "request_entity_too_large",
+    ),
     ("rounds-limit-zero", "GET", "/api/rounds?limit=0", {}, 422, "invalid_fields"),
     ("rounds-limit-text", "GET", "/api/rounds?limit=all", {}, 422, "invalid_fields"),
     ("tflite-unknown-model", "GET", "/api/models/recommend-v999999/tflite", {}, 404, "unknown_model"),
@@ -216,7 +317,10 @@ ADMIN_BAD_REQUESTS = [
 
 def _snapshot(store: Store) -> dict[str, Any]:
     """Everything a bad request could have changed."""
-    return {name: sorted(map(repr, store.collection(name).find({}))) for name in ("bills", "purchases", "settings", "models")}
+    return {
+        name: sorted(map(repr, store.collection(name).find({})))
+        for name in ("bills", "purchases", "settings", "models")
+    }
 
 
 def _assert_refused(api: Api, store: Store, method: str, path: str, kwargs: dict, status: int, code: str) -> None:
@@ -231,15 +335,21 @@ def _assert_refused(api: Api, store: Store, method: str, path: str, kwargs: dict
     assert _snapshot(store) == before
 
 
-@pytest.mark.parametrize(("method", "path", "kwargs", "status", "code"), [r[1:] for r in BAD_REQUESTS], ids=[r[0] for r in BAD_REQUESTS])
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "code"), [r[1:] for r in BAD_REQUESTS], ids=[r[0] for r in BAD_REQUESTS]
+)
 def test_bad_request_refused_and_nothing_changes(api: Api, store: Store, method, path, kwargs, status, code):
     _assert_refused(api, store, method, path, kwargs, status, code)
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "kwargs", "status", "code"), [r[1:] for r in ADMIN_BAD_REQUESTS], ids=[r[0] for r in ADMIN_BAD_REQUESTS]
+    ("method", "path", "kwargs", "status", "code"),
+    [r[1:] for r in ADMIN_BAD_REQUESTS],
+    ids=[r[0] for r in ADMIN_BAD_REQUESTS],
 )
-def test_bad_admin_request_refused_and_nothing_changes(admin_api: Api, store: Store, method, path, kwargs, status, code):
+def test_bad_admin_request_refused_and_nothing_changes(
+    admin_api: Api, store: Store, method, path, kwargs, status, code
+):
     _assert_refused(admin_api, store, method, path, kwargs, status, code)
 
 
@@ -273,7 +383,9 @@ STATE_CHANGING = [
 def test_state_changing_routes_need_the_csrf_token(admin_api: Api, store: Store, method, path, kwargs, token):
     admin_api.call("POST", "/api/bill/items", json={"product_id": "P001"})
     before = _snapshot(store)
-    response = admin_api.client.open(path, method=method, headers={"X-CSRFToken": token} if token else {}, **multipart(kwargs))
+    response = admin_api.client.open(
+        path, method=method, headers={"X-CSRFToken": token} if token else {}, **multipart(kwargs)
+    )
     assert (response.status_code, response.get_json()["error"]["code"]) == (400, "csrf")
     assert _snapshot(store) == before
     assert admin_api.call("GET", "/api/session").get_json() == {"admin": True}

@@ -9,13 +9,13 @@ home and admin at phone and desktop sizes go to artifacts/screenshots/.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from child_cart import round_settings
-from child_cart.roundlog import log_round
+from child_cart.rounds import settings as round_settings
+from child_cart.rounds.roundlog import log_round
 from child_cart.store import Store
 from child_cart.ui import serve
 from child_cart.ui.server import UIServer
@@ -27,15 +27,24 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run"]
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 FAKE_CAMERA_ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 DEADLINE_MS = 10_000
 CAMERA_PRODUCT = "P002"
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed: browser tests skipped")
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright (python) is not installed: browser tests skipped"
+)
 expect = playwright_api.expect
 
 
@@ -43,7 +52,9 @@ expect = playwright_api.expect
 def browser(tmp_path_factory) -> Iterator:
     """Headless Debian Chromium with a fake camera that shows one product's QR code."""
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y --no-install-recommends chromium): browser tests skipped")
+        pytest.skip(
+            f"{CHROMIUM} is missing (apt-get install -y --no-install-recommends chromium): browser tests skipped"
+        )
     video = tmp_path_factory.mktemp("camera") / "qr.y4m"
     video.write_bytes(camera_video(product_png(CAMERA_PRODUCT)))
     args = [*LAUNCH_ARGS, *FAKE_CAMERA_ARGS, f"--use-file-for-fake-video-capture={video}"]
@@ -178,12 +189,16 @@ def test_rounds_chart_renders_and_a_finished_round_appears_live(open_page, store
     page = open_page("/admin/rounds", viewport)
     _login(page, PASSWORD)
     expect(page.locator("#rounds-body tr")).to_have_count(6)
-    page.wait_for_function("() => Chart.getChart('chart-accuracy')?.data.datasets[1].data.length === 6", timeout=DEADLINE_MS)
+    page.wait_for_function(
+        "() => Chart.getChart('chart-accuracy')?.data.datasets[1].data.length === 6", timeout=DEADLINE_MS
+    )
     expect(page.locator("#live")).to_have_text("live", timeout=DEADLINE_MS)
 
     bus.publish("round", round_record(6).model_dump(mode="json"))
     expect(page.locator("#round-6")).to_be_visible(timeout=DEADLINE_MS)
     expect(page.locator("#toast")).to_contain_text("Round 6 finished: accepted")
-    points = page.evaluate("() => ['accuracy', 'loss', 'bytes', 'time'].map(n => Chart.getChart('chart-' + n).data.labels.length)")
+    points = page.evaluate(
+        "() => ['accuracy', 'loss', 'bytes', 'time'].map(n => Chart.getChart('chart-' + n).data.labels.length)"
+    )
     assert points == [7, 7, 7, 7]
     _screenshot(page, f"admin-rounds-{size}")

@@ -9,8 +9,8 @@ import pytest
 from werkzeug.security import check_password_hash
 
 from child_cart.ui import create_app, credentials
-from child_cart.ui.cors import parse_origins
 from child_cart.ui.context import EXTENSION
+from child_cart.ui.cors import parse_origins
 from child_cart.ui.throttle import LoginThrottle
 
 from .conftest import PASSWORD, Api

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from child_cart import round_settings
-from child_cart.roundlog import log_round
+from child_cart.rounds import settings as round_settings
+from child_cart.rounds.roundlog import log_round
 from child_cart.store import Store
 from child_cart.ui import NodeView, create_app
 
@@ -39,7 +39,9 @@ def test_wrong_password_refused_then_right_one_lands_on_next(api: Api):
     assert (accepted.status_code, accepted.headers["Location"]) == (302, "/admin/rounds")
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"]
+)
 def test_login_never_redirects_off_site(api: Api, target: str):
     assert _form_login(api, PASSWORD, target).headers["Location"] == "/admin"
 
@@ -59,7 +61,12 @@ def test_admin_pages_render_for_an_admin(admin_api: Api, store: Store, path: str
 
 
 def test_settings_form_saves_valid_values(admin_api: Api, store: Store):
-    form = {**round_settings.RoundSettings().model_dump(), "aggregator": "median", "k": "4", "csrf_token": admin_api.csrf()}
+    form = {
+        **round_settings.RoundSettings().model_dump(),
+        "aggregator": "median",
+        "k": "4",
+        "csrf_token": admin_api.csrf(),
+    }
     response = admin_api.client.post("/admin/settings", data=form)
     assert (response.status_code, response.headers["Location"]) == (302, "/admin/settings")
     saved = round_settings.load(store)
@@ -94,9 +101,17 @@ def test_session_cookie_is_http_only_and_named_per_cart(api: Api):
     assert cookie.startswith("fedcart_c0ffeec0ffee=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 
-@pytest.mark.parametrize(("path", "status"), [("/static/css/app.css", 200), ("/static/js/home.js", 200), ("/static/vendor/chart.js", 200),
-                                              ("/static/package.json", 404), ("/static/node_modules/chart.js/package.json", 404),
-                                              ("/static/js/../package.json", 404)])
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/static/css/app.css", 200),
+        ("/static/js/home.js", 200),
+        ("/static/vendor/chart.js", 200),
+        ("/static/package.json", 404),
+        ("/static/node_modules/chart.js/package.json", 404),
+        ("/static/js/../package.json", 404),
+    ],
+)
 def test_only_front_end_assets_are_served(api: Api, path: str, status: int):
     assert api.client.get(path).status_code == status
 

@@ -27,7 +27,9 @@ class Browserless:
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
 
     def json(self, method: str, path: str, body: dict | None = None, token: str = "") -> dict:
-        request = urllib.request.Request(self.base + path, method=method, data=json.dumps(body).encode() if body is not None else None)
+        request = urllib.request.Request(
+            self.base + path, method=method, data=json.dumps(body).encode() if body is not None else None
+        )
         request.add_header("Content-Type", "application/json")
         if token:
             request.add_header("X-CSRFToken", token)

@@ -1,1 +1,1 @@
-"""IoT security tasks' shared parts: telemetry rows, synthetic traffic and weather, CSV loaders, metrics, models."""
+"""IoT security tasks' shared parts: telemetry rows, CSV loaders, metrics, models (the generators are in child_cart.synth)."""

@@ -63,8 +63,13 @@ class TreeForest:
         from sklearn.ensemble import RandomForestClassifier
 
         grown = RandomForestClassifier(
-            n_estimators=self.trees, max_depth=self.depth, min_samples_leaf=self.min_samples_leaf,
-            max_features=None, class_weight="balanced_subsample", random_state=self.seed, n_jobs=1,
+            n_estimators=self.trees,
+            max_depth=self.depth,
+            min_samples_leaf=self.min_samples_leaf,
+            max_features=None,
+            class_weight="balanced_subsample",
+            random_state=self.seed,
+            n_jobs=1,
         ).fit(np.asarray(x, dtype=np.float32).reshape(-1, self.features), np.asarray(y, dtype=np.int64))
         self._weights = from_sklearn(grown, self.depth)
 

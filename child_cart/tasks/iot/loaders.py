@@ -37,7 +37,7 @@ import csv
 import logging
 import re
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -48,15 +48,36 @@ from child_cart.tasks.iot.rows import BENIGN, traffic_row, weather_row
 log = logging.getLogger(__name__)
 
 EDGE_LABEL, EDGE_TYPE = "Attack_label", "Attack_type"
-EDGE_DROPPED = frozenset({
-    "frame.time", "ip.src_host", "ip.dst_host", "arp.src.proto_ipv4", "arp.dst.proto_ipv4", "http.file_data",
-    "http.request.full_uri", "icmp.transmit_timestamp", "http.request.uri.query", "tcp.options", "tcp.payload",
-    "tcp.srcport", "tcp.dstport", "udp.port", "mqtt.msg",
-})
-EDGE_CATEGORICAL = frozenset({
-    "http.request.method", "http.referer", "http.request.version", "dns.qry.name.len", "mqtt.conack.flags",
-    "mqtt.protoname", "mqtt.topic",
-})
+EDGE_DROPPED = frozenset(
+    {
+        "frame.time",
+        "ip.src_host",
+        "ip.dst_host",
+        "arp.src.proto_ipv4",
+        "arp.dst.proto_ipv4",
+        "http.file_data",
+        "http.request.full_uri",
+        "icmp.transmit_timestamp",
+        "http.request.uri.query",
+        "tcp.options",
+        "tcp.payload",
+        "tcp.srcport",
+        "tcp.dstport",
+        "udp.port",
+        "mqtt.msg",
+    }
+)
+EDGE_CATEGORICAL = frozenset(
+    {
+        "http.request.method",
+        "http.referer",
+        "http.request.version",
+        "dns.qry.name.len",
+        "mqtt.conack.flags",
+        "mqtt.protoname",
+        "mqtt.topic",
+    }
+)
 _FLAT_NBAIOT = re.compile(r"^(\d+)\.(benign|mirai|gafgyt)(?:\.(\w+))?$")
 
 
@@ -98,7 +119,9 @@ def nbaiot_origin(path: Path, root: Path) -> tuple[str, str]:
         return parent, BENIGN
     if parent in ("mirai_attacks", "gafgyt_attacks"):
         return path.parent.parent.name, f"{parent.split('_')[0]}_{path.stem}"
-    raise DataFormatError(f"{_relative(path, root)}: not an N-BaIoT file name (benign_traffic.csv, <botnet>_attacks/<attack>.csv or <n>.<botnet>.<attack>.csv)")
+    raise DataFormatError(
+        f"{_relative(path, root)}: not an N-BaIoT file name (benign_traffic.csv, <botnet>_attacks/<attack>.csv or <n>.<botnet>.<attack>.csv)"
+    )
 
 
 # --- Edge-IIoTset ------------------------------------------------------------------------
@@ -150,8 +173,12 @@ def load_ton_iot_weather(root: Path, limit: int | None = None) -> list[dict]:
     rows: list[dict] = []
     for path in _csv_files(root):
         header, records = _read(path, limit)
-        columns = dict(zip(("temperature", "pressure", "humidity", "label", "type"),
-                           _column_index(path, header, ["temperature", "pressure", "humidity", "label", "type"])))
+        columns = dict(
+            zip(
+                ("temperature", "pressure", "humidity", "label", "type"),
+                _column_index(path, header, ["temperature", "pressure", "humidity", "label", "type"]),
+            )
+        )
         clock = _clock(path, header)
         prefix = f"ton-iot:{_relative(path, root)}"
         for line, record in records:
@@ -171,14 +198,18 @@ def _clock(path: Path, header: list[str]) -> tuple[str, int]:
     raise DataFormatError(f"{path}: no `time` or `ts` column to take the hour of day from")
 
 
-def _weather(record: list[str], columns: dict[str, int], clock: tuple[str, int], row_id: str, device: str) -> dict | None:
+def _weather(
+    record: list[str], columns: dict[str, int], clock: tuple[str, int], row_id: str, device: str
+) -> dict | None:
     values = {name: _number(record[i]) for name, i in columns.items() if name != "type"}
     hour = _hour(record[clock[1]], clock[0])
     if None in values.values() or hour is None or values["label"] not in (0.0, 1.0):
         return None
     family = record[columns["type"]].strip().lower()
     attack = BENIGN if values["label"] == 0.0 or family == "normal" else family
-    return weather_row(row_id, device, values["temperature"], values["pressure"], values["humidity"], hour, attack, "ton-iot")
+    return weather_row(
+        row_id, device, values["temperature"], values["pressure"], values["humidity"], hour, attack, "ton-iot"
+    )
 
 
 def _hour(text: str, kind: str) -> float | None:
@@ -186,7 +217,7 @@ def _hour(text: str, kind: str) -> float | None:
     text = text.strip()
     if kind == "ts":
         seconds = _number(text)
-        return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc).hour + 0.0
+        return None if seconds is None else datetime.fromtimestamp(seconds, UTC).hour + 0.0
     parts = text.split(":")
     numbers = [_number(p) for p in parts]
     if len(parts) != 3 or None in numbers or not 0 <= numbers[0] < 24:

@@ -32,7 +32,9 @@ class Detection:
         """Many carts' detections as one evaluation set (each row still scored by its own cart's model)."""
         if not parts:
             raise ValueError("no detections to join")
-        return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("y_true", "y_pred", "score", "device")))
+        return cls(
+            *(np.concatenate([getattr(p, name) for p in parts]) for name in ("y_true", "y_pred", "score", "device"))
+        )
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[int, int, int, int]:

@@ -41,7 +41,14 @@ def traffic_row(row_id: str, device: str, features: Sequence[float], attack: str
 
 
 def weather_row(
-    row_id: str, device: str, temperature: float, pressure: float, humidity: float, hour: float, attack: str, source: str
+    row_id: str,
+    device: str,
+    temperature: float,
+    pressure: float,
+    humidity: float,
+    hour: float,
+    attack: str,
+    source: str,
 ) -> dict:
     """A weather-sensor document; `hour` is the time of day in hours (0 <= hour < 24)."""
     return {

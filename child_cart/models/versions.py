@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
-from cartnet import weights as weight_codec
 
+from cartnet import weights as weight_codec
 from child_cart.store import Store
 from child_cart.store.rows import store_time
 
@@ -95,7 +95,7 @@ def decode_weights(data: bytes) -> list[np.ndarray]:
     return weight_codec.decode(data)
 
 
-class ModelStore:
+class ModelVersions:
     """The model versions of one cart."""
 
     def __init__(self, store: Store, data_dir: Path) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from child_cart.synth import checked_cart_ids
+from child_cart.synth.shoppers import checked_cart_ids
 from child_cart.tasks.iot.rows import BENIGN, weather_row
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,14 @@ def _cart_rows(rows: int, seed: int, index: int, cart_id: str) -> list[dict]:
     prefix = f"synth-{seed}-{cart_id}"
     return [
         weather_row(
-            f"{prefix}-{n:07d}", name, reading["temperature"][n], reading["pressure"][n], reading["humidity"][n],
-            reading["hour"][n], BENIGN if kind[n] < 0 else FAMILIES[kind[n]], "synth",
+            f"{prefix}-{n:07d}",
+            name,
+            reading["temperature"][n],
+            reading["pressure"][n],
+            reading["humidity"][n],
+            reading["hour"][n],
+            BENIGN if kind[n] < 0 else FAMILIES[kind[n]],
+            "synth",
         )
         for n in range(rows)
     ]
@@ -85,9 +91,16 @@ def _cart_rows(rows: int, seed: int, index: int, cart_id: str) -> list[dict]:
 
 def _benign(rng: np.random.Generator, station: Station, n: int) -> dict[str, np.ndarray]:
     hour = rng.uniform(0.0, 24.0, n)
-    temperature = station.temperature + station.amplitude * np.sin(2 * np.pi * (hour - 9.0) / 24.0) + rng.normal(0, 1.2, n)
+    temperature = (
+        station.temperature + station.amplitude * np.sin(2 * np.pi * (hour - 9.0) / 24.0) + rng.normal(0, 1.2, n)
+    )
     humidity = np.clip(station.humidity - 1.5 * (temperature - station.temperature) + rng.normal(0, 5.0, n), 2.0, 100.0)
-    return {"hour": hour, "temperature": temperature, "humidity": humidity, "pressure": station.pressure + rng.normal(0, 2.5, n)}
+    return {
+        "hour": hour,
+        "temperature": temperature,
+        "humidity": humidity,
+        "pressure": station.pressure + rng.normal(0, 2.5, n),
+    }
 
 
 def _injection(rng: np.random.Generator, station: Station, r: dict[str, np.ndarray], rows: np.ndarray) -> None:

@@ -19,7 +19,7 @@ from sklearn.metrics import roc_curve
 
 from child_cart.tasks.iot.detector import DetectionTask
 from child_cart.tasks.iot_anomaly import AnomalyTask
-from fedcart.experiment import ScenarioResult
+from fedcart.experiment.harness import ScenarioResult
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +31,13 @@ PHASES = ("train", "exchange", "aggregate", "evaluate", "decide", "publish")
 def write_all(folder: Path, task: DetectionTask, results: dict[str, ScenarioResult]) -> list[Path]:
     """Every figure of the report, written into `folder`."""
     plt = _pyplot()
-    written = [
+    return [
         _save(plt, _confusion(plt, results), folder / "confusion.png"),
         _save(plt, _roc(plt, results), folder / "roc.png"),
         _save(plt, _curves(plt, results), folder / "loss.png"),
         _save(plt, _thresholds(plt, task, results), folder / "threshold.png"),
         _save(plt, _resources(plt, results), folder / "resources.png"),
     ]
-    return written
 
 
 def _pyplot() -> Any:
@@ -64,9 +63,18 @@ def _confusion(plt: Any, results: dict[str, ScenarioResult]) -> Any:
         matrix = np.array([[m["tn"], m["fp"]], [m["fn"], m["tp"]]])
         ax.imshow(matrix, cmap="Blues")
         for (i, j), value in np.ndenumerate(matrix):
-            ax.text(j, i, f"{int(value)}", ha="center", va="center", color="white" if value > matrix.max() / 2 else "black")
-        ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["benign", "attack"], yticklabels=["benign", "attack"],
-               xlabel="predicted", ylabel="true", title=f"{name}\nF1 {m['f1']:.3f}, FPR {m['fpr']:.3f}")
+            ax.text(
+                j, i, f"{int(value)}", ha="center", va="center", color="white" if value > matrix.max() / 2 else "black"
+            )
+        ax.set(
+            xticks=[0, 1],
+            yticks=[0, 1],
+            xticklabels=["benign", "attack"],
+            yticklabels=["benign", "attack"],
+            xlabel="predicted",
+            ylabel="true",
+            title=f"{name}\nF1 {m['f1']:.3f}, FPR {m['fpr']:.3f}",
+        )
     return fig
 
 
@@ -77,7 +85,12 @@ def _roc(plt: Any, results: dict[str, ScenarioResult]) -> Any:
         if d is None or len(set(d.y_true.tolist())) < 2:
             continue
         fpr, tpr, _ = roc_curve(d.y_true, d.score)
-        ax.plot(fpr, tpr, color=COLOURS.get(name), label=f"{name} (AUC {result.final.metrics.get('roc_auc', float('nan')):.3f})")
+        ax.plot(
+            fpr,
+            tpr,
+            color=COLOURS.get(name),
+            label=f"{name} (AUC {result.final.metrics.get('roc_auc', float('nan')):.3f})",
+        )
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     ax.set(xlabel="false-positive rate", ylabel="true-positive rate (recall)", title="ROC after the last round")
     ax.grid(alpha=0.3)
@@ -89,7 +102,9 @@ def _curves(plt: Any, results: dict[str, ScenarioResult]) -> Any:
     fig, (loss, f1) = plt.subplots(1, 2, figsize=(10, 4))
     for name, result in results.items():
         x = [r.round for r in result.rounds]
-        loss.plot(x, [r.metrics.get("loss", np.nan) for r in result.rounds], marker="o", color=COLOURS.get(name), label=name)
+        loss.plot(
+            x, [r.metrics.get("loss", np.nan) for r in result.rounds], marker="o", color=COLOURS.get(name), label=name
+        )
         f1.plot(x, [r.metrics["f1"] for r in result.rounds], marker="o", color=COLOURS.get(name), label=name)
     loss.set(xlabel="round", ylabel="held-out loss", title="loss per round (each model's own feature scale)")
     f1.set(xlabel="round", ylabel="F1 (per sample, all held-out rows)", title="F1 per round", ylim=(0, 1.02))
@@ -169,11 +184,19 @@ def _phase_bars(ax: Any, federated: ScenarioResult | None) -> None:
     rounds = sorted({n.round for n in federated.nodes})
     bottom = np.zeros(len(rounds))
     for phase in PHASES:
-        means = np.array([np.mean([n.record.timings.get(phase, 0.0) for n in federated.nodes if n.round == r]) for r in rounds])
+        means = np.array(
+            [np.mean([n.record.timings.get(phase, 0.0) for n in federated.nodes if n.round == r]) for r in rounds]
+        )
         ax.bar([r + 1 for r in rounds], means, bottom=bottom, label=phase)
         bottom += means
-    codec = np.array([np.mean([sum(n.codec.seconds.values()) for n in federated.nodes if n.round == r]) for r in rounds])
+    codec = np.array(
+        [np.mean([sum(n.codec.seconds.values()) for n in federated.nodes if n.round == r]) for r in rounds]
+    )
     ax.bar([r + 1 for r in rounds], codec, bottom=bottom, label="codec stages", color="black")
-    ax.set(xlabel="round", ylabel="seconds per cart", title="federated: mean time per phase (train includes\nwaiting for the carts' shared TensorFlow)")
+    ax.set(
+        xlabel="round",
+        ylabel="seconds per cart",
+        title="federated: mean time per phase (train includes\nwaiting for the carts' shared TensorFlow)",
+    )
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend(fontsize=8)

@@ -1,12 +1,12 @@
 """The experiment's report folder: per-round JSON and CSV, per-cart round logs, the summary table, plots.
 
-    <out>/<task>-<UTC time>/
-        config.json        what ran (task settings included)
-        rounds.json/.csv   every scenario after every round: metrics on the whole held-out set, time, CPU, RSS, bytes
-        nodes.json/.csv    every federated cart in every round: phase times, bytes, decision, codec stages and sizes
-        summary.json/.csv  one row per scenario after its last round (the table the CLI prints)
-        summary.md         the table, the compression ratio per stage, mean time per phase, how it was measured
-        *.png              confusion matrices, ROC, loss and F1 per round, score/threshold histograms, resources
+<out>/<task>-<UTC time>/
+    config.json        what ran (task settings included)
+    rounds.json/.csv   every scenario after every round: metrics on the whole held-out set, time, CPU, RSS, bytes
+    nodes.json/.csv    every federated cart in every round: phase times, bytes, decision, codec stages and sizes
+    summary.json/.csv  one row per scenario after its last round (the table the CLI prints)
+    summary.md         the table, the compression ratio per stage, mean time per phase, how it was measured
+    *.png              confusion matrices, ROC, loss and F1 per round, score/threshold histograms, resources
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import csv
 import json
 import logging
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fedcart import experiment_plots
-from fedcart.experiment import ExperimentConfig, Fleet, NodeRound, ScenarioResult
+from fedcart.experiment import plots as experiment_plots
+from fedcart.experiment.harness import ExperimentConfig, Fleet, NodeRound, ScenarioResult
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class Report:
 
 def write_report(config: ExperimentConfig, fleet: Fleet, results: dict[str, ScenarioResult]) -> Report:
     """Write every file of the report; returns its folder and the summary rows."""
-    folder = config.out_dir / f"{config.task}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+    folder = config.out_dir / f"{config.task}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     folder.mkdir(parents=True, exist_ok=False)
     report = Report(folder, summary_rows(results), compression_rows(results), phase_means(results))
     _json(folder / "config.json", _config(config, fleet))
@@ -54,7 +54,9 @@ def write_report(config: ExperimentConfig, fleet: Fleet, results: dict[str, Scen
     _json(folder / "nodes.json", nodes)
     if nodes:
         _csv(folder / "nodes.csv", nodes)
-    _json(folder / "summary.json", {"summary": report.summary, "compression": report.compression, "phases": report.phases})
+    _json(
+        folder / "summary.json", {"summary": report.summary, "compression": report.compression, "phases": report.phases}
+    )
     _csv(folder / "summary.csv", report.summary)
     (folder / "summary.md").write_text(_markdown(config, fleet, report), encoding="utf-8")
     experiment_plots.write_all(folder, fleet.task, results)
@@ -67,16 +69,18 @@ def summary_rows(results: dict[str, ScenarioResult]) -> list[dict[str, Any]]:
     rows = []
     for name, result in results.items():
         metrics = result.final.metrics
-        rows.append({
-            "scenario": name,
-            **{m: round(metrics[m], 4) if m in metrics else None for m in METRICS},
-            "mb_sent": round(result.bytes_sent / MB, 3),
-            "mb_received": round(result.bytes_received / MB, 3),
-            "seconds": result.usage.seconds,
-            "cpu_seconds": result.usage.cpu_seconds,
-            "peak_rss_mb": result.usage.peak_rss_mb,
-            "energy_kwh": result.usage.energy_kwh,
-        })
+        rows.append(
+            {
+                "scenario": name,
+                **{m: round(metrics[m], 4) if m in metrics else None for m in METRICS},
+                "mb_sent": round(result.bytes_sent / MB, 3),
+                "mb_received": round(result.bytes_received / MB, 3),
+                "seconds": result.usage.seconds,
+                "cpu_seconds": result.usage.cpu_seconds,
+                "peak_rss_mb": result.usage.peak_rss_mb,
+                "energy_kwh": result.usage.energy_kwh,
+            }
+        )
     return rows
 
 
@@ -94,11 +98,14 @@ def compression_rows(results: dict[str, ScenarioResult]) -> list[dict[str, Any]]
     rows, previous, first = [], None, float(np.mean(stages[0][1]))
     for stage, sizes in stages:
         size = float(np.mean(sizes))
-        rows.append({
-            "stage": stage, "bytes": round(size),
-            "ratio_to_previous": round(previous / size, 3) if previous else 1.0,
-            "ratio_to_arrays": round(first / size, 3),
-        })
+        rows.append(
+            {
+                "stage": stage,
+                "bytes": round(size),
+                "ratio_to_previous": round(previous / size, 3) if previous else 1.0,
+                "ratio_to_arrays": round(first / size, 3),
+            }
+        )
         previous = size
     return rows
 
@@ -118,7 +125,9 @@ def phase_means(results: dict[str, ScenarioResult]) -> dict[str, float]:
 
 
 def _config(config: ExperimentConfig, fleet: Fleet) -> dict[str, Any]:
-    task_settings = {k: v for k, v in fleet.settings.model_dump(mode="json").items() if k.startswith(("iot_", "val_", "train_"))}
+    task_settings = {
+        k: v for k, v in fleet.settings.model_dump(mode="json").items() if k.startswith(("iot_", "val_", "train_"))
+    }
     return {
         **{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
         "settings": task_settings,
@@ -130,9 +139,15 @@ def _config(config: ExperimentConfig, fleet: Fleet) -> dict[str, Any]:
 
 def _round_row(r: Any) -> dict[str, Any]:
     return {
-        "scenario": r.scenario, "round": r.round, **{k: round(v, 6) for k, v in r.metrics.items()},
-        "threshold": round(r.threshold, 6), "seconds": r.usage.seconds, "cpu_seconds": r.usage.cpu_seconds,
-        "peak_rss_mb": r.usage.peak_rss_mb, "bytes_sent": r.bytes_sent, "bytes_received": r.bytes_received,
+        "scenario": r.scenario,
+        "round": r.round,
+        **{k: round(v, 6) for k, v in r.metrics.items()},
+        "threshold": round(r.threshold, 6),
+        "seconds": r.usage.seconds,
+        "cpu_seconds": r.usage.cpu_seconds,
+        "peak_rss_mb": r.usage.peak_rss_mb,
+        "bytes_sent": r.bytes_sent,
+        "bytes_received": r.bytes_received,
         "accepted": r.accepted,
     }
 
@@ -140,15 +155,25 @@ def _round_row(r: Any) -> dict[str, Any]:
 def _node_row(n: NodeRound) -> dict[str, Any]:
     record = n.record
     return {
-        "round": n.round + 1, "cart": n.cart, "node_id": record.node_id, "aggregator": record.aggregator,
-        "peers_answered": len(record.peers_answered), "accepted": record.accepted, "reason": record.reason,
-        "bytes_in": record.bytes_in, "bytes_out": record.bytes_out,
+        "round": n.round + 1,
+        "cart": n.cart,
+        "node_id": record.node_id,
+        "aggregator": record.aggregator,
+        "peers_answered": len(record.peers_answered),
+        "accepted": record.accepted,
+        "reason": record.reason,
+        "bytes_in": record.bytes_in,
+        "bytes_out": record.bytes_out,
         **{f"time_{phase}": seconds for phase, seconds in record.timings.items()},
         **{f"time_{stage}": round(n.codec.seconds[stage], 6) for stage in CODEC_STAGES},
-        "raw_bytes": n.codec.raw_bytes, "serialized_bytes": n.codec.serialized_bytes,
-        "compressed_bytes": n.codec.compressed_bytes, "sealed_bytes": n.codec.sealed_bytes,
-        "local_f1": record.local.get("f1"), "aggregated_f1": record.aggregated.get("f1"),
-        "process_cpu_seconds": record.resources.get("cpu_seconds"), "process_peak_rss_mb": record.resources.get("peak_rss_mb"),
+        "raw_bytes": n.codec.raw_bytes,
+        "serialized_bytes": n.codec.serialized_bytes,
+        "compressed_bytes": n.codec.compressed_bytes,
+        "sealed_bytes": n.codec.sealed_bytes,
+        "local_f1": record.local.get("f1"),
+        "aggregated_f1": record.aggregated.get("f1"),
+        "process_cpu_seconds": record.resources.get("cpu_seconds"),
+        "process_peak_rss_mb": record.resources.get("peak_rss_mb"),
     }
 
 
@@ -178,7 +203,11 @@ def _markdown(config: ExperimentConfig, fleet: Fleet, report: Report) -> str:
     if report.phases:
         phases = [{"phase": k, "mean_seconds_per_cart_round": v} for k, v in report.phases.items()]
         lines += [
-            "", "## Time per phase (federated, mean per cart per round)", "", *_table(phases), "",
+            "",
+            "## Time per phase (federated, mean per cart per round)",
+            "",
+            *_table(phases),
+            "",
             "`train` includes waiting for the TensorFlow runtime the simulated carts share (they take turns); "
             "`exchange` is asking k peers and receiving their updates (send and receive, including waiting for the "
             "slowest peer); the codec stages were timed on each cart's model after the round with the same "

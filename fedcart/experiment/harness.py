@@ -29,16 +29,18 @@ import numpy as np
 
 from cartnet.identity import Identity
 from child_cart.node import CartNode
-from child_cart.roundlog import RoundRecord
 from child_cart.rounds.learner import KERAS_LOCK, Learner
+from child_cart.rounds.roundlog import RoundRecord
 from child_cart.settings import CartSettings
+from child_cart.synth import traffic as synth_traffic
+from child_cart.synth import weather as synth_weather
 from child_cart.tasks import Dataset, get_task
-from child_cart.tasks.iot import loaders, partition, synth_traffic, synth_weather
+from child_cart.tasks.iot import loaders, partition
 from child_cart.tasks.iot.detector import DetectionTask
 from child_cart.tasks.iot.metrics import Detection, detection_metrics
 from child_cart.tasks.iot.rows import TRAFFIC, fill_store
-from fedcart import simulation
-from fedcart.experiment_resources import CodecProfile, Meter, Usage, profile_codec
+from fedcart import inprocess
+from fedcart.experiment.resources import CodecProfile, Meter, Usage, profile_codec
 
 log = logging.getLogger(__name__)
 
@@ -225,20 +227,21 @@ def run_local(config: ExperimentConfig, fleet: Fleet, judge: Judge, tick: Callab
     return result
 
 
-async def run_federated(config: ExperimentConfig, fleet: Fleet, judge: Judge, tick: Callable[[], None]) -> ScenarioResult:
+async def run_federated(
+    config: ExperimentConfig, fleet: Fleet, judge: Judge, tick: Callable[[], None]
+) -> ScenarioResult:
     """Real carts behind real bridges; after each round, each cart's held-out rows judged by its kept model."""
     result = ScenarioResult("federated")
-    plan = simulation.SimConfig(
-        carts=config.carts, rounds=config.rounds, aggregator=config.aggregator, bridges=config.bridges,
-        rows_per_cart=config.rows_per_cart, epochs=config.epochs, k=config.k, seed=config.seed, out_dir=config.out_dir,
-    )
+    options = {"aggregator": config.aggregator, "k": config.k, "local_epochs": config.epochs}
     with tempfile.TemporaryDirectory(prefix="fedcart-experiment-") as scratch:
         root = Path(scratch)
-        bridges = await simulation.start_bridges(config.bridges, root, simulation.TOKEN)
+        bridges = await inprocess.start_bridges(config.bridges, root, inprocess.TOKEN)
         nodes: list[CartNode] = []
         try:
             make_node = functools.partial(CartNode, task=fleet.task)
-            nodes = await simulation.start_carts(plan, fleet.data, bridges, root, make_node=make_node, fill=fill_store)
+            nodes = await inprocess.start_carts(
+                fleet.data, bridges, root, options, make_node=make_node, fill=fill_store
+            )
             recipient = Identity.load_or_create(root / "codec-profile")
             for number in range(config.rounds):
                 await _federated_round(number, nodes, fleet, judge, recipient, result)
@@ -255,7 +258,7 @@ async def _federated_round(
     number: int, nodes: list[CartNode], fleet: Fleet, judge: Judge, recipient: Identity, result: ScenarioResult
 ) -> None:
     with Meter() as usage:
-        records = await simulation.run_round(nodes)
+        records = await inprocess.run_round(nodes)
     current = [node.engine.current for node in nodes]
     detection, thresholds = await asyncio.to_thread(judge.fleet, current, fleet.datasets)
     for cart, (node, record) in enumerate(zip(nodes, records)):
@@ -263,13 +266,22 @@ async def _federated_round(
         result.nodes.append(NodeRound(number, cart, record, codec))
     sent, received = sum(r.bytes_out for r in records), sum(r.bytes_in for r in records)
     accepted = sum(r.accepted for r in records)
-    result.rounds.append(_round(fleet.task, "federated", number, detection, thresholds, usage, sent, received, accepted))
+    result.rounds.append(
+        _round(fleet.task, "federated", number, detection, thresholds, usage, sent, received, accepted)
+    )
     result.detection, result.thresholds = detection, thresholds
 
 
 def _round(
-    task: DetectionTask, scenario: str, number: int, detection: Detection, thresholds: list[float], usage: Usage,
-    sent: int = 0, received: int = 0, accepted: int | None = None,
+    task: DetectionTask,
+    scenario: str,
+    number: int,
+    detection: Detection,
+    thresholds: list[float],
+    usage: Usage,
+    sent: int = 0,
+    received: int = 0,
+    accepted: int | None = None,
 ) -> RoundResult:
     metrics = {**detection_metrics(detection), "loss": task.loss(detection)}
     return RoundResult(scenario, number + 1, metrics, float(np.mean(thresholds)), usage, sent, received, accepted)

@@ -33,7 +33,9 @@ class RoundSettings(BaseModel):
         "tolerance near 0 keeps carts from ever learning from peers; a poisoned aggregate drops far more than this.",
     )
     schedule_seconds: float = Field(30.0, ge=1.0, le=86400.0, description="Time between rounds")
-    min_new_rows: int = Field(0, ge=0, le=10**7, description="New purchases needed before training again (0 = every round)")
+    min_new_rows: int = Field(
+        0, ge=0, le=10**7, description="New purchases needed before training again (0 = every round)"
+    )
     local_epochs: int = Field(3, ge=1, le=100, description="Local training epochs per round")
     trim_ratio: float = Field(0.2, ge=0.0, lt=0.5, description="Share trimmed at each end by trimmed_mean")
     krum_f: int = Field(1, ge=0, le=20, description="Attackers Krum assumes")

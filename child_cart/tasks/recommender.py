@@ -15,11 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from child_cart.modelstore import ModelCorrupt, ModelStore, ModelVersion
+from child_cart.models.versions import ModelCorrupt, ModelVersion, ModelVersions
 from child_cart.settings import CartSettings
 from child_cart.store import Product, Store
 from child_cart.tasks.recommend import RecommendTask
-from child_cart.ui.present import product_json
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +44,7 @@ class Recommender:
 
     def __init__(self, store: Store, settings: CartSettings) -> None:
         self._store = store
-        self._models = ModelStore(store, settings.data_dir)
+        self._models = ModelVersions(store, settings.data_dir)
         self._task = RecommendTask.from_settings(settings)
         self._lock = threading.Lock()
         self._loaded: tuple[str, Any] | None = None
@@ -61,7 +60,9 @@ class Recommender:
             probabilities = self._predict(version, month, profile)
         except ModelCorrupt as exc:
             log.error("cannot recommend with %s: %s", version.id, exc)
-            return Recommendation(month, profile, message=f"The current model {version.id} cannot be read; ask staff to check the cart.")
+            return Recommendation(
+                month, profile, message=f"The current model {version.id} cannot be read; ask staff to check the cart."
+            )
         ranked = np.argsort(-probabilities, kind="stable")[:TOP_CATEGORIES]
         categories = [{"name": self._task.categories[i], "probability": float(probabilities[i])} for i in ranked]
         products = [p for c in categories for p in self._products_of(c["name"])]
@@ -84,5 +85,4 @@ class Recommender:
 
     def _products_of(self, category: str) -> list[dict[str, Any]]:
         docs = self._store.products.find({"category": category}).sort("name", 1).limit(PRODUCTS_PER_CATEGORY)
-        return [product_json(Product.from_doc(doc)) for doc in docs]
-
+        return [Product.from_doc(doc).model_dump() for doc in docs]

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from child_cart.modelstore import (
+from child_cart.models.versions import (
     MODELS_DIR,
-    ModelStore,
     ModelVersion,
+    ModelVersions,
     sha256_hex,
     write_file_atomic,
 )
@@ -89,7 +89,7 @@ def export_tflite(
     golden_path: Path | None = None,
 ) -> ExportResult:
     """Export the task's newest model version; raises ExportError (writing nothing) when it cannot be trusted."""
-    models = ModelStore(store, data_dir)
+    models = ModelVersions(store, data_dir)
     version = models.latest(task.name)
     if version is None:
         raise ExportError("no_model", f"No trained {task.name} model yet: run `fedcart train` first.")
@@ -121,7 +121,7 @@ def _max_abs_diff(expected: np.ndarray, actual: np.ndarray) -> float:
 
 
 def _publish(
-    models: ModelStore,
+    models: ModelVersions,
     version: ModelVersion,
     task: Task,
     tflite: bytes,

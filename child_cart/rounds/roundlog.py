@@ -28,7 +28,9 @@ class RoundRecord(BaseModel):
     peers_answered: list[str] = []
     skipped: dict[str, str] = Field(default_factory=dict, description="peer -> why its update was not used")
     samples: dict[str, int] = Field(default_factory=dict, description="node id -> training rows behind its update")
-    bridges: list[str] = Field(default_factory=list, description="bridge ids behind the updates the round used, own included")
+    bridges: list[str] = Field(
+        default_factory=list, description="bridge ids behind the updates the round used, own included"
+    )
     bytes_in: int = 0
     bytes_out: int = 0
     timings: dict[str, float] = Field(default_factory=dict, description="phase -> seconds")

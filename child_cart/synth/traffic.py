@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from child_cart.synth import checked_cart_ids
+from child_cart.synth.shoppers import checked_cart_ids
 from child_cart.tasks.iot.nbaiot import (
     DEVICES,
     FEATURE_NAMES,
@@ -139,7 +139,9 @@ def _benign_state(rng: np.random.Generator, p: DeviceProfile, n: int) -> dict[st
     }
 
 
-def _apply_attacks(rng: np.random.Generator, state: dict[str, np.ndarray], kind: np.ndarray, families: Sequence[str]) -> None:
+def _apply_attacks(
+    rng: np.random.Generator, state: dict[str, np.ndarray], kind: np.ndarray, families: Sequence[str]
+) -> None:
     """Move attack rows towards their family's signature, each by its own intensity in (0, 1]."""
     intensity = rng.beta(2.0, 1.0, size=len(kind))
     for k, family in enumerate(families):
@@ -164,7 +166,9 @@ def _statistics(rng: np.random.Generator, s: dict[str, np.ndarray]) -> np.ndarra
         columns.update(_simple("MI_dir", window, noisy(packets), noisy(s["size"]), noisy(s["spread"] ** 2)))
         columns.update(_simple("H", window, noisy(packets), noisy(s["size"] * 1.02), noisy(s["spread"] ** 2 * 1.05)))
         columns.update(_channel("HH", window, noisy(per_channel), s, noisy, rng, sigma))
-        columns.update(_simple("HH_jit", window, noisy(per_channel), noisy(s["jitter"]), noisy((0.5 * s["jitter"]) ** 2)))
+        columns.update(
+            _simple("HH_jit", window, noisy(per_channel), noisy(s["jitter"]), noisy((0.5 * s["jitter"]) ** 2))
+        )
         columns.update(_channel("HpHp", window, noisy(per_socket), s, noisy, rng, sigma))
     return np.stack([columns[name] for name in FEATURE_NAMES], axis=1)
 
@@ -174,8 +178,14 @@ def _noisy(rng: np.random.Generator, sigma: np.ndarray, value: np.ndarray) -> np
     return value * np.exp(rng.normal(0.0, sigma))
 
 
-def _simple(stream: str, window: str, weight: np.ndarray, mean: np.ndarray, variance: np.ndarray) -> dict[str, np.ndarray]:
-    return {f"{stream}_{window}_weight": weight, f"{stream}_{window}_mean": mean, f"{stream}_{window}_variance": variance}
+def _simple(
+    stream: str, window: str, weight: np.ndarray, mean: np.ndarray, variance: np.ndarray
+) -> dict[str, np.ndarray]:
+    return {
+        f"{stream}_{window}_weight": weight,
+        f"{stream}_{window}_mean": mean,
+        f"{stream}_{window}_variance": variance,
+    }
 
 
 def _channel(

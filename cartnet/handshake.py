@@ -1,0 +1,67 @@
+"""The admission handshake on an open WebSocket, as the side that joins.
+
+A cart joining its bridge and a bridge joining another bridge answer the same
+challenge (cartnet.admission) in the same way, so both use `join`; the bridge's
+gate and links use `receive_control` and `ws_url` too. `cartnet.client` builds
+the cart's long-lived connection on top of this.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+
+from cartnet import admission, frames
+from cartnet.identity import Identity
+from cartnet.messages import Challenge, Message, Reject, Welcome
+
+MAX_FRAME = 4 * 1024 * 1024
+"""aiohttp's default message limit on both ends; a bigger frame would close the socket (1009)."""
+
+
+class AdmissionRefused(ConnectionError):
+    """The bridge rejected our admission; `reason` is the bridge's own words. Final, not retried."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"bridge refused admission: {reason}")
+        self.reason = reason
+
+
+def ws_url(bridge_url: str) -> str:
+    """The relay endpoint of a bridge given by its base URL (`http://host:port`) or its `/ws` URL."""
+    url = bridge_url.rstrip("/")
+    return url if url.endswith("/ws") else f"{url}/ws"
+
+
+async def receive_control(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> Message:
+    """The next frame on `ws`, which must be a control message; ConnectionError when the socket ends."""
+    msg = await ws.receive(timeout=timeout)
+    if msg.type is not aiohttp.WSMsgType.BINARY:
+        raise ConnectionError(f"connection ended during the handshake ({msg.type.name}, {msg.extra or ''})")
+    item = frames.parse(msg.data)
+    if not isinstance(item, Message):
+        raise ConnectionError(f"expected a control message during the handshake, got {type(item).__name__}")
+    return item
+
+
+async def join(
+    ws: aiohttp.ClientWebSocketResponse,
+    identity: Identity,
+    swarm_token: str,
+    role: str = "cart",
+    relay_url: str = "",
+    timeout: float = 10.0,
+) -> Welcome:
+    """Answer a bridge's admission challenge on an open socket; AdmissionRefused carries its reason.
+
+    Bridges use the same call (role "bridge", their relay URL) to join each other.
+    """
+    challenge = await receive_control(ws, timeout)
+    if not isinstance(challenge, Challenge):
+        raise ConnectionError(f"expected a challenge, got {challenge.type}")
+    await ws.send_bytes(frames.control(admission.answer(challenge, identity, swarm_token, role, relay_url)))
+    reply = await receive_control(ws, timeout)
+    if isinstance(reply, Reject):
+        raise AdmissionRefused(reply.reason)
+    if not isinstance(reply, Welcome) or reply.bridge_id != challenge.bridge_id:
+        raise ConnectionError(f"expected a welcome from {challenge.bridge_id[:8]}, got {reply.type}")
+    return reply

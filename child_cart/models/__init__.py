@@ -1,0 +1,5 @@
+"""The cart's trained models.
+
+versions.py   ModelVersions: every kept version's weights on disk and its record in `models`
+export.py     TFLite conversion, checked against Keras with LiteRT, for phones
+"""

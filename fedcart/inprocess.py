@@ -1,0 +1,96 @@
+"""An in-process swarm: real bridges and real CartNodes on one event loop.
+
+The simulator (`fedcart simulate`), the IoT experiment and the round tests all
+need the same thing: a few bridges on 127.0.0.1, carts with their own stores
+and keys connected to them, and rounds run on every cart at once. This module
+is that one harness, so none of them copies another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from pathlib import Path
+
+from child_cart.node import CartNode
+from child_cart.rounds import settings as round_settings
+from child_cart.rounds.roundlog import RoundRecord
+from child_cart.settings import CartSettings
+from child_cart.store import Store, open_store
+from child_cart.synth import shoppers as synth
+from parent_cart.bridge import Bridge
+from parent_cart.settings import BridgeSettings
+
+TOKEN = "simulation-swarm-token"
+
+
+async def start_bridges(count: int, root: Path, token: str) -> list[Bridge]:
+    """`count` real bridges on 127.0.0.1 (ephemeral ports), each bootstrapping from the ones before."""
+    bridges: list[Bridge] = []
+    for index in range(count):
+        bootstrap = ",".join(f"127.0.0.1:{b.dht_port}" for b in bridges)
+        settings = BridgeSettings(
+            _env_file=None,
+            data_dir=root / f"bridge-{index}",
+            port=0,
+            dht_port=0,
+            swarm_token=token,
+            bridge_bootstrap=bootstrap,
+            refresh_interval=2.0,
+            dht_timeout=0.5,
+        )
+        bridge = Bridge(settings)
+        await bridge.start()
+        bridges.append(bridge)
+    return bridges
+
+
+async def start_carts(
+    data: list[list[dict]],
+    bridges: list[Bridge],
+    root: Path,
+    round_options: dict[str, object],
+    make_node: Callable[..., CartNode] = CartNode,
+    publish: bool = False,
+    fill: Callable[[Store, list[dict]], object] = synth.fill_store,
+) -> list[CartNode]:
+    """One CartNode per data share, spread over the bridges, connected and listed in every directory.
+
+    `fill` writes a cart's share into its store (purchases by default; the IoT experiment writes telemetry);
+    `round_options` are the round settings every cart starts with.
+    """
+    nodes = []
+    for index, rows in enumerate(data):
+        settings = CartSettings(
+            _env_file=None,
+            data_dir=root / f"cart-{index}",
+            bridge_url=bridges[index % len(bridges)].url,
+            swarm_token=TOKEN,
+        )
+        store = open_store(settings.data_dir)
+        fill(store, rows)
+        round_settings.save(store, round_options)
+        node = make_node(settings, store=store, publish=publish)
+        await node.start(scheduled_rounds=False)
+        nodes.append(node)
+    await asyncio.gather(*(node.client.wait_connected() for node in nodes))
+    for bridge in bridges:
+        if not await bridge.directory.wait_until(functools.partial(_lists_all, bridge, len(nodes)), 60.0):
+            raise TimeoutError(f"bridge {bridge.node_id[:8]} never listed all {len(nodes)} carts within 60s")
+    return nodes
+
+
+def _lists_all(bridge: Bridge, count: int) -> bool:
+    return len(bridge.directory.members()) >= count
+
+
+async def run_round(nodes: list[CartNode]) -> list[RoundRecord]:
+    """One round on every cart at once, with a barrier after training so all updates are on offer."""
+    barrier = asyncio.Barrier(len(nodes))
+    return list(await asyncio.gather(*(node.engine.run_round(after_training=barrier.wait) for node in nodes)))
+
+
+def pooled_accuracy(node: CartNode, pooled) -> float:
+    """A cart's current model scored on every cart's held-out rows."""
+    return node.learner.evaluate_on(node.engine.current, pooled.x_val, pooled.y_val)["accuracy"]
