@@ -63,7 +63,7 @@ def synth(
 
     Each cart's id is its data dir's name. With MONGO_URL set, cart `d` uses the database `<MONGO_DB>-<d>`.
     """
-    from child_cart import synth as synthetic
+    from child_cart.synth import shoppers as synthetic
 
     dirs = list(data_dirs) if data_dirs else [data_root / name for name in synthetic.cart_names(carts)]
     base = _settings()
