@@ -102,6 +102,7 @@ class Task(ABC):
         taking a peer's or an aggregate's weights) and before it is evaluated.
         The default has nothing to calibrate.
         """
+        return
 
     def rows(self, store: Store) -> list[dict]:
         """The stored rows this task learns from, in a stable order."""

@@ -87,9 +87,9 @@ def test_the_input_layout_is_sin_cos_then_one_hot(catalogue) -> None:
     december = encode_features(12, profiles[0], profiles)
     assert december[:2] == pytest.approx([math.sin(11 * math.pi / 6), math.cos(11 * math.pi / 6)])
     for month, profile in [(0, profiles[0]), (13, profiles[0])]:
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="month must be 1..12"):
             encode_features(month, profile, profiles)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="pirate"):
         encode_features(5, "pirate", profiles)
 
 

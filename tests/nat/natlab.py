@@ -273,8 +273,6 @@ class NatLab:
             shutil.rmtree(NETNS_ETC / name, ignore_errors=True)
         self.made.clear()
         if self.made_netns_etc:
-            try:
-                NETNS_ETC.rmdir()  # only when empty: a folder someone else put there meanwhile stays
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):  # only when empty: a folder someone else put there meanwhile stays
+                NETNS_ETC.rmdir()
         return errors

@@ -68,6 +68,6 @@ def test_stop_ends_open_streams_and_frees_the_port(server: UIServer):
     server.stop()
     assert stream.read() == b"data: {}\n\n"
     connection.close()
-    with pytest.raises(OSError):
+    with pytest.raises(ConnectionRefusedError):
         socket.create_connection((server.host, server.port), timeout=STREAM_DEADLINE)
     server.stop()
