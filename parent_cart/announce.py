@@ -95,14 +95,13 @@ class Announcer:
         if self._misses.get(node_id, 0.0) > time.monotonic():
             return None
         found = await self._get(records.cart_key(node_id))
-        bridge = None
         if isinstance(found, PresenceRecord) and found.state == "alive" and found.bridge_id != self.identity.node_id:
             bridge = await self.bridge_record(found.bridge_id)
-        if bridge is None:
-            self._misses[node_id] = time.monotonic() + _NEGATIVE_TTL
-            return None
-        self.directory.learn_record(found, bridge.relay_url)
-        return found.bridge_id
+            if bridge is not None:
+                self.directory.learn_record(found, bridge.relay_url)
+                return found.bridge_id
+        self._misses[node_id] = time.monotonic() + _NEGATIVE_TTL
+        return None
 
     def publish(self, record: PresenceRecord) -> None:
         """Store a presence record (or withdrawal) in the background; the relay never waits on the DHT."""

@@ -46,7 +46,7 @@ MergeFn = Callable[[bytes, Any, Any], Any]
 """(key digest, offered value, stored value or None) -> value to keep, or None to keep what is there."""
 
 
-class _ValidatingStorage(IStorage):
+class _ValidatingStorage(IStorage):  # type: ignore[misc]  # kademlia ships no types: its classes are Any here
     """Local DHT storage that keeps only values the merge rule accepts, and forgets invalid ones."""
 
     def __init__(self, merge: MergeFn, max_items: int = 20000) -> None:
@@ -89,7 +89,7 @@ class _ValidatingStorage(IStorage):
         return iter([(key, value) for key, (_, value) in list(self._data.items()) if self.get(key) is not None])
 
 
-class _Protocol(KademliaProtocol):
+class _Protocol(KademliaProtocol):  # type: ignore[misc]  # kademlia, untyped (see _ValidatingStorage)
     """KademliaProtocol with a configurable RPC timeout that survives garbage datagrams."""
 
     def __init__(self, source_node: Node, storage: IStorage, ksize: int, timeout: float) -> None:
@@ -109,7 +109,7 @@ class _Protocol(KademliaProtocol):
             log.debug("dropped bad request from %s: %s", address, exc)
 
 
-class _Server(Server):
+class _Server(Server):  # type: ignore[misc]  # kademlia, untyped (see _ValidatingStorage)
     def __init__(self, ksize: int, alpha: int, node_id: bytes, storage: IStorage, timeout: float) -> None:
         super().__init__(ksize=ksize, alpha=alpha, node_id=node_id, storage=storage)
         self._rpc_timeout = timeout

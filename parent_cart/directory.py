@@ -139,7 +139,8 @@ class Directory:
 
     def _remote_records(self) -> dict[str, PresenceRecord]:
         """The freshest unexpired record per remote cart (a cart that moved shows up once)."""
-        now, best = presence.now_ms(), {}
+        now = presence.now_ms()
+        best: dict[str, PresenceRecord] = {}
         for carts in self.remote.values():
             for node_id, record in carts.items():
                 if record.expires_ms > now and (node_id not in best or presence.supersedes(record, best[node_id])):

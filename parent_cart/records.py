@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from cartnet import presence
 from cartnet.identity import Identity, node_id_of, verify_signature
-from cartnet.messages import Key32, NodeId, PresenceRecord, Signature
+from cartnet.messages import Key32, Message, NodeId, PresenceRecord, Signature
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +37,8 @@ MAX_INDEX_ENTRIES = 100
 _BRIDGE_LABEL = b"fedcart-bridge-v1|"
 
 
-class BridgeRecord(BaseModel):
-    """A bridge's signed statement of where its relay listens, until when."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class BridgeRecord(Message):
+    """A bridge's signed statement of where its relay listens, until when (a frozen, extra-forbidding Message)."""
 
     type: Literal["bridge_record"] = "bridge_record"
     bridge_id: NodeId
@@ -141,6 +139,8 @@ def _bridge_problem(dkey: bytes, record: BridgeRecord) -> str | None:
 
 def merge(dkey: bytes, incoming: object, stored: object | None) -> str | None:
     """What a node should keep under `dkey` when offered `incoming`: it, a merge, or (None) nothing new."""
+    if not isinstance(incoming, str):
+        return None
     new = parse(dkey, incoming)
     if new is None:
         return None
@@ -163,9 +163,11 @@ def best(dkey: bytes, values: list[object]) -> Record | None:
     return parse(dkey, kept) if kept is not None else None
 
 
-def _fresher(new: Record, old: Record) -> bool:
+def _fresher(new: PresenceRecord | BridgeRecord, old: Record) -> bool:
     if isinstance(new, PresenceRecord) and isinstance(old, PresenceRecord):
         return presence.supersedes(new, old)
+    if isinstance(old, BridgeIndex):
+        return True  # cannot happen: `parse` ties each key to one kind of record, and the index has its own key
     return new.issued_ms > old.issued_ms
 
 

@@ -33,8 +33,9 @@ def layer() -> Any:
 @functools.cache
 def _layer_class() -> type:
     keras = import_keras()
+    layer_base: Any = keras.layers.Layer
 
-    class Standardize(keras.layers.Layer):
+    class Standardize(layer_base):  # type: ignore[misc]  # Keras ships no types: its Layer is Any here
         """(x - mean) / sqrt(variance), with the statistics as non-trainable weights."""
 
         def build(self, input_shape: tuple) -> None:
