@@ -138,7 +138,7 @@ class AnomalyTask(DetectionTask):
 
     def calibrate(self, model: Any, dataset: Dataset) -> None:
         """Threshold(s) = mean + k * std of reconstruction errors on the held-out benign calibration rows."""
-        if dataset.x_calib is None or len(dataset.x_calib) == 0:
+        if dataset.x_calib is None or dataset.y_calib is None or len(dataset.x_calib) == 0:
             raise ValueError("no held-out benign rows to set the anomaly threshold on")
         errors = self.reconstruction_errors(model, dataset.x_calib)
         devices = dataset.y_calib[:, 1]

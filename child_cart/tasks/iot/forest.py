@@ -22,6 +22,7 @@ vote is equal; joining forests is concatenating these arrays.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 
@@ -91,8 +92,11 @@ def stumps(trees: int, depth: int) -> list[np.ndarray]:
     ]
 
 
-def from_sklearn(forest: object, depth: int) -> list[np.ndarray]:
-    """Copy a fitted scikit-learn forest into the array layout (equal votes summing to 1)."""
+def from_sklearn(forest: Any, depth: int) -> list[np.ndarray]:
+    """Copy a fitted scikit-learn forest into the array layout (equal votes summing to 1).
+
+    `forest` is a fitted `RandomForestClassifier`; scikit-learn ships no type information, hence Any.
+    """
     estimators = forest.estimators_
     weights = stumps(len(estimators), depth)
     attack_column = list(forest.classes_).index(1) if 1 in forest.classes_ else None
@@ -101,7 +105,7 @@ def from_sklearn(forest: object, depth: int) -> list[np.ndarray]:
     return weights
 
 
-def _copy_tree(tree: object, attack_column: int | None, into: list[np.ndarray]) -> None:
+def _copy_tree(tree: Any, attack_column: int | None, into: list[np.ndarray]) -> None:
     feature, threshold, children, value = into
     n = tree.node_count
     if n > len(feature):

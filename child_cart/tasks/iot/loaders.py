@@ -97,8 +97,8 @@ def load_nbaiot(root: Path, limit: int | None = None) -> list[dict]:
         columns = _column_index(path, header, FEATURE_NAMES)
         prefix = f"nbaiot:{_relative(path, root)}"
         for line, record in records:
-            features = [_number(record[i]) for i in columns]
-            if None in features:
+            features = _all_numbers([_number(record[i]) for i in columns])
+            if features is None:
                 log.debug("%s line %d: non-numeric statistic, skipped", path, line)
                 continue
             rows.append(traffic_row(f"{prefix}:{line:08d}", device, features, attack, "nbaiot"))
@@ -155,9 +155,9 @@ def _edge_rows(path: Path, root: Path, records: Iterator[tuple[int, list[str]]],
     *feature_columns, label_column, type_column = columns
     prefix = f"edge-iiotset:{_relative(path, root)}"
     for line, record in records:
-        features = [_number(record[i], empty=0.0) for i in feature_columns]
+        features = _all_numbers([_number(record[i], empty=0.0) for i in feature_columns])
         label = _number(record[label_column])
-        if None in features or label not in (0.0, 1.0):
+        if features is None or label not in (0.0, 1.0):
             log.debug("%s line %d: unreadable value, skipped", path, line)
             continue
         family = record[type_column].strip()
@@ -201,15 +201,14 @@ def _clock(path: Path, header: list[str]) -> tuple[str, int]:
 def _weather(
     record: list[str], columns: dict[str, int], clock: tuple[str, int], row_id: str, device: str
 ) -> dict | None:
-    values = {name: _number(record[i]) for name, i in columns.items() if name != "type"}
+    values = _all_numbers([_number(record[columns[name]]) for name in ("temperature", "pressure", "humidity", "label")])
     hour = _hour(record[clock[1]], clock[0])
-    if None in values.values() or hour is None or values["label"] not in (0.0, 1.0):
+    if values is None or hour is None or values[3] not in (0.0, 1.0):
         return None
+    temperature, pressure, humidity, label = values
     family = record[columns["type"]].strip().lower()
-    attack = BENIGN if values["label"] == 0.0 or family == "normal" else family
-    return weather_row(
-        row_id, device, values["temperature"], values["pressure"], values["humidity"], hour, attack, "ton-iot"
-    )
+    attack = BENIGN if label == 0.0 or family == "normal" else family
+    return weather_row(row_id, device, temperature, pressure, humidity, hour, attack, "ton-iot")
 
 
 def _hour(text: str, kind: str) -> float | None:
@@ -219,10 +218,11 @@ def _hour(text: str, kind: str) -> float | None:
         seconds = _number(text)
         return None if seconds is None else datetime.fromtimestamp(seconds, UTC).hour + 0.0
     parts = text.split(":")
-    numbers = [_number(p) for p in parts]
-    if len(parts) != 3 or None in numbers or not 0 <= numbers[0] < 24:
+    numbers = _all_numbers([_number(p) for p in parts])
+    if len(parts) != 3 or numbers is None or not 0 <= numbers[0] < 24:
         return None
-    return numbers[0] + numbers[1] / 60 + numbers[2] / 3600
+    hours, minutes, seconds = numbers
+    return hours + minutes / 60 + seconds / 3600
 
 
 # --- shared ------------------------------------------------------------------------------
@@ -277,6 +277,12 @@ def _number(text: str, empty: float | None = None) -> float | None:
     except ValueError:
         return None
     return value if np.isfinite(value) else None
+
+
+def _all_numbers(values: list[float | None]) -> list[float] | None:
+    """`values` when every one of them is a number, None when any is not."""
+    numbers = [value for value in values if value is not None]
+    return numbers if len(numbers) == len(values) else None
 
 
 def _relative(path: Path, root: Path) -> str:
