@@ -1,1 +1,15 @@
-"""Federated rounds: local training, update exchange with peers, aggregation, acceptance, publishing."""
+"""Federated rounds: local training, update exchange with peers, aggregation, acceptance, publishing.
+
+A round is a workflow of phase objects the engine runs in order; another shape
+of round is another workflow, not an edit of the engine:
+
+    workflow.py    Phase names, the RoundContext phases share, the RoundPhase interface, Workflow
+    phases.py      the built-in phases (train, exchange, aggregate, evaluate, decide, publish), DEFAULT_WORKFLOW
+    engine.py      RoundEngine: runs a workflow each round, times every phase, logs and announces the round
+    learner.py     Learner: the task's Keras model trained and scored on this cart's rows, off the event loop
+    exchange.py    UpdateExchange: ask peers for their update, answer theirs, check every answer before use
+    network.py     Network: what rounds need from the bridge connection (directory, routed frames, transfers)
+    settings.py    RoundSettings: what an admin may change between rounds, validated and stored
+    roundlog.py    RoundRecord: the round log the engine writes and the admin page and reports read
+    publish.py     PhonePublisher: export an accepted model to TFLite and hand it to the bridge for phones
+"""
