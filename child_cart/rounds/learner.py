@@ -46,20 +46,22 @@ class Learner:
 
     def train(self, weights: list[np.ndarray], epochs: int) -> list[np.ndarray]:
         """Start from `weights`, fit on the training rows, return the new weights."""
-        if not self.train_samples:
+        dataset = self.dataset
+        if dataset is None or not len(dataset.x_train):
             raise ValueError("no training rows yet")
         with KERAS_LOCK:
             self._model.set_weights(weights)
-            self.task.fit(self._model, self.dataset, epochs, self.batch_size)
+            self.task.fit(self._model, dataset, epochs, self.batch_size)
             return self._weights()
 
     def evaluate(self, weights: list[np.ndarray]) -> dict[str, float]:
         """Held-out metrics of `weights` (empty when this cart has no held-out rows)."""
-        if not self.val_samples:
+        dataset = self.dataset
+        if dataset is None or not len(dataset.x_val):
             return {}
         with KERAS_LOCK:
             self._use(weights)
-            return self.task.evaluate(self._model, self.dataset.x_val, self.dataset.y_val)
+            return self.task.evaluate(self._model, dataset.x_val, dataset.y_val)
 
     def evaluate_on(self, weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """Metrics of `weights` on someone else's rows (the simulator's pooled held-out set)."""

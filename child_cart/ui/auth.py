@@ -15,11 +15,12 @@ import functools
 import logging
 import math
 from collections.abc import Callable
-from typing import TypeVar
+from typing import ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from flask import redirect, request, session, url_for
 from werkzeug.security import check_password_hash
+from werkzeug.wrappers import Response as BaseResponse
 
 from child_cart.ui.context import cart_ui
 from child_cart.ui.errors import API_PREFIX, ApiError
@@ -27,7 +28,8 @@ from child_cart.ui.errors import API_PREFIX, ApiError
 log = logging.getLogger(__name__)
 
 ADMIN_KEY = "admin"
-Handler = TypeVar("Handler", bound=Callable)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def is_admin() -> bool:
@@ -64,18 +66,18 @@ def log_out() -> None:
     session.permanent = False
 
 
-def admin_required(handler: Handler) -> Handler:
+def admin_required(handler: Callable[P, R]) -> Callable[P, R | BaseResponse]:
     """Let only admins through: 401 JSON for the API, a redirect to the login page for pages."""
 
     @functools.wraps(handler)
-    def guarded(*args, **kwargs):
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> R | BaseResponse:
         if is_admin():
             return handler(*args, **kwargs)
         if request.path.startswith(API_PREFIX):
             raise ApiError(401, "login_required", "Log in as admin first (POST /api/login).")
         return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
 
-    return guarded  # type: ignore[return-value]
+    return guarded
 
 
 def safe_next(target: str | None) -> str:

@@ -44,7 +44,8 @@ class UIServer:
 
     @property
     def host(self) -> str:
-        return self._server.server_address[0]
+        host = self._server.server_address[0]  # typed for every socket family; a TCP server's is always str
+        return host if isinstance(host, str) else bytes(host).decode()
 
     @property
     def port(self) -> int:
