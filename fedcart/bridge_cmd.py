@@ -43,7 +43,8 @@ def register(app: typer.Typer) -> None:
             "public_url": public_url,
         }
         try:
-            settings = BridgeSettings(**{key: value for key, value in flags.items() if value is not None})
+            # model_validate runs BaseSettings.__init__ (a custom __init__), so env and .env still fill the rest
+            settings = BridgeSettings.model_validate({key: value for key, value in flags.items() if value is not None})
             settings.bootstrap_addresses()
         except (ValidationError, ValueError) as exc:
             console.print(f"[red]invalid bridge settings:[/red] {exc}")

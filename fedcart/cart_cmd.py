@@ -24,7 +24,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run a cart: connect to its bridge, run federated rounds, serve the UI."""
         overrides = {"data_dir": data_dir, "bridge_url": bridge, "ui_port": ui_port, "mongo_url": mongo_url}
-        settings = CartSettings(**{k: v for k, v in overrides.items() if v is not None})
+        # model_validate runs BaseSettings.__init__ (a custom __init__), so env and .env still fill the rest
+        settings = CartSettings.model_validate({k: v for k, v in overrides.items() if v is not None})
         asyncio.run(run_node(settings))
 
 

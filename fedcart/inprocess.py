@@ -19,6 +19,7 @@ from child_cart.rounds.roundlog import RoundRecord
 from child_cart.settings import CartSettings
 from child_cart.store import Store, open_store
 from child_cart.synth import shoppers as synth
+from child_cart.tasks import Dataset
 from parent_cart.bridge import Bridge
 from parent_cart.settings import BridgeSettings
 
@@ -91,6 +92,6 @@ async def run_round(nodes: list[CartNode]) -> list[RoundRecord]:
     return list(await asyncio.gather(*(node.engine.run_round(after_training=barrier.wait) for node in nodes)))
 
 
-def pooled_accuracy(node: CartNode, pooled) -> float:
+def pooled_accuracy(node: CartNode, pooled: Dataset) -> float:
     """A cart's current model scored on every cart's held-out rows."""
     return node.learner.evaluate_on(node.engine.current, pooled.x_val, pooled.y_val)["accuracy"]

@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from child_cart.aggregation import AGGREGATORS
+
+if TYPE_CHECKING:
+    from fedcart.simulation import RoundRow, SimConfig
 
 
 def register(app: typer.Typer) -> None:
@@ -47,7 +51,7 @@ def quiet_nodes() -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def print_table(rows, config) -> None:
+def print_table(rows: list[RoundRow], config: SimConfig) -> None:
     table = Table(
         title=f"{config.carts} carts, {config.bridges} bridges, {config.aggregator}, skew {config.skew}: pooled held-out accuracy"
     )

@@ -27,6 +27,7 @@ from child_cart.node import CartNode
 from child_cart.rounds.learner import Learner
 from child_cart.store import load_catalogue
 from child_cart.synth import shoppers as synth
+from child_cart.tasks import Dataset
 from child_cart.tasks.recommend import RecommendTask
 from fedcart.inprocess import TOKEN, pooled_accuracy, run_round, start_bridges, start_carts
 
@@ -92,7 +93,7 @@ async def simulate(config: SimConfig) -> SimResult:
 
 
 async def _run_rounds(
-    config: SimConfig, nodes: list[CartNode], pooled, data: list[list[dict]], task: RecommendTask
+    config: SimConfig, nodes: list[CartNode], pooled: Dataset, data: list[list[dict]], task: RecommendTask
 ) -> SimResult:
     central = Learner(task)
     central.load_rows([row for rows in data for row in rows])

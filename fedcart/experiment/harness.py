@@ -157,8 +157,10 @@ def load_fleet(config: ExperimentConfig) -> Fleet:
         generate = synth_traffic.generate if task.schema == TRAFFIC else synth_weather.generate
         data = generate(config.rows_per_cart, config.carts, config.seed)
     else:
-        data, features = _from_csv(config)
-        settings = CartSettings(_env_file=None, **({"iot_anomaly_features": features} if features else {}))
+        data, features = _from_csv(config, config.data)
+        settings = (
+            CartSettings(_env_file=None, iot_anomaly_features=features) if features else CartSettings(_env_file=None)
+        )
         task = _detection_task(config.task, settings)
     datasets = [task.make_dataset(rows) for rows in data]
     empty = [i for i, d in enumerate(datasets) if len(d.x_train) == 0 or len(d.x_val) == 0]
@@ -174,16 +176,16 @@ def _detection_task(name: str, settings: CartSettings) -> DetectionTask:
     return task
 
 
-def _from_csv(config: ExperimentConfig) -> tuple[list[list[dict]], int | None]:
-    """Rows of a real data set dealt to carts by device, and the feature count when the format fixes it from the file."""
+def _from_csv(config: ExperimentConfig, root: Path) -> tuple[list[list[dict]], int | None]:
+    """Rows of the real data set at `root` dealt to carts by device, and the feature count when the format fixes it from the file."""
     features = None
     if config.data_format == "nbaiot":
-        rows = loaders.load_nbaiot(config.data, config.limit)
+        rows = loaders.load_nbaiot(root, config.limit)
     elif config.data_format == "edge-iiotset":
-        rows, names = loaders.load_edge_iiotset(config.data, config.limit)
+        rows, names = loaders.load_edge_iiotset(root, config.limit)
         features = len(names)
     elif config.data_format == "ton-iot":
-        rows = loaders.load_ton_iot_weather(config.data, config.limit)
+        rows = loaders.load_ton_iot_weather(root, config.limit)
     else:
         raise ValueError(f"--format must be one of {', '.join(FORMATS)} with --data")
     return partition.by_device(rows, config.carts), features

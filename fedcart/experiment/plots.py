@@ -120,6 +120,8 @@ def _thresholds(plt: Any, task: DetectionTask, results: dict[str, ScenarioResult
     fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.6), squeeze=False)
     for ax, (name, result) in zip(axes[0], results.items()):
         d = result.detection
+        if d is None:  # a scenario that finished no round has no scores (its panel stays empty, as in _roc)
+            continue
         scores = np.log10(np.maximum(d.score, 1e-12)) if log_scale else d.score
         bins = np.linspace(scores.min(), scores.max(), 50)
         ax.hist(scores[d.y_true == 0], bins=bins, alpha=0.6, label="benign", color="tab:green")
