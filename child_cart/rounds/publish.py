@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from cartnet.client import BridgeClient
-from child_cart.models.export import export_tflite
+from child_cart.models.export import ExportResult, export_tflite
 from child_cart.models.versions import ModelVersion, ModelVersions
 from child_cart.rounds.learner import KERAS_LOCK
 from child_cart.store import Store
@@ -42,7 +42,7 @@ class PhonePublisher:
             (self.client.bridge_id or "")[:8],
         )
 
-    def _export(self):
+    def _export(self) -> ExportResult:
         with KERAS_LOCK:
             return export_tflite(self.store, self.data_dir, self.task, self.tolerance)
 
