@@ -22,19 +22,21 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends libzbar0 \
     && rm -rf /var/lib/apt/lists/*
 
-# Dependencies first, read from pyproject.toml: this layer survives code changes.
+# Dependencies first, from the runtime lock (`make lock`): exact versions, every file's hash checked.
+# This layer survives code changes and only rebuilds when the lock does.
 WORKDIR /src
-COPY pyproject.toml README.md ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt
+COPY requirements.lock ./
+RUN pip install --require-hashes -r requirements.lock
 
 # Then the packages themselves: a regular (non-editable) install with their package data.
+# --no-deps: nothing beyond the lock gets in; --no-build-isolation: built with the locked setuptools.
+COPY pyproject.toml README.md ./
 COPY cartnet ./cartnet
 COPY parent_cart ./parent_cart
 COPY child_cart ./child_cart
 COPY fedcart ./fedcart
-RUN pip install . \
-    && cd / && rm -rf /src /tmp/requirements.txt
+RUN pip install --no-deps --no-build-isolation . \
+    && cd / && rm -rf /src
 
 # The UI's assets live outside the Python packages: UI_WEB_DIR tells the cart where.
 COPY --from=web /web /opt/fedcart/web

@@ -1,6 +1,8 @@
 """The Dockerfile and its build context, checked without building: what the image needs is in it.
 
-* Python 3.11 slim base, a non-root user, libzbar0 without recommends, `pip install .`, npm ci.
+* Python 3.11 slim base, a non-root user, libzbar0 without recommends, npm ci.
+* Python packages from requirements.lock with hashes, then `pip install --no-deps .`; the locks pin what
+  pyproject.toml declares (runtime in requirements.lock, runtime + dev in requirements-dev.lock, same versions).
 * The web assets the UI serves land where UI_WEB_DIR (image and compose) points.
 * .dockerignore lets in every file a COPY needs and keeps .venv/, .git/, data and node_modules out.
 * A regular (non-editable) install carries every package file: built as a wheel from the tracked files.
@@ -20,9 +22,12 @@ from pathlib import Path, PurePosixPath
 
 import composefile as cf
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from processes import free_port, wait_for_line
 
 PACKAGES = ("cartnet", "parent_cart", "child_cart", "fedcart")
+PROJECT_INSTALL = re.compile(r"pip install (--[\w-]+ )*\.(\s|$)")  # `pip install [--options] .`
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -85,8 +90,17 @@ def test_system_packages_and_python_install():
     )
     assert any("libzbar0" in r for r in apt), "pyzbar needs libzbar0"
     assert any("rm -rf /var/lib/apt/lists" in r for r in apt), "apt lists left in the layer"
-    assert any(re.search(r"pip install \.(\s|$)", r) for r in run), "the repo must be installed with `pip install .`"
+    assert any(PROJECT_INSTALL.search(r) for r in run), "the repo must be installed with `pip install .`"
     assert not any("pip install -e" in r for r in run), "an editable install would not be what users get"
+    pip = [r for r in run if "pip install" in r]
+    assert any(re.search(r"pip install --require-hashes -r requirements\.lock(\s|$)", r) for r in pip), (
+        "dependencies must come from the runtime lock with hashes checked"
+    )
+    for install in pip:
+        if PROJECT_INSTALL.search(install):
+            assert "--no-deps" in install, "`pip install .` without --no-deps may pull packages the lock does not pin"
+        else:
+            assert "--require-hashes" in install, f"an install that bypasses the lock: {install}"
     entrypoint = [rest for keyword, rest in runtime() if keyword == "ENTRYPOINT"]
     assert entrypoint and '"fedcart"' in entrypoint[-1], (
         "compose commands are fedcart subcommands: ENTRYPOINT must be fedcart"
@@ -130,6 +144,63 @@ def test_exposed_ports_are_the_ones_compose_uses():
     for service in cf.services_of(model, "cart").values():
         wanted.add(cf.environment(service)["UI_PORT"])
     assert exposed == wanted, f"EXPOSE {sorted(exposed)} but compose uses {sorted(wanted)}"
+
+
+# --- lock files ------------------------------------------------------------------------------------
+
+LOCK = cf.ROOT / "requirements.lock"
+DEV_LOCK = cf.ROOT / "requirements-dev.lock"
+
+
+def pins(lock: Path) -> dict[str, tuple[str, list[str]]]:
+    """Name -> (pinned version, hashes) of a lock written by `make lock` (uv pip compile --generate-hashes)."""
+    found = {}
+    for line in lock.read_text().replace("\\\n", " ").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        requirement, *hashes = (part.strip() for part in line.split("--hash="))
+        req = Requirement(requirement)
+        assert not req.url and len(req.specifier) == 1, f"{lock.name}: not an exact pin: {requirement}"
+        (spec,) = req.specifier
+        assert spec.operator == "==", f"{lock.name}: not an exact pin: {requirement}"
+        found[canonicalize_name(req.name)] = (spec.version, hashes)
+    return found
+
+
+def declared(*extras: str) -> list[Requirement]:
+    """What pyproject.toml asks for: the build backend, the dependencies and the given extras."""
+    meta = tomllib.loads((cf.ROOT / "pyproject.toml").read_text())
+    wanted = meta["build-system"]["requires"] + meta["project"]["dependencies"]
+    for extra in extras:
+        wanted += meta["project"]["optional-dependencies"][extra]
+    return [Requirement(r) for r in wanted]
+
+
+@pytest.mark.parametrize(("lock", "extras"), [(LOCK, ()), (DEV_LOCK, ("dev",))], ids=["runtime", "dev"])
+def test_lock_pins_with_hashes_everything_pyproject_declares(lock, extras):
+    locked = pins(lock)
+    unhashed = [name for name, (_, hashes) in locked.items() if not hashes]
+    assert not unhashed, f"{lock.name}: pins without hashes (pip --require-hashes refuses them): {unhashed}"
+    for req in declared(*extras):
+        if req.marker and not req.marker.evaluate({"python_version": "3.11", "sys_platform": "linux"}):
+            continue
+        name = canonicalize_name(req.name)
+        assert name in locked, f"{lock.name} lacks {req} from pyproject.toml: run `make lock`"
+        assert req.specifier.contains(locked[name][0], prereleases=True), (
+            f"{lock.name} pins {name}=={locked[name][0]}, outside pyproject.toml's {req}: run `make lock`"
+        )
+
+
+def test_image_and_dev_machines_get_the_same_versions():
+    runtime_pins, dev_pins = pins(LOCK), pins(DEV_LOCK)
+    differ = {
+        name: (version, dev_pins.get(name, ("missing",))[0])
+        for name, (version, hashes) in runtime_pins.items()
+        if name not in dev_pins or dev_pins[name] != (version, hashes)
+    }
+    assert not differ, f"requirements.lock vs requirements-dev.lock (run `make lock`): {differ}"
+    assert {"ruff", "mypy"} <= set(dev_pins), "the gates `make test` runs must be locked too"
 
 
 # --- build context ---------------------------------------------------------------------------------
