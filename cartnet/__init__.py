@@ -5,14 +5,18 @@ It depends on asyncio, aiohttp and the standard crypto/tensor libraries only;
 
     identity.py    a node's Ed25519 + X25519 keys; node id = SHA-1 of the public key
     admission.py   the challenge answer that proves a key and swarm membership
+    certificates.py swarm certificates and revocation lists: who is a member, as what
+    authority.py   the operator's swarm authority: issues certificates, signs revocations
     handshake.py   joining a bridge on an open WebSocket (carts and bridges alike)
     messages.py    typed control messages, one pydantic class per type
     frames.py      binary frame layout: control, transfer chunk, routed
     transfer.py    chunked, signed, resumable transfers of large blobs
+    payloads.py    typed transfer metadata, one pydantic model per purpose (model, update)
     weights.py     the weight codec: safetensors + zstd with an inflation cap
     e2e.py         end-to-end sealing of a blob for one receiver
     presence.py    self-certifying presence records (where a cart can be reached)
     client.py      BridgeClient: a cart's one long-lived connection to the swarm
     settings.py    settings every node kind shares
     logs.py        logging set-up for every entry point
+    files.py       atomic (optionally owner-only, create-once) file writes; the SHA-256 helper
 """

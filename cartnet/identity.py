@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from cartnet.files import write_atomic
+
 log = logging.getLogger(__name__)
 
 SIGNING_KEY_FILE = "node_ed25519.key"
 KX_KEY_FILE = "node_x25519.key"
+
+_PrivateKey = TypeVar("_PrivateKey", Ed25519PrivateKey, X25519PrivateKey)
 
 
 def node_id_of(public_key: bytes) -> str:
@@ -53,8 +58,10 @@ class Identity:
     def load_or_create(cls, data_dir: Path) -> Identity:
         """Load the node's keys from its data dir, creating them (mode 0600) on first start."""
         data_dir.mkdir(parents=True, exist_ok=True)
-        signing = _load_or_create(data_dir / SIGNING_KEY_FILE, Ed25519PrivateKey)
-        kx = _load_or_create(data_dir / KX_KEY_FILE, X25519PrivateKey)
+        signing = _load_or_create(
+            data_dir / SIGNING_KEY_FILE, Ed25519PrivateKey.generate, Ed25519PrivateKey.from_private_bytes
+        )
+        kx = _load_or_create(data_dir / KX_KEY_FILE, X25519PrivateKey.generate, X25519PrivateKey.from_private_bytes)
         return cls(signing, kx)
 
     @property
@@ -73,15 +80,16 @@ class Identity:
         return self.signing_key.sign(data)
 
 
-def _load_or_create(path: Path, key_type: type) -> Ed25519PrivateKey | X25519PrivateKey:
-    if path.exists():
-        return key_type.from_private_bytes(path.read_bytes())
-    key = key_type.generate()
-    raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(raw)
-        handle.flush()
-        os.fsync(handle.fileno())
-    log.info("created %s", path)
-    return key
+def _load_or_create(
+    path: Path, generate: Callable[[], _PrivateKey], load: Callable[[bytes], _PrivateKey]
+) -> _PrivateKey:
+    """The key stored at `path`, else a new one written there once (0600); a concurrent first start loses gracefully."""
+    if not path.exists():
+        key = generate()
+        raw = key.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+        if write_atomic(path, raw, private=True, exclusive=True):
+            log.info("created %s", path)
+            return key
+    return load(path.read_bytes())

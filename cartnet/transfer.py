@@ -15,7 +15,6 @@ over a direct WebSocket as well as over routed frames through a bridge.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import secrets
 import time
@@ -26,8 +25,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from cartnet import frames
+from cartnet.files import sha256_hex
 from cartnet.identity import Identity, node_id_of, verify_signature
 from cartnet.messages import Error, Message, TransferDone, TransferManifest, TransferWant, signed_bytes
+from cartnet.payloads import TransferMeta
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class _Partial:
 
 def root_digest(chunk_digests: list[str]) -> str:
     """One SHA-256 that commits to the whole blob: the hash of its chunk hashes."""
-    return hashlib.sha256("".join(chunk_digests).encode()).hexdigest()
+    return sha256_hex("".join(chunk_digests).encode())
 
 
 async def chunk_digests(blob: bytes, chunk_size: int) -> list[str]:
@@ -99,14 +100,10 @@ async def chunk_digests(blob: bytes, chunk_size: int) -> list[str]:
     loop = asyncio.get_running_loop()
     view = memoryview(blob)
     jobs = [
-        loop.run_in_executor(_HASH_POOL, _sha256, view[offset : offset + chunk_size])
+        loop.run_in_executor(_HASH_POOL, sha256_hex, view[offset : offset + chunk_size])
         for offset in range(0, len(blob), chunk_size)
     ]
     return list(await asyncio.gather(*jobs))
-
-
-def _sha256(data: memoryview | bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _signed_bytes(manifest: TransferManifest) -> bytes:
@@ -114,7 +111,12 @@ def _signed_bytes(manifest: TransferManifest) -> bytes:
 
 
 async def build_manifest(
-    identity: Identity, blob: bytes, purpose: str, meta: dict[str, str], chunk_size: int, transfer_id: str | None = None
+    identity: Identity,
+    blob: bytes,
+    purpose: str,
+    meta: TransferMeta,
+    chunk_size: int,
+    transfer_id: str | None = None,
 ) -> TransferManifest:
     """A signed manifest for `blob`; reuse `transfer_id` to resume an earlier transfer."""
     digests = await chunk_digests(blob, chunk_size)
@@ -183,9 +185,18 @@ class TransferHub:
     # --- sending -------------------------------------------------------------------------
 
     async def send_blob(
-        self, peer: str, blob: bytes, purpose: str, meta: dict[str, str] | None = None, transfer_id: str | None = None
+        self,
+        peer: str,
+        blob: bytes,
+        purpose: str,
+        meta: TransferMeta | None = None,
+        transfer_id: str | None = None,
     ) -> str:
-        """Deliver `blob` to `peer`; returns the transfer id, raises TransferError with the reason."""
+        """Deliver `blob` to `peer`; returns the transfer id, raises TransferError with the reason.
+
+        `meta` is what the receiver reads besides the blob: for a known purpose, a
+        `cartnet.payloads` model's `to_meta()`.
+        """
         manifest = await build_manifest(self.identity, blob, purpose, meta or {}, self.limits.chunk_size, transfer_id)
         await self.send_manifest(peer, manifest, blob)
         return manifest.transfer_id
@@ -335,8 +346,8 @@ class TransferHub:
 
     async def _digest(self, data: bytes | memoryview) -> str:
         if len(data) < _INLINE_HASH_BYTES:
-            return _sha256(data)
-        return await asyncio.get_running_loop().run_in_executor(_HASH_POOL, _sha256, data)
+            return sha256_hex(data)
+        return await asyncio.get_running_loop().run_in_executor(_HASH_POOL, sha256_hex, data)
 
     async def _complete(self, partial: _Partial) -> None:
         tid = partial.manifest.transfer_id

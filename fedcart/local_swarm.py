@@ -18,6 +18,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cartnet.files import write_atomic
+
 log = logging.getLogger(__name__)
 
 RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0)
@@ -143,11 +145,7 @@ class Child:
 def admin_password(plan: SwarmPlan) -> str:
     """One admin password for every cart of the local swarm, made at first start and kept (0600) under the root."""
     path = plan.root / "admin_password"
-    if not path.exists():
-        plan.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(12))
+    write_atomic(path, secrets.token_urlsafe(12).encode("ascii"), private=True, exclusive=True)
     return path.read_text().strip()
 
 

@@ -1,6 +1,7 @@
 """The newest TFLite model carts published, kept on disk for phones.
 
-Carts upload with an ordinary signed transfer addressed to the bridge (purpose "model");
+Carts upload with an ordinary signed transfer addressed to the bridge (purpose "model",
+meta a `cartnet.payloads.ModelPublication`);
 `admit` refuses a bad upload from its manifest alone, before a byte of it travels. A
 model is written to a temporary file, fsynced and renamed, and only then does the
 `latest.json` pointer (written the same way) name it, so a crash at any moment leaves
@@ -11,23 +12,22 @@ when two uploads race.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cartnet.files import sha256_hex, write_atomic
 from cartnet.messages import TransferManifest
+from cartnet.payloads import ModelPublication, PayloadError, describe
 from cartnet.transfer import Received
 
 log = logging.getLogger(__name__)
 
 LATEST = "latest.json"
-PURPOSE = "model"
+PURPOSE = ModelPublication.purpose
 Label = Annotated[str, Field(min_length=1, max_length=64)]
 
 
@@ -55,28 +55,23 @@ class ModelError(ValueError):
 
 
 def meta_from_manifest(manifest: TransferManifest, sha256: str = "0" * 64) -> ModelMeta:
-    """Read the transfer's meta strings (numbers as text, lists as JSON); ModelError names the bad key."""
-    meta = manifest.meta
+    """The upload's `ModelPublication`, held to what the bridge serves; ModelError names the bad field."""
     try:
-        created = meta.get("created") or datetime.now(UTC).isoformat(timespec="seconds")
-        datetime.fromisoformat(created)
+        publication = ModelPublication.from_meta(manifest.meta)
         return ModelMeta(
-            version=int(meta["version"]),
+            version=publication.version,
             sha256=sha256,
-            created=created,
-            accuracy=float(meta["accuracy"]),
+            created=publication.created or datetime.now(UTC).isoformat(timespec="seconds"),
+            accuracy=publication.accuracy,
             size=manifest.total_size,
-            task=meta["task"],
-            profiles=json.loads(meta["profiles"]),
-            categories=json.loads(meta["categories"]),
+            task=publication.task,
+            profiles=publication.profiles,
+            categories=publication.categories,
         )
-    except KeyError as exc:
-        raise ModelError(f"model meta lacks {exc.args[0]!r}") from None
+    except PayloadError as exc:
+        raise ModelError(f"model meta {exc}") from None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ModelError(f"model meta {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
-    except ValueError as exc:
-        raise ModelError(f"model meta is malformed: {exc}") from None
+        raise ModelError(f"model meta {describe(exc)}") from None
 
 
 class ModelStore:
@@ -110,7 +105,7 @@ class ModelStore:
 
     async def save(self, received: Received) -> ModelMeta | None:
         """Store a verified upload if it is still the newest; returns its metadata, or None if superseded."""
-        sha256 = await asyncio.to_thread(_sha256_of, received.chunks)
+        sha256 = await asyncio.to_thread(sha256_hex, received.chunks)
         meta = meta_from_manifest(received.manifest, sha256)
         async with self._lock:
             if self.latest is not None and meta.version <= self.latest.version:
@@ -132,8 +127,8 @@ class ModelStore:
         return self.latest
 
     def _write(self, meta: ModelMeta, chunks: list[bytes | memoryview]) -> None:
-        _write_atomic(self.path(meta), chunks)
-        _write_atomic(self.directory / LATEST, [meta.model_dump_json(indent=1).encode()])
+        write_atomic(self.path(meta), chunks)
+        write_atomic(self.directory / LATEST, meta.model_dump_json(indent=1).encode())
         self._prune(meta)
 
     def _prune(self, newest: ModelMeta) -> None:
@@ -155,26 +150,3 @@ class ModelStore:
             log.error("%s names %s, which is missing or truncated: no model served", LATEST, path.name)
             return None
         return meta
-
-
-def _sha256_of(chunks: list[bytes | memoryview]) -> str:
-    digest = hashlib.sha256()
-    for chunk in chunks:
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _write_atomic(path: Path, chunks: list[bytes | memoryview]) -> None:
-    """Write to a temporary sibling, fsync it, rename over `path`, fsync the directory."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        for chunk in chunks:
-            handle.write(chunk)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -19,13 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from child_cart.models.versions import (
-    MODELS_DIR,
-    ModelVersion,
-    ModelVersions,
-    sha256_hex,
-    write_file_atomic,
-)
+from cartnet.files import sha256_hex, write_atomic
+from child_cart.models.versions import MODELS_DIR, ModelVersion, ModelVersions
 from child_cart.store import Store
 from child_cart.tasks.base import Task, import_keras
 
@@ -131,9 +126,9 @@ def _publish(
 ) -> ExportResult:
     digest = sha256_hex(tflite)
     relative = f"{MODELS_DIR}/{task.name}-{digest[:16]}.tflite"
-    write_file_atomic(models.path(relative), tflite)
+    write_atomic(models.path(relative), tflite, private=True)
     sidecar = models.path(relative + ".sha256")
-    write_file_atomic(sidecar, f"{digest}  {models.path(relative).name}\n".encode("ascii"))
+    write_atomic(sidecar, f"{digest}  {models.path(relative).name}\n".encode("ascii"), private=True)
     models.attach(
         version.id,
         tflite_path=relative,
@@ -144,6 +139,6 @@ def _publish(
     written_golden = None
     if golden is not None:
         written_golden = golden_path or models.models_dir / f"{task.name}-golden.json"
-        write_file_atomic(written_golden, (json.dumps(golden, indent=1) + "\n").encode("utf-8"))
+        write_atomic(written_golden, (json.dumps(golden, indent=1) + "\n").encode("utf-8"), private=True)
     log.info("exported %s to %s (sha256 %s, max |diff| %.2e)", version.id, relative, digest[:16], diff)
     return ExportResult(version.id, models.path(relative), digest, diff, checked, written_golden)

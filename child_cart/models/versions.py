@@ -1,17 +1,15 @@
 """Model versions: weights on disk (cartnet's weight codec, content-addressed), their record in `models`.
 
 A version is numbered per task (`recommend-v000003`). The weights file is
-named by its sha256 and written atomically before the record that points
-to it, so a crash leaves at worst an unreferenced file, never a record
-without weights; loading checks the hash.
+named by its sha256 and written atomically, readable by the owner alone
+(`cartnet.files.write_atomic`), before the record that points to it, so a
+crash leaves at worst an unreferenced file, never a record without weights;
+loading checks the hash.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from cartnet import weights as weight_codec
+from cartnet.files import sha256_hex, write_atomic
 from child_cart.store import Store
 from child_cart.store.rows import store_time
 
@@ -58,31 +57,6 @@ class ModelVersion(BaseModel):
     @classmethod
     def from_doc(cls, doc: dict) -> ModelVersion:
         return cls.model_validate({**doc, "id": doc["_id"]})
-
-
-def sha256_hex(data: bytes) -> str:
-    """Hex sha256 of bytes; how weights and TFLite files are named and checked."""
-    return hashlib.sha256(data).hexdigest()
-
-
-def write_file_atomic(path: Path, data: bytes) -> None:
-    """Write, fsync, then rename into place: readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def encode_weights(weights: list[np.ndarray]) -> bytes:
@@ -124,7 +98,7 @@ class ModelVersions:
         data = encode_weights(weights)
         digest = sha256_hex(data)
         relative = f"{MODELS_DIR}/{task}-{digest[:16]}.weights"
-        write_file_atomic(self.path(relative), data)
+        write_atomic(self.path(relative), data, private=True)
         for _ in range(CLAIM_ATTEMPTS):
             number = self._next_number(task)
             version = ModelVersion(

@@ -19,13 +19,14 @@ import numpy as np
 
 from cartnet import e2e, frames, weights
 from cartnet.messages import Message, PeerInfo, UpdateDeclined, UpdateRequest
+from cartnet.payloads import PayloadError, WeightUpdate
 from cartnet.transfer import Received, TransferError
 from child_cart.aggregation import Update
 from child_cart.rounds.network import Network
 
 log = logging.getLogger(__name__)
 
-UPDATE_PURPOSE = "update"
+UPDATE_PURPOSE = WeightUpdate.purpose
 MAX_SAMPLES = 10_000_000
 MAX_UPDATE_BYTES = 256 * 1024 * 1024
 
@@ -128,6 +129,8 @@ class UpdateExchange:
         manifest = received.manifest
         if manifest.purpose != UPDATE_PURPOSE:
             return False
+        # Routed by the raw request id before the `WeightUpdate` is validated (in `_check`):
+        # a malformed answer to one of our requests then fails it at once, with the reason.
         pending = self._pending.get(manifest.meta.get("request_id", ""))
         if pending is None or pending.answer.done():
             log.warning("unsolicited update from %s ignored", manifest.sender[:8])
@@ -145,9 +148,9 @@ class UpdateExchange:
     def _check(self, received: Received) -> Update:
         manifest = received.manifest
         try:
-            samples = int(manifest.meta.get("samples", ""))
-        except ValueError:
-            raise UpdateRejected("sample count is not a number") from None
+            samples = WeightUpdate.from_meta(manifest.meta).samples
+        except PayloadError as exc:
+            raise UpdateRejected(f"update meta {exc}") from None
         if not 0 < samples <= MAX_SAMPLES:
             raise UpdateRejected(f"sample count {samples} outside 1..{MAX_SAMPLES}")
         try:
@@ -205,12 +208,8 @@ class UpdateExchange:
 
     async def _send_offer(self, peer: PeerInfo, request: UpdateRequest) -> None:
         offer = self._offer
+        assert offer is not None, "_decline_reason declines every request while there is no offer"
         sealed = await asyncio.to_thread(e2e.seal, offer.blob, peer.kx_public_key, self.network.identity.node_id)
-        meta = {
-            "request_id": request.request_id,
-            "samples": str(offer.samples),
-            "task": self.task,
-            "round": str(offer.round),
-        }
-        await self.network.transfers.send_blob(peer.node_id, sealed, UPDATE_PURPOSE, meta)
+        meta = WeightUpdate(request_id=request.request_id, samples=offer.samples, task=self.task, round=offer.round)
+        await self.network.transfers.send_blob(peer.node_id, sealed, WeightUpdate.purpose, meta.to_meta())
         self.bytes_out += len(sealed)

@@ -10,12 +10,12 @@ is kept the same way so admin logins survive a restart.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import tempfile
 from pathlib import Path
 
 from werkzeug.security import generate_password_hash
+
+from cartnet.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -62,21 +62,11 @@ def _read(path: Path) -> str:
 def _create(path: Path, value: str) -> bool:
     """Write a one-line secret file (mode 0600) unless another process got there first (False then).
 
-    The value is written and synced under a temporary name, then hard-linked
-    into place: the link is atomic and fails when the name exists, so readers
-    never see a half-written file and two first starts cannot both win.
+    `write_atomic(exclusive=True)` links a synced temporary file into place: the
+    link fails when the name exists, so readers never see a half-written file
+    and two first starts cannot both win.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(value + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.link(tmp, path)
-    except FileExistsError:
+    if not write_atomic(path, (value + "\n").encode("utf-8"), private=True, exclusive=True):
         return False
-    finally:
-        os.unlink(tmp)
     log.info("stored %s (mode 0600)", path)
     return True

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from child_cart.models.versions import ModelVersions, sha256_hex, write_file_atomic
+from cartnet.files import sha256_hex, write_atomic
+from child_cart.models.versions import ModelVersions
 from child_cart.rounds import settings as round_settings
 from child_cart.rounds.roundlog import log_round
 from child_cart.store import Store
@@ -122,7 +123,7 @@ def _stored_model(store: Store, settings, exported: bool) -> str:
     if exported:
         data = b"TFL3 fake model bytes"
         relative = "models/recommend-fake.tflite"
-        write_file_atomic(models.path(relative), data)
+        write_atomic(models.path(relative), data)
         models.attach(version.id, tflite_path=relative, tflite_sha256=sha256_hex(data))
     return version.id
 

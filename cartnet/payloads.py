@@ -1,0 +1,111 @@
+"""Typed transfer metadata: one pydantic model per payload kind, shared by sender and receiver.
+
+A transfer's manifest carries `meta`, a small flat dict of strings signed with
+the rest of the manifest (`TransferManifest.meta`). What those strings mean
+depends on the transfer's purpose, so each purpose has one model here: the
+sender builds it and sends `to_meta()`, the receiver reads it back with
+`from_meta(manifest.meta)`, which validates and raises `PayloadError` naming the
+bad field. On the wire numbers travel as text and lists as compact JSON; keys a
+model does not know are ignored, so a newer sender can add some.
+
+The models describe the shape of the data. What a receiver is willing to act on
+(size limits, value ranges) stays with the receiver: the bridge's `ModelMeta`,
+the cart's update checks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, ClassVar, Self
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+TransferMeta = dict[str, str]
+"""`meta` as it travels in a manifest."""
+
+
+class PayloadError(ValueError):
+    """Transfer meta that does not fit its payload model; the message names the field."""
+
+
+def describe(exc: ValidationError) -> str:
+    """The first problem of a validation error, naming its field: `lacks 'version'`, `accuracy: ...`."""
+    first = exc.errors()[0]
+    field = ".".join(map(str, first["loc"]))
+    if first["type"] == "missing":
+        return f"lacks {field!r}"
+    return f"{field}: {first['msg']}"
+
+
+def _from_json(value: object) -> object:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _iso_time(value: str) -> str:
+    datetime.fromisoformat(value)
+    return value
+
+
+TextList = Annotated[list[str], BeforeValidator(_from_json)]
+"""A list of strings; on the wire, a JSON array."""
+
+IsoTime = Annotated[str, AfterValidator(_iso_time)]
+"""A timestamp kept as the ISO 8601 text the sender wrote."""
+
+
+def _text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return json.dumps(list(value), separators=(",", ":"))
+    raise TypeError(f"cannot put {type(value).__name__} into transfer meta")
+
+
+class Payload(BaseModel):
+    """Base of every payload kind: `purpose` names the transfers it describes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    purpose: ClassVar[str]
+
+    def to_meta(self) -> TransferMeta:
+        """The strings to send as the manifest's `meta` (fields left at None are left out)."""
+        return {name: _text(value) for name, value in self if value is not None}
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, str]) -> Self:
+        """Validate a received manifest's `meta`; PayloadError names the first bad or missing field."""
+        try:
+            return cls.model_validate(meta)
+        except ValidationError as exc:
+            raise PayloadError(describe(exc)) from None
+
+
+class ModelPublication(Payload):
+    """A cart's TFLite model, uploaded to its bridge for phones (the blob is the model)."""
+
+    purpose: ClassVar[str] = "model"
+
+    version: int
+    accuracy: float
+    task: str
+    created: IsoTime | None = None
+    profiles: TextList
+    categories: TextList
+
+
+class WeightUpdate(Payload):
+    """A cart's weights answering a peer's `UpdateRequest` (the blob is sealed for the requester)."""
+
+    purpose: ClassVar[str] = "update"
+
+    request_id: str
+    samples: int
+    task: str
+    round: int
