@@ -3,6 +3,7 @@
 cli.py            assembles the command groups below into `fedcart`
 bridge_cmd.py     `fedcart bridge`
 cart_cmd.py       `fedcart node`
+authority_cmd.py  `fedcart authority init | show`, `fedcart enrol`, `fedcart revoke`
 swarm_cmd.py      `fedcart swarm` (what `make run` runs)
 local_swarm.py    the local swarm as supervised child processes
 simulate_cmd.py   `fedcart simulate`

@@ -3,7 +3,7 @@
 import typer
 
 from cartnet import logs
-from fedcart import bridge_cmd, cart_cmd, data_cmd, experiment_cmd, simulate_cmd, swarm_cmd
+from fedcart import authority_cmd, bridge_cmd, cart_cmd, data_cmd, experiment_cmd, simulate_cmd, swarm_cmd
 
 app = typer.Typer(help="fedcart: peer-to-peer federated learning for smart carts.", no_args_is_help=True)
 
@@ -20,3 +20,4 @@ data_cmd.register(app)
 swarm_cmd.register(app)
 simulate_cmd.register(app)
 experiment_cmd.register(app)
+authority_cmd.register(app)
