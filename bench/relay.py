@@ -17,7 +17,6 @@ import os
 import re
 import statistics
 import struct
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -35,6 +34,7 @@ from cartnet.client import BridgeClient
 from cartnet.handshake import MAX_FRAME, join, ws_url
 from cartnet.identity import Identity
 from cartnet.messages import Heartbeat
+from fedcart.local_swarm import bridge_argv
 
 TOKEN = "bench-swarm-token"
 REPO = Path(__file__).resolve().parents[1]
@@ -207,17 +207,7 @@ async def start_bridge(root: Path, name: str, bootstrap: str = "") -> BridgeProc
         "PYTHONPATH": str(REPO),
     }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "fedcart",
-        "bridge",
-        "--port",
-        "0",
-        "--dht-port",
-        "0",
-        "--data-dir",
-        str(root / name),
-        *(["--bootstrap", bootstrap] if bootstrap else []),
+        *bridge_argv(root / name, bootstrap=bootstrap),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
         env=env,

@@ -51,18 +51,9 @@ class SwarmPlan:
     def bridge_command(self, i: int) -> list[str]:
         bootstrap = ",".join(f"{self.host}:{self.dht_port + j}" for j in range(self.bridges) if j != i)
         return [
-            *_fedcart(),
-            "bridge",
+            *bridge_argv(self.root / f"bridge-{i}", self.bridge_port + i, self.dht_port + i, bootstrap),
             "--host",
             self.host,
-            "--port",
-            str(self.bridge_port + i),
-            "--dht-port",
-            str(self.dht_port + i),
-            "--data-dir",
-            str(self.root / f"bridge-{i}"),
-            "--bootstrap",
-            bootstrap,
         ]
 
     def cart_command(self, i: int) -> list[str]:
@@ -83,6 +74,12 @@ class SwarmPlan:
 
 def _fedcart() -> list[str]:
     return [sys.executable, "-m", "fedcart"]
+
+
+def bridge_argv(data_dir: Path, port: int = 0, dht_port: int = 0, bootstrap: str = "") -> list[str]:
+    """The command line of one bridge process (port 0: any free port); tests and benches start bridges with it too."""
+    command = [*_fedcart(), "bridge", "--port", str(port), "--dht-port", str(dht_port), "--data-dir", str(data_dir)]
+    return [*command, "--bootstrap", bootstrap] if bootstrap else command
 
 
 def seed_carts(plan: SwarmPlan) -> None:

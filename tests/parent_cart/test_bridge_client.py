@@ -7,7 +7,6 @@ import asyncio
 import os
 import re
 import signal
-import sys
 
 import pytest
 from bridgekit import DEADLINE, TOKEN, cart, raw_cart, until, within
@@ -18,6 +17,7 @@ from cartnet.handshake import MAX_FRAME, receive_control
 from cartnet.identity import Identity
 from cartnet.messages import Bye, Heartbeat, PeersRequest, TransferManifest
 from cartnet.transfer import TransferError
+from fedcart.local_swarm import bridge_argv
 from parent_cart.bridge import Bridge
 
 
@@ -92,16 +92,7 @@ def _swallower(into: asyncio.Queue[object]):
 async def test_fedcart_bridge_process_tells_carts_bye_on_sigterm(tmp_path):
     env = {**os.environ, "SWARM_TOKEN": TOKEN, "HEARTBEAT_INTERVAL": "1", "DHT_TIMEOUT": "0.5", "SHUTDOWN_GRACE": "1"}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "fedcart",
-        "bridge",
-        "--port",
-        "0",
-        "--dht-port",
-        "0",
-        "--data-dir",
-        str(tmp_path / "b"),
+        *bridge_argv(tmp_path / "b"),
         stderr=asyncio.subprocess.PIPE,
         env=env,
         cwd=tmp_path,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from bridgekit import TOKEN, cart, gone_everywhere, listed, seen_everywhere, until, within
 
 from cartnet.messages import Heartbeat
+from fedcart.local_swarm import bridge_argv
 
 ENV = {
     "SWARM_TOKEN": TOKEN,
@@ -34,18 +34,7 @@ class BridgeProcess:
 
 async def start_bridge_process(data_dir: Path, bootstrap: str, port: int = 0, dht_port: int = 0) -> BridgeProcess:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "fedcart",
-        "bridge",
-        "--port",
-        str(port),
-        "--dht-port",
-        str(dht_port),
-        "--data-dir",
-        str(data_dir),
-        "--bootstrap",
-        bootstrap,
+        *bridge_argv(data_dir, port, dht_port, bootstrap),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **ENV},
