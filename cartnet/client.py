@@ -15,7 +15,10 @@ What the client takes care of, so the rounds engine does not have to:
   `await client.transfers.send_blob(peer_id, blob, purpose, meta)` works cart to cart,
   and received blobs appear on `client.transfers.received`;
 * failing pending sends promptly (hub.fail_peer) when the bridge reports a peer
-  undeliverable or the bridge connection itself is lost.
+  undeliverable or the bridge connection itself is lost;
+* handling every received frame inside the frame boundary (cartnet.boundary): a frame
+  from a peer that cannot be decoded or handled earns that peer an Error and a count in
+  `client.refused`, one from the bridge a count and a log line; the session goes on.
 
 Typical use::
 
@@ -34,12 +37,15 @@ import contextlib
 import json
 import logging
 import random
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import aiohttp
 
-from cartnet import frames, presence
+from cartnet import boundary, frames, presence
+from cartnet.boundary import Refusal
 from cartnet.handshake import MAX_FRAME, AdmissionRefused, join, ws_url
 from cartnet.identity import Identity
 from cartnet.messages import (
@@ -57,6 +63,8 @@ from cartnet.messages import (
 from cartnet.transfer import TransferHub, TransferLimits
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MISSED_HEARTBEATS = 3
 """A bridge silent for this many heartbeat intervals is treated as gone."""
@@ -102,6 +110,8 @@ class BridgeClient:
     * `undeliverable` (Queue[Undeliverable]): frames the bridge could not deliver, with reasons;
       pending transfers to that peer have already been failed when one arrives here.
     * `errors` (Queue[Error]): complaints from the bridge (malformed frame, rate limited, ...).
+    * `refused` (Counter[str]): frames this client refused, by refusal code (`bad_message`,
+      `bad_frame`, `inbox_full`, ...); the sender of a refused routed frame got an Error.
 
     Notification queues keep the newest entries when nobody reads them; a full inbox makes
     the client answer the sending peer with an Error instead of blocking its reader.
@@ -133,6 +143,7 @@ class BridgeClient:
         self.heartbeat_interval: float | None = None
         self.sessions = 0
         self.failure: Exception | None = None
+        self.refused: Counter[str] = Counter()
         self._token = swarm_token
         self._presence_ttl = presence_ttl
         self._backoff = backoff or Backoff()
@@ -271,21 +282,33 @@ class BridgeClient:
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse, deadline: float) -> str:
         """Handle frames until the connection ends; returns why it ended."""
+        source = f"bridge {(self.bridge_id or '')[:8]}"
         while True:
             try:
                 msg = await ws.receive(timeout=deadline)
             except TimeoutError:
                 return f"bridge silent for {deadline:.1f}s"
-            if msg.type is not aiohttp.WSMsgType.BINARY:
-                return f"connection closed ({msg.type.name})"
-            try:
-                item = frames.parse(memoryview(msg.data))
-            except (frames.FrameError, MessageError) as exc:
-                log.warning("bad frame from bridge: %s", exc)
-                continue
-            if isinstance(item, Bye):
-                return f"bridge said bye: {item.reason}"
-            await self._dispatch(item)
+            if msg.type is aiohttp.WSMsgType.BINARY:
+                data = memoryview(msg.data)
+            elif msg.type is aiohttp.WSMsgType.TEXT:
+                data = memoryview(msg.data.encode("utf-8", "surrogatepass"))
+            else:
+                return _ending(ws, msg)
+            said = await boundary.guard(self._from_bridge(data), self._refused_by_bridge, source)
+            if said is not None:
+                return f"bridge said bye: {said}"
+
+    async def _from_bridge(self, data: memoryview) -> str | None:
+        """Handle one frame from the bridge (inside the boundary: it may raise); its reason if it said Bye."""
+        item = frames.parse(data)
+        if isinstance(item, Bye):
+            return item.reason or "no reason given"
+        await self._dispatch(item)
+        return None
+
+    async def _refused_by_bridge(self, refusal: Refusal) -> None:
+        """Counted and logged (by the boundary), never answered: an Error to the bridge would only bounce."""
+        self.refused[refusal.code] += 1
 
     async def _dispatch(self, item: Message | frames.Chunk | frames.Routed) -> None:
         if isinstance(item, frames.Routed):
@@ -303,29 +326,37 @@ class BridgeClient:
             log.debug("ignoring %s from the bridge", type(item).__name__)
 
     async def _on_routed(self, routed: frames.Routed) -> None:
-        try:
-            inner = frames.parse(routed.inner)
-        except (frames.FrameError, MessageError) as exc:
-            await self._complain(routed.sender, str(exc))
-            return
-        if isinstance(inner, frames.Routed):
-            await self._complain(routed.sender, "nested routed frames are not allowed")
-        elif not await self.transfers.handle(routed.sender, inner) and not _enqueue(
-            self.inbox, Incoming(routed.sender, inner)
-        ):
-            await self._complain(routed.sender, "receiver inbox is full, message dropped")
+        async def refuse(refusal: Refusal) -> None:
+            await self._complain(routed.sender, refusal)
 
-    async def _complain(self, peer: str, detail: str) -> None:
-        log.warning("bad frame from peer %s: %s", peer[:8], detail)
+        await boundary.guard(self._from_peer(routed), refuse, f"peer {routed.sender[:8]}")
+
+    async def _from_peer(self, routed: frames.Routed) -> None:
+        """Handle one frame another cart routed to us (inside the boundary: it may raise)."""
+        inner = frames.parse(routed.inner)
+        if isinstance(inner, frames.Routed):
+            raise frames.FrameError("nested routed frames are not allowed")
+        if await self.transfers.handle(routed.sender, inner) or not isinstance(inner, Message):
+            return
+        if not _enqueue(self.inbox, Incoming(routed.sender, inner)):
+            refusal = Refusal("inbox_full", "receiver inbox is full, message dropped")
+            log.warning("peer %s: %s", routed.sender[:8], refusal)
+            await self._complain(routed.sender, refusal)
+
+    async def _complain(self, peer: str, refusal: Refusal) -> None:
+        """Count a refused frame and tell the peer that sent it (if the bridge is still there)."""
+        self.refused[refusal.code] += 1
         with contextlib.suppress(ConnectionError):
-            await self.send_message(peer, Error(code="bad_frame", detail=detail[:512]))
+            await self.send_message(peer, refusal.error())
 
     # --- connection loop -----------------------------------------------------------------
 
     async def _run(self) -> None:
         attempt = 0
         async with contextlib.AsyncExitStack() as stack:
-            session = self._session or await stack.enter_async_context(aiohttp.ClientSession())
+            session = self._session
+            if session is None:
+                session = await stack.enter_async_context(aiohttp.ClientSession())
             while not self._closing.is_set():
                 admitted_before = self.sessions
                 try:
@@ -405,11 +436,20 @@ def _enqueue(queue: asyncio.Queue[Incoming], item: Incoming) -> bool:
     return True
 
 
-def _notify(queue: asyncio.Queue, item: Message) -> None:
+def _notify(queue: asyncio.Queue[T], item: T) -> None:
     """Queue a notification; a consumer that never reads loses the oldest ones, not the reader."""
     if queue.full():
         queue.get_nowait()
     queue.put_nowait(item)
+
+
+def _ending(ws: aiohttp.ClientWebSocketResponse, msg: aiohttp.WSMessage) -> str:
+    """Why the socket ended, in words: a close with its code and reason, or the error that broke it."""
+    if msg.type is aiohttp.WSMsgType.CLOSE:
+        return f"bridge closed the connection ({msg.data} {msg.extra or 'no reason given'})".rstrip()
+    if msg.type is aiohttp.WSMsgType.ERROR:
+        return f"connection failed ({ws.close_code}: {msg.data})"
+    return f"connection closed ({msg.type.name}, code {ws.close_code})"
 
 
 def _json_list(values: list[str]) -> str:

@@ -5,7 +5,8 @@
     R <to 20> <from 20> <inner frame>      routed: the bridge forwards `inner` untouched
 
 A bridge reads only the first 41 bytes of a routed frame, so end-to-end
-encrypted payloads pass through it unread.
+encrypted payloads pass through it unread. `parse` accepts bytes or a memoryview
+and, whatever the input, returns a frame or raises FrameError / MessageError.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class Chunk:
 class Routed:
     to: str
     sender: str
-    inner: bytes
+    inner: bytes | memoryview
 
 
 def control(message: Message) -> bytes:
@@ -52,25 +53,25 @@ def routed(to: str, sender: str, inner: bytes) -> bytes:
     return b"".join((ROUTED, bytes.fromhex(to), bytes.fromhex(sender), inner))
 
 
-def parse(frame: bytes) -> Message | Chunk | Routed:
-    """Decode one frame; raises FrameError or messages.MessageError with a clear reason."""
+def parse(frame: bytes | memoryview) -> Message | Chunk | Routed:
+    """Decode one frame; raises FrameError or messages.MessageError with a clear reason, nothing else."""
     if not frame:
         raise FrameError("empty frame")
-    kind = frame[:1]
+    kind = bytes(frame[:1])
     if kind == CONTROL:
         return messages.decode(frame[1:])
     if kind == CHUNK:
         if len(frame) < 1 + _CHUNK_HEAD.size:
-            raise FrameError("truncated chunk header")
+            raise FrameError(f"truncated chunk header ({len(frame)} bytes, at least {1 + _CHUNK_HEAD.size} needed)")
         tid, index = _CHUNK_HEAD.unpack_from(frame, 1)
         return Chunk(tid.hex(), index, memoryview(frame)[1 + _CHUNK_HEAD.size :])
     if kind == ROUTED:
         return parse_route(frame)
-    raise FrameError(f"unknown frame kind {kind!r}")
+    raise FrameError(f"unknown frame kind {kind!r} (0x{kind[0]:02x}); expected C, D or R")
 
 
-def parse_route(frame: bytes) -> Routed:
+def parse_route(frame: bytes | memoryview) -> Routed:
     """Read only the routing header; the inner frame stays opaque bytes."""
-    if len(frame) < ROUTE_HEAD + 1 or frame[:1] != ROUTED:
-        raise FrameError("truncated routed frame")
-    return Routed(frame[1:21].hex(), frame[21:41].hex(), frame[ROUTE_HEAD:])
+    if len(frame) < ROUTE_HEAD + 1 or bytes(frame[:1]) != ROUTED:
+        raise FrameError(f"truncated routed frame ({len(frame)} bytes, at least {ROUTE_HEAD + 1} needed)")
+    return Routed(bytes(frame[1:21]).hex(), bytes(frame[21:41]).hex(), frame[ROUTE_HEAD:])

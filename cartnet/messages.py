@@ -4,6 +4,11 @@ Every message is a small JSON object with a `type` field. `decode` validates a
 received frame against the schema of its type and raises `MessageError` naming
 the offending field, so a bad peer gets a precise error reply and nothing else
 happens. Binary fields travel as base64.
+
+`decode` is bounded before it parses: at most `MAX_CONTROL_BYTES` of UTF-8 and at
+most `MAX_JSON_DEPTH` nested arrays/objects (a cheap scan, strings skipped), so no
+input can make the parser recurse or the validator chew on a huge tree. For any
+input at all it returns a message or raises `MessageError`, nothing else.
 """
 
 from __future__ import annotations
@@ -11,12 +16,17 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Annotated, Any, Literal
+import operator
+import re
+from itertools import accumulate
+from typing import Annotated, Any, Literal, NoReturn, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, TypeAdapter, ValidationError
 
 MAX_CONTROL_BYTES = 128 * 1024
 """Largest control message accepted; a signed manifest of a 512 MiB transfer fits."""
+MAX_JSON_DEPTH = 16
+"""Deepest nesting of arrays and objects accepted; the deepest real message (a roster) nests 3."""
 
 
 def _from_base64(value: Any) -> Any:
@@ -46,9 +56,15 @@ class MessageError(ValueError):
     """A frame that is not a valid control message; `field` names what is wrong."""
 
     def __init__(self, field: str, reason: str) -> None:
+        field, reason = _clip(field, 128), _clip(reason, 384)
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+def _clip(text: str, limit: int) -> str:
+    """Texts made from a peer's input (field names, values) stay short enough to log and echo."""
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 class Message(BaseModel):
@@ -281,7 +297,8 @@ AnyMessage = Annotated[
     Field(discriminator="type"),
 ]
 _adapter: TypeAdapter[AnyMessage] = TypeAdapter(AnyMessage)
-MESSAGE_TYPES = frozenset(cls.model_fields["type"].default for cls in AnyMessage.__origin__.__args__)
+_MESSAGE_CLASSES: tuple[type[Message], ...] = get_args(get_args(AnyMessage)[0])
+MESSAGE_TYPES: frozenset[str] = frozenset(cls.model_fields["type"].default for cls in _MESSAGE_CLASSES)
 
 
 def signed_bytes(message: Message, label: bytes) -> bytes:
@@ -299,23 +316,69 @@ def encode(message: Message) -> bytes:
     return data
 
 
-def decode(data: bytes | str) -> Message:
-    """Parse and validate one control message; raises MessageError naming the bad field."""
-    raw = data.encode() if isinstance(data, str) else bytes(data)
-    if len(raw) > MAX_CONTROL_BYTES:
-        raise MessageError("message", f"{len(raw)} bytes exceeds the {MAX_CONTROL_BYTES}-byte limit")
+def decode(data: bytes | bytearray | memoryview | str) -> Message:
+    """Parse and validate one control message; raises MessageError (and only that) naming the bad field."""
+    text = _bounded_text(data)
     try:
-        obj = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        obj = json.loads(text, parse_constant=_not_json)
+    except ValueError as exc:  # JSONDecodeError, and int() refusing more than 4300 digits
         raise MessageError("message", f"not JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise MessageError("message", "not a JSON object")
     kind = obj.get("type")
+    if not isinstance(kind, str):
+        raise MessageError("type", f"must be a string, not {_json_kind(kind)}")
     if kind not in MESSAGE_TYPES:
         raise MessageError("type", f"unknown message type {kind!r}")
     try:
-        return _adapter.validate_python(obj)
+        message: Message = _adapter.validate_python(obj)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        first = exc.errors(include_url=False, include_input=False)[0]
         field = ".".join(str(part) for part in first["loc"][1:]) or "message"
         raise MessageError(field, first["msg"]) from None
+    return message
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*+\\?(?:"|\Z)', re.DOTALL)
+"""A JSON string, or an unterminated one up to the end (so an odd quote cannot make the scan quadratic)."""
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def _bounded_text(data: bytes | bytearray | memoryview | str) -> str:
+    """The frame as text, refused (MessageError) when too big, not UTF-8 or nested too deep."""
+    size = len(data) if not isinstance(data, memoryview) else data.nbytes
+    if size > MAX_CONTROL_BYTES:
+        raise MessageError("message", f"{size} bytes exceeds the {MAX_CONTROL_BYTES}-byte limit")
+    if isinstance(data, str):
+        text = data
+        if len(text.encode("utf-8", "surrogatepass")) > MAX_CONTROL_BYTES:
+            raise MessageError("message", f"more than the {MAX_CONTROL_BYTES}-byte limit once encoded")
+    else:
+        try:
+            text = str(data, "utf-8")
+        except UnicodeDecodeError as exc:
+            raise MessageError("message", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and (depth := json_depth(text)) > MAX_JSON_DEPTH:
+        raise MessageError("message", f"nested {depth} levels deep, the limit is {MAX_JSON_DEPTH}")
+    return text
+
+
+def json_depth(text: str) -> int:
+    """How deep arrays and objects nest in `text`, counted without parsing (brackets in strings skipped).
+
+    Linear in the length, and it never recurses: this is what keeps a hostile document
+    nested 60,000 levels deep from reaching the parser. For text that is not JSON the
+    answer is an upper bound of what a parser would descend before failing.
+    """
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets), operator.add), default=0)
+
+
+def _not_json(constant: str) -> NoReturn:
+    raise ValueError(f"{constant} is not a JSON value")
+
+
+def _json_kind(value: object) -> str:
+    names = {dict: "an object", list: "an array", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)

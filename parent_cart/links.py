@@ -7,6 +7,10 @@ single frame is forwarded. Over a link travel: routed frames of carts on either 
 rosters (the verified presence records of each side's carts, a full one on connect and
 deltas after), bounces of undeliverable frames, and heartbeats for liveness.
 
+Every frame from a link is handled inside the frame boundary (cartnet.boundary): a
+frame that raises earns the other bridge an Error and a count in
+`fedcart_bridge_bad_frames{code}`, and the link carries on.
+
 When the last link to a bridge goes, its carts leave our directory at once and every
 local cart that was talking to them is told why. A bridge that could not be dialed is
 not dialed again for `link_timeout` seconds, so frames for its carts bounce at once
@@ -19,10 +23,14 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Coroutine
+from typing import Any, cast
 
 import aiohttp
+from aiohttp import ClientWebSocketResponse, WSCloseCode
 
-from cartnet import admission, frames
+from cartnet import admission, boundary, frames
+from cartnet.boundary import Refusal
 from cartnet.handshake import MAX_FRAME, join, receive_control, ws_url
 from cartnet.identity import Identity
 from cartnet.messages import (
@@ -39,7 +47,8 @@ from cartnet.messages import (
     Roster,
 )
 from parent_cart.directory import Directory
-from parent_cart.peer import Outbox, Peer, Silent, incoming
+from parent_cart.gate import OVERSIZED, close_reason, sent_oversized
+from parent_cart.peer import Outbox, Peer, Silent, WebSocket, incoming
 from parent_cart.relay import Relay
 from parent_cart.settings import BridgeSettings
 
@@ -124,14 +133,16 @@ class Links:
     async def accept(self, peer: Peer) -> None:
         """An admitted bridge dialed us: answer its challenge, then serve the link until it ends."""
         try:
-            challenge = await receive_control(peer.ws, self.settings.link_timeout)
+            # receive_control only calls receive(), which the server side of a socket has too
+            challenge = await receive_control(cast(ClientWebSocketResponse, peer.ws), self.settings.link_timeout)
             if not isinstance(challenge, Challenge) or challenge.bridge_id != peer.node_id:
                 raise ConnectionError("expected the dialing bridge's own challenge")
             answer = admission.answer(challenge, self.identity, self.settings.swarm_token, "bridge", self.public_url)
             await peer.ws.send_bytes(frames.control(answer))
         except _DIAL_ERRORS as exc:
             log.warning("link from %s failed its handshake: %s", peer.node_id[:8], exc)
-            await peer.ws.close()
+            reason = close_reason(f"link handshake failed: {exc or type(exc).__name__}")
+            await peer.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason)
             return
         self._register(peer)
         await self._serve(peer)
@@ -170,7 +181,7 @@ class Links:
         admission.verify(auth, challenge, self.settings.swarm_token)
         return auth
 
-    def _new_peer(self, auth: Auth, ws: aiohttp.ClientWebSocketResponse, url: str, initiator: bool) -> Peer:
+    def _new_peer(self, auth: Auth, ws: WebSocket, url: str, initiator: bool) -> Peer:
         factor = _LINK_QUEUE_FACTOR
         outbox = Outbox(
             ws, self.settings.queue_frames * factor, self.settings.queue_bytes * factor, self.settings.liveness_deadline
@@ -201,9 +212,15 @@ class Links:
     async def _serve(self, peer: Peer) -> None:
         beat = asyncio.create_task(self._heartbeat(peer))
         reason = "link closed"
+        source = f"bridge {peer.node_id[:8]}"
+
+        async def refuse(refusal: Refusal) -> None:
+            self.relay.metrics.bad_frames.labels(refusal.code).inc()
+            peer.outbox.offer(frames.control(refusal.error()), urgent=True)
+
         try:
             async for data in incoming(peer.ws, self.settings.liveness_deadline):
-                said = await self._dispatch(peer, data)
+                said = await boundary.guard(self._dispatch(peer, data), refuse, source)
                 if said is not None:
                     reason = f"said bye ({said})"
                     break
@@ -211,6 +228,9 @@ class Links:
             reason = str(exc)
         finally:
             beat.cancel()
+            if sent_oversized(peer.ws):
+                reason = f"sent a {OVERSIZED}: closed with 1009"
+                self.relay.metrics.bad_frames.labels("oversized_frame").inc()
             self._unregister(peer, reason)
             await peer.close(None, self.settings.shutdown_grace)
 
@@ -222,13 +242,8 @@ class Links:
             peer.outbox.offer(frames.control(Heartbeat(seq=seq)), urgent=True)
 
     async def _dispatch(self, peer: Peer, data: bytes) -> str | None:
-        """Handle one frame from a linked bridge; returns its goodbye reason when it said Bye."""
-        try:
-            item = frames.parse(memoryview(data))
-        except (frames.FrameError, MessageError) as exc:
-            log.warning("bad frame from bridge %s: %s", peer.node_id[:8], exc)
-            peer.outbox.offer(frames.control(Error(code="bad_frame", detail=str(exc)[:512])), urgent=True)
-            return None
+        """Handle one frame from a linked bridge (inside the boundary: it may raise); its goodbye reason on Bye."""
+        item = frames.parse(memoryview(data))
         if isinstance(item, frames.Routed):
             await self.relay.route(data, item.to, item.sender, peer)
         elif isinstance(item, Roster):
@@ -262,7 +277,7 @@ class Links:
         for node_id in self.directory.forget_bridge(peer.node_id):
             self.relay.departed(node_id, f"its bridge {peer.node_id[:8]} is unreachable ({reason})")
 
-    def _spawn(self, coro: object) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -9,6 +9,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _REJECT_CODES = (
+    ("malformed", "malformed"),
+    ("admission failed", "failed"),
     ("wrong swarm token", "wrong_token"),
     ("bad signature", "bad_signature"),
     ("nonce", "replayed_nonce"),
@@ -37,7 +39,16 @@ class BridgeMetrics:
         )
         self.rejects = Counter("fedcart_bridge_rejects", "Admissions refused", ["reason"], registry=r)
         self.bad_frames = Counter(
-            "fedcart_bridge_bad_frames", "Frames refused as malformed or spoofed", ["code"], registry=r
+            "fedcart_bridge_bad_frames",
+            "Frames from admitted carts and bridges refused (malformed, spoofed, oversized, unhandled), by code",
+            ["code"],
+            registry=r,
+        )
+        self.replies_dropped = Counter(
+            "fedcart_bridge_replies_dropped",
+            "Replies of the bridge itself (acks, peer lists, errors) dropped because a cart did not read them",
+            ["kind"],
+            registry=r,
         )
         self.paced = Counter(
             "fedcart_bridge_rate_limited_seconds", "Seconds carts were paced by rate limits", registry=r

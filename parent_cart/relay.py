@@ -8,6 +8,10 @@ arrived over a link is delivered locally or bounced, never forwarded again, so f
 cannot loop between bridges, and only if its sender is a cart that bridge vouched for
 (a linked bridge cannot speak for carts it does not hold).
 
+A notice that finds the sender's outbox full is dropped, never waited for (the relay must
+not stall on a sender that does not read), and counted in
+`fedcart_bridge_replies_dropped{kind}`.
+
 The relay remembers, per destination, which local carts recently sent to it; when the
 destination leaves, those senders get an Undeliverable at once, which fails their
 pending transfers promptly instead of after a reply timeout.
@@ -94,13 +98,18 @@ class Relay:
             if origin.role == "bridge"
             else Undeliverable(to=to, reason=reason)
         )
-        origin.outbox.offer(frames.control(notice), urgent=True)
+        self._notify(origin, notice)
 
     def tell_local(self, sender: str, to: str, reason: str) -> None:
         """A linked bridge bounced a frame of our cart `sender`: pass the news on."""
         peer = self.directory.local.get(sender)
         if peer is not None:
-            peer.outbox.offer(frames.control(Undeliverable(to=to, reason=reason)), urgent=True)
+            self._notify(peer, Undeliverable(to=to, reason=reason))
+
+    def _notify(self, peer: Peer, notice: Undeliverable | LinkUndeliverable) -> None:
+        """Queue a notice without waiting; one that finds no room (and a live peer) is counted as dropped."""
+        if not peer.outbox.offer(frames.control(notice), urgent=True) and not peer.outbox.closed:
+            self.metrics.replies_dropped.labels(notice.type).inc()
 
     def _remember(self, to: str, sender: str) -> None:
         senders = self._senders.setdefault(to, OrderedDict())

@@ -1,9 +1,17 @@
 """One admitted cart's life on this bridge: read its frames until it leaves, then clean up.
 
 Each cart is read on its own task, paced by its own rate budget, and dropped after
-`liveness_deadline` seconds of silence. A malformed frame earns an Error reply naming
-what is wrong, and the connection carries on. How the cart leaves (Bye, silence, a
-dropped socket) becomes the reason every interested party is told.
+`liveness_deadline` seconds of silence. Every frame is handled inside the frame
+boundary (cartnet.boundary): whatever it raises earns an Error reply naming what is
+wrong and a count in `fedcart_bridge_bad_frames{code}`, and the connection carries on.
+A frame over MAX_FRAME cannot be skipped on a WebSocket: the socket closes with 1009
+and a reason, and that is counted too. How the cart leaves (Bye, silence, a dropped
+socket, an oversized frame) becomes the reason every interested party is told.
+
+The bridge's own replies (acks, peer lists, errors) are never lost silently: a cart
+that asks faster than it reads is slowed down (its reader waits for room), and a reply
+that still finds none is counted in `fedcart_bridge_replies_dropped{kind}` and reported
+to the cart in an Error `replies_dropped` as soon as there is room again.
 """
 
 from __future__ import annotations
@@ -11,9 +19,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 
-from cartnet import frames, presence
+from cartnet import boundary, frames, presence
+from cartnet.boundary import Refusal
 from cartnet.handshake import MAX_FRAME
 from cartnet.identity import Identity
 from cartnet.messages import (
@@ -22,7 +32,6 @@ from cartnet.messages import (
     Heartbeat,
     HeartbeatAck,
     Message,
-    MessageError,
     PeerList,
     PeersRequest,
     Presence,
@@ -30,8 +39,9 @@ from cartnet.messages import (
 )
 from cartnet.transfer import TransferHub
 from parent_cart.directory import Directory
+from parent_cart.gate import OVERSIZED, sent_oversized
 from parent_cart.metrics import BridgeMetrics
-from parent_cart.peer import Peer, Silent, incoming
+from parent_cart.peer import Outbox, Peer, Silent, incoming
 from parent_cart.ratelimit import SendBudget
 from parent_cart.relay import Relay
 from parent_cart.settings import BridgeSettings
@@ -43,6 +53,45 @@ MAX_PEER_LIST = 400
 
 JoinedFn = Callable[[PresenceRecord], None]
 LeftFn = Callable[[str, str, PresenceRecord | None], None]
+
+
+class Replies:
+    """What the bridge itself says to one cart (acks, peer lists, errors); never lost silently.
+
+    A reply takes the urgent lane of the cart's outbox. When even that is full, the cart
+    asks faster than it reads: the cart's own reader waits up to `wait` for room (TCP
+    then slows the cart down, nobody else), and a reply that still finds none is dropped,
+    counted by kind, and owed: the next reply that fits is followed by an Error
+    `replies_dropped` saying how many were lost.
+    """
+
+    def __init__(self, outbox: Outbox, metrics: BridgeMetrics, wait: float) -> None:
+        self.outbox = outbox
+        self.metrics = metrics
+        self.wait = wait
+        self.dropped: Counter[str] = Counter()
+
+    async def send(self, message: Message) -> bool:
+        """Queue `message`, waiting up to `wait` for room; False (counted) when it had to be dropped."""
+        frame = frames.control(message)
+        if self.outbox.closed:
+            return False
+        if not (self.outbox.offer(frame, urgent=True) or await self.outbox.put(frame, self.wait)):
+            kind = str(getattr(message, "type", type(message).__name__))
+            self.dropped[kind] += 1
+            self.metrics.replies_dropped.labels(kind).inc()
+            return False
+        if self.dropped:
+            self._report()
+        return True
+
+    def _report(self) -> None:
+        """Tell the cart how many replies it lost (once there is room for the telling)."""
+        kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(self.dropped.items()))
+        detail = f"{self.dropped.total()} replies dropped ({kinds}): you send requests faster than you read the answers"
+        if self.outbox.offer(frames.control(Error(code="replies_dropped", detail=detail)), urgent=True):
+            log.info("told a cart: %s", detail)
+            self.dropped.clear()
 
 
 class CartSessions:
@@ -77,7 +126,11 @@ class CartSessions:
         except Silent as exc:
             reason, how = f"{exc} (missed {self.settings.heartbeat_misses} heartbeats)", "silent"
         finally:
-            if peer.outbox.failure:
+            if sent_oversized(peer.ws):
+                reason, how = f"sent a {OVERSIZED}: closed with 1009", "oversized"
+                log.info("cart %s %s", peer.node_id[:8], reason)
+                self.metrics.bad_frames.labels("oversized_frame").inc()
+            elif peer.outbox.failure:
                 reason, how = peer.outbox.failure, "stalled"
             await self._leave(peer, reason, how)
 
@@ -95,19 +148,25 @@ class CartSessions:
     async def _read(self, peer: Peer) -> tuple[str, str] | None:
         """Handle the cart's frames, paced by its budget; (reason, how) if it said Bye, None if the socket ended."""
         budget = SendBudget(self.settings.rate_frames, self.settings.rate_bytes, MAX_FRAME)
+        replies = Replies(peer.outbox, self.metrics, self.settings.send_timeout)
         told = 0.0
+        source = f"cart {peer.node_id[:8]}"
+
+        async def refuse(refusal: Refusal) -> None:
+            await self._refuse(replies, refusal)
+
         async for data in incoming(peer.ws, self.settings.liveness_deadline):
             pause = budget.charge(len(data))
             if pause:
-                told = self._pace_notice(peer, told)
+                told = await self._pace_notice(replies, told)
                 self.metrics.paced.inc(pause)
                 await asyncio.sleep(pause)
-            said = await self._dispatch(peer, data)
+            said = await boundary.guard(self._dispatch(peer, replies, data), refuse, source)
             if said is not None:
                 return f"said bye ({said or 'no reason given'})", "bye"
         return None
 
-    def _pace_notice(self, peer: Peer, told: float) -> float:
+    async def _pace_notice(self, replies: Replies, told: float) -> float:
         """Tell a cart (at most once a second) that it is being slowed down, and why."""
         now = time.monotonic()
         if now - told < 1.0:
@@ -115,63 +174,50 @@ class CartSessions:
         detail = (
             f"sending faster than {self.settings.rate_frames:g} frames/s or {self.settings.rate_bytes:g} bytes/s: paced"
         )
-        peer.outbox.offer(frames.control(Error(code="rate_limited", detail=detail)), urgent=True)
+        await replies.send(Error(code="rate_limited", detail=detail))
         return now
 
-    async def _dispatch(self, peer: Peer, data: bytes) -> str | None:
-        """Handle one frame; returns the cart's goodbye reason when it said Bye."""
+    async def _dispatch(self, peer: Peer, replies: Replies, data: bytes) -> str | None:
+        """Handle one frame (inside the boundary: it may raise); returns the cart's goodbye reason on Bye."""
         if data[:1] == frames.ROUTED:
-            await self._route(peer, data)
+            await self._route(peer, replies, data)
             return None
-        try:
-            item = frames.parse(memoryview(data))
-        except MessageError as exc:
-            self._error(peer, "bad_message", str(exc), exc.field)
-            return None
-        except frames.FrameError as exc:
-            self._error(peer, "bad_frame", str(exc))
-            return None
+        item = frames.parse(memoryview(data))
         if isinstance(item, Bye):
             return item.reason
-        if isinstance(item, Message) and self._answer(peer, item):
+        if isinstance(item, Message) and await self._answer(peer, replies, item):
             return None
-        if not await self.hub.handle(peer.node_id, item):
-            self._error(peer, "unexpected", f"the bridge does not handle {type(item).__name__} frames from carts")
+        if isinstance(item, frames.Routed) or not await self.hub.handle(peer.node_id, item):
+            await self._refuse(
+                replies, Refusal("unexpected", f"the bridge does not handle {type(item).__name__} frames from carts")
+            )
         return None
 
-    async def _route(self, peer: Peer, data: bytes) -> None:
-        try:
-            route = frames.parse_route(memoryview(data))
-        except frames.FrameError as exc:
-            self._error(peer, "bad_frame", str(exc))
-            return
+    async def _route(self, peer: Peer, replies: Replies, data: bytes) -> None:
+        route = frames.parse_route(memoryview(data))
         if route.sender != peer.node_id:
-            self._error(
-                peer, "spoofed_sender", f"routed frame claims sender {route.sender[:8]}, you are {peer.node_id[:8]}"
-            )
+            detail = f"routed frame claims sender {route.sender[:8]}, you are {peer.node_id[:8]}"
+            await self._refuse(replies, Refusal("spoofed_sender", detail))
             return
         await self.relay.route(data, route.to, route.sender, peer)
 
-    def _answer(self, peer: Peer, message: Message) -> bool:
+    async def _answer(self, peer: Peer, replies: Replies, message: Message) -> bool:
         """Control messages meant for the bridge itself; False when it is not one of them."""
         if isinstance(message, Heartbeat):
-            peer.outbox.offer(frames.control(HeartbeatAck(seq=message.seq)), urgent=True)
+            await replies.send(HeartbeatAck(seq=message.seq))
         elif isinstance(message, PeersRequest):
             infos = [member.info for member in self.directory.members()[:MAX_PEER_LIST]]
-            peer.outbox.offer(frames.control(PeerList(peers=infos)), urgent=True)
+            await replies.send(PeerList(peers=infos))
         elif isinstance(message, Presence):
-            self._on_presence(peer, message)
+            reason = self._presence_problem(peer, message)
+            if reason:
+                await self._refuse(replies, Refusal("bad_presence", reason))
+            else:
+                self.directory.set_presence(peer.node_id, message)
+                self._joined(message.record)
         else:
             return False
         return True
-
-    def _on_presence(self, peer: Peer, signed: Presence) -> None:
-        reason = self._presence_problem(peer, signed)
-        if reason:
-            self._error(peer, "bad_presence", reason)
-            return
-        self.directory.set_presence(peer.node_id, signed)
-        self._joined(signed.record)
 
     def _presence_problem(self, peer: Peer, signed: Presence) -> str | None:
         record = signed.record
@@ -192,10 +238,10 @@ class CartSessions:
             reason = "bad withdrawal signature"
         return reason
 
-    def _error(self, peer: Peer, code: str, detail: str, field: str = "") -> None:
-        log.info("cart %s: %s: %s", peer.node_id[:8], code, detail)
-        self.metrics.bad_frames.labels(code).inc()
-        peer.outbox.offer(frames.control(Error(code=code, detail=detail[:512], field=field[:128])), urgent=True)
+    async def _refuse(self, replies: Replies, refusal: Refusal) -> None:
+        """A refused frame: counted by code, and the cart told why."""
+        self.metrics.bad_frames.labels(refusal.code).inc()
+        await replies.send(refusal.error())
 
     async def _leave(self, peer: Peer, reason: str, how: str) -> None:
         signed = self.directory.presences.get(peer.node_id)

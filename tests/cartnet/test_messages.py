@@ -1,14 +1,19 @@
-"""Control messages: round trips for every type, and precise errors for bad input."""
+"""Control messages: round trips for every type, precise errors for bad input, bounded decoding
+(size and depth before parsing), and the frame boundary that contains whatever one frame raises."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from cartnet import boundary, frames
 from cartnet import messages as m
 
 node_ids = st.text("0123456789abcdef", min_size=40, max_size=40)
@@ -75,12 +80,169 @@ def test_oversized_message_refused_before_parsing():
 
 
 def test_oversized_message_refused_on_encode():
+    peer = m.PeerInfo(
+        node_id="a" * 40,
+        bridge_id="b" * 40,
+        bridge_url="http://x" * 30,
+        kx_public_key=bytes(32),
+        public_key=bytes(32),
+    )
     with pytest.raises(m.MessageError, match="exceeds"):
-        peer = m.PeerInfo(
-            node_id="a" * 40,
-            bridge_id="b" * 40,
-            bridge_url="http://x" * 30,
-            kx_public_key=bytes(32),
-            public_key=bytes(32),
-        )
         m.encode(m.PeerList(peers=[peer] * 1000))
+
+
+# --- bounded decoding: nothing but MessageError / FrameError, whatever arrives ------------------
+
+json_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=40,
+)
+type_values = st.one_of(st.sampled_from(sorted(m.MESSAGE_TYPES)), json_values)
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    return 0
+
+
+def _nest(depth: int, inner: str, kinds: str) -> str:
+    """`inner` wrapped in `depth` arrays or objects (chosen by `kinds`, cycling)."""
+    text = inner
+    for level in range(depth):
+        text = f"[{text}]" if kinds[level % len(kinds)] == "[" else f'{{"k":{text}}}'
+    return text
+
+
+@given(st.binary(max_size=600))
+def test_arbitrary_frames_raise_only_frame_or_message_errors(data):
+    for frame in (data, frames.CONTROL + data, frames.CHUNK + data, frames.ROUTED + data):
+        with contextlib.suppress(frames.FrameError, m.MessageError):
+            frames.parse(frame)
+        with contextlib.suppress(frames.FrameError, m.MessageError):
+            frames.parse(memoryview(frame))
+
+
+@given(json_values, type_values, st.dictionaries(st.text(max_size=12), json_values, max_size=5))
+def test_arbitrary_json_raises_only_message_errors(value, kind, fields):
+    for document in (value, {"type": kind, **fields}, {**fields, "type": kind}):
+        with contextlib.suppress(m.MessageError):
+            m.decode(json.dumps(document))
+
+
+@given(st.integers(0, 70_000), st.sampled_from(["[", "{", "[{"]), json_values)
+def test_arbitrarily_deep_json_is_refused_before_parsing(depth, kinds, inner):
+    text = _nest(depth, json.dumps(inner), kinds)
+    if len(text.encode()) > m.MAX_CONTROL_BYTES:
+        with pytest.raises(m.MessageError, match="exceeds"):
+            m.decode(text)
+    elif depth + _depth(inner) > m.MAX_JSON_DEPTH:
+        with pytest.raises(m.MessageError, match="levels deep"):
+            m.decode(text)
+    else:
+        with contextlib.suppress(m.MessageError):
+            m.decode(text)
+
+
+@given(json_values)
+def test_json_depth_counts_nesting_and_skips_strings(value):
+    assert m.json_depth(json.dumps(value)) == _depth(value)
+    assert m.json_depth(json.dumps({"s": "[[[{{{" + json.dumps(value), "v": value})) == 1 + _depth(value)
+
+
+def test_json_depth_is_linear_on_an_unterminated_string():
+    assert m.json_depth('"' + '\\"' * 60_000 + "[" * 10) == 0
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "reason"),
+    [
+        (b"[" * 60_000 + b"]" * 60_000, "message", "nested 60000 levels deep, the limit is 16"),
+        (b'{"type":["heartbeat"],"seq":1}', "type", "must be a string, not an array"),
+        (b'{"type":{"a":1}}', "type", "must be a string, not an object"),
+        (b'{"seq":1}', "type", "must be a string, not null"),
+        (b'{"type":"heartbeat","seq":' + b"1" * 5000 + b"}", "message", "not JSON: Exceeds the limit"),
+        (b'{"type":"heartbeat","seq":NaN}', "message", "NaN is not a JSON value"),
+        (b'{"type":"bye","reason":"\xff"}', "message", "not UTF-8"),
+        (b'{"type":"heartbeat","seq":1,"' + b"x" * 5000 + b'":2}', "x" * 125 + "...", "Extra inputs"),
+    ],
+    ids=["deep", "type-list", "type-object", "no-type", "huge-int", "nan", "not-utf8", "long-field-name"],
+)
+def test_hostile_messages_get_clear_errors(data, field, reason):
+    with pytest.raises(m.MessageError) as caught:
+        m.decode(data)
+    assert caught.value.field == field
+    assert reason in caught.value.reason
+    assert len(str(caught.value)) <= 520
+
+
+def test_unknown_frame_kind_names_the_byte():
+    with pytest.raises(frames.FrameError, match=r"unknown frame kind b'X' \(0x58\)"):
+        frames.parse(memoryview(b"Xnonsense"))
+
+
+# --- the frame boundary --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "detail"),
+    [
+        (m.MessageError("type", "must be a string, not an array"), "bad_message", "type: must be a string"),
+        (frames.FrameError("empty frame"), "bad_frame", "empty frame"),
+        (RecursionError("maximum recursion depth exceeded"), "unhandled", "RecursionError: maximum recursion"),
+        (TypeError("unhashable type: 'list'"), "unhandled", "TypeError: unhashable type"),
+        (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), "unhandled", "UnicodeDecodeError"),
+    ],
+)
+async def test_boundary_turns_any_exception_into_a_refusal(exc, code, detail, caplog):
+    refused: list[boundary.Refusal] = []
+
+    async def handling() -> str:
+        raise exc
+
+    async def refuse(refusal: boundary.Refusal) -> None:
+        refused.append(refusal)
+
+    assert await boundary.guard(handling(), refuse, "peer 1234") is None
+    [refusal] = refused
+    assert refusal.code == code and detail in refusal.detail, refusal
+    assert refusal.error().code == code
+    assert not [r for r in caplog.records if r.exc_info and r.levelno >= logging.INFO], "a line, not a traceback"
+
+
+def test_boundary_refuses_pydantic_errors_as_bad_messages():
+    with pytest.raises(ValidationError) as caught:
+        m.Heartbeat(seq=-1)
+    refusal = boundary.refusal_for(caught.value)
+    assert refusal.code == "bad_message" and refusal.field == "seq", refusal
+
+
+async def test_boundary_passes_results_through_and_survives_a_failing_reply():
+    async def handling() -> str:
+        return "bye"
+
+    async def broken(_refusal: boundary.Refusal) -> None:
+        raise ConnectionResetError("gone")
+
+    async def failing() -> None:
+        raise ValueError("bad")
+
+    assert await boundary.guard(handling(), broken, "peer") == "bye"
+    assert await boundary.guard(failing(), broken, "peer") is None
+
+
+async def test_boundary_lets_cancellation_through():
+    async def cancelled() -> None:
+        raise asyncio.CancelledError
+
+    async def refuse(_refusal: boundary.Refusal) -> None:
+        pytest.fail("cancellation is not a bad frame")
+
+    with pytest.raises(asyncio.CancelledError):
+        await boundary.guard(cancelled(), refuse, "peer")

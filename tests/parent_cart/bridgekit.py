@@ -146,10 +146,12 @@ async def raw_cart(
     bridge: Bridge | str, identity: Identity | None = None
 ) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
     """An admitted WebSocket with no client logic at all: the test speaks frames itself."""
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(ws_url(url_of(bridge)), max_msg_size=8 * 1024 * 1024) as ws:
-            await join(ws, identity or Identity.generate(), TOKEN)
-            yield ws
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(ws_url(url_of(bridge)), max_msg_size=8 * 1024 * 1024) as ws,
+    ):
+        await join(ws, identity or Identity.generate(), TOKEN)
+        yield ws
 
 
 async def get_json(url: str) -> tuple[int, object]:

@@ -5,7 +5,14 @@ B on bridge 2. A row either injects a fault and returns what the offender was to
 (departure rows) builds a victim cart on bridge 2 that A is sending a transfer to, then
 takes it away: A's transfer must fail promptly with the departure's reason, the victim
 must leave every directory, and a later frame to it must bounce with that reason.
-Afterwards A -> B must still carry a transfer and a message.
+Afterwards A -> B must still carry a transfer and a message, and no row may leave a
+traceback in the log: every frame is handled inside the frame boundary (cartnet.boundary).
+
+The hostile-payload rows (issue 14) send what once ended sessions or escaped the handlers:
+120 KB of JSON nested 60,000 levels deep, a control message whose `type` is a list, each
+routed to an honest cart, sent to the bridge after admission and sent instead of the
+admission answer; a burst of 10,000 heartbeats; frames of 10 MB and 100 MB; a frame of an
+unknown kind. Each checks the reply or close reason and the counter that moved.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import logging
 import os
 import signal
 import sys
@@ -43,6 +51,10 @@ from cartnet.identity import Identity
 from cartnet.messages import Challenge, Error, Heartbeat, HeartbeatAck, Message, Reject, Welcome
 from cartnet.transfer import TransferError
 from parent_cart.bridge import Bridge
+from parent_cart.gate import OVERSIZED
+from parent_cart.metrics import BridgeMetrics
+from parent_cart.peer import Outbox
+from parent_cart.session import Replies
 
 CART_PROCESS = Path(__file__).with_name("cart_process.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -56,7 +68,16 @@ class Fault(enum.Enum):
     SPOOFED_SENDER = "spoofed sender"
     LINK_SPOOF = "bridge forwarding for a cart it does not hold"
     UNKNOWN_DESTINATION = "unknown destination"
-    OVERSIZED_FRAME = "oversized frame"
+    OVERSIZED_FRAME = "10 MB frame after admission"
+    OVERSIZED_100MB = "100 MB frame after admission"
+    UNKNOWN_FRAME_KIND = "frame of an unknown kind"
+    DEEP_JSON_TO_CART = "JSON nested 60,000 deep routed to a cart"
+    TYPE_LIST_TO_CART = "control message whose type is a list routed to a cart"
+    DEEP_JSON_TO_BRIDGE = "JSON nested 60,000 deep sent to the bridge"
+    TYPE_LIST_TO_BRIDGE = "control message whose type is a list sent to the bridge"
+    DEEP_JSON_AS_ADMISSION = "JSON nested 60,000 deep instead of the admission answer"
+    TYPE_LIST_AS_ADMISSION = "type-is-a-list message instead of the admission answer"
+    HEARTBEAT_BURST = "burst of 10,000 heartbeats"
     FLOOD = "flooding cart"
     SLOW_RECEIVER = "receiver that stops reading"
     BRIDGE_RESTART = "bridge restart"
@@ -99,11 +120,13 @@ class Case:
 # --- admission -----------------------------------------------------------------------------
 
 
-async def _handshake(bridge: Bridge, answer: Callable[[Challenge], Message]) -> tuple[Message, str]:
-    """Answer one challenge with `answer(challenge)`; returns the reply and how the socket ended."""
+async def _handshake(bridge: Bridge, answer: Callable[[Challenge], Message | bytes]) -> tuple[Message, str]:
+    """Answer one challenge with `answer(challenge)` (a message, or raw frame bytes); returns the reply and
+    how the socket ended."""
     async with aiohttp.ClientSession() as session, session.ws_connect(ws_url(bridge.url)) as ws:
         challenge = await receive_control(ws, DEADLINE)
-        await ws.send_bytes(frames.control(answer(challenge)))
+        answered = answer(challenge)
+        await ws.send_bytes(answered if isinstance(answered, bytes) else frames.control(answered))
         reply = await receive_control(ws, DEADLINE)
         if isinstance(reply, Welcome):
             return reply, "admitted"
@@ -111,7 +134,7 @@ async def _handshake(bridge: Bridge, answer: Callable[[Challenge], Message]) -> 
     return reply, f"{ending.type.name} {ending.data} {ending.extra}"
 
 
-async def _refused(bridge: Bridge, answer: Callable[[Challenge], Message]) -> str:
+async def _refused(bridge: Bridge, answer: Callable[[Challenge], Message | bytes]) -> str:
     reply, ending = await _handshake(bridge, answer)
     assert isinstance(reply, Reject), reply
     assert ending.startswith("CLOSE 1008") and reply.reason[:40] in ending, ending
@@ -208,12 +231,147 @@ async def _unknown_destination(world: World) -> str:
     return (await within(world.a.undeliverable.get(), "an Undeliverable for a made-up cart")).reason
 
 
-async def _oversized_frame(world: World) -> str:
+def _oversized(megabytes: int) -> Callable[[World], Awaitable[str]]:
+    """A frame over MAX_FRAME after admission: the socket closes (a WebSocket frame cannot be skipped),
+    with 1009 and a reason the sender can read, and the bridge counts it and names it as the way the cart left."""
+
+    async def inject(world: World) -> str:
+        refused = _sample(world.b1, "fedcart_bridge_bad_frames_total", code="oversized_frame")
+        left = _sample(world.b1, "fedcart_bridge_departures_total", how="oversized")
+        async with raw_cart(world.b1) as ws:
+            with contextlib.suppress(ConnectionError):
+                await ws.send_bytes(frames.CONTROL + bytes(megabytes * 1024 * 1024))
+            ending = await ws.receive(timeout=DEADLINE)
+        await until(
+            lambda: _sample(world.b1, "fedcart_bridge_departures_total", how="oversized") == left + 1,
+            "the bridge never counted the oversized frame's cart as gone",
+            world.b1,
+        )
+        assert _sample(world.b1, "fedcart_bridge_bad_frames_total", code="oversized_frame") == refused + 1
+        return f"{ending.type.name} {ending.data} {ending.extra}"
+
+    return inject
+
+
+# --- hostile payloads (issue 14) ---------------------------------------------------------------
+
+DEEP_JSON = b"[" * 60_000 + b"]" * 60_000
+"""120 KB, under the 128 KiB control limit: only the depth bound can refuse it."""
+TYPE_LIST = b'{"type":["heartbeat"],"seq":1}'
+
+
+def _sample(bridge: Bridge, name: str, **labels: str) -> float:
+    return bridge.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def _total(bridge: Bridge, name: str) -> float:
+    """The sum of a counter over all its labels."""
+    return sum(
+        sample.value for metric in bridge.metrics.registry.collect() for sample in metric.samples if sample.name == name
+    )
+
+
+async def _next_routed(ws: aiohttp.ClientWebSocketResponse) -> tuple[str, Message]:
+    """The sender and inner message of the next routed frame on a raw cart's socket."""
+    async for msg in ws:
+        item = frames.parse(msg.data)
+        if isinstance(item, frames.Routed):
+            inner = frames.parse(item.inner)
+            assert isinstance(inner, Message), inner
+            return item.sender, inner
+    raise ConnectionError("socket closed before a routed frame arrived")
+
+
+def _routed_to_cart(payload: bytes) -> Callable[[World], Awaitable[str]]:
+    """The bridges relay `payload` unread to honest cart B, whose client must refuse it, tell the sender
+    and keep its session (it used to end it: RecursionError, TypeError)."""
+
+    async def inject(world: World) -> str:
+        me = Identity.generate()
+        sessions, refused = world.b.sessions, world.b.refused["bad_message"]
+        async with raw_cart(world.b1, me) as ws:
+            await ws.send_bytes(frames.control(presence.sign(me, world.b1.node_id, 60)))
+            await seen_everywhere(me.node_id, world.b1, world.b2)
+            await ws.send_bytes(frames.routed(world.b.node_id, me.node_id, frames.CONTROL + payload))
+            sender, error = await within(_next_routed(ws), "cart B telling the sender its frame was refused")
+        assert sender == world.b.node_id and isinstance(error, Error) and error.code == "bad_message", error
+        assert world.b.refused["bad_message"] == refused + 1
+        assert world.b.connected.is_set() and not world.b.disconnected.is_set() and world.b.sessions == sessions, (
+            "cart B must keep its session"
+        )
+        return f"{error.code}: {error.detail}"
+
+    return inject
+
+
+def _sent_to_bridge(payload: bytes, field: str) -> Callable[[World], Awaitable[str]]:
+    """After admission: an Error reply naming the field, a count, and the session goes on."""
+
+    async def inject(world: World) -> str:
+        before = _sample(world.b1, "fedcart_bridge_bad_frames_total", code="bad_message")
+        async with raw_cart(world.b1) as ws:
+            await ws.send_bytes(frames.CONTROL + payload)
+            await ws.send_bytes(frames.control(Heartbeat(seq=7)))
+            error = await receive_control(ws, DEADLINE)
+            ack = await receive_control(ws, DEADLINE)
+        assert isinstance(error, Error) and error.code == "bad_message" and error.field == field, error
+        assert ack == HeartbeatAck(seq=7), "the session must go on after the refused frame"
+        assert _sample(world.b1, "fedcart_bridge_bad_frames_total", code="bad_message") == before + 1
+        return f"{error.code}: {error.detail}"
+
+    return inject
+
+
+def _as_admission_answer(payload: bytes) -> Callable[[World], Awaitable[str]]:
+    """Before admission: a Reject with the reason, a close 1008 with it, and a counted refusal."""
+
+    async def inject(world: World) -> str:
+        before = _sample(world.b1, "fedcart_bridge_rejects_total", reason="malformed")
+        reason = await _refused(world.b1, lambda _challenge: frames.CONTROL + payload)
+        assert _sample(world.b1, "fedcart_bridge_rejects_total", reason="malformed") == before + 1
+        return reason
+
+    return inject
+
+
+async def _unknown_frame_kind(world: World) -> str:
+    """The error names the byte (it used to show a memoryview's address), to the bridge and to a cart."""
+    me = Identity.generate()
+    async with raw_cart(world.b1, me) as ws:
+        await ws.send_bytes(b"\x07hello")
+        error = await receive_control(ws, DEADLINE)
+        await ws.send_bytes(frames.control(presence.sign(me, world.b1.node_id, 60)))
+        await seen_everywhere(me.node_id, world.b1, world.b2)
+        await ws.send_bytes(frames.routed(world.b.node_id, me.node_id, b"Zzz"))
+        _, from_cart = await within(_next_routed(ws), "cart B refusing a frame of an unknown kind")
+    assert isinstance(error, Error) and error.code == "bad_frame", error
+    assert isinstance(from_cart, Error) and "unknown frame kind b'Z' (0x5a)" in from_cart.detail, from_cart
+    assert "memory at" not in error.detail + from_cart.detail
+    return f"{error.detail}; from cart B: {from_cart.detail}"
+
+
+BURST = 10_000
+
+
+async def _heartbeat_burst(world: World) -> str:
+    """Every heartbeat of a burst is answered, or its dropped reply is counted and reported to the cart."""
     async with raw_cart(world.b1) as ws:
-        with contextlib.suppress(ConnectionError):
-            await ws.send_bytes(frames.CONTROL + bytes(5 * 1024 * 1024))
-        ending = await ws.receive(timeout=DEADLINE)
-    return f"{ending.type.name} {ending.data} {ws.close_code}"
+        for seq in range(1, BURST + 1):
+            await ws.send_bytes(frames.control(Heartbeat(seq=seq)))
+        marker = BURST + 1
+        await ws.send_bytes(frames.control(Heartbeat(seq=marker)))
+        acks: set[int] = set()
+        reported = 0
+        while marker not in acks or reported < _total(world.b1, "fedcart_bridge_replies_dropped_total"):
+            reply = await within(receive_control(ws, DEADLINE), "the rest of the burst's answers")
+            if isinstance(reply, HeartbeatAck):
+                acks.add(reply.seq)
+            elif isinstance(reply, Error) and reply.code == "replies_dropped":
+                reported += int(reply.detail.split()[0])
+    dropped = _sample(world.b1, "fedcart_bridge_replies_dropped_total", kind="heartbeat_ack")
+    assert len(acks) + dropped == BURST + 1, f"{len(acks)} acks + {dropped} counted drops != {BURST + 1} heartbeats"
+    assert reported == _total(world.b1, "fedcart_bridge_replies_dropped_total"), "every drop must be reported"
+    return f"{len(acks)} of {BURST + 1} heartbeats answered, {dropped:.0f} replies dropped, counted and reported"
 
 
 # --- overload --------------------------------------------------------------------------------
@@ -372,7 +530,20 @@ CASES: dict[Fault, Case] = {
     Fault.SPOOFED_SENDER: Case("claims sender", inject=_spoofed_sender),
     Fault.LINK_SPOOF: Case("refused 1 frame(s)", inject=_link_spoof),
     Fault.UNKNOWN_DESTINATION: Case("unknown destination", inject=_unknown_destination),
-    Fault.OVERSIZED_FRAME: Case("CLOSE 1009", inject=_oversized_frame),
+    Fault.OVERSIZED_FRAME: Case(f"CLOSE 1009 {OVERSIZED}", inject=_oversized(10)),
+    Fault.OVERSIZED_100MB: Case(f"CLOSE 1009 {OVERSIZED}", inject=_oversized(100)),
+    Fault.UNKNOWN_FRAME_KIND: Case("unknown frame kind b'\\x07' (0x07)", inject=_unknown_frame_kind),
+    Fault.DEEP_JSON_TO_CART: Case("nested 60000 levels deep", inject=_routed_to_cart(DEEP_JSON)),
+    Fault.TYPE_LIST_TO_CART: Case("type: must be a string, not an array", inject=_routed_to_cart(TYPE_LIST)),
+    Fault.DEEP_JSON_TO_BRIDGE: Case("nested 60000 levels deep", inject=_sent_to_bridge(DEEP_JSON, "message")),
+    Fault.TYPE_LIST_TO_BRIDGE: Case("must be a string", inject=_sent_to_bridge(TYPE_LIST, "type")),
+    Fault.DEEP_JSON_AS_ADMISSION: Case(
+        "malformed answer to the challenge: message: nested 60000 levels deep", inject=_as_admission_answer(DEEP_JSON)
+    ),
+    Fault.TYPE_LIST_AS_ADMISSION: Case(
+        "malformed answer to the challenge: type: must be a string", inject=_as_admission_answer(TYPE_LIST)
+    ),
+    Fault.HEARTBEAT_BURST: Case("heartbeats answered", inject=_heartbeat_burst),
     Fault.FLOOD: Case("paced", inject=_flood),
     Fault.SLOW_RECEIVER: Case("not reading", inject=_slow_receiver),
     Fault.BRIDGE_RESTART: Case("reconnected on its own", inject=_bridge_restart),
@@ -433,10 +604,61 @@ async def _healthy_pair_still_works(world: World) -> None:
     assert incoming.peer == world.a.node_id
 
 
+def _tracebacks(records: list[logging.LogRecord]) -> list[str]:
+    """Log lines that carry a traceback (aiohttp's "Error handling request" does): a frame escaped its boundary."""
+    return [f"{r.name}: {r.getMessage()}" for r in records if r.exc_info or "Traceback" in r.getMessage()]
+
+
 @pytest.mark.parametrize("fault", list(Fault), ids=lambda f: f.name.lower())
-async def test_fault_is_contained(swarm: Swarm, linked: tuple[Bridge, Bridge], fault: Fault) -> None:
+async def test_fault_is_contained(
+    swarm: Swarm, linked: tuple[Bridge, Bridge], fault: Fault, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
     case = CASES[fault]
     async with world_of(swarm, *linked) as world:
         observed = await (case.inject(world) if case.inject else _departure(world, case))
         assert case.expect in observed, f"{fault.value}: expected {case.expect!r} in {observed!r}"
         await _healthy_pair_still_works(world)
+    assert not _tracebacks(caplog.records), _tracebacks(caplog.records)
+
+
+class _StuckSocket:
+    """A socket whose sends do not complete until `release` is set: a cart that is not reading."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.sent: list[bytes] = []
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self.release.wait()
+        self.sent.append(data)
+
+    async def close(self) -> None:
+        self.release.set()
+
+
+async def test_dropped_replies_are_counted_and_reported() -> None:
+    """When a cart's outbox stays full, the bridge's replies to it are dropped, but never silently."""
+    ws, metrics = _StuckSocket(), BridgeMetrics()
+    outbox = Outbox(ws, max_frames=4, max_bytes=1024 * 1024, stall_timeout=DEADLINE)
+    writer = asyncio.create_task(outbox.run())
+    replies = Replies(outbox, metrics, wait=0.05)
+    try:
+        sent = [await replies.send(HeartbeatAck(seq=seq)) for seq in range(20)]
+        queued = sent.count(True)
+        assert queued == 8 and sent[queued:] == [False] * 12, sent
+        assert (
+            metrics.registry.get_sample_value("fedcart_bridge_replies_dropped_total", {"kind": "heartbeat_ack"}) == 12
+        )
+        ws.release.set()
+        await outbox.flush(DEADLINE)
+        assert await replies.send(HeartbeatAck(seq=99))
+        await outbox.flush(DEADLINE)
+    finally:
+        outbox.close()
+        writer.cancel()
+    told = [frames.parse(frame) for frame in ws.sent]
+    assert told[: queued + 1] == [HeartbeatAck(seq=seq) for seq in [*range(queued), 99]]
+    assert isinstance(told[-1], Error) and told[-1].code == "replies_dropped", told[-1]
+    assert told[-1].detail.startswith("12 replies dropped (12 heartbeat_ack)"), told[-1].detail
+    assert not replies.dropped, "a reported drop is not reported again"
