@@ -10,6 +10,7 @@ It depends on asyncio, aiohttp and the standard crypto/tensor libraries only;
     handshake.py   joining a bridge on an open WebSocket (carts and bridges alike)
     messages.py    typed control messages, one pydantic class per type
     frames.py      binary frame layout: control, transfer chunk, routed
+    boundary.py    one frame's handling: whatever it raises becomes a counted refusal, never a dead session
     transfer.py    chunked, signed, resumable transfers of large blobs
     payloads.py    typed transfer metadata, one pydantic model per purpose (model, update)
     weights.py     the weight codec: safetensors + zstd with an inflation cap

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 from collections import Counter
@@ -49,6 +48,7 @@ from cartnet.boundary import Refusal
 from cartnet.handshake import MAX_FRAME, AdmissionRefused, join, ws_url
 from cartnet.identity import Identity
 from cartnet.messages import (
+    AnyMessage,
     Bye,
     Error,
     Heartbeat,
@@ -60,6 +60,7 @@ from cartnet.messages import (
     Undeliverable,
     Welcome,
 )
+from cartnet.payloads import ModelPublication
 from cartnet.transfer import TransferHub, TransferLimits
 
 log = logging.getLogger(__name__)
@@ -244,15 +245,10 @@ class BridgeClient:
         """Upload a TFLite model to the bridge for phones; TransferError says why the bridge refused it."""
         if self.bridge_id is None:
             raise NotConnected("not connected to a bridge")
-        meta = {
-            "version": str(version),
-            "accuracy": repr(float(accuracy)),
-            "task": task,
-            "created": created,
-            "profiles": _json_list(profiles),
-            "categories": _json_list(categories),
-        }
-        return await self.transfers.send_blob(self.bridge_id, tflite, "model", meta)
+        publication = ModelPublication(
+            version=version, accuracy=accuracy, task=task, created=created, profiles=profiles, categories=categories
+        )
+        return await self.transfers.send_blob(self.bridge_id, tflite, ModelPublication.purpose, publication.to_meta())
 
     async def _hub_send(self, peer: str, frame: bytes) -> None:
         """Transfer frames: straight to the bridge when it is the peer, else routed."""
@@ -310,7 +306,7 @@ class BridgeClient:
         """Counted and logged (by the boundary), never answered: an Error to the bridge would only bounce."""
         self.refused[refusal.code] += 1
 
-    async def _dispatch(self, item: Message | frames.Chunk | frames.Routed) -> None:
+    async def _dispatch(self, item: AnyMessage | frames.Chunk | frames.Routed) -> None:
         if isinstance(item, frames.Routed):
             await self._on_routed(item)
         elif isinstance(item, Undeliverable):
@@ -450,7 +446,3 @@ def _ending(ws: aiohttp.ClientWebSocketResponse, msg: aiohttp.WSMessage) -> str:
     if msg.type is aiohttp.WSMsgType.ERROR:
         return f"connection failed ({ws.close_code}: {msg.data})"
     return f"connection closed ({msg.type.name}, code {ws.close_code})"
-
-
-def _json_list(values: list[str]) -> str:
-    return json.dumps(list(values), separators=(",", ":"))

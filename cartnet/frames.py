@@ -15,7 +15,7 @@ import struct
 from dataclasses import dataclass
 
 from cartnet import messages
-from cartnet.messages import Message
+from cartnet.messages import AnyMessage, Message
 
 CONTROL, CHUNK, ROUTED = b"C", b"D", b"R"
 _CHUNK_HEAD = struct.Struct(">16sI")
@@ -53,7 +53,7 @@ def routed(to: str, sender: str, inner: bytes) -> bytes:
     return b"".join((ROUTED, bytes.fromhex(to), bytes.fromhex(sender), inner))
 
 
-def parse(frame: bytes | memoryview) -> Message | Chunk | Routed:
+def parse(frame: bytes | memoryview) -> AnyMessage | Chunk | Routed:
     """Decode one frame; raises FrameError or messages.MessageError with a clear reason, nothing else."""
     if not frame:
         raise FrameError("empty frame")

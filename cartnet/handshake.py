@@ -12,7 +12,7 @@ import aiohttp
 
 from cartnet import admission, frames
 from cartnet.identity import Identity
-from cartnet.messages import Challenge, Message, Reject, Welcome
+from cartnet.messages import AnyMessage, Challenge, Message, Reject, Welcome
 
 MAX_FRAME = 4 * 1024 * 1024
 """aiohttp's default message limit on both ends; a bigger frame would close the socket (1009)."""
@@ -32,7 +32,7 @@ def ws_url(bridge_url: str) -> str:
     return url if url.endswith("/ws") else f"{url}/ws"
 
 
-async def receive_control(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> Message:
+async def receive_control(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> AnyMessage:
     """The next frame on `ws`, which must be a control message; ConnectionError when the socket ends."""
     msg = await ws.receive(timeout=timeout)
     if msg.type is not aiohttp.WSMsgType.BINARY:

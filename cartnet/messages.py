@@ -316,7 +316,7 @@ def encode(message: Message) -> bytes:
     return data
 
 
-def decode(data: bytes | bytearray | memoryview | str) -> Message:
+def decode(data: bytes | bytearray | memoryview | str) -> AnyMessage:
     """Parse and validate one control message; raises MessageError (and only that) naming the bad field."""
     text = _bounded_text(data)
     try:
@@ -331,7 +331,7 @@ def decode(data: bytes | bytearray | memoryview | str) -> Message:
     if kind not in MESSAGE_TYPES:
         raise MessageError("type", f"unknown message type {kind!r}")
     try:
-        message: Message = _adapter.validate_python(obj)
+        message: AnyMessage = _adapter.validate_python(obj)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         field = ".".join(str(part) for part in first["loc"][1:]) or "message"

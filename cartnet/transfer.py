@@ -27,7 +27,7 @@ from functools import cached_property
 from cartnet import frames
 from cartnet.files import sha256_hex
 from cartnet.identity import Identity, node_id_of, verify_signature
-from cartnet.messages import Error, Message, TransferDone, TransferManifest, TransferWant, signed_bytes
+from cartnet.messages import AnyMessage, Error, Message, TransferDone, TransferManifest, TransferWant, signed_bytes
 from cartnet.payloads import TransferMeta
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class Received:
 @dataclass
 class _Outgoing:
     peer: str
-    replies: asyncio.Queue[Message] = field(default_factory=asyncio.Queue)
+    replies: asyncio.Queue[AnyMessage] = field(default_factory=asyncio.Queue)
 
 
 @dataclass
@@ -95,7 +95,7 @@ def root_digest(chunk_digests: list[str]) -> str:
     return sha256_hex("".join(chunk_digests).encode())
 
 
-async def chunk_digests(blob: bytes, chunk_size: int) -> list[str]:
+async def chunk_digests(blob: bytes | bytearray, chunk_size: int) -> list[str]:
     """SHA-256 of every chunk, hashed on worker threads (hashlib releases the GIL)."""
     loop = asyncio.get_running_loop()
     view = memoryview(blob)
@@ -112,7 +112,7 @@ def _signed_bytes(manifest: TransferManifest) -> bytes:
 
 async def build_manifest(
     identity: Identity,
-    blob: bytes,
+    blob: bytes | bytearray,
     purpose: str,
     meta: TransferMeta,
     chunk_size: int,
@@ -187,7 +187,7 @@ class TransferHub:
     async def send_blob(
         self,
         peer: str,
-        blob: bytes,
+        blob: bytes | bytearray,
         purpose: str,
         meta: TransferMeta | None = None,
         transfer_id: str | None = None,
@@ -201,7 +201,7 @@ class TransferHub:
         await self.send_manifest(peer, manifest, blob)
         return manifest.transfer_id
 
-    async def send_manifest(self, peer: str, manifest: TransferManifest, blob: bytes) -> None:
+    async def send_manifest(self, peer: str, manifest: TransferManifest, blob: bytes | bytearray) -> None:
         """Run the manifest / want / chunks / done exchange for an already built manifest."""
         if manifest.transfer_id in self._outgoing:
             raise TransferError(f"transfer {manifest.transfer_id} is already being sent")
@@ -219,14 +219,16 @@ class TransferHub:
         finally:
             del self._outgoing[manifest.transfer_id]
 
-    async def _send_chunks(self, peer: str, manifest: TransferManifest, blob: bytes, missing: list[int]) -> None:
+    async def _send_chunks(
+        self, peer: str, manifest: TransferManifest, blob: bytes | bytearray, missing: list[int]
+    ) -> None:
         size, count, view = manifest.chunk_size, len(manifest.chunks), memoryview(blob)
         for index in missing:
             if index >= count:
                 raise TransferError(f"receiver asked for chunk {index} of {count}")
             await self._send(peer, frames.chunk(manifest.transfer_id, index, view[index * size : (index + 1) * size]))
 
-    async def _next_reply(self, outgoing: _Outgoing, what: str) -> Message:
+    async def _next_reply(self, outgoing: _Outgoing, what: str) -> AnyMessage:
         try:
             reply = await asyncio.wait_for(outgoing.replies.get(), self.limits.reply_timeout)
         except TimeoutError:
@@ -248,7 +250,7 @@ class TransferHub:
 
     # --- receiving -----------------------------------------------------------------------
 
-    async def handle(self, peer: str, item: Message | frames.Chunk) -> bool:
+    async def handle(self, peer: str, item: AnyMessage | frames.Chunk) -> bool:
         """Consume a transfer frame from `peer`; False when `item` is not about transfers."""
         if isinstance(item, frames.Chunk):
             await self._on_chunk(peer, item)
@@ -356,7 +358,10 @@ class TransferHub:
         self._completed[tid] = None
         while len(self._completed) > 1024:
             self._completed.popitem(last=False)
-        await self.received.put(Received(partial.peer, partial.manifest, partial.parts))
+        parts = [part for part in partial.parts if part is not None]
+        if len(parts) != len(partial.parts):
+            raise TransferError(f"transfer {tid} completed with chunks missing")
+        await self.received.put(Received(partial.peer, partial.manifest, parts))
         await self._reply(partial.peer, TransferDone(transfer_id=tid, ok=True))
 
     async def _reply(self, peer: str, message: Message) -> None:

@@ -39,7 +39,7 @@ def encode(arrays: Sequence[np.ndarray], compress: bool = True, level: int = 3) 
     return MAGIC + bytes([RAW]) + body
 
 
-def decode(blob: bytes, max_decoded: int = DEFAULT_MAX_DECODED) -> list[np.ndarray]:
+def decode(blob: bytes | bytearray, max_decoded: int = DEFAULT_MAX_DECODED) -> list[np.ndarray]:
     """Parse a blob made by `encode`; never executes code and never inflates past `max_decoded`."""
     if len(blob) < len(MAGIC) + 1 or blob[: len(MAGIC)] != MAGIC:
         raise WeightsError("not a fedcart weight blob (bad magic; pickles and foreign formats are refused)")

@@ -86,7 +86,7 @@ class CartNode:
     async def _pump_messages(self) -> None:
         async for incoming in self.client:
             if not self.exchange.on_message(incoming.peer, incoming.message):
-                log.debug("ignoring %s from %s", incoming.message.type, incoming.peer[:8])
+                log.debug("ignoring %s from %s", type(incoming.message).__name__, incoming.peer[:8])
 
     async def _pump_transfers(self) -> None:
         while True:

@@ -187,7 +187,7 @@ class UpdateExchange:
         if peer is None and not reason:
             reason = "requester is not in the swarm directory"
         try:
-            if reason:
+            if reason or peer is None:
                 await self.network.send_to(
                     peer_id, frames.control(UpdateDeclined(request_id=request.request_id, reason=reason))
                 )
