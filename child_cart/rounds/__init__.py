@@ -4,7 +4,8 @@ A round is a workflow of phase objects the engine runs in order; another shape
 of round is another workflow, not an edit of the engine:
 
     workflow.py    Phase names, the RoundContext phases share, the RoundPhase interface, Workflow
-    phases.py      the built-in phases (train, exchange, aggregate, evaluate, decide, publish), DEFAULT_WORKFLOW
+    phases.py      the built-in phases (train, exchange, aggregate, evaluate, local-only, decide, publish), DEFAULT_WORKFLOW
+    acceptance.py  the acceptance rule: which of aggregate, local, current and best-so-far model a round keeps
     engine.py      RoundEngine: runs a workflow each round, times every phase, logs and announces the round
     learner.py     Learner: the task's Keras model trained and scored on this cart's rows, off the event loop
     exchange.py    UpdateExchange: ask peers for their update, answer theirs, check every answer before use

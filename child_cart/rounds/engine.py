@@ -133,6 +133,14 @@ class RoundEngine:
             accepted=ctx.accepted,
             reason=ctx.reason,
             model_version=ctx.version.version if ctx.version is not None else None,
+            metric=self.task.primary_metric,
+            current=ctx.current_metrics,
+            kept=ctx.kept,
+            kept_metrics=ctx.kept_metrics,
+            best_version=ctx.best_version,
+            best=ctx.best_metrics,
+            local_only=ctx.local_only_metrics,
+            swarm_gain=ctx.swarm_gain,
         )
 
     def _bridges_of(self, asked: list[PeerInfo], received: Mapping[str, Metrics]) -> list[str]:
@@ -145,12 +153,13 @@ class RoundEngine:
     def _log(self, record: RoundRecord) -> None:
         metric = self.task.primary_metric
         log.info(
-            "round %d: %s (%s); local %s, aggregated %s",
+            "round %d: %s (%s); local %s, aggregated %s, swarm gain %s",
             record.round,
-            "accepted" if record.accepted else "kept local",
+            "accepted" if record.accepted else f"kept {record.kept or 'local'}",
             record.reason,
             record.local.get(metric),
             record.aggregated.get(metric),
+            record.swarm_gain,
         )
 
 

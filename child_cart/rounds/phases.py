@@ -1,20 +1,30 @@
 """The built-in round phases, one job each, and today's round as `DEFAULT_WORKFLOW`.
 
-    TRAIN -> EXCHANGE -> AGGREGATE -> EVALUATE -> DECIDE -> PUBLISH
+    TRAIN -> EXCHANGE -> AGGREGATE -> EVALUATE -> LOCAL_ONLY -> DECIDE -> PUBLISH
 
 The cart trains on its own rows, offers the result to peers, asks k live peers
-for theirs, aggregates everything with the configured rule, and keeps the
-aggregate only if its held-out metric is not worse than the local model's by
-more than the tolerance. Each phase reads what the ones before it left in the
-`RoundContext` and writes its own part; the engine times them and logs the round.
+for theirs, aggregates everything with the configured rule, trains its
+local-only shadow model (the yardstick of what the swarm brings), and keeps the
+best of aggregate, fresh local and current model on the same held-out rows,
+never one worse than its best so far beyond the tolerance (`acceptance.py`).
+Each phase reads what the ones before it left in the `RoundContext` and writes
+its own part; the engine times them and logs the round.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
+from pathlib import Path
 
+from cartnet.files import write_atomic
+from cartnet.weights import WeightsError
 from child_cart.aggregation import AggregationError, Update, make_aggregator
+from child_cart.models.versions import MODELS_DIR, ModelCorrupt, ModelVersions, decode_weights, encode_weights
+from child_cart.rounds.acceptance import Candidate, Scored, choose, score
+from child_cart.rounds.learner import Learner
+from child_cart.rounds.roundlog import Metrics, best_version
 from child_cart.rounds.workflow import Phase, RoundContext, RoundPhase, Weights, Workflow
 
 log = logging.getLogger(__name__)
@@ -45,6 +55,7 @@ class Train(RoundPhase):
             return engine.current
         local = await asyncio.to_thread(engine.learner.train, engine.current, ctx.settings.local_epochs)
         engine.trained_rows = rows
+        ctx.trained = True
         return local
 
 
@@ -94,42 +105,170 @@ class Evaluate(RoundPhase):
             ctx.aggregated_metrics = await asyncio.to_thread(learner.evaluate, ctx.aggregated)
 
 
+class LocalOnly(RoundPhase):
+    """Train the cart's local-only shadow model and score it on the same held-out rows: what the cart would have alone.
+
+    The shadow starts from the same initial weights as the real model and is
+    trained from its own previous weights on the same rows, with the same epochs,
+    in the same rounds as TRAIN trains (none when too few rows were new), but
+    never sees a peer's weights. Its weights live in one file beside the model
+    versions, so a restart continues it. DECIDE reports the kept model's score
+    minus this one as the round's swarm gain.
+    """
+
+    name = Phase.LOCAL_ONLY
+
+    async def run(self, ctx: RoundContext) -> None:
+        engine = ctx.engine
+        learner, path = engine.learner, local_only_path(engine.models, engine.task.name)
+        epochs = ctx.settings.local_epochs if ctx.trained else 0
+        shadow = await asyncio.to_thread(load_local_only, path, learner)
+        try:
+            shadow, ctx.local_only_metrics = await asyncio.to_thread(_advance, learner, shadow, epochs)
+        except ValueError as exc:  # stored for another model (the task's model changed): start afresh
+            log.warning(
+                "local-only weights %s do not fit the model (%s): starting the local-only model afresh", path, exc
+            )
+            shadow, ctx.local_only_metrics = await asyncio.to_thread(_advance, learner, learner.initial_weights, epochs)
+        if epochs:
+            await asyncio.to_thread(write_atomic, path, encode_weights(shadow), private=True)
+
+
+def _advance(learner: Learner, weights: Weights, epochs: int) -> tuple[Weights, Metrics]:
+    """`weights` trained for `epochs` (none: as they are) and their held-out metrics."""
+    if epochs:
+        weights = learner.train(weights, epochs)
+    return weights, learner.evaluate(weights)
+
+
+def local_only_path(models: ModelVersions, task: str) -> Path:
+    """Where a cart keeps its local-only shadow weights for `task` (one file, replaced atomically each round)."""
+    return models.path(f"{MODELS_DIR}/{task}-local-only.weights")
+
+
+def load_local_only(path: Path, learner: Learner) -> Weights:
+    """The shadow's weights, or the task's initial weights when there are none yet or they cannot be read."""
+    if not path.exists():
+        return learner.initial_weights
+    try:
+        return decode_weights(path.read_bytes())
+    except (OSError, WeightsError) as exc:
+        log.warning("local-only weights %s unreadable (%s): starting the local-only model afresh", path, exc)
+        return learner.initial_weights
+
+
 class Decide(RoundPhase):
-    """Keep the aggregate unless it scores worse than the local model beyond the tolerance; save the kept model."""
+    """Score aggregate, fresh local, current and best-so-far model on the same held-out rows; keep one; save it.
+
+    The rule is `acceptance.choose`. The best model kept so far is named in every
+    round record (`best_version`) and read back from the newest one, so the floor
+    it sets survives a restart. `accepted` says whether the aggregate was kept;
+    `kept` and `reason` say which candidate was and why; `swarm_gain` is the kept
+    model's score minus the local-only shadow's.
+    """
 
     name = Phase.DECIDE
 
     async def run(self, ctx: RoundContext) -> None:
-        ctx.accepted, ctx.reason = self.judge(ctx)
-        if ctx.accepted and ctx.aggregated is not None:
-            kept, metrics, source = ctx.aggregated, ctx.aggregated_metrics, "aggregate"
-        else:
-            kept, metrics, source = ctx.local, ctx.local_metrics, "local"
         engine = ctx.engine
-        engine.current = kept
-        ctx.version = engine.models.save(engine.task.name, kept, engine.learner.train_samples, metrics, source=source)
-
-    @staticmethod
-    def judge(ctx: RoundContext) -> tuple[bool, str]:
-        """Whether to keep the aggregate, and the reason the round log shows."""
-        task, local, aggregated = ctx.engine.task, ctx.local_metrics, ctx.aggregated_metrics
-        metric = task.primary_metric
-        if ctx.aggregate_error:
-            return False, ctx.aggregate_error
-        if metric not in local or metric not in aggregated:
-            return False, "no held-out rows to judge the aggregate on"
-        gain = aggregated[metric] - local[metric]
-        if not task.higher_is_better:
-            gain = -gain
-        if gain < -ctx.settings.tolerance:
-            return (
-                False,
-                f"aggregate {metric} {aggregated[metric]:.4f} is worse than local {local[metric]:.4f} beyond tolerance {ctx.settings.tolerance}",
+        task, models = engine.task, engine.models
+        metric, higher = task.primary_metric, task.higher_is_better
+        latest = models.latest(task.name)
+        pool = await _Pool.scored(ctx, latest.id if latest is not None else None)
+        verdict = choose(pool.candidates, metric, higher, ctx.settings.tolerance, ctx.aggregate_error)
+        kept = verdict.kept
+        kept_weights, kept_metrics = pool.weights[kept], pool.metrics[kept]
+        if kept == Candidate.CURRENT and latest is not None:
+            ctx.version = latest
+        else:
+            parent = pool.best_id if kept == Candidate.BEST else latest.id if latest is not None else None
+            ctx.version = models.save(
+                task.name, kept_weights, engine.learner.train_samples, kept_metrics, source=kept.value, parent=parent
             )
-        return (
-            True,
-            f"aggregate of {len(ctx.peer_updates) + 1} updates: {metric} {aggregated[metric]:.4f} vs local {local[metric]:.4f}",
+        engine.current = kept_weights
+        ctx.accepted, ctx.reason = verdict.accepted, verdict.reason
+        ctx.kept, ctx.kept_metrics = kept.value, kept_metrics
+        kept_so_far = [
+            (pool.best_id, pool.best_metrics),
+            (latest.id if latest is not None else None, ctx.current_metrics),
+            (ctx.version.id, kept_metrics),
+        ]
+        ctx.best_version, ctx.best_metrics = _best_so_far(kept_so_far, metric, higher) or (
+            pool.best_id,
+            pool.best_metrics,
         )
+        kept_score, alone = score(kept_metrics, metric, higher), score(ctx.local_only_metrics, metric, higher)
+        ctx.swarm_gain = round(kept_score - alone, 6) if kept_score is not None and alone is not None else None
+
+
+@dataclass
+class _Pool:
+    """DECIDE's candidates, each with its weights and its metrics on this round's held-out rows."""
+
+    weights: dict[Candidate, Weights] = field(default_factory=dict)
+    metrics: dict[Candidate, Metrics] = field(default_factory=dict)
+    best_id: str | None = None
+    best_metrics: Metrics = field(default_factory=dict)
+
+    @property
+    def candidates(self) -> list[Scored]:
+        return [Scored(candidate, metrics) for candidate, metrics in self.metrics.items()]
+
+    def add(self, candidate: Candidate, weights: Weights, metrics: Metrics) -> None:
+        self.weights[candidate], self.metrics[candidate] = weights, metrics
+
+    @classmethod
+    async def scored(cls, ctx: RoundContext, latest_id: str | None) -> _Pool:
+        """Aggregate, fresh local (when it differs from the current model), current and best-so-far model, all scored.
+
+        The current model is the latest version; the best so far is loaded from
+        its version and scored again only when it is another one.
+        """
+        engine, pool = ctx.engine, cls()
+        learner, current = engine.learner, engine.current
+        if ctx.aggregated is not None:
+            pool.add(Candidate.AGGREGATE, ctx.aggregated, ctx.aggregated_metrics)
+        if ctx.own is not None and ctx.own.weights is current:
+            ctx.current_metrics = ctx.local_metrics  # offered untrained: the local model is the current one
+        else:
+            if ctx.own is not None:
+                pool.add(Candidate.LOCAL, ctx.own.weights, ctx.local_metrics)
+            ctx.current_metrics = await asyncio.to_thread(learner.evaluate, current)
+        pool.add(Candidate.CURRENT, current, ctx.current_metrics)
+        best_id = best_version(engine.store, engine.task.name)
+        if best_id is not None and best_id == latest_id:
+            pool.best_id, pool.best_metrics = best_id, ctx.current_metrics
+        elif best_id is not None:
+            best = await asyncio.to_thread(_best_scored, engine.models, learner, best_id)
+            if best is not None:
+                pool.add(Candidate.BEST, *best)
+                pool.best_id, pool.best_metrics = best_id, best[1]
+        return pool
+
+
+def _best_so_far(
+    kept: list[tuple[str | None, Metrics]], metric: str, higher_is_better: bool
+) -> tuple[str, Metrics] | None:
+    """The highest-scoring of the versions the cart has kept (oldest first; a tie goes to the newest), if any scores."""
+    scored = [
+        (value, order, version, metrics)
+        for order, (version, metrics) in enumerate(kept)
+        if version is not None and (value := score(metrics, metric, higher_is_better)) is not None
+    ]
+    if not scored:
+        return None
+    _, _, version, metrics = max(scored, key=lambda item: (item[0], item[1]))
+    return version, metrics
+
+
+def _best_scored(models: ModelVersions, learner: Learner, version_id: str) -> tuple[Weights, Metrics] | None:
+    """The best-so-far version's weights and held-out metrics; None (with a warning) when gone, damaged or unfit."""
+    try:
+        weights = models.load_weights(models.get(version_id))
+        return weights, learner.evaluate(weights)
+    except (KeyError, ModelCorrupt, OSError, ValueError) as exc:  # WeightsError is a ValueError, as is a misfit
+        log.warning("best model so far %s unusable (%s): the acceptance floor starts again", version_id, exc)
+        return None
 
 
 class Publish(RoundPhase):
@@ -147,5 +286,5 @@ class Publish(RoundPhase):
             log.warning("could not publish model %s: %s", ctx.version.id, exc)
 
 
-DEFAULT_WORKFLOW = Workflow(Train(), Exchange(), Aggregate(), Evaluate(), Decide(), Publish())
+DEFAULT_WORKFLOW = Workflow(Train(), Exchange(), Aggregate(), Evaluate(), LocalOnly(), Decide(), Publish())
 """Today's round. Build another shape from it with `inserted_after` / `replaced`."""

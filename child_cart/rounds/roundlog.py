@@ -1,7 +1,12 @@
 """The round log: one document per federated round in the `rounds` collection.
 
 The engine writes it, the admin page and the experiment reports read it; this
-model is the one schema both sides agree on.
+model is the one schema both sides agree on. Fields added later are optional,
+so documents written by older versions still read.
+
+The log is also where the acceptance rule keeps its memory: every record names
+the best model version the cart has kept so far (`best_version`), and DECIDE
+reads it back from the newest record, so the floor survives a restart.
 """
 
 from __future__ import annotations
@@ -38,9 +43,21 @@ class RoundRecord(BaseModel):
     local: Metrics = Field(default_factory=dict, description="held-out metrics of the locally trained model")
     aggregated: Metrics = Field(default_factory=dict, description="held-out metrics of the aggregate")
     received: dict[str, Metrics] = Field(default_factory=dict, description="peer -> held-out metrics of its update")
-    accepted: bool = False
+    metric: str = Field("", description="the task's primary metric, which the acceptance rule and the gain use")
+    accepted: bool = Field(False, description="whether the aggregate was kept")
     reason: str = ""
     model_version: int | None = None
+    current: Metrics = Field(default_factory=dict, description="held-out metrics of the model the round started from")
+    kept: str = Field("", description="the candidate kept: aggregate, local, current or best (the best so far)")
+    kept_metrics: Metrics = Field(default_factory=dict, description="held-out metrics of the kept model")
+    best_version: str | None = Field(None, description="model version id of the best model kept so far")
+    best: Metrics = Field(default_factory=dict, description="held-out metrics of the best model kept so far")
+    local_only: Metrics = Field(
+        default_factory=dict, description="held-out metrics of the local-only shadow model (same rows and epochs)"
+    )
+    swarm_gain: float | None = Field(
+        None, description="kept minus local-only in the task's primary metric, positive when the swarm helped"
+    )
 
     @property
     def doc_id(self) -> str:
@@ -56,6 +73,12 @@ def recent_rounds(store: Store, limit: int = 200) -> list[RoundRecord]:
     """The latest `limit` rounds, oldest first (what charts want)."""
     docs = list(store.rounds.find({}).sort("round", -1).limit(limit))
     return [RoundRecord.model_validate({k: v for k, v in doc.items() if k != "_id"}) for doc in reversed(docs)]
+
+
+def best_version(store: Store, task: str, lookback: int = 100) -> str | None:
+    """The best model version kept so far for `task`, as the newest of the last `lookback` rounds that names one."""
+    docs = store.rounds.find({"task": task}).sort("round", -1).limit(lookback)
+    return next((str(doc["best_version"]) for doc in docs if doc.get("best_version")), None)
 
 
 def next_round_number(store: Store) -> int:

@@ -48,6 +48,7 @@ class Phase(enum.StrEnum):
     EXCHANGE = "exchange"
     AGGREGATE = "aggregate"
     EVALUATE = "evaluate"
+    LOCAL_ONLY = "local_only"
     DECIDE = "decide"
     PUBLISH = "publish"
 
@@ -69,6 +70,7 @@ class RoundContext:
     # TRAIN: this cart's fresh update (also what it offers peers) and its held-out metrics
     own: Update | None = None
     local_metrics: Metrics = field(default_factory=dict)
+    trained: bool = False  # False when too few rows were new and the current model was offered untrained
     # EXCHANGE: whom we asked, the updates that passed every check, who was skipped and why
     asked: list[PeerInfo] = field(default_factory=list)
     peer_updates: list[Update] = field(default_factory=list)
@@ -79,10 +81,18 @@ class RoundContext:
     # EVALUATE: held-out metrics of every received update and of the aggregate
     received: dict[str, Metrics] = field(default_factory=dict)
     aggregated_metrics: Metrics = field(default_factory=dict)
-    # DECIDE: the verdict and the model version it saved
+    # LOCAL_ONLY: held-out metrics of the cart's local-only shadow model (never sees a peer's weights)
+    local_only_metrics: Metrics = field(default_factory=dict)
+    # DECIDE: the verdict, which candidate was kept, the model version it saved, the best so far, the swarm's gain
     accepted: bool = False
     reason: str = ""
     version: ModelVersion | None = None
+    current_metrics: Metrics = field(default_factory=dict)
+    kept: str = ""
+    kept_metrics: Metrics = field(default_factory=dict)
+    best_version: str | None = None
+    best_metrics: Metrics = field(default_factory=dict)
+    swarm_gain: float | None = None
 
     @property
     def aggregator(self) -> str:

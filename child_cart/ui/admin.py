@@ -18,7 +18,7 @@ from child_cart.tasks import DEFAULT_TASK
 from child_cart.ui.auth import admin_required, is_admin, log_in, log_out, safe_next
 from child_cart.ui.context import cart_ui
 from child_cart.ui.errors import ApiError
-from child_cart.ui.present import cart_json, model_json, round_json
+from child_cart.ui.present import cart_json, model_json, round_json, swarm_gain_json
 from child_cart.ui.settings_change import change_settings
 from child_cart.ui.settings_form import form_changes, setting_fields
 
@@ -72,7 +72,8 @@ def peers() -> str:
 @admin.get("/rounds")
 @admin_required
 def rounds() -> str:
-    return render_template("admin/rounds.html", rounds=[round_json(r) for r in recent_rounds(cart_ui().store)])
+    records = recent_rounds(cart_ui().store)
+    return render_template("admin/rounds.html", rounds=[round_json(r) for r in records], gain=swarm_gain_json(records))
 
 
 @admin.get("/models")

@@ -19,7 +19,7 @@ from child_cart.ui.auth import admin_required
 from child_cart.ui.body import json_object, validated
 from child_cart.ui.context import cart_ui
 from child_cart.ui.errors import ApiError
-from child_cart.ui.present import cart_json, model_json, round_json
+from child_cart.ui.present import GAIN_LOOKBACK, cart_json, model_json, round_json, swarm_gain_json
 from child_cart.ui.settings_change import change_settings
 from child_cart.ui.settings_form import setting_fields
 
@@ -50,8 +50,10 @@ def peers() -> Response:
 @api_admin.get("/rounds")
 @admin_required
 def rounds() -> Response:
+    """The latest `limit` rounds, oldest first, and the swarm-gain headline over the latest rounds, whatever `limit` is."""
     query = validated(RoundsQuery, request.args.to_dict(), strict=False)
-    return jsonify(rounds=[round_json(r) for r in recent_rounds(cart_ui().store, query.limit)])
+    records = recent_rounds(cart_ui().store, max(query.limit, GAIN_LOOKBACK))
+    return jsonify(rounds=[round_json(r) for r in records[-query.limit :]], swarm_gain=swarm_gain_json(records))
 
 
 @api_admin.get("/models")

@@ -7,6 +7,7 @@ two decimals.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from child_cart.models.versions import ModelVersion
@@ -16,6 +17,10 @@ from child_cart.store import Product, Store
 from child_cart.ui.node import NodeView
 
 COUNTED = ("products", "purchases", "rounds", "models")
+GAIN_WINDOW = 5
+"""The swarm-gain headline averages this many of the latest rounds that measured one."""
+GAIN_LOOKBACK = 50
+"""Rounds read to find them (a round without held-out rows has no gain)."""
 
 
 def product_json(product: Product) -> dict[str, Any]:
@@ -75,6 +80,27 @@ def cart_json(store: Store, node: NodeView, latest_model: ModelVersion | None) -
 def round_json(record: RoundRecord) -> dict[str, Any]:
     """One round as logged (the same shape the round engine publishes on the event bus)."""
     return record.model_dump(mode="json")
+
+
+def swarm_gain_json(records: Sequence[RoundRecord]) -> dict[str, Any]:
+    """The swarm's gain over going alone, from rounds oldest first: the latest one and the mean of the last five.
+
+    A round's gain is its kept model's score minus that of a local-only model
+    trained on the same rows with the same epochs, both on the cart's held-out
+    rows, in the task's primary metric (above 0: the swarm helps). Only rounds of
+    the newest round's task count: a gain in accuracy and one in F1 do not average.
+    """
+    task = records[-1].task if records else None
+    measured = [r for r in records if r.task == task and r.swarm_gain is not None]
+    gains = [r.swarm_gain for r in measured[-GAIN_WINDOW:] if r.swarm_gain is not None]
+    return {
+        "task": task,
+        "metric": next((r.metric for r in reversed(records) if r.task == task and r.metric), None),
+        "latest": gains[-1] if gains else None,
+        "latest_round": measured[-1].round if measured else None,
+        "mean": round(sum(gains) / len(gains), 6) if gains else None,
+        "rounds": len(gains),
+    }
 
 
 def model_json(version: ModelVersion) -> dict[str, Any]:

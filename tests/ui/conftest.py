@@ -114,8 +114,12 @@ def admin_api(api: Api) -> Api:
 
 
 def round_record(n: int, accepted: bool = True) -> RoundRecord:
-    """A plausible finished round: accuracy rising with n, some bytes and timings."""
+    """A plausible finished round: accuracy rising with n, some bytes and timings, a local-only model behind."""
     started = datetime(2026, 11, 23, 10, 0, tzinfo=UTC) + timedelta(minutes=n)
+    local = {"accuracy": 0.30 + 0.02 * n, "loss": 1.9 - 0.05 * n}
+    aggregated = {"accuracy": 0.33 + 0.025 * n, "loss": 1.8 - 0.06 * n}
+    kept = aggregated if accepted else local
+    local_only = {"accuracy": 0.29 + 0.01 * n, "loss": 1.95 - 0.03 * n}
     return RoundRecord(
         node_id=NODE_ID,
         round=n,
@@ -129,9 +133,14 @@ def round_record(n: int, accepted: bool = True) -> RoundRecord:
         bytes_in=180_000 + 1000 * n,
         bytes_out=95_000,
         timings={"train": 2.5, "exchange": 1.0 + 0.1 * n, "aggregate": 0.2},
-        local={"accuracy": 0.30 + 0.02 * n, "loss": 1.9 - 0.05 * n},
-        aggregated={"accuracy": 0.33 + 0.025 * n, "loss": 1.8 - 0.06 * n},
+        local=local,
+        aggregated=aggregated,
+        metric="accuracy",
         accepted=accepted,
         reason="" if accepted else "aggregate worse than local beyond tolerance",
         model_version=n + 1 if accepted else None,
+        kept="aggregate" if accepted else "local",
+        kept_metrics=kept,
+        local_only=local_only,
+        swarm_gain=round(kept["accuracy"] - local_only["accuracy"], 6),
     )

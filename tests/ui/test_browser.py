@@ -193,6 +193,7 @@ def test_rounds_chart_renders_and_a_finished_round_appears_live(open_page, store
         "() => Chart.getChart('chart-accuracy')?.data.datasets[1].data.length === 6", timeout=DEADLINE_MS
     )
     expect(page.locator("#live")).to_have_text("live", timeout=DEADLINE_MS)
+    expect(page.locator("#gain-latest")).to_have_text("+0.115")
 
     bus.publish("round", round_record(6).model_dump(mode="json"))
     expect(page.locator("#round-6")).to_be_visible(timeout=DEADLINE_MS)
@@ -201,4 +202,11 @@ def test_rounds_chart_renders_and_a_finished_round_appears_live(open_page, store
         "() => ['accuracy', 'loss', 'bytes', 'time'].map(n => Chart.getChart('chart-' + n).data.labels.length)"
     )
     assert points == [7, 7, 7, 7]
+    expect(page.locator("#gain-latest")).to_have_text("+0.130")
+    expect(page.locator("#gain-mean")).to_have_text("+0.091")  # rounds 2 to 6: 0.07, 0.04, 0.1, 0.115, 0.13
+    expect(page.locator("#round-6 td.gain")).to_have_text("+0.130")
+    gain_line = page.evaluate(
+        "() => Chart.getChart('chart-accuracy').data.datasets.find(d => d.yAxisID === 'gain').data"
+    )
+    assert gain_line == pytest.approx([0.04, 0.055, 0.07, 0.04, 0.1, 0.115, 0.13])
     _screenshot(page, f"admin-rounds-{size}")

@@ -1,9 +1,14 @@
-// Rounds: the round log table and four charts (accuracy, loss, bytes, time), updated live from round events.
+// Rounds: the swarm-gain headline, the round log table and four charts (accuracy with the swarm gain, loss, bytes,
+// time), updated live from round events.
 "use strict";
 
 (() => {
   const { el } = window.fedcart;
-  const COLORS = { local: "#2563eb", aggregated: "#16a34a", in: "#9333ea", out: "#ea580c", wall: "#0f172a" };
+  const COLORS = {
+    local: "#2563eb", aggregated: "#16a34a", kept: "#0f766e", localOnly: "#94a3b8", gain: "#dc2626",
+    in: "#9333ea", out: "#ea580c", wall: "#0f172a",
+  };
+  const GAIN_WINDOW = 5; // as present.GAIN_WINDOW: the headline averages the last five rounds that measured a gain
   const PHASE_COLORS = ["#38bdf8", "#f59e0b", "#10b981", "#f43f5e", "#a78bfa", "#84cc16"];
   const rounds = new Map();
   const charts = {};
@@ -11,6 +16,8 @@
   const seconds = (r) => (Date.parse(r.finished) - Date.parse(r.started)) / 1000;
   const metric = (m, name) => (m && typeof m[name] === "number" ? m[name] : null);
   const fixed = (value, digits) => (value === null ? "–" : value.toFixed(digits));
+  const signed = (value) => (value === null ? "–" : `${value >= 0 ? "+" : ""}${value.toFixed(3)}`);
+  const gain = (r) => (typeof r.swarm_gain === "number" ? r.swarm_gain : null);
   const sumSamples = (r) => Object.values(r.samples || {}).reduce((a, b) => a + b, 0);
 
   function bytes(n) {
@@ -20,10 +27,10 @@
   }
 
   function row(r) {
-    const result = r.accepted ? "accepted" : `kept local${r.reason ? `: ${r.reason}` : ""}`;
+    const result = r.accepted ? "accepted" : `kept ${r.kept || "local"}${r.reason ? `: ${r.reason}` : ""}`;
     return el(
       "tr",
-      { id: `round-${r.round}`, class: r.accepted ? "" : "muted-row" },
+      { id: `round-${r.round}`, class: r.accepted ? "" : "muted-row", title: r.reason || "" },
       el("td", { class: "num" }, r.round),
       el("td", {}, r.finished.slice(0, 19).replace("T", " ")),
       el("td", {}, r.aggregator),
@@ -31,12 +38,30 @@
       el("td", { class: "num" }, sumSamples(r)),
       el("td", { class: "num" }, fixed(metric(r.local, "accuracy"), 3)),
       el("td", { class: "num" }, fixed(metric(r.aggregated, "accuracy"), 3)),
+      el("td", { class: "num" }, fixed(metric(r.kept_metrics, "accuracy"), 3)),
+      el("td", { class: "num" }, fixed(metric(r.local_only, "accuracy"), 3)),
+      el("td", { class: "num gain" }, signed(gain(r))),
       el("td", { class: "num" }, fixed(metric(r.local, "loss"), 3)),
       el("td", { class: "num" }, fixed(metric(r.aggregated, "loss"), 3)),
       el("td", { class: "num" }, `${bytes(r.bytes_in)} / ${bytes(r.bytes_out)}`),
       el("td", { class: "num" }, seconds(r).toFixed(1)),
       el("td", {}, result),
     );
+  }
+
+  // The same figures as present.swarm_gain_json: rounds of the newest round's task that measured a gain.
+  function renderGain() {
+    const ordered = [...rounds.values()].sort((a, b) => a.round - b.round);
+    const task = ordered.length ? ordered[ordered.length - 1].task : null;
+    const measured = ordered.filter((r) => r.task === task && gain(r) !== null);
+    const recent = measured.slice(-GAIN_WINDOW).map(gain);
+    const latest = measured.length ? measured[measured.length - 1] : null;
+    const withMetric = ordered.filter((r) => r.task === task && r.metric);
+    document.getElementById("gain-latest").textContent = signed(latest ? gain(latest) : null);
+    document.getElementById("gain-latest-round").textContent = latest ? ` (${latest.round})` : "";
+    document.getElementById("gain-mean").textContent = signed(recent.length ? recent.reduce((a, b) => a + b, 0) / recent.length : null);
+    document.getElementById("gain-rounds").textContent = recent.length;
+    if (withMetric.length) document.getElementById("gain-metric").textContent = withMetric[withMetric.length - 1].metric;
   }
 
   function renderTable() {
@@ -57,6 +82,9 @@
       accuracy: { labels, datasets: [
         line("local", COLORS.local, ordered.map((r) => metric(r.local, "accuracy"))),
         line("aggregated", COLORS.aggregated, ordered.map((r) => metric(r.aggregated, "accuracy"))),
+        line("kept", COLORS.kept, ordered.map((r) => metric(r.kept_metrics, "accuracy"))),
+        { ...line("local-only", COLORS.localOnly, ordered.map((r) => metric(r.local_only, "accuracy"))), borderDash: [6, 4] },
+        { ...line("swarm gain (right axis)", COLORS.gain, ordered.map(gain)), yAxisID: "gain", borderWidth: 3 },
       ] },
       loss: { labels, datasets: [
         line("local", COLORS.local, ordered.map((r) => metric(r.local, "loss"))),
@@ -73,7 +101,7 @@
     };
   }
 
-  function options(stacked, tick, range = {}) {
+  function options(stacked, tick, range = {}, extraScales = {}) {
     return {
       responsive: true,
       maintainAspectRatio: false,
@@ -83,16 +111,23 @@
       scales: {
         x: { stacked, title: { display: true, text: "round" } },
         y: { stacked, beginAtZero: true, ...range, ticks: tick ? { callback: tick } : {} },
+        ...extraScales,
       },
     };
   }
 
   function createCharts() {
     const data = chartData();
-    const make = (name, type, stacked, tick, range) => {
-      charts[name] = new Chart(document.getElementById(`chart-${name}`), { type, data: data[name], options: options(stacked, tick, range) });
+    const make = (name, type, stacked, tick, range, extraScales) => {
+      charts[name] = new Chart(document.getElementById(`chart-${name}`), { type, data: data[name], options: options(stacked, tick, range, extraScales) });
     };
-    make("accuracy", "line", false, (v) => `${Math.round(v * 100)}%`, { min: 0, max: 1 });
+    const gainAxis = {
+      gain: {
+        position: "right", suggestedMin: -0.1, suggestedMax: 0.1, grid: { drawOnChartArea: false },
+        title: { display: true, text: "swarm gain" }, ticks: { callback: (v) => signed(v) },
+      },
+    };
+    make("accuracy", "line", false, (v) => `${Math.round(v * 100)}%`, { min: 0, max: 1 }, gainAxis);
     make("loss", "line", false);
     make("bytes", "bar", false, (v) => bytes(v));
     make("time", "bar", true);
@@ -108,12 +143,14 @@
 
   function addRound(record) {
     rounds.set(record.round, record);
+    renderGain();
     renderTable();
     updateCharts();
   }
 
   document.addEventListener("DOMContentLoaded", () => {
     for (const r of JSON.parse(document.getElementById("rounds-data").textContent)) rounds.set(r.round, r);
+    renderGain();
     renderTable();
     if (typeof Chart === "undefined") {
       document.getElementById("charts-missing").hidden = false;
