@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 DPI = 110
 COLOURS = {"federated": "tab:blue", "centralized": "tab:orange", "local": "tab:green"}
-PHASES = ("train", "exchange", "aggregate", "evaluate", "decide", "publish")
+PHASES = ("train", "exchange", "aggregate", "evaluate", "local_only", "decide", "publish")
 
 
 def write_all(folder: Path, task: DetectionTask, results: dict[str, ScenarioResult]) -> list[Path]:
