@@ -16,8 +16,8 @@ log = logging.getLogger(__name__)
 
 
 def build(bridge: Bridge) -> web.Application:
-    """All routes of one bridge."""
-    app = web.Application()
+    """All routes of one bridge; a request that reaches them has met the bridge's header deadline."""
+    app = web.Application(middlewares=[bridge.header_deadline.middleware])
     routes = _Routes(bridge)
     app.router.add_get("/ws", bridge.gate.handle)
     app.router.add_get("/health", routes.health)

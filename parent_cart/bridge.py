@@ -25,6 +25,7 @@ from parent_cart.announce import Announcer
 from parent_cart.dht import Dht
 from parent_cart.directory import Directory
 from parent_cart.gate import Gate
+from parent_cart.header_deadline import HeaderDeadline
 from parent_cart.links import Links
 from parent_cart.metrics import BridgeMetrics
 from parent_cart.models import ModelError, ModelStore
@@ -70,9 +71,11 @@ class Bridge:
             self.links.link_peer,
             self.links.accept,
         )
+        self.header_deadline = HeaderDeadline(settings.http_header_timeout, self.metrics.header_timeouts)
         self.url = ""
         self.port = 0
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._started = 0.0
@@ -89,13 +92,7 @@ class Bridge:
 
     async def start(self) -> None:
         """Listen, join the DHT, announce ourselves and link to the bridges we can find."""
-        self._runner = web.AppRunner(
-            app.build(self), handle_signals=False, shutdown_timeout=self.settings.shutdown_grace
-        )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        await self._listen()
         self.url = self.settings.public_url.rstrip("/") or f"http://{_reachable(self.settings.host)}:{self.port}"
         self.directory.bridge_url = self.links.public_url = self.announcer.public_url = self.url
         await self.dht.start(self.settings.host, self.settings.dht_port)
@@ -111,6 +108,33 @@ class Bridge:
             self.dht_port,
             len(self.dht.contact_ids()),
         )
+
+    async def _listen(self) -> None:
+        """Serve the routes on HOST:PORT with the HTTP limits: header deadline, idle timeout, header sizes.
+
+        The listening socket is ours rather than a `web.TCPSite`'s so that every
+        connection's protocol comes through `HeaderDeadline.protocols` (aiohttp has
+        no header timeout of its own); the runner still owns the app and, on
+        cleanup, closes the connections. A handler is not cancelled when its
+        client goes away (aiohttp's `handler_cancellation`): /ws handlers end with
+        their socket anyway and clean up after themselves.
+        """
+        s = self.settings
+        self._runner = web.AppRunner(
+            app.build(self),
+            handle_signals=False,
+            shutdown_timeout=s.shutdown_grace,
+            keepalive_timeout=s.http_idle_timeout,
+            max_line_size=s.http_max_header_line,
+            max_field_size=s.http_max_header_line,
+            max_headers=s.http_max_headers,
+        )
+        await self._runner.setup()
+        server = self._runner.server
+        assert server is not None, "AppRunner.setup() makes the server"
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(self.header_deadline.protocols(server), s.host, s.port)
+        self.port = self._listener.sockets[0].getsockname()[1]
 
     async def stop(self, reason: str = "bridge shutting down") -> None:
         """Tell every cart and bridge Bye, retract our carts from the DHT, release the ports."""
@@ -130,6 +154,10 @@ class Bridge:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.dht.stop()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        self.header_deadline.cancel()
         await self._runner.cleanup()
         self._runner = None
         log.info("bridge %s stopped: %s", self.node_id[:8], reason)

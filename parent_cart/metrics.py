@@ -54,6 +54,11 @@ class BridgeMetrics:
             "fedcart_bridge_rate_limited_seconds", "Seconds carts were paced by rate limits", registry=r
         )
         self.departures = Counter("fedcart_bridge_departures", "Carts that left", ["how"], registry=r)
+        self.header_timeouts = Counter(
+            "fedcart_bridge_http_header_timeouts",
+            "HTTP connections closed because their request headers were not complete within HTTP_HEADER_TIMEOUT",
+            registry=r,
+        )
         self.models = Counter("fedcart_bridge_models_published", "TFLite models accepted for phones", registry=r)
         self._gauges: list[Gauge] = []
 

@@ -44,12 +44,29 @@ class BridgeSettings(NodeSettings):
     max_model_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest TFLite model carts may publish")
     models_keep: int = Field(3, ge=1, description="Published model versions kept on disk")
     shutdown_grace: float = Field(2.0, ge=0, description="Seconds to tell peers Bye and retract presences on shutdown")
+    http_header_timeout: float = Field(
+        10.0, gt=0, le=300, description="Seconds a new HTTP connection has to send complete request headers"
+    )
+    http_idle_timeout: float = Field(
+        60.0, gt=0, le=3600, description="Seconds an HTTP connection may sit idle between requests before it is closed"
+    )
+    http_max_header_line: int = Field(
+        8190, ge=1024, le=65536, description="Longest request line or header field (bytes) the relay reads"
+    )
+    http_max_headers: int = Field(64, ge=16, le=1024, description="Most header fields one request may have")
 
     @model_validator(mode="after")
     def _sender_wait_below_deadline(self) -> "BridgeSettings":
         """A sender parked on a full queue is not read meanwhile; it must not look silent because of it."""
         if self.send_timeout >= self.heartbeat_interval * self.heartbeat_misses:
             raise ValueError("send_timeout must be shorter than heartbeat_interval * heartbeat_misses")
+        return self
+
+    @model_validator(mode="after")
+    def _header_deadline_below_idle(self) -> "BridgeSettings":
+        """aiohttp's idle timer also runs while a connection's first headers arrive: a longer header deadline is moot."""
+        if self.http_header_timeout > self.http_idle_timeout:
+            raise ValueError("http_header_timeout must not be longer than http_idle_timeout")
         return self
 
     @property

@@ -13,6 +13,11 @@ The hostile-payload rows (issue 14) send what once ended sessions or escaped the
 routed to an honest cart, sent to the bridge after admission and sent instead of the
 admission answer; a burst of 10,000 heartbeats; frames of 10 MB and 100 MB; a frame of an
 unknown kind. Each checks the reply or close reason and the counter that moved.
+
+The HTTP rows (issue 14, finding 5) open raw TCP connections to a bridge of their own with
+short header and idle deadlines: half-sent upgrade requests and connections that say
+nothing are closed at the header deadline, idle keep-alive connections at the idle
+deadline, and a cart admitted on that bridge meanwhile keeps its WebSocket past both.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from bridgekit import (
     FAST_BACKOFF,
     TOKEN,
     Swarm,
+    bridge_settings,
     cart,
     gone_everywhere,
     http_peers,
@@ -78,6 +84,8 @@ class Fault(enum.Enum):
     DEEP_JSON_AS_ADMISSION = "JSON nested 60,000 deep instead of the admission answer"
     TYPE_LIST_AS_ADMISSION = "type-is-a-list message instead of the admission answer"
     HEARTBEAT_BURST = "burst of 10,000 heartbeats"
+    HALF_SENT_UPGRADES = "30 half-sent upgrade requests, some still trickling"
+    IDLE_CONNECTIONS = "idle TCP connections and idle keep-alive connections"
     FLOOD = "flooding cart"
     SLOW_RECEIVER = "receiver that stops reading"
     BRIDGE_RESTART = "bridge restart"
@@ -374,6 +382,112 @@ async def _heartbeat_burst(world: World) -> str:
     return f"{len(acks)} of {BURST + 1} heartbeats answered, {dropped:.0f} replies dropped, counted and reported"
 
 
+# --- HTTP deadlines (issue 14) ----------------------------------------------------------------
+
+HEADER_TIMEOUT = 0.5
+IDLE_TIMEOUT = 1.5
+HALF_SENT = b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+
+
+async def _strict_bridge(world: World) -> tuple[Bridge, BridgeClient]:
+    """A bridge of its own with short HTTP deadlines, and an honest cart admitted on it."""
+    settings = bridge_settings(
+        world.swarm.root / "strict-http", http_header_timeout=HEADER_TIMEOUT, http_idle_timeout=IDLE_TIMEOUT
+    )
+    bridge = Bridge(settings)
+    await bridge.start()
+    world.stack.push_async_callback(bridge.stop)
+    honest = await world.stack.enter_async_context(cart(bridge))
+    return bridge, honest
+
+
+async def _closed_by_server(reader: asyncio.StreamReader) -> bytes:
+    """Everything the server sent until it closed the connection."""
+    try:
+        return await reader.read()
+    except ConnectionResetError:
+        return b""
+
+
+async def _trickle(writer: asyncio.StreamWriter) -> None:
+    """Send a header value one byte at a time (a slowloris client) until the server hangs up."""
+    writer.write(HALF_SENT + b"X-Slow: ")
+    with contextlib.suppress(ConnectionError):
+        while not writer.is_closing():
+            writer.write(b"a")
+            await writer.drain()
+            await asyncio.sleep(0.05)  # the attack's pace, not a wait for something
+
+
+async def _all_closed(readers: list[asyncio.StreamReader], what: str) -> list[bytes]:
+    return await within(asyncio.gather(*(_closed_by_server(r) for r in readers)), what)
+
+
+def _honest_cart_kept(honest: BridgeClient) -> None:
+    assert honest.connected.is_set() and honest.sessions == 1, (
+        "the admitted cart's WebSocket must outlive the deadlines"
+    )
+
+
+async def _half_sent_upgrades(world: World) -> str:
+    """Each connection sends an upgrade request without its final blank line; five keep trickling header bytes."""
+    bridge, honest = await _strict_bridge(world)
+    before = _sample(bridge, "fedcart_bridge_http_header_timeouts_total")
+    connections = [await asyncio.open_connection("127.0.0.1", bridge.port) for _ in range(30)]
+    for _, writer in connections[5:]:
+        writer.write(HALF_SENT)
+    tricklers = [asyncio.create_task(_trickle(writer)) for _, writer in connections[:5]]
+    try:
+        sent_back = await _all_closed([r for r, _ in connections], "the bridge closing 30 half-sent upgrade requests")
+    finally:
+        for task in tricklers:
+            task.cancel()
+        await asyncio.gather(*tricklers, return_exceptions=True)
+        for _, writer in connections:
+            writer.close()
+    assert sent_back == [b""] * 30, "a connection closed at the header deadline gets no response"
+    closed = _sample(bridge, "fedcart_bridge_http_header_timeouts_total") - before
+    assert closed == 30, f"{closed:.0f} header timeouts counted for 30 connections"
+    assert bridge.header_deadline.waiting == 0
+    _honest_cart_kept(honest)
+    return (
+        f"closed {closed:.0f} half-sent upgrade requests (5 still trickling) at the {HEADER_TIMEOUT}s header deadline"
+    )
+
+
+async def _read_response(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+    )
+    return head + await reader.readexactly(length)
+
+
+async def _idle_connections(world: World) -> str:
+    """Ten connections that never send a byte (header deadline) and ten that ask /health once and then idle."""
+    bridge, honest = await _strict_bridge(world)
+    before = _sample(bridge, "fedcart_bridge_http_header_timeouts_total")
+    silent = [await asyncio.open_connection("127.0.0.1", bridge.port) for _ in range(10)]
+    kept_alive = [await asyncio.open_connection("127.0.0.1", bridge.port) for _ in range(10)]
+    try:
+        for reader, writer in kept_alive:
+            writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            response = await within(_read_response(reader), "a /health answer on a keep-alive connection")
+            assert response.startswith(b"HTTP/1.1 200") and b'"status": "ok"' in response, response
+        await _all_closed([r for r, _ in silent], "the bridge closing 10 connections that never sent a request")
+        await _all_closed([r for r, _ in kept_alive], "the bridge closing 10 idle keep-alive connections")
+    finally:
+        for _, writer in silent + kept_alive:
+            writer.close()
+    closed = _sample(bridge, "fedcart_bridge_http_header_timeouts_total") - before
+    assert closed == 10, f"{closed:.0f} header timeouts: only the silent connections miss the header deadline"
+    _honest_cart_kept(honest)
+    return (
+        f"closed 10 silent connections at the {HEADER_TIMEOUT}s header deadline "
+        f"and 10 idle keep-alive connections at the {IDLE_TIMEOUT}s idle deadline"
+    )
+
+
 # --- overload --------------------------------------------------------------------------------
 
 
@@ -544,6 +658,8 @@ CASES: dict[Fault, Case] = {
         "malformed answer to the challenge: type: must be a string", inject=_as_admission_answer(TYPE_LIST)
     ),
     Fault.HEARTBEAT_BURST: Case("heartbeats answered", inject=_heartbeat_burst),
+    Fault.HALF_SENT_UPGRADES: Case("closed 30 half-sent upgrade requests", inject=_half_sent_upgrades),
+    Fault.IDLE_CONNECTIONS: Case("10 idle keep-alive connections", inject=_idle_connections),
     Fault.FLOOD: Case("paced", inject=_flood),
     Fault.SLOW_RECEIVER: Case("not reading", inject=_slow_receiver),
     Fault.BRIDGE_RESTART: Case("reconnected on its own", inject=_bridge_restart),
