@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from cartnet.settings import NodeSettings
 
@@ -50,6 +50,18 @@ class CartSettings(NodeSettings):
         65536, ge=1024, le=8 * 1024 * 1024, description="Largest JSON request body the UI API reads"
     )
     ui_web_dir: str = Field("", description="Front-end assets folder; empty = the repository's web/")
+    ui_threads: int = Field(
+        8, ge=2, le=64, description="Worker threads serving UI requests (each open live-update stream holds one)"
+    )
+    ui_max_streams: int = Field(
+        4, ge=1, le=63, description="Live-update (SSE) streams open at once; more get 503 until one closes"
+    )
+    ui_connection_limit: int = Field(
+        100, ge=8, le=10000, description="Open UI connections at once; beyond it new ones wait in the listen backlog"
+    )
+    ui_channel_timeout: int = Field(
+        60, ge=1, le=3600, description="Seconds a UI connection may sit idle (no request running) before it is closed"
+    )
     iot_anomaly_features: int = Field(
         115, ge=1, le=10000, description="Numeric features per traffic row (115 = N-BaIoT)"
     )
@@ -81,3 +93,12 @@ class CartSettings(NodeSettings):
     iot_forest_aggregator: Literal["tree_union", "tree_vote"] = Field(
         "tree_union", description="Join peers' forests with every tree voting equally, or weighted by its cart's rows"
     )
+
+    @model_validator(mode="after")
+    def _streams_leave_threads_free(self) -> "CartSettings":
+        """Each live-update stream holds a worker thread and a connection for as long as the page is open."""
+        if self.ui_max_streams >= self.ui_threads:
+            raise ValueError("ui_max_streams must be below ui_threads: pages and the API need a thread too")
+        if self.ui_max_streams >= self.ui_connection_limit:
+            raise ValueError("ui_max_streams must be below ui_connection_limit")
+        return self

@@ -83,7 +83,7 @@ def _cart_ui(settings: CartSettings, store: Store, bus: EventBus, node: NodeView
         shop=shop,
         models=ModelVersions(store, settings.data_dir),
         recommender=Recommender(store, settings),
-        stream=EventStream(bus),
+        stream=EventStream(bus, max_streams=settings.ui_max_streams),
         throttle=LoginThrottle(settings.ui_login_free_attempts, settings.ui_login_max_delay),
         password_hash=credentials.admin_password_hash(settings.ui_admin_password_hash, settings.data_dir),
     )

@@ -1,37 +1,46 @@
-"""Serving the UI from a background thread of the node process, with a clean stop.
+"""Serving the UI from a background thread of the node process on waitress, with bounds and a clean stop.
 
 The node runtime owns an asyncio loop for rounds and the bridge; the UI is a
-WSGI app, so it runs in werkzeug's threaded server on its own thread. `stop()`
-ends the open event streams first (they would otherwise hold their request
-threads), then stops accepting, then joins the thread.
+WSGI app, so it runs in waitress (a production WSGI server) on a thread of its
+own. Waitress reads and writes every connection from that one thread and runs
+requests on a fixed pool of worker threads, so the cart's settings bound what
+the UI can take: UI_THREADS workers (requests beyond them wait in a queue),
+UI_CONNECTION_LIMIT open connections (beyond it new ones wait in the listen
+backlog), UI_CHANNEL_TIMEOUT seconds for a connection with no request running
+(idle keep-alive, or a request that stopped arriving), request headers of at most
+MAX_HEADER_BYTES, bodies of at most Flask's MAX_CONTENT_LENGTH, and
+UI_MAX_STREAMS live-update streams (each holds a worker; `stream.py`).
+
+`stop()` ends the open event streams first (they would otherwise hold their
+workers), lets running requests finish while their output is still sent, then
+closes every connection and the listening socket, all within STOP_TIMEOUT.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from types import TracebackType
+from typing import Any
 
 from flask import Flask
-from werkzeug.serving import WSGIRequestHandler, make_server
+from waitress import wasyncore
+from waitress.server import create_server
 
 from child_cart.events import EventBus
 from child_cart.settings import CartSettings
 from child_cart.store import Store
 from child_cart.ui.app import create_app
-from child_cart.ui.context import EXTENSION
+from child_cart.ui.context import EXTENSION, CartUI
 from child_cart.ui.node import NodeView
 
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 10.0
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """Access lines go to this module's logger at DEBUG: page polls and event streams would flood INFO."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        log.debug("%s %s %s", self.command, self.path, code)
+MAX_HEADER_BYTES = 64 * 1024
+LOOP_SECONDS = 1.0
+"""Longest the I/O loop waits for a socket event; `stop()` wakes it at once, and idle sweeps need no more."""
 
 
 class UIServer:
@@ -39,18 +48,41 @@ class UIServer:
 
     def __init__(self, app: Flask, host: str, port: int) -> None:
         self.app = app
-        self._server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"ui-{self.port}", daemon=True)
+        settings = self._ui.settings
+        host = host or "0.0.0.0"
+        self._map: dict[int, Any] = {}
+        self._server = create_server(
+            app,
+            map=self._map,
+            host=host,
+            port=port,
+            ipv4=":" not in host,
+            ipv6=":" in host,  # one listening socket, so one real port when 0 asked for any
+            threads=settings.ui_threads,
+            connection_limit=settings.ui_connection_limit,
+            channel_timeout=settings.ui_channel_timeout,
+            cleanup_interval=max(1, min(30, settings.ui_channel_timeout // 2)),
+            max_request_header_size=MAX_HEADER_BYTES,
+            max_request_body_size=app.config["MAX_CONTENT_LENGTH"],
+            ident="fedcart",
+        )
+        self.threads = settings.ui_threads
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name=f"ui-{self.port}", daemon=True)
+
+    @property
+    def _ui(self) -> CartUI:
+        ui: CartUI = self.app.extensions[EXTENSION]
+        return ui
 
     @property
     def host(self) -> str:
-        host = self._server.server_address[0]  # typed for every socket family; a TCP server's is always str
-        return host if isinstance(host, str) else bytes(host).decode()
+        return str(self._server.effective_host)
 
     @property
     def port(self) -> int:
         """The bound port (the real one when 0 asked for any free port)."""
-        return self._server.server_port
+        return int(self._server.effective_port)
 
     @property
     def url(self) -> str:
@@ -59,17 +91,39 @@ class UIServer:
 
     def start(self) -> UIServer:
         self._thread.start()
-        log.info("cart UI on %s (admin: %s/admin)", self.url, self.url)
+        log.info(
+            "cart UI on %s (admin: %s/admin): %d threads, %d live-update streams at most",
+            self.url,
+            self.url,
+            self.threads,
+            self._ui.settings.ui_max_streams,
+        )
         return self
 
     def stop(self) -> None:
-        """Close event streams, stop serving, release the port; safe to call twice."""
-        self.app.extensions[EXTENSION].stream.close()
+        """Close event streams, let running requests finish, close every connection, release the port; safe twice."""
+        self._ui.stream.close()
+        self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=STOP_TIMEOUT)
         if self._thread.is_alive():
-            self._server.shutdown()
+            self._stopping.set()
+            self._server.pull_trigger()
             self._thread.join(STOP_TIMEOUT)
-        self._server.server_close()
+        else:
+            wasyncore.close_all(self._map, ignore_all=True)
         log.info("cart UI on %s stopped", self.url)
+
+    def _serve(self) -> None:
+        """The I/O loop: until `stop()`, then flush what finished requests wrote and close everything."""
+        try:
+            while not self._stopping.is_set():
+                wasyncore.loop(timeout=LOOP_SECONDS, use_poll=True, map=self._map, count=1)
+            deadline = time.monotonic() + STOP_TIMEOUT
+            while time.monotonic() < deadline and any(
+                getattr(channel, "total_outbufs_len", 0) for channel in list(self._map.values())
+            ):
+                wasyncore.loop(timeout=0.05, use_poll=True, map=self._map, count=1)
+        finally:
+            wasyncore.close_all(self._map, ignore_all=True)
 
     def __enter__(self) -> UIServer:
         return self

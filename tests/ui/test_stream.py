@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from child_cart.ui.context import EXTENSION
-from child_cart.ui.stream import EventStream, format_event
+from child_cart.ui.stream import EventStream, StreamsFull, format_event
 
 from .conftest import Api, round_record
 
@@ -41,3 +43,18 @@ def test_stream_sends_keep_alive_comments_when_idle(bus):
 
 def test_event_data_is_one_line_even_with_newlines_in_values():
     assert format_event("round", {"reason": "line one\nline two"}).count("\n") == 3
+
+
+def test_a_slot_is_given_back_when_a_body_is_closed_even_unread(bus):
+    """A client that leaves before its body starts (the server then only calls close) frees its slot."""
+    stream = EventStream(bus, max_streams=1)
+    first = stream.events()
+    with pytest.raises(StreamsFull) as full:
+        stream.events()
+    assert full.value.status == 503 and full.value.code == "too_many_streams"
+    first.close()
+    second = stream.events()
+    assert next(second).startswith("event: ready")
+    stream.close()
+    assert next(second, None) is None
+    assert stream.open_streams == 0
