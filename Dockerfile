@@ -43,9 +43,11 @@ COPY --from=web /web /opt/fedcart/web
 ENV UI_WEB_DIR=/opt/fedcart/web \
     DATA_DIR=/data
 
+# /data: a node's data dir (its volume); /authority: the swarm authority's volume, mounted only into compose's
+# one-shot `authority` and `enrol-*` services. Both exist here so that a fresh named volume takes their owner.
 RUN useradd --system --user-group --uid 10001 --home-dir /home/fedcart --create-home fedcart \
-    && mkdir -p /data \
-    && chown fedcart:fedcart /data
+    && mkdir -p /data /authority \
+    && chown fedcart:fedcart /data /authority
 USER fedcart
 # No .env here: settings come from the environment (docker compose passes .env in as env_file).
 WORKDIR /home/fedcart

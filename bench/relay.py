@@ -30,15 +30,22 @@ from rich.console import Console
 from rich.table import Table
 
 from cartnet import frames, presence
+from cartnet.authority import Authority, ensure_enrolled
 from cartnet.client import BridgeClient
 from cartnet.handshake import MAX_FRAME, join, ws_url
 from cartnet.identity import Identity
-from cartnet.messages import Heartbeat
+from cartnet.messages import Certificate, Heartbeat
 from fedcart.local_swarm import bridge_argv
 
-TOKEN = "bench-swarm-token"
+AUTHORITY_ENV = "FEDCART_BENCH_AUTHORITY"
+"""Where `run` keeps the bench swarm's authority; receiver processes inherit it and enrol themselves."""
 REPO = Path(__file__).resolve().parents[1]
 console = Console(width=160)
+
+
+def certified(identity: Identity) -> Certificate:
+    """A certificate of the bench's swarm for `identity`."""
+    return Authority.load(Path(os.environ[AUTHORITY_ENV])).issue(identity.public_key, "cart")
 
 
 # --- receivers (child processes) --------------------------------------------------------------
@@ -101,7 +108,8 @@ async def _raw_sink(pipe, url: str) -> None:
 
 
 async def _client_sink(pipe, url: str) -> None:
-    async with BridgeClient(Identity.generate(), url, TOKEN) as client:
+    me = Identity.generate()
+    async with BridgeClient(me, url, certified(me)) as client:
         await client.wait_connected()
         pipe.send(client.node_id)
         while True:
@@ -113,11 +121,11 @@ async def _client_sink(pipe, url: str) -> None:
 
 @contextlib.asynccontextmanager
 async def raw_cart(
-    session: aiohttp.ClientSession, url: str, me: Identity
+    session: aiohttp.ClientSession, url: str, me: Identity, cert: Certificate | None = None
 ) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
     """An admitted, heartbeating WebSocket with a published presence: the lightest possible cart."""
     async with session.ws_connect(ws_url(url), max_msg_size=MAX_FRAME) as ws:
-        welcome = await join(ws, me, TOKEN)
+        welcome = await join(ws, me, cert or certified(me))
         await ws.send_bytes(frames.control(presence.sign(me, welcome.bridge_id, 600)))
         beat = asyncio.create_task(_heartbeat(ws, welcome.heartbeat_interval))
         try:
@@ -200,12 +208,12 @@ class BridgeProc:
 async def start_bridge(root: Path, name: str, bootstrap: str = "") -> BridgeProc:
     env = {
         **os.environ,
-        "SWARM_TOKEN": TOKEN,
         "RATE_FRAMES": "0",
         "RATE_BYTES": "0",
         "LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(REPO),
     }
+    ensure_enrolled(Authority.load(Path(os.environ[AUTHORITY_ENV])), root / name, "bridge")
     proc = await asyncio.create_subprocess_exec(
         *bridge_argv(root / name, bootstrap=bootstrap),
         stdout=asyncio.subprocess.DEVNULL,
@@ -297,7 +305,8 @@ async def _measure(name: str, channel: Channel, args: argparse.Namespace) -> Row
 async def measure_transfer(args: argparse.Namespace, src: str, dst: str) -> Row:
     proc, receiver = spawn_receiver("client", dst)
     try:
-        async with BridgeClient(Identity.generate(), src, TOKEN) as client:
+        me = Identity.generate()
+        async with BridgeClient(me, src, certified(me)) as client:
             await client.wait_connected()
             async with aiohttp.ClientSession() as session:
                 await wait_listed(session, src, receiver)
@@ -327,11 +336,12 @@ async def measure_capacity(count: int, bridge: BridgeProc) -> Capacity:
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session, contextlib.AsyncExitStack() as stack:
         identities = [Identity.generate() for _ in range(count)]
+        certs = {me.node_id: certified(me) for me in identities}
         gate = asyncio.Semaphore(64)
 
         async def admit(me: Identity) -> aiohttp.ClientWebSocketResponse:
             async with gate:
-                return await stack.enter_async_context(raw_cart(session, bridge.url, me))
+                return await stack.enter_async_context(raw_cart(session, bridge.url, me, certs[me.node_id]))
 
         start = time.perf_counter()
         sockets = await asyncio.gather(*(admit(me) for me in identities))
@@ -366,6 +376,7 @@ async def _echo(ws: aiohttp.ClientWebSocketResponse, me: str) -> None:
 async def run(args: argparse.Namespace) -> tuple[list[Row], Capacity]:
     with tempfile.TemporaryDirectory(prefix="bench-relay-") as tmp:
         root = Path(tmp)
+        os.environ[AUTHORITY_ENV] = str(Authority.create(root / "authority").directory)
         b1 = await start_bridge(root, "b1")
         b2 = await start_bridge(root, "b2", f"127.0.0.1:{b1.dht_port}")
         try:

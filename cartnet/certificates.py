@@ -7,6 +7,10 @@ node's data dir) can check a certificate on its own: `verify` raises Certificate
 naming the one thing that is wrong. The swarm id is derived from the swarm's public key,
 so a certificate issued by another authority is told apart from a forged one.
 
+The two signed records travel in control messages, so their classes live in
+cartnet.messages (Certificate inside Auth, RevocationList between bridges); this module
+holds the rules for believing them and their files in a data dir.
+
 A revocation list, signed by the same authority, names node ids that no longer belong;
 of two valid lists the one with the higher serial wins, so a list can only be replaced by
 a newer word of the authority, never rolled back by whoever relays it.
@@ -18,18 +22,19 @@ of record is never valid for another.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import ValidationError, field_validator, model_validator
 
 from cartnet.identity import node_id_of, verify_signature
-from cartnet.messages import Key32, Message, NodeId, Signature, signed_bytes
+from cartnet.messages import MAX_REVOKED as MAX_REVOKED
+from cartnet.messages import Certificate as Certificate
+from cartnet.messages import Key32, Message, SwarmId, canonical_base64, signed_bytes
+from cartnet.messages import RevocationList as RevocationList
 from cartnet.presence import now_ms
 
 CERTIFICATE_FILE = "certificate.json"
@@ -40,9 +45,6 @@ REVOCATIONS_FILE = "revocations.json"
 """The newest revocation list a node (or the authority) knows of."""
 
 Role = Literal["bridge", "cart"]
-SwarmId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="First 128 bits of SHA-256 of the swarm key")]
-MAX_REVOKED = 2000
-"""Node ids one revocation list may name (it must fit in one control message)."""
 
 _CERT_LABEL = b"fedcart-certificate-v1|"
 _REVOCATION_LABEL = b"fedcart-revocations-v1|"
@@ -65,19 +67,6 @@ def swarm_id_of(swarm_public_key: bytes) -> str:
     return hashlib.sha256(swarm_public_key).hexdigest()[:32]
 
 
-def _canonical_base64(value: Any) -> Any:
-    """Refuse base64 text that is not the one encoding of its bytes (e.g. stray low bits before `=`),
-    so two different texts never decode to the same signed certificate."""
-    if isinstance(value, str):
-        try:
-            raw = base64.b64decode(value, validate=True)
-        except binascii.Error:
-            raise ValueError("not valid base64") from None
-        if base64.b64encode(raw).decode() != value:
-            raise ValueError("not canonical base64")
-    return value
-
-
 class SwarmKey(Message):
     """The public half of a swarm authority: what every node trusts (`swarm.json`)."""
 
@@ -88,7 +77,7 @@ class SwarmKey(Message):
     @field_validator("public_key", mode="before")
     @classmethod
     def _canonical(cls, value: Any) -> Any:
-        return _canonical_base64(value)
+        return canonical_base64(value)
 
     @model_validator(mode="after")
     def _id_matches_key(self) -> SwarmKey:
@@ -99,43 +88,6 @@ class SwarmKey(Message):
     @classmethod
     def of(cls, swarm_public_key: bytes) -> SwarmKey:
         return cls(swarm_id=swarm_id_of(swarm_public_key), public_key=swarm_public_key)
-
-
-class Certificate(Message):
-    """The authority's word that `public_key` (node `node_id`) belongs to `swarm_id` as a `role`."""
-
-    type: Literal["certificate"] = "certificate"
-    swarm_id: SwarmId
-    node_id: NodeId
-    public_key: Key32
-    role: Role
-    not_before_ms: int = Field(ge=0, description="Unix time in ms from which the certificate holds")
-    not_after_ms: int = Field(ge=0, description="Unix time in ms after which it no longer holds")
-    signature: Signature
-
-    @field_validator("public_key", "signature", mode="before")
-    @classmethod
-    def _canonical(cls, value: Any) -> Any:
-        return _canonical_base64(value)
-
-
-class RevocationList(Message):
-    """The authority's list of node ids that no longer belong to the swarm; a higher serial wins."""
-
-    type: Literal["revocation_list"] = "revocation_list"
-    swarm_id: SwarmId
-    serial: int = Field(ge=0, description="Grows by one with every list the authority signs")
-    issued_ms: int = Field(ge=0)
-    revoked: Annotated[list[NodeId], Field(max_length=MAX_REVOKED)] = []
-    signature: Signature
-
-    @field_validator("signature", mode="before")
-    @classmethod
-    def _canonical(cls, value: Any) -> Any:
-        return _canonical_base64(value)
-
-    def names(self, node_id: str) -> bool:
-        return node_id in self.revoked
 
 
 def certificate_bytes(cert: Certificate) -> bytes:

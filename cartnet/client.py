@@ -1,7 +1,7 @@
 """BridgeClient: a cart's single connection to the swarm, through the bridge it dials out to.
 
 Carts sit behind NAT, so a cart never listens: it opens one WebSocket to its bridge's
-`/ws`, proves its identity and the swarm token (cartnet.admission), and from then on
+`/ws`, proves its identity and shows its swarm certificate (cartnet.admission), and from then on
 reaches any other cart by node id. Everything a cart sends to a peer travels as a
 routed frame `R <to> <from> <inner>`; the bridge reads only the 41-byte header.
 
@@ -10,7 +10,7 @@ What the client takes care of, so the rounds engine does not have to:
 * admission, then a signed presence record (cartnet.presence) refreshed before it expires;
 * heartbeats at the interval the bridge asked for, and noticing a silent bridge;
 * reconnecting with exponential backoff plus jitter whenever the bridge goes away
-  (a refused admission is final: retrying a wrong token cannot help);
+  (a refused admission is final: retrying a refused certificate cannot help);
 * a TransferHub (`client.transfers`) whose frames are routed, so
   `await client.transfers.send_blob(peer_id, blob, purpose, meta)` works cart to cart,
   and received blobs appear on `client.transfers.received`;
@@ -22,7 +22,7 @@ What the client takes care of, so the rounds engine does not have to:
 
 Typical use::
 
-    async with BridgeClient(identity, "http://bridge:8470", token) as client:
+    async with BridgeClient(identity, "http://bridge:8470", certificate) as client:
         await client.wait_connected()
         peers = await client.peers()
         await client.send_message(peers[0].node_id, UpdateRequest(...))
@@ -50,6 +50,7 @@ from cartnet.identity import Identity
 from cartnet.messages import (
     AnyMessage,
     Bye,
+    Certificate,
     Error,
     Heartbeat,
     Message,
@@ -122,8 +123,9 @@ class BridgeClient:
         self,
         identity: Identity,
         bridge_url: str,
-        swarm_token: str,
+        certificate: Certificate,
         *,
+        swarm_token: str = "",
         limits: TransferLimits | None = None,
         presence_ttl: float = 60.0,
         backoff: Backoff | None = None,
@@ -145,6 +147,7 @@ class BridgeClient:
         self.sessions = 0
         self.failure: Exception | None = None
         self.refused: Counter[str] = Counter()
+        self.certificate = certificate
         self._token = swarm_token
         self._presence_ttl = presence_ttl
         self._backoff = backoff or Backoff()
@@ -381,7 +384,9 @@ class BridgeClient:
     async def _connect_once(self, session: aiohttp.ClientSession) -> str:
         timeout = aiohttp.ClientWSTimeout(ws_close=2.0)
         async with session.ws_connect(self.url, max_msg_size=MAX_FRAME, timeout=timeout) as ws:
-            welcome = await join(ws, self.identity, self._token, timeout=self._handshake_timeout)
+            welcome = await join(
+                ws, self.identity, self.certificate, timeout=self._handshake_timeout, swarm_token=self._token
+            )
             self.bridge_id, self.heartbeat_interval = welcome.bridge_id, welcome.heartbeat_interval
             self._ws = ws
             keepalive = asyncio.create_task(self._keepalive(welcome))

@@ -11,8 +11,9 @@ from __future__ import annotations
 import aiohttp
 
 from cartnet import admission, frames
+from cartnet.certificates import Role
 from cartnet.identity import Identity
-from cartnet.messages import AnyMessage, Challenge, Message, Reject, Welcome
+from cartnet.messages import AnyMessage, Certificate, Challenge, Message, Reject, Welcome
 
 MAX_FRAME = 4 * 1024 * 1024
 """aiohttp's default message limit on both ends; a bigger frame would close the socket (1009)."""
@@ -46,19 +47,23 @@ async def receive_control(ws: aiohttp.ClientWebSocketResponse, timeout: float) -
 async def join(
     ws: aiohttp.ClientWebSocketResponse,
     identity: Identity,
-    swarm_token: str,
-    role: str = "cart",
+    certificate: Certificate,
+    role: Role = "cart",
     relay_url: str = "",
     timeout: float = 10.0,
+    swarm_token: str = "",
 ) -> Welcome:
-    """Answer a bridge's admission challenge on an open socket; AdmissionRefused carries its reason.
+    """Answer a bridge's admission challenge on an open socket, showing `certificate`;
+    AdmissionRefused carries the bridge's reason.
 
     Bridges use the same call (role "bridge", their relay URL) to join each other.
     """
     challenge = await receive_control(ws, timeout)
     if not isinstance(challenge, Challenge):
         raise ConnectionError(f"expected a challenge, got {challenge.type}")
-    await ws.send_bytes(frames.control(admission.answer(challenge, identity, swarm_token, role, relay_url)))
+    await ws.send_bytes(
+        frames.control(admission.answer(challenge, identity, certificate, role, relay_url, swarm_token))
+    )
     reply = await receive_control(ws, timeout)
     if isinstance(reply, Reject):
         raise AdmissionRefused(reply.reason)

@@ -21,7 +21,16 @@ import re
 from itertools import accumulate
 from typing import Annotated, Any, Literal, NoReturn, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 MAX_CONTROL_BYTES = 128 * 1024
 """Largest control message accepted; a signed manifest of a 512 MiB transfer fits."""
@@ -71,11 +80,68 @@ class Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# --- swarm membership (issued by the swarm authority; checked by cartnet.certificates) ---------
+
+SwarmId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="First 128 bits of SHA-256 of the swarm key")]
+MAX_REVOKED = 2000
+"""Node ids one revocation list may name (it must fit in one control message)."""
+
+
+def canonical_base64(value: Any) -> Any:
+    """Refuse base64 text that is not the one encoding of its bytes (stray low bits before `=`), so
+    two different texts never decode to the same signed record."""
+    if isinstance(value, str):
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except binascii.Error:
+            raise ValueError("not valid base64") from None
+        if base64.b64encode(raw).decode() != value:
+            raise ValueError("not canonical base64")
+    return value
+
+
+class Certificate(Message):
+    """The swarm authority's word that `public_key` (node `node_id`) belongs to `swarm_id` as a `role`."""
+
+    type: Literal["certificate"] = "certificate"
+    swarm_id: SwarmId
+    node_id: NodeId
+    public_key: Key32
+    role: Literal["bridge", "cart"]
+    not_before_ms: int = Field(ge=0, description="Unix time in ms from which the certificate holds")
+    not_after_ms: int = Field(ge=0, description="Unix time in ms after which it no longer holds")
+    signature: Signature
+
+    @field_validator("public_key", "signature", mode="before")
+    @classmethod
+    def _canonical(cls, value: Any) -> Any:
+        return canonical_base64(value)
+
+
+class RevocationList(Message):
+    """The swarm authority's list of node ids that no longer belong; bridges pass it on, a higher serial wins."""
+
+    type: Literal["revocation_list"] = "revocation_list"
+    swarm_id: SwarmId
+    serial: int = Field(ge=0, description="Grows by one with every list the authority signs")
+    issued_ms: int = Field(ge=0)
+    revoked: Annotated[list[NodeId], Field(max_length=MAX_REVOKED)] = []
+    signature: Signature
+
+    @field_validator("signature", mode="before")
+    @classmethod
+    def _canonical(cls, value: Any) -> Any:
+        return canonical_base64(value)
+
+    def names(self, node_id: str) -> bool:
+        return node_id in self.revoked
+
+
 # --- swarm admission (bridge <-> node) -------------------------------------------------
 
 
 class Challenge(Message):
-    """Bridge -> node: sign this fresh nonce to prove your key and the swarm token."""
+    """Bridge -> node: sign this fresh nonce to prove your key (and show your certificate)."""
 
     type: Literal["challenge"] = "challenge"
     nonce: Key32
@@ -83,7 +149,7 @@ class Challenge(Message):
 
 
 class Auth(Message):
-    """Node -> bridge: the answer to a challenge."""
+    """Node -> bridge: the answer to a challenge, with the node's certificate for the role it acts in."""
 
     type: Literal["auth"] = "auth"
     role: Literal["cart", "bridge"]
@@ -92,7 +158,8 @@ class Auth(Message):
     kx_public_key: Key32
     nonce: Key32
     signature: Signature
-    token_mac: Key32
+    certificate: Certificate
+    token_mac: Key32 = Field(description="HMAC of the transcript under SWARM_TOKEN (an optional extra check)")
     relay_url: Annotated[str, Field(max_length=256)] = ""
 
 
@@ -293,7 +360,8 @@ AnyMessage = Annotated[
     | Presence
     | PresenceRecord
     | Roster
-    | LinkUndeliverable,
+    | LinkUndeliverable
+    | RevocationList,
     Field(discriminator="type"),
 ]
 _adapter: TypeAdapter[AnyMessage] = TypeAdapter(AnyMessage)

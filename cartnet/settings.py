@@ -2,15 +2,46 @@
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PUBLISHED_TOKENS = frozenset(
+    {
+        "change-me-swarm-token",
+        "local-swarm-token",
+        "simulation-swarm-token",
+        "test-swarm-token",
+        "bench-swarm-token",
+        "compose-health-token",
+    }
+)
+"""SWARM_TOKEN values printed in fedcart's own files (examples, old defaults, tests): known to anyone."""
 
 
 class NodeSettings(BaseSettings):
-    """What every node needs: where it keeps its keys and which swarm it joins."""
+    """What every node needs: where it keeps its keys (and its swarm certificate) and an optional extra secret."""
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    data_dir: Path = Field(Path("data/node"), description="Keys, store and models live here")
-    swarm_token: str = Field("change-me-swarm-token", min_length=8, description="Shared secret for swarm admission")
+    data_dir: Path = Field(
+        Path("data/node"), description="Keys, swarm certificate (fedcart enrol), store and models live here"
+    )
+    swarm_token: str = Field(
+        "",
+        description="Optional shared secret checked at admission on top of the certificate; empty = off",
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR")
+
+    @field_validator("swarm_token")
+    @classmethod
+    def _no_published_token(cls, token: str) -> str:
+        """A published token keeps no one out: refuse to start on one rather than pretend it protects."""
+        if token in PUBLISHED_TOKENS:
+            raise ValueError(
+                f"SWARM_TOKEN is {token!r}, a value published with fedcart, so it keeps no one out. "
+                "Swarm admission is by certificate now (fedcart authority init, then fedcart enrol): "
+                "remove SWARM_TOKEN from .env and the environment, or set a secret of your own as an extra check"
+            )
+        if token and len(token) < 8:
+            raise ValueError("SWARM_TOKEN, when set, must be at least 8 characters (empty turns it off)")
+        return token

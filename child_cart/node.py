@@ -12,6 +12,7 @@ import contextlib
 import logging
 from typing import Any
 
+from cartnet.certificates import load_enrolment
 from cartnet.client import BridgeClient
 from cartnet.identity import Identity
 from cartnet.transfer import Received
@@ -41,10 +42,14 @@ class CartNode:
         task: Task | None = None,
     ) -> None:
         self.settings = settings
+        self.identity = Identity.load_or_create(settings.data_dir)
+        # a cart without a valid certificate refuses to start (CertificateError names `fedcart enrol`)
+        _, self.certificate = load_enrolment(settings.data_dir, self.identity.public_key, "cart")
         self.store = store or open_cart_store(settings)
         self.bus = bus or EventBus()
-        self.identity = Identity.load_or_create(settings.data_dir)
-        self.client = BridgeClient(self.identity, settings.bridge_url, settings.swarm_token)
+        self.client = BridgeClient(
+            self.identity, settings.bridge_url, self.certificate, swarm_token=settings.swarm_token
+        )
         self.task = task or get_task(settings.task, settings)
         self.models = ModelVersions(self.store, settings.data_dir)
         self.learner = Learner(self.task, batch_size=settings.train_batch_size)

@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from cartnet.authority import DEFAULT_DAYS, Authority, AuthorityError, enrol, store_revocations
+from cartnet.authority import DEFAULT_DAYS, Authority, AuthorityError, enrol, ensure_enrolled, store_revocations
 from cartnet.certificates import REVOCATIONS_FILE, Role, utc_time
 
 console = Console()
@@ -43,13 +43,14 @@ def register(app: typer.Typer) -> None:
 
 def authority_init(
     directory: Path = typer.Option(..., "--dir", help="Where the authority's key is kept (on the operator's machine)"),
+    exist_ok: bool = typer.Option(False, "--exist-ok", help="Keep an authority already there instead of failing"),
 ) -> None:
     """Create a swarm authority: a new Ed25519 key and the swarm id derived from it."""
     try:
-        authority = Authority.create(directory)
+        authority = Authority.load_or_create(directory) if exist_ok else Authority.create(directory)
     except AuthorityError as exc:
         raise _fail(str(exc)) from None
-    console.print(f"swarm [bold]{authority.swarm.swarm_id}[/bold]: authority created in {directory} (keep it private)")
+    console.print(f"swarm [bold]{authority.swarm.swarm_id}[/bold]: authority in {directory} (keep it private)")
     console.print(
         f"next, for each node: fedcart enrol --authority {directory} --data-dir NODE_DATA_DIR --role cart|bridge"
     )
@@ -73,10 +74,13 @@ def enrol_node(
     data_dir: Path = typer.Option(..., "--data-dir", help="The node's data dir (its keys are created if missing)"),
     role: Role = typer.Option(..., "--role", help="What the node does: cart or bridge"),
     days: float = typer.Option(DEFAULT_DAYS, "--days", min=0.001, help="How long the certificate holds"),
+    keep_valid: bool = typer.Option(
+        False, "--keep-valid", help="Keep a certificate of this swarm and role with more than a day left (compose)"
+    ),
 ) -> None:
     """Issue a node its certificate and give it the swarm's public key."""
     authority = _load(authority_dir)
-    cert = enrol(authority, data_dir, role, days)
+    cert = ensure_enrolled(authority, data_dir, role, days) if keep_valid else enrol(authority, data_dir, role, days)
     console.print(
         f"enrolled {cert.role} [bold]{cert.node_id}[/bold] in swarm {cert.swarm_id[:8]} "
         f"until {utc_time(cert.not_after_ms)} ({data_dir})",

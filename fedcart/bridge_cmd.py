@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from cartnet import logs
+from cartnet.certificates import CertificateError
 
 if TYPE_CHECKING:
     from parent_cart.bridge import Bridge
@@ -51,7 +52,11 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from None
         if logging.getLogger().level != logging.DEBUG:
             logs.configure(level=settings.log_level)
-        server.run(settings, _announce)
+        try:
+            server.run(settings, _announce)
+        except CertificateError as exc:
+            console.print(f"[red]this bridge is not a member of a swarm:[/red] {exc}", soft_wrap=True)
+            raise typer.Exit(2) from None
 
 
 def _announce(bridge: Bridge) -> None:

@@ -8,7 +8,9 @@ import signal
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 
+from cartnet.certificates import CertificateError
 from child_cart.settings import CartSettings
 
 log = logging.getLogger(__name__)
@@ -25,8 +27,16 @@ def register(app: typer.Typer) -> None:
         """Run a cart: connect to its bridge, run federated rounds, serve the UI."""
         overrides = {"data_dir": data_dir, "bridge_url": bridge, "ui_port": ui_port, "mongo_url": mongo_url}
         # model_validate runs BaseSettings.__init__ (a custom __init__), so env and .env still fill the rest
-        settings = CartSettings.model_validate({k: v for k, v in overrides.items() if v is not None})
-        asyncio.run(run_node(settings))
+        try:
+            settings = CartSettings.model_validate({k: v for k, v in overrides.items() if v is not None})
+        except ValidationError as exc:
+            typer.echo(f"error: invalid cart settings: {exc}", err=True)
+            raise typer.Exit(2) from None
+        try:
+            asyncio.run(run_node(settings))
+        except CertificateError as exc:
+            typer.echo(f"error: this cart is not a member of a swarm: {exc}", err=True)
+            raise typer.Exit(2) from None
 
 
 async def run_node(settings: CartSettings) -> None:

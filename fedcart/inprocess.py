@@ -3,7 +3,9 @@
 The simulator (`fedcart simulate`), the IoT experiment and the round tests all
 need the same thing: a few bridges on 127.0.0.1, carts with their own stores
 and keys connected to them, and rounds run on every cart at once. This module
-is that one harness, so none of them copies another.
+is that one harness, so none of them copies another. Its nodes are enrolled in a
+swarm authority kept under the root (`authority/`, created on first use), as
+`fedcart swarm` does for its processes.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 
+from cartnet.authority import Authority, ensure_enrolled
 from child_cart.node import CartNode
 from child_cart.rounds import settings as round_settings
 from child_cart.rounds.roundlog import RoundRecord
@@ -23,20 +26,26 @@ from child_cart.tasks import Dataset
 from parent_cart.bridge import Bridge
 from parent_cart.settings import BridgeSettings
 
-TOKEN = "simulation-swarm-token"
+
+def local_authority(root: Path) -> Authority:
+    """The swarm authority of the in-process swarm under `root`, created on first use."""
+    return Authority.load_or_create(root / "authority")
 
 
-async def start_bridges(count: int, root: Path, token: str) -> list[Bridge]:
-    """`count` real bridges on 127.0.0.1 (ephemeral ports), each bootstrapping from the ones before."""
+async def start_bridges(count: int, root: Path, authority: Authority | None = None) -> list[Bridge]:
+    """`count` real bridges on 127.0.0.1 (ephemeral ports), each bootstrapping from the ones before,
+    enrolled in `authority` (default: the one under `root`)."""
+    authority = authority or local_authority(root)
     bridges: list[Bridge] = []
     for index in range(count):
         bootstrap = ",".join(f"127.0.0.1:{b.dht_port}" for b in bridges)
+        data_dir = root / f"bridge-{index}"
+        ensure_enrolled(authority, data_dir, "bridge")
         settings = BridgeSettings(
             _env_file=None,
-            data_dir=root / f"bridge-{index}",
+            data_dir=data_dir,
             port=0,
             dht_port=0,
-            swarm_token=token,
             bridge_bootstrap=bootstrap,
             refresh_interval=2.0,
             dht_timeout=0.5,
@@ -55,20 +64,23 @@ async def start_carts(
     make_node: Callable[..., CartNode] = CartNode,
     publish: bool = False,
     fill: Callable[[Store, list[dict]], object] = synth.fill_store,
+    authority: Authority | None = None,
 ) -> list[CartNode]:
     """One CartNode per data share, spread over the bridges, connected and listed in every directory.
 
     `fill` writes a cart's share into its store (purchases by default; the IoT experiment writes telemetry);
-    `round_options` are the round settings every cart starts with.
+    `round_options` are the round settings every cart starts with; every cart is enrolled in `authority`
+    (default: the one under `root`, which `start_bridges` uses too).
     """
+    authority = authority or local_authority(root)
     nodes = []
     for index, rows in enumerate(data):
         settings = CartSettings(
             _env_file=None,
             data_dir=root / f"cart-{index}",
             bridge_url=bridges[index % len(bridges)].url,
-            swarm_token=TOKEN,
         )
+        ensure_enrolled(authority, settings.data_dir, "cart")
         store = open_store(settings.data_dir)
         fill(store, rows)
         round_settings.save(store, round_options)

@@ -2,7 +2,10 @@
 
 `fedcart swarm` and `make run` use it. Each node is a real `fedcart bridge` /
 `fedcart node` process with its own data dir under the swarm root; carts are
-seeded once with their own synthetic shoppers (non-IID by `skew`). A child that
+seeded once with their own synthetic shoppers (non-IID by `skew`). A swarm
+authority is created under the root at first start (`authority/`) and every node
+is enrolled in it (and re-enrolled when its certificate nears its end), so the
+nodes are members without the user running `fedcart enrol` by hand. A child that
 dies is restarted with backoff, so killing any one process heals by itself.
 """
 
@@ -18,11 +21,14 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cartnet.authority import Authority, ensure_enrolled
 from cartnet.files import write_atomic
 
 log = logging.getLogger(__name__)
 
 RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0)
+LOCAL_DAYS = 30.0
+"""Validity of a local node's certificate; each start re-enrols nodes with less than a day left."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +46,6 @@ class SwarmPlan:
     skew: float = 1.0
     seed: int = 0
     round_seconds: float = 20.0
-    swarm_token: str = "local-swarm-token"
 
     def bridge_url(self, i: int) -> str:
         return f"http://{self.host}:{self.bridge_port + i}"
@@ -51,7 +56,7 @@ class SwarmPlan:
     def bridge_command(self, i: int) -> list[str]:
         bootstrap = ",".join(f"{self.host}:{self.dht_port + j}" for j in range(self.bridges) if j != i)
         return [
-            *bridge_argv(self.root / f"bridge-{i}", self.bridge_port + i, self.dht_port + i, bootstrap),
+            *bridge_argv(self.bridge_dir(i), self.bridge_port + i, self.dht_port + i, bootstrap),
             "--host",
             self.host,
         ]
@@ -71,6 +76,13 @@ class SwarmPlan:
     def cart_dir(self, i: int) -> Path:
         return self.root / f"cart-{i}"
 
+    def bridge_dir(self, i: int) -> Path:
+        return self.root / f"bridge-{i}"
+
+    @property
+    def authority_dir(self) -> Path:
+        return self.root / "authority"
+
 
 def _fedcart() -> list[str]:
     return [sys.executable, "-m", "fedcart"]
@@ -80,6 +92,17 @@ def bridge_argv(data_dir: Path, port: int = 0, dht_port: int = 0, bootstrap: str
     """The command line of one bridge process (port 0: any free port); tests and benches start bridges with it too."""
     command = [*_fedcart(), "bridge", "--port", str(port), "--dht-port", str(dht_port), "--data-dir", str(data_dir)]
     return [*command, "--bootstrap", bootstrap] if bootstrap else command
+
+
+def enrol_nodes(plan: SwarmPlan) -> Authority:
+    """The local swarm's authority (created at first start) with every bridge and cart enrolled in it."""
+    authority = Authority.load_or_create(plan.authority_dir)
+    for i in range(plan.bridges):
+        ensure_enrolled(authority, plan.bridge_dir(i), "bridge", LOCAL_DAYS)
+    for i in range(plan.carts):
+        ensure_enrolled(authority, plan.cart_dir(i), "cart", LOCAL_DAYS)
+    log.info("swarm %s: %d bridges and %d carts enrolled", authority.swarm.swarm_id, plan.bridges, plan.carts)
+    return authority
 
 
 def seed_carts(plan: SwarmPlan) -> None:
@@ -153,7 +176,6 @@ def children(plan: SwarmPlan) -> list[Child]:
     logs.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
-        "SWARM_TOKEN": plan.swarm_token,
         "PYTHONUNBUFFERED": "1",
         "UI_ADMIN_PASSWORD_HASH": generate_password_hash(admin_password(plan)),
     }

@@ -29,7 +29,7 @@ from child_cart.store import load_catalogue
 from child_cart.synth import shoppers as synth
 from child_cart.tasks import Dataset
 from child_cart.tasks.recommend import RecommendTask
-from fedcart.inprocess import TOKEN, pooled_accuracy, run_round, start_bridges, start_carts
+from fedcart.inprocess import pooled_accuracy, run_round, start_bridges, start_carts
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ async def simulate(config: SimConfig) -> SimResult:
     task = RecommendTask(catalogue)
     pooled = task.make_dataset([row for rows in data for row in rows])
     with tempfile.TemporaryDirectory(prefix="fedcart-sim-") as scratch:
-        bridges = await start_bridges(config.bridges, Path(scratch), TOKEN)
+        bridges = await start_bridges(config.bridges, Path(scratch))
         nodes: list[CartNode] = []
         try:
             options = {"aggregator": config.aggregator, "k": config.k, "local_epochs": config.epochs}

@@ -7,10 +7,12 @@ import signal
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from fedcart.local_swarm import SwarmPlan, admin_password, run_swarm, seed_carts
+from cartnet.settings import NodeSettings
+from fedcart.local_swarm import SwarmPlan, admin_password, enrol_nodes, run_swarm, seed_carts
 
 
 def register(app: typer.Typer) -> None:
@@ -38,6 +40,12 @@ def register(app: typer.Typer) -> None:
             dht_port=dht_port,
             ui_port=ui_port,
         )
+        try:
+            NodeSettings.model_validate({})  # the children read the same .env: refuse a published SWARM_TOKEN here
+        except ValidationError as exc:
+            typer.echo(f"error: invalid settings: {exc}", err=True)
+            raise typer.Exit(2) from None
+        enrol_nodes(plan)
         seed_carts(plan)
         print_urls(plan)
         asyncio.run(_run(plan))

@@ -1,7 +1,13 @@
 """One bridge, assembled: relay, DHT, links, directory, model store and metrics.
 
 `Bridge` is what `fedcart bridge` runs and what tests start in-process (several per
-process: every part, metrics included, belongs to its instance). `start` returns once
+process: every part, metrics included, belongs to its instance). A bridge needs to be
+enrolled (`fedcart enrol --role bridge`): without the swarm key and a valid bridge
+certificate in its data dir, constructing it raises CertificateError naming that command.
+
+Every `refresh_interval` the bridge re-reads the revocation list in its data dir and drops
+each cart session and bridge link whose certificate no longer holds (revoked or expired);
+a newer list from a linked bridge does the same at once and is passed on to every link. `start` returns once
 the relay listens, the DHT node is bootstrapped and one announce/discover round has run,
 so a caller can rely on "started" meaning "reachable and published".
 """
@@ -18,7 +24,7 @@ from aiohttp import web
 
 from cartnet import frames
 from cartnet.identity import Identity
-from cartnet.messages import Bye, PresenceRecord
+from cartnet.messages import Bye, PresenceRecord, RevocationList
 from cartnet.transfer import TransferHub, TransferLimits
 from parent_cart import app, records
 from parent_cart.announce import Announcer
@@ -27,6 +33,7 @@ from parent_cart.directory import Directory
 from parent_cart.gate import Gate
 from parent_cart.header_deadline import HeaderDeadline
 from parent_cart.links import Links
+from parent_cart.membership import Membership
 from parent_cart.metrics import BridgeMetrics
 from parent_cart.models import ModelError, ModelStore
 from parent_cart.relay import Relay
@@ -42,6 +49,8 @@ class Bridge:
     def __init__(self, settings: BridgeSettings, identity: Identity | None = None) -> None:
         self.settings = settings
         self.identity = identity or Identity.load_or_create(settings.data_dir)
+        self.membership = Membership(settings.data_dir, self.identity, settings.swarm_token)
+        self.membership.on_revocations(self._revocations_adopted)
         self.metrics = BridgeMetrics()
         self.models = ModelStore(settings.data_dir / "models", settings.models_keep, settings.max_model_bytes)
         self.directory = Directory(self.node_id, "")
@@ -57,7 +66,7 @@ class Bridge:
             timeout=settings.dht_timeout,
         )
         self.relay = Relay(self.directory, self.metrics, settings.send_timeout, self._forward, self._lookup)
-        self.links = Links(self.identity, settings, self.directory, self.relay)
+        self.links = Links(self.identity, settings, self.membership, self.directory, self.relay)
         self.announcer = Announcer(self.identity, settings, self.dht, self.directory, self.links)
         self.sessions = CartSessions(
             self.identity, settings, self.directory, self.relay, self.hub, self.metrics, self._joined, self._left
@@ -65,6 +74,7 @@ class Bridge:
         self.gate = Gate(
             self.identity,
             settings,
+            self.membership,
             self.directory,
             self.metrics,
             self.sessions.serve,
@@ -78,6 +88,7 @@ class Bridge:
         self._listener: asyncio.Server | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._sweeps: set[asyncio.Task[None]] = set()
         self._started = 0.0
 
     @property
@@ -100,7 +111,11 @@ class Bridge:
         self._register_gauges()
         await self.announcer.refresh()
         self._started = time.monotonic()
-        self._tasks = [asyncio.create_task(self._announce()), asyncio.create_task(self._intake())]
+        self._tasks = [
+            asyncio.create_task(self._announce()),
+            asyncio.create_task(self._intake()),
+            asyncio.create_task(self._watch_membership()),
+        ]
         log.info(
             "bridge %s: relay %s, DHT udp/%d, %d DHT contacts",
             self.node_id[:8],
@@ -150,9 +165,9 @@ class Bridge:
             await asyncio.wait_for(self.announcer.settled(), grace)
         await self.announcer.close()
         await self.links.close(reason)
-        for task in self._tasks:
+        for task in [*self._tasks, *self._sweeps]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._sweeps, return_exceptions=True)
         self.dht.stop()
         if self._listener is not None:
             self._listener.close()
@@ -180,6 +195,8 @@ class Bridge:
             "bridges_linked": len(self.links.ids()),
             "dht_contacts": len(self.dht.contact_ids()),
             "model_version": latest.version if latest else None,
+            "swarm_id": self.membership.swarm_id,
+            "revocation_serial": self.membership.serial,
             "uptime_s": round(time.monotonic() - self._started, 1) if self._started else 0.0,
         }
 
@@ -189,6 +206,38 @@ class Bridge:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), self.settings.refresh_interval)
         await self.announcer.run(self._stop)
+
+    async def _watch_membership(self) -> None:
+        """Every refresh interval: pick up a revocation list dropped in the data dir, drop who no longer belongs."""
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.settings.refresh_interval)
+            if self._stop.is_set():
+                return
+            self.membership.reload()
+            await self._sweep()
+
+    def _revocations_adopted(self, revocations: RevocationList) -> None:
+        """A newer revocation list: pass it on to every linked bridge and drop the nodes it names now."""
+        self.links.announce_revocations(revocations)
+        if self._runner is not None:
+            task = asyncio.ensure_future(self._sweep())
+            self._sweeps.add(task)
+            task.add_done_callback(self._sweeps.discard)
+
+    async def _sweep(self) -> None:
+        """Close every cart session and bridge link whose certificate no longer holds, saying why."""
+        drops = []
+        for peer in list(self.directory.local.values()):
+            why = self.membership.standing(peer.auth)
+            if why is not None:
+                drops.append(self.sessions.drop(peer, why))
+        for peer in self.links.peers():
+            why = self.membership.standing(peer.auth)
+            if why is not None:
+                drops.append(self.links.drop(peer, why))
+        if drops:
+            await asyncio.gather(*drops, return_exceptions=True)
 
     async def _intake(self) -> None:
         """Model uploads that passed the transfer's checks go to the store (newest version wins)."""

@@ -1,10 +1,11 @@
 """`GET /ws`: swarm admission for every incoming connection, then hand-off to a cart session or a link.
 
 The bridge sends a fresh challenge; the newcomer must answer within `admission_timeout`
-with a valid signature and token MAC (cartnet.admission). A refusal is a Reject carrying
+with a valid signature and a certificate of this swarm for the role it asks for, not revoked
+(cartnet.admission, checked against the bridge's `Membership`). A refusal is a Reject carrying
 the reason, then a close with the same reason: the newcomer always learns why, and no
-other connection notices anything. A Reject is final (a client does not retry a wrong
-token), so a bridge that is merely busy or shutting down says Bye instead and closes
+other connection notices anything. A Reject is final (a client does not retry a refused
+certificate), so a bridge that is merely busy or shutting down says Bye instead and closes
 with "try again later": the client backs off and returns.
 
 Whatever the answer to the challenge is (not a frame, 60,000 levels of JSON, a `type`
@@ -28,6 +29,7 @@ from cartnet.handshake import MAX_FRAME
 from cartnet.identity import Identity
 from cartnet.messages import Auth, Bye, Reject, Welcome
 from parent_cart.directory import Directory
+from parent_cart.membership import Membership
 from parent_cart.metrics import BridgeMetrics, reject_code
 from parent_cart.peer import Outbox, Peer
 from parent_cart.settings import BridgeSettings
@@ -79,6 +81,7 @@ class Gate:
         self,
         identity: Identity,
         settings: BridgeSettings,
+        membership: Membership,
         directory: Directory,
         metrics: BridgeMetrics,
         serve_cart: Serve,
@@ -87,6 +90,7 @@ class Gate:
     ) -> None:
         self.identity = identity
         self.settings = settings
+        self.membership = membership
         self.directory = directory
         self.metrics = metrics
         self._serve_cart = serve_cart
@@ -131,7 +135,7 @@ class Gate:
         issued = admission.challenge(self.identity.node_id)
         await ws.send_bytes(frames.control(issued))
         auth = await self._read_auth(ws)
-        admission.verify(auth, issued, self.settings.swarm_token)
+        self.membership.verify(auth, issued)
         if auth.node_id == self.identity.node_id:
             raise AdmissionError("that node id is this bridge's own")
         if auth.role == "bridge" and not auth.relay_url.startswith(("http://", "https://")):

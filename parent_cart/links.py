@@ -1,11 +1,13 @@
 """Persistent, mutually authenticated WebSocket links between bridges.
 
 A bridge dials another bridge's `/ws` and passes the same admission a cart does
-(role "bridge", its relay URL in the signed transcript). Then the dialer challenges the
-acceptor in turn, so each side has proven key and swarm token to the other before a
-single frame is forwarded. Over a link travel: routed frames of carts on either side,
-rosters (the verified presence records of each side's carts, a full one on connect and
-deltas after), bounces of undeliverable frames, and heartbeats for liveness.
+(role "bridge", its relay URL in the signed transcript, its bridge certificate). Then the
+dialer challenges the acceptor in turn, so each side has proven its key and shown a bridge
+certificate of this swarm to the other before a single frame is forwarded. Over a link
+travel: routed frames of carts on either side, rosters (the verified presence records of
+each side's carts, a full one on connect and deltas after), bounces of undeliverable
+frames, heartbeats for liveness, and the swarm authority's newest revocation list (sent on
+connect and whenever a newer one is adopted; carts it names are never taken from a roster).
 
 Every frame from a link is handled inside the frame boundary (cartnet.boundary): a
 frame that raises earns the other bridge an Error and a count in
@@ -31,6 +33,7 @@ from aiohttp import ClientWebSocketResponse, WSCloseCode
 
 from cartnet import admission, boundary, frames
 from cartnet.boundary import Refusal
+from cartnet.certificates import CertificateError
 from cartnet.handshake import MAX_FRAME, join, receive_control, ws_url
 from cartnet.identity import Identity
 from cartnet.messages import (
@@ -44,10 +47,12 @@ from cartnet.messages import (
     Message,
     MessageError,
     PresenceRecord,
+    RevocationList,
     Roster,
 )
 from parent_cart.directory import Directory
 from parent_cart.gate import OVERSIZED, close_reason, sent_oversized
+from parent_cart.membership import Membership
 from parent_cart.peer import Outbox, Peer, Silent, WebSocket, incoming
 from parent_cart.relay import Relay
 from parent_cart.settings import BridgeSettings
@@ -70,9 +75,12 @@ _DIAL_ERRORS = (
 class Links:
     """All links of this bridge, keyed by the other bridge's id (usually one each)."""
 
-    def __init__(self, identity: Identity, settings: BridgeSettings, directory: Directory, relay: Relay) -> None:
+    def __init__(
+        self, identity: Identity, settings: BridgeSettings, membership: Membership, directory: Directory, relay: Relay
+    ) -> None:
         self.identity = identity
         self.settings = settings
+        self.membership = membership
         self.directory = directory
         self.relay = relay
         self.public_url = ""
@@ -85,6 +93,10 @@ class Links:
 
     def ids(self) -> list[str]:
         return [bridge_id for bridge_id, links in self._links.items() if links]
+
+    def peers(self) -> list[Peer]:
+        """Every open link (a bridge may briefly have two while a redial settles)."""
+        return [peer for links in self._links.values() for peer in links]
 
     def current(self, bridge_id: str) -> Peer | None:
         links = self._links.get(bridge_id)
@@ -120,6 +132,10 @@ class Links:
     def announce_left(self, node_id: str, reason: str) -> None:
         self._broadcast(Roster(left=[node_id], reason=reason[:512]))
 
+    def announce_revocations(self, revocations: RevocationList) -> None:
+        """Pass a newly adopted revocation list on to every linked bridge."""
+        self._broadcast(revocations)
+
     def _broadcast(self, message: Message) -> None:
         frame = frames.control(message)
         for bridge_id in self.ids():
@@ -137,7 +153,7 @@ class Links:
             challenge = await receive_control(cast(ClientWebSocketResponse, peer.ws), self.settings.link_timeout)
             if not isinstance(challenge, Challenge) or challenge.bridge_id != peer.node_id:
                 raise ConnectionError("expected the dialing bridge's own challenge")
-            answer = admission.answer(challenge, self.identity, self.settings.swarm_token, "bridge", self.public_url)
+            answer = self.membership.answer(challenge, self.public_url)
             await peer.ws.send_bytes(frames.control(answer))
         except _DIAL_ERRORS as exc:
             log.warning("link from %s failed its handshake: %s", peer.node_id[:8], exc)
@@ -169,7 +185,13 @@ class Links:
     async def _handshake(self, ws: aiohttp.ClientWebSocketResponse, bridge_id: str, url: str) -> Auth:
         """Join the other bridge, then make it prove itself to us the same way."""
         welcome = await join(
-            ws, self.identity, self.settings.swarm_token, "bridge", self.public_url, self.settings.link_timeout
+            ws,
+            self.identity,
+            self.membership.certificate,
+            "bridge",
+            self.public_url,
+            self.settings.link_timeout,
+            self.membership.swarm_token,
         )
         if welcome.bridge_id != bridge_id:
             raise ConnectionError(f"{url} is bridge {welcome.bridge_id[:8]}, not {bridge_id[:8]}")
@@ -178,7 +200,7 @@ class Links:
         auth = await receive_control(ws, self.settings.link_timeout)
         if not isinstance(auth, Auth) or auth.role != "bridge" or auth.node_id != bridge_id:
             raise ConnectionError(f"bridge at {url} did not answer our challenge as {bridge_id[:8]}")
-        admission.verify(auth, challenge, self.settings.swarm_token)
+        self.membership.verify(auth, challenge)
         return auth
 
     def _new_peer(self, auth: Auth, ws: WebSocket, url: str, initiator: bool) -> Peer:
@@ -202,6 +224,8 @@ class Links:
         for start in range(0, max(len(records), 1), ROSTER_BATCH):
             roster = Roster(reset=start == 0, joined=records[start : start + ROSTER_BATCH])
             peer.outbox.offer(frames.control(roster), urgent=True)
+        if self.membership.revocations is not None:
+            peer.outbox.offer(frames.control(self.membership.revocations), urgent=True)
         self.directory.touch()
         log.info(
             "linked with bridge %s at %s (%s)", peer.node_id[:8], peer.url, "dialed" if peer.initiator else "accepted"
@@ -231,7 +255,7 @@ class Links:
             if sent_oversized(peer.ws):
                 reason = f"sent a {OVERSIZED}: closed with 1009"
                 self.relay.metrics.bad_frames.labels("oversized_frame").inc()
-            self._unregister(peer, reason)
+            self._unregister(peer, peer.farewell or reason)
             await peer.close(None, self.settings.shutdown_grace)
 
     async def _heartbeat(self, peer: Peer) -> None:
@@ -248,6 +272,8 @@ class Links:
             await self.relay.route(data, item.to, item.sender, peer)
         elif isinstance(item, Roster):
             self._on_roster(peer, item)
+        elif isinstance(item, RevocationList):
+            self._on_revocations(peer, item)
         elif isinstance(item, LinkUndeliverable):
             self.relay.tell_local(item.sender, item.to, item.reason)
         elif isinstance(item, Heartbeat):
@@ -259,11 +285,23 @@ class Links:
         return None
 
     def _on_roster(self, peer: Peer, roster: Roster) -> None:
+        revoked = [r.node_id for r in roster.joined if self.membership.revoked(r.node_id)]
+        if revoked:
+            log.info("bridge %s listed %d revoked cart(s); ignoring them", peer.node_id[:8], len(revoked))
+            roster = roster.model_copy(update={"joined": [r for r in roster.joined if r.node_id not in revoked]})
         joined, left = self.directory.apply_roster(peer.node_id, peer.url, roster)
         for node_id in joined:
             self.relay.arrived(node_id)
         for node_id in left:
             self.relay.departed(node_id, roster.reason or f"left bridge {peer.node_id[:8]}")
+
+    def _on_revocations(self, peer: Peer, revocations: RevocationList) -> None:
+        """A list from a linked bridge: adopted (and passed on by the membership's listeners) when newer."""
+        try:
+            self.membership.offer(revocations, f"bridge {peer.node_id[:8]}")
+        except CertificateError as exc:
+            log.warning("bridge %s sent a revocation list we refuse: %s", peer.node_id[:8], exc)
+            peer.outbox.offer(frames.control(Error(code="bad_revocations", detail=str(exc)[:512])), urgent=True)
 
     def _unregister(self, peer: Peer, reason: str) -> None:
         links = self._links.get(peer.node_id, [])
@@ -281,6 +319,12 @@ class Links:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def drop(self, peer: Peer, reason: str) -> None:
+        """End a link from this side (the other bridge's certificate no longer holds), saying why."""
+        log.info("closing the link to bridge %s: %s", peer.node_id[:8], reason)
+        peer.farewell = reason
+        await peer.close(frames.control(Bye(reason=reason[:512])), self.settings.shutdown_grace)
 
     async def close(self, reason: str) -> None:
         """Say Bye on every link and wait (bounded) for them to wind down."""

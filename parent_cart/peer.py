@@ -140,6 +140,8 @@ class Peer:
     initiator: bool = False
     writer: asyncio.Task[None] | None = None
     connected_at: float = field(default_factory=time.time)
+    farewell: str | None = None
+    """Why this bridge itself ended the connection (a revoked or expired certificate), if it did."""
 
     @property
     def node_id(self) -> str:

@@ -126,13 +126,22 @@ class CartSessions:
         except Silent as exc:
             reason, how = f"{exc} (missed {self.settings.heartbeat_misses} heartbeats)", "silent"
         finally:
-            if sent_oversized(peer.ws):
+            if peer.farewell is not None:
+                reason, how = peer.farewell, "removed"
+            elif sent_oversized(peer.ws):
                 reason, how = f"sent a {OVERSIZED}: closed with 1009", "oversized"
                 log.info("cart %s %s", peer.node_id[:8], reason)
                 self.metrics.bad_frames.labels("oversized_frame").inc()
             elif peer.outbox.failure:
                 reason, how = peer.outbox.failure, "stalled"
             await self._leave(peer, reason, how)
+
+    async def drop(self, peer: Peer, reason: str) -> None:
+        """End a cart's session from this side (its certificate no longer holds): Bye with the reason, which
+        also becomes the reason its peers are told."""
+        log.info("removing cart %s: %s", peer.node_id[:8], reason)
+        peer.farewell = reason
+        await peer.close(frames.control(Bye(reason=reason[:512])), self.settings.shutdown_grace)
 
     async def _attach(self, peer: Peer) -> None:
         older = self.directory.attach(peer)

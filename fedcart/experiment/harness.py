@@ -237,7 +237,7 @@ async def run_federated(
     options = {"aggregator": config.aggregator, "k": config.k, "local_epochs": config.epochs}
     with tempfile.TemporaryDirectory(prefix="fedcart-experiment-") as scratch:
         root = Path(scratch)
-        bridges = await inprocess.start_bridges(config.bridges, root, inprocess.TOKEN)
+        bridges = await inprocess.start_bridges(config.bridges, root)
         nodes: list[CartNode] = []
         try:
             make_node = functools.partial(CartNode, task=fleet.task)

@@ -10,7 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cartnet import admission, e2e
+from cartnet.authority import Authority
 from cartnet.identity import KX_KEY_FILE, SIGNING_KEY_FILE, Identity, node_id_of
+from cartnet.settings import NodeSettings
 
 
 def test_identity_created_once_with_private_mode(tmp_path):
@@ -26,27 +28,83 @@ BRIDGE = Identity.generate()
 TOKEN = "swarm-secret-123"
 
 
-def test_good_answer_admits():
+@pytest.fixture(scope="module")
+def swarm(tmp_path_factory: pytest.TempPathFactory) -> Authority:
+    return Authority.create(tmp_path_factory.mktemp("swarm") / "authority")
+
+
+def _answer(swarm: Authority, ch, identity=None, role="cart", token="", cert_role=None):
+    identity = identity or Identity.generate()
+    cert = swarm.issue(identity.public_key, cert_role or role)
+    relay = "http://127.0.0.1:9" if role == "bridge" else ""
+    return admission.answer(ch, identity, cert, role, relay, token)
+
+
+@pytest.mark.parametrize(("token", "role"), [("", "cart"), (TOKEN, "cart"), ("", "bridge")])
+def test_good_answer_admits(swarm: Authority, token: str, role: str) -> None:
     ch = admission.challenge(BRIDGE.node_id)
-    admission.verify(admission.answer(ch, Identity.generate(), TOKEN), ch, TOKEN)
+    admission.verify(_answer(swarm, ch, role=role, token=token), ch, swarm.public_key, swarm_token=token)
 
 
 @pytest.mark.parametrize(
     ("tamper", "reason"),
     [
-        (lambda auth, ch: (admission.answer(ch, Identity.generate(), "wrong-token-456"), ch), "wrong swarm token"),
-        (lambda auth, ch: (auth.model_copy(update={"signature": bytes(64)}), ch), "bad signature"),
-        (lambda auth, ch: (auth.model_copy(update={"node_id": "0" * 40}), ch), "node id is not the SHA-1"),
-        (lambda auth, ch: (auth, admission.challenge(BRIDGE.node_id)), "replayed answer"),
-        (lambda auth, ch: (auth.model_copy(update={"kx_public_key": os.urandom(32)}), ch), "bad signature"),
+        (lambda s, auth, ch: (auth.model_copy(update={"signature": bytes(64)}), ch), "bad signature"),
+        (lambda s, auth, ch: (auth.model_copy(update={"node_id": "0" * 40}), ch), "node id is not the SHA-1"),
+        (lambda s, auth, ch: (auth, admission.challenge(BRIDGE.node_id)), "replayed answer"),
+        (lambda s, auth, ch: (auth.model_copy(update={"kx_public_key": os.urandom(32)}), ch), "bad signature"),
+        (
+            lambda s, auth, ch: (auth.model_copy(update={"certificate": _answer(s, ch).certificate}), ch),
+            "not for this key",
+        ),
+        (lambda s, auth, ch: (_answer(s, ch, role="bridge", cert_role="cart"), ch), "for a cart, not a bridge"),
+        (lambda s, auth, ch: (_answer(s, ch, role="cart", cert_role="bridge"), ch), "for a bridge, not a cart"),
+        (lambda s, auth, ch: (_answer(s, ch, token="wrong-token-456"), ch), "wrong swarm token"),
     ],
-    ids=["wrong token", "bad signature", "foreign node id", "replayed nonce", "swapped kx key"],
+    ids=[
+        "bad signature",
+        "foreign node id",
+        "replayed nonce",
+        "swapped kx key",
+        "someone else's certificate",
+        "cart certificate as a bridge",
+        "bridge certificate as a cart",
+        "wrong token",
+    ],
 )
-def test_bad_answer_rejected_with_reason(tamper, reason):
+def test_bad_answer_rejected_with_reason(swarm: Authority, tamper, reason) -> None:
     ch = admission.challenge(BRIDGE.node_id)
-    auth, issued = tamper(admission.answer(ch, Identity.generate(), TOKEN), ch)
+    auth, issued = tamper(swarm, _answer(swarm, ch, token=TOKEN), ch)
     with pytest.raises(admission.AdmissionError, match=reason):
-        admission.verify(auth, issued, TOKEN)
+        admission.verify(auth, issued, swarm.public_key, swarm_token=TOKEN)
+
+
+def test_certificate_of_another_swarm_or_revoked_node_rejected(swarm: Authority, tmp_path) -> None:
+    other = Authority.create(tmp_path / "other")
+    ch = admission.challenge(BRIDGE.node_id)
+    with pytest.raises(admission.AdmissionError, match="not this swarm"):
+        admission.verify(_answer(other, ch), ch, swarm.public_key)
+    auth = _answer(swarm, ch)
+    revocations = swarm.revoke([auth.node_id])
+    with pytest.raises(admission.AdmissionError, match=f"node {auth.node_id[:8]} is revoked"):
+        admission.verify(auth, ch, swarm.public_key, revocations=revocations)
+
+
+def test_token_is_optional_and_never_enough(swarm: Authority, tmp_path) -> None:
+    """Without a token on the bridge, any token passes; with one, the certificate is still required."""
+    ch = admission.challenge(BRIDGE.node_id)
+    admission.verify(_answer(swarm, ch, token="whatever-the-cart-has"), ch, swarm.public_key)
+    stranger = _answer(Authority.create(tmp_path / "stranger"), ch, token=TOKEN)
+    with pytest.raises(admission.AdmissionError, match="not this swarm"):
+        admission.verify(stranger, ch, swarm.public_key, swarm_token=TOKEN)
+
+
+def test_published_token_refused_by_the_settings() -> None:
+    with pytest.raises(ValueError, match="a value published with fedcart, so it keeps no one out"):
+        NodeSettings(_env_file=None, swarm_token="change-me-swarm-token")
+    with pytest.raises(ValueError, match="at least 8 characters"):
+        NodeSettings(_env_file=None, swarm_token="short")
+    assert NodeSettings(_env_file=None).swarm_token == ""
 
 
 RECEIVER = Identity.generate()

@@ -60,7 +60,7 @@ def test_a_new_task_plugs_in_through_the_registry(monkeypatch: pytest.MonkeyPatc
 
 
 def test_settings_configure_the_task(tmp_path) -> None:
-    task = get_task("recommend", CartSettings(val_fraction=0.35, data_dir=tmp_path))
+    task = get_task("recommend", CartSettings(_env_file=None, val_fraction=0.35, data_dir=tmp_path))
     assert task.val_fraction == 0.35
 
 

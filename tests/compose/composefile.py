@@ -136,11 +136,47 @@ def command(service: dict) -> list[str]:
 
 
 def role(service: dict) -> str:
-    """bridge, cart, seed or the image name of a service that does not run fedcart."""
+    """bridge, cart, seed, authority, enrol or the image name of a service that does not run fedcart."""
     if "build" not in service:
         return service["image"]
     words = command(service)
-    return {"bridge": "bridge", "node": "cart", "data": "seed"}.get(words[0] if words else "", "fedcart?")
+    roles = {"bridge": "bridge", "node": "cart", "data": "seed", "authority": "authority", "enrol": "enrol"}
+    return roles.get(words[0] if words else "", "fedcart?")
+
+
+def option(words: list[str], name: str) -> str | None:
+    """The value after `name` in a command line (None when absent)."""
+    return words[words.index(name) + 1] if name in words[:-1] else None
+
+
+def mounts(service: dict) -> dict[str, str]:
+    """Container path -> volume (or host path) of a service's volumes, short or long form."""
+    found = {}
+    for entry in service.get("volumes") or []:
+        if isinstance(entry, dict):
+            found[entry["target"]] = entry.get("source", "")
+        else:
+            source, _, rest = str(entry).partition(":")
+            found[rest.split(":", 1)[0]] = source
+    return found
+
+
+def enrolment_commands(model: dict, authority_dir: Path, data_dirs: dict[str, Path]) -> list[list[str]]:
+    """The `fedcart` command lines compose runs before the nodes start (the authority, then every node's
+    enrolment), with the volumes' container paths replaced by host folders: /authority by `authority_dir`
+    and each node's /data by `data_dirs[node service]`. Tests that run compose services as processes run these."""
+    services = model["services"]
+    volume_of = {mounts(services[name]).get("/data"): name for name in data_dirs}
+    commands = []
+    for _, service in sorted(services_of(model, "authority").items()):
+        commands.append([w.replace("/authority", str(authority_dir)) for w in command(service)])
+    for _, service in sorted(services_of(model, "enrol").items()):
+        node = volume_of.get(mounts(service).get("/data"))
+        if node is None:
+            continue
+        words = [w.replace("/authority", str(authority_dir)) for w in command(service)]
+        commands.append([str(data_dirs[node]) if w == "/data" else w for w in words])
+    return commands
 
 
 def services_of(model: dict, wanted: str) -> dict[str, dict]:

@@ -6,6 +6,9 @@
   `environment:`) validates as those settings.
 * Ports, URLs, DHT bootstrap entries, database names and health checks agree with those settings
   and with each other; only bridges and carts publish ports.
+* Every node is enrolled before it starts, in its role, by a one-shot service that alone (with the
+  one that creates the authority) mounts the authority's volume; the bridge's health check test
+  runs those very commands before it starts the bridge.
 * Every variable the file interpolates is documented in .env.example's compose section, with the
   same default, and that section names nothing the file does not use.
 """
@@ -23,10 +26,18 @@ import pytest
 import typer
 from processes import free_port, wait_for_line
 
+from cartnet.settings import NodeSettings
 from child_cart.settings import CartSettings
 from parent_cart.settings import BridgeSettings
 
-SETTINGS = {"bridge": BridgeSettings, "cart": CartSettings, "seed": CartSettings}
+SETTINGS = {
+    "bridge": BridgeSettings,
+    "cart": CartSettings,
+    "seed": CartSettings,
+    "authority": NodeSettings,
+    "enrol": NodeSettings,
+}
+ONE_SHOT = {"seed", "authority", "enrol"}
 MODEL = cf.resolved()
 
 
@@ -83,12 +94,13 @@ def test_the_swarm_services_are_there():
     assert len(cf.services_of(MODEL, "bridge")) == 2
     assert len(cf.services_of(MODEL, "cart")) >= 3
     assert set(cf.services_of(MODEL, "seed")) == {"seed"}
+    assert set(cf.services_of(MODEL, "authority")) == {"authority"}
     unknown = {
         name: cf.role(s)
         for name, s in MODEL["services"].items()
-        if cf.role(s) not in {"bridge", "cart", "seed", "mongo:7"}
+        if cf.role(s) not in {"bridge", "cart", "seed", "authority", "enrol", "mongo:7"}
     }
-    assert not unknown, f"services that are neither bridge, cart, seed nor mongo: {unknown}"
+    assert not unknown, f"services that are neither bridge, cart, seed, authority, enrol nor mongo: {unknown}"
 
 
 def test_every_command_is_a_fedcart_command():
@@ -219,6 +231,43 @@ def test_carts_start_after_their_bridge_the_database_and_the_seeder():
         )
 
 
+def test_every_node_is_enrolled_in_its_role_before_it_starts():
+    """One `enrol` service per node writes into the node's own volume with the node's role; the node waits for it,
+    it waits for the authority; only these one-shots mount the authority's volume, and they have no network."""
+    services = MODEL["services"]
+    (authority_name,) = cf.services_of(MODEL, "authority")
+    authority_volume = cf.mounts(services[authority_name])["/authority"]
+    enrolments = cf.services_of(MODEL, "enrol")
+    for kind in ("bridge", "cart"):
+        for name, node in cf.services_of(MODEL, kind).items():
+            volume = cf.mounts(node)["/data"]
+            assert build_settings(SETTINGS[kind], cf.container_environment(node)).data_dir.as_posix() == "/data"
+            mine = [e for e, service in enrolments.items() if cf.mounts(service).get("/data") == volume]
+            assert len(mine) == 1, f"{name}'s volume {volume} must be enrolled by exactly one service: {mine}"
+            words = cf.command(services[mine[0]])
+            assert cf.option(words, "--data-dir") == "/data" and cf.option(words, "--role") == kind, (
+                f"{mine[0]} must enrol /data as a {kind}: {words}"
+            )
+            assert cf.option(words, "--authority") == "/authority", words
+            assert cf.mounts(services[mine[0]])["/authority"] == authority_volume
+            depends = node.get("depends_on") or {}
+            assert depends.get(mine[0], {}).get("condition") == "service_completed_successfully", (
+                f"{name} must start only after {mine[0]} succeeded"
+            )
+    for name, service in enrolments.items():
+        depends = service.get("depends_on") or {}
+        assert depends.get(authority_name, {}).get("condition") == "service_completed_successfully", name
+    init = cf.command(services[authority_name])
+    assert init[:2] == ["authority", "init"] and "--exist-ok" in init, (
+        f"the authority must be kept across `up`s: {init}"
+    )
+    holders = {name for name, service in services.items() if authority_volume in cf.mounts(service).values()}
+    assert holders == {authority_name, *enrolments}, f"only the one-shots may mount the authority's key: {holders}"
+    for name in holders:
+        assert services[name].get("network_mode") == "none", f"{name} holds the authority's key: no network for it"
+        assert services[name].get("restart") == "no", f"{name} is a one-shot"
+
+
 # --- health checks --------------------------------------------------------------------------------
 
 HEALTH = {"bridge": ("/health", "PORT"), "cart": ("/api/health", "UI_PORT")}
@@ -226,8 +275,8 @@ HEALTH = {"bridge": ("/health", "PORT"), "cart": ("/api/health", "UI_PORT")}
 
 def test_health_checks_use_python_urllib_on_the_settings_port():
     for name, (kind, service) in fedcart_services().items():
-        if kind == "seed":
-            assert "healthcheck" not in service, "the one-shot seeder needs no health check"
+        if kind in ONE_SHOT:
+            assert "healthcheck" not in service, f"the one-shot {name} needs no health check"
             continue
         test = service["healthcheck"]["test"]
         path, variable = HEALTH[kind]
@@ -264,7 +313,10 @@ def test_the_bridge_health_check_passes_on_a_running_bridge_and_fails_without_on
     service = MODEL["services"]["bridge-0"]
     port = free_port()
     assert _health_check(service, {"PORT": str(port)}).returncode != 0, "health check passed with no bridge running"
-    env = {**os.environ, "SWARM_TOKEN": "compose-health-token", "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    for words in cf.enrolment_commands(MODEL, tmp_path / "authority", {"bridge-0": tmp_path / "bridge"}):
+        done = subprocess.run([sys.executable, "-m", "fedcart", *words], env=env, cwd=tmp_path, capture_output=True)
+        assert done.returncode == 0, f"`fedcart {' '.join(words)}` failed: {done.stderr.decode()[-2000:]}"
     bridge = subprocess.Popen(
         [
             sys.executable,

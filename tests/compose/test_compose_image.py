@@ -327,7 +327,8 @@ def _web_dir_as_the_image_has_it(target: Path) -> Path:
 
 def test_the_image_layout_serves_the_cart_ui(wheel, tmp_path):
     """Runs the compose cart service from the wheel alone (no checkout on sys.path), with UI_WEB_DIR pointing at a
-    web folder laid out as the Dockerfile lays it out, next to a bridge: the cart's compose health check passes and
+    web folder laid out as the Dockerfile lays it out, next to a bridge, both enrolled by compose's own one-shot
+    commands: the cart's compose health check passes and
     its pages, scripts and chart library are served."""
     site = tmp_path / "site"
     subprocess.run(
@@ -374,6 +375,13 @@ def test_the_image_layout_serves_the_cart_ui(wheel, tmp_path):
         "UI_WEB_DIR": str(web),
         "DATA_DIR": str(tmp_path / "cart"),
     }
+    bridge_name = cf.url_host_port(cf.environment(cart_service)["BRIDGE_URL"])[0]
+    folders = {bridge_name: tmp_path / "bridge", cart_name: tmp_path / "cart"}
+    for words in cf.enrolment_commands(model, tmp_path / "authority", folders):
+        done = subprocess.run(
+            [sys.executable, "-m", "fedcart", *words], env=base, cwd=tmp_path, capture_output=True, text=True
+        )
+        assert done.returncode == 0, f"`fedcart {' '.join(words)}` from the wheel failed: {done.stderr[-2000:]}"
     processes = []
     try:
         for service, env, ready in (

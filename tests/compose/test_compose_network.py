@@ -68,6 +68,11 @@ def check_nat_layout(model: dict) -> None:
             f"{name} must sit on internal networks only"
         )
     for name, service in services.items():
+        if cf.role(service) in {"authority", "enrol"}:
+            assert service.get("network_mode") == "none" and not cf.networks_of(service), (
+                f"{name} handles the swarm authority's key: it must have no network"
+            )
+    for name, service in services.items():
         if len(cf.networks_of(service)) > 1:
             sysctls = service.get("sysctls") or {}
             sysctls = dict(s.split("=", 1) for s in sysctls) if isinstance(sysctls, list) else sysctls

@@ -159,7 +159,11 @@ def test_the_round_learner_recalibrates_every_weight_list_it_scores(traffic, ano
 
 def test_registered_and_configured_from_settings(tmp_path) -> None:
     settings = CartSettings(
-        data_dir=tmp_path, iot_anomaly_layers=[20, 10], iot_threshold_k=2.5, iot_threshold_scope="global"
+        _env_file=None,
+        data_dir=tmp_path,
+        iot_anomaly_layers=[20, 10],
+        iot_threshold_k=2.5,
+        iot_threshold_scope="global",
     )
     task = get_task("iot-anomaly", settings)
     assert isinstance(task, AnomalyTask) and task.layers == (20, 10) and task.k == 2.5 and task.scope == "global"

@@ -119,7 +119,7 @@ def test_the_round_learner_trains_and_scores_a_forest_and_the_task_asks_for_tree
     from child_cart.settings import CartSettings
 
     forest_task = get_task(
-        "iot-intrusion-forest", CartSettings(data_dir=tmp_path, iot_forest_trees=5, iot_forest_depth=6)
+        "iot-intrusion-forest", CartSettings(_env_file=None, data_dir=tmp_path, iot_forest_trees=5, iot_forest_depth=6)
     )
     assert forest_task.aggregator == "tree_union" and forest_task.depth == 6
     learner = Learner(forest_task)

@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,6 +175,15 @@ def seed(root: Path) -> list[Path]:
     return folders
 
 
+def enrol(root: Path, cart_dirs: dict[str, Path]) -> None:
+    """What compose's one-shot `authority` and `enrol-*` services do before any node starts, into the temp folders."""
+    folders = {**{bridge: root / bridge for bridge in BRIDGES}, **cart_dirs}
+    env = {key: os.environ[key] for key in BASE_ENV if key in os.environ}
+    for words in cf.enrolment_commands(MODEL, root / "authority", folders):
+        done = subprocess.run([sys.executable, "-m", "fedcart", *words], env=env, cwd=root, capture_output=True)
+        assert done.returncode == 0, f"`fedcart {' '.join(words)}` failed: {done.stderr.decode()[-2000:]}"
+
+
 async def first_exit(nodes: list[Node]) -> Node:
     done, pending = await asyncio.wait(
         [asyncio.create_task(n.process.wait(), name=n.name) for n in nodes], return_when=asyncio.FIRST_COMPLETED
@@ -205,6 +215,7 @@ async def test_rounds_through_bridges_while_carts_cannot_reach_each_other(lab_av
     try:
         lab.net.build()
         cart_dirs = seed(tmp_path)
+        enrol(tmp_path, dict(zip(CARTS, cart_dirs)))
         for bridge in BRIDGES:
             await lab.start(bridge, service_env(bridge, DATA_DIR=str(tmp_path / bridge)))
         password_hash = generate_password_hash(PASSWORD, "pbkdf2:sha256:1000")

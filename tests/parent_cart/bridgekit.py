@@ -1,13 +1,17 @@
 """Helpers for bridge tests: real bridges on 127.0.0.1 (ephemeral TCP and UDP ports, real Kademlia) and real carts.
 
 Every wait here has a deadline and fails saying what never happened; nothing sleeps
-to let something happen.
+to let something happen. Every bridge and cart made here is enrolled in one test swarm
+authority (`authority()`, one per test process, in a temporary directory).
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import shutil
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -15,6 +19,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from cartnet.authority import Authority, ensure_enrolled
+from cartnet.certificates import Certificate, Role
 from cartnet.client import Backoff, BridgeClient
 from cartnet.handshake import join, ws_url
 from cartnet.identity import Identity
@@ -22,10 +28,37 @@ from cartnet.transfer import TransferLimits
 from parent_cart.bridge import Bridge
 from parent_cart.settings import BridgeSettings
 
-TOKEN = "test-swarm-token"
 DEADLINE = 20.0
 """Longest any single expected event may take before the test fails (never asserted as a time)."""
 FAST_BACKOFF = Backoff(initial=0.05, maximum=0.5)
+
+_authority: list[Authority] = []
+
+
+def authority() -> Authority:
+    """The swarm authority of this test process (created on first use, removed at exit)."""
+    if not _authority:
+        folder = Path(tempfile.mkdtemp(prefix="fedcart-test-authority-"))
+        atexit.register(shutil.rmtree, folder, True)
+        _authority.append(Authority.create(folder / "authority"))
+    return _authority[0]
+
+
+def certificate(identity: Identity, role: Role = "cart", **issue: object) -> Certificate:
+    """A certificate of the test swarm for `identity` (`days=`, `now=` to make odd ones)."""
+    return authority().issue(identity.public_key, role, **issue)
+
+
+def enrol(data_dir: Path, role: Role = "bridge") -> Path:
+    """Enrol the node kept in `data_dir` (a bridge process, a cart process) in the test swarm."""
+    ensure_enrolled(authority(), data_dir, role)
+    return data_dir
+
+
+def new_client(bridge: Bridge | str, identity: Identity | None = None, **options: object) -> BridgeClient:
+    """A BridgeClient (not started) of a freshly enrolled cart."""
+    identity = identity or Identity.generate()
+    return BridgeClient(identity, url_of(bridge), certificate(identity), **options)
 
 
 def bridge_settings(data_dir: Path, bootstrap: str = "", **overrides: object) -> BridgeSettings:
@@ -34,7 +67,6 @@ def bridge_settings(data_dir: Path, bootstrap: str = "", **overrides: object) ->
         "data_dir": data_dir,
         "port": 0,
         "dht_port": 0,
-        "swarm_token": TOKEN,
         "bridge_bootstrap": bootstrap,
         "heartbeat_interval": 1.0,
         "send_timeout": 1.0,
@@ -60,7 +92,7 @@ class Swarm:
     async def add_bridge(self, name: str | None = None, **overrides: object) -> Bridge:
         name = name or f"b{len(self.bridges) + 1}"
         bootstrap = ",".join(f"127.0.0.1:{b.dht_port}" for b in self.bridges if b.dht_port)
-        bridge = Bridge(bridge_settings(self.root / name, bootstrap, **overrides))
+        bridge = Bridge(bridge_settings(enrol(self.root / name), bootstrap, **overrides))
         await bridge.start()
         self.bridges.append(bridge)
         return bridge
@@ -132,13 +164,13 @@ async def cart(
     """A connected BridgeClient; closed (with Bye) at the end."""
     options.setdefault("backoff", FAST_BACKOFF)
     options.setdefault("limits", TransferLimits(reply_timeout=60.0))
-    client = BridgeClient(identity or Identity.generate(), url_of(bridge), TOKEN, **options)
-    await client.start()
+    connection = new_client(bridge, identity, **options)
+    await connection.start()
     try:
-        await client.wait_connected(DEADLINE)
-        yield client
+        await connection.wait_connected(DEADLINE)
+        yield connection
     finally:
-        await client.close()
+        await connection.close()
 
 
 @contextlib.asynccontextmanager
@@ -146,11 +178,12 @@ async def raw_cart(
     bridge: Bridge | str, identity: Identity | None = None
 ) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
     """An admitted WebSocket with no client logic at all: the test speaks frames itself."""
+    identity = identity or Identity.generate()
     async with (
         aiohttp.ClientSession() as session,
         session.ws_connect(ws_url(url_of(bridge)), max_msg_size=8 * 1024 * 1024) as ws,
     ):
-        await join(ws, identity or Identity.generate(), TOKEN)
+        await join(ws, identity, certificate(identity))
         yield ws
 
 

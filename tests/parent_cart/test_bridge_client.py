@@ -9,10 +9,10 @@ import re
 import signal
 
 import pytest
-from bridgekit import DEADLINE, TOKEN, cart, raw_cart, until, within
+from bridgekit import DEADLINE, cart, enrol, new_client, raw_cart, until, within
 
 from cartnet import frames
-from cartnet.client import Backoff, BridgeClient, NotConnected
+from cartnet.client import Backoff, NotConnected
 from cartnet.handshake import MAX_FRAME, receive_control
 from cartnet.identity import Identity
 from cartnet.messages import Bye, Heartbeat, PeersRequest, TransferManifest
@@ -31,7 +31,7 @@ def test_backoff_grows_exponentially_is_capped_and_jittered():
 
 async def test_sending_while_disconnected_fails_at_once_and_oversized_frames_are_refused(swarm):
     bridge = await swarm.add_bridge()
-    client = BridgeClient(Identity.generate(), bridge.url, TOKEN)
+    client = new_client(bridge)
     with pytest.raises(NotConnected):
         await client.send_control(PeersRequest())
     async with cart(bridge) as a:
@@ -90,9 +90,9 @@ def _swallower(into: asyncio.Queue[object]):
 
 
 async def test_fedcart_bridge_process_tells_carts_bye_on_sigterm(tmp_path):
-    env = {**os.environ, "SWARM_TOKEN": TOKEN, "HEARTBEAT_INTERVAL": "1", "DHT_TIMEOUT": "0.5", "SHUTDOWN_GRACE": "1"}
+    env = {**os.environ, "HEARTBEAT_INTERVAL": "1", "DHT_TIMEOUT": "0.5", "SHUTDOWN_GRACE": "1"}
     proc = await asyncio.create_subprocess_exec(
-        *bridge_argv(tmp_path / "b"),
+        *bridge_argv(enrol(tmp_path / "b")),
         stderr=asyncio.subprocess.PIPE,
         env=env,
         cwd=tmp_path,
@@ -129,7 +129,7 @@ async def test_a_full_bridge_turns_carts_away_for_now_not_for_good(swarm):
 
     bridge.gate._refuse = noting_refusal
     async with cart(bridge) as first:
-        waiting = BridgeClient(Identity.generate(), bridge.url, TOKEN, backoff=Backoff(initial=0.05, maximum=0.2))
+        waiting = new_client(bridge, backoff=Backoff(initial=0.05, maximum=0.2))
         await waiting.start()
         try:
             await within(turned_away.wait(), "the second cart being turned away")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import json
 import logging
 import os
 import signal
@@ -38,36 +39,50 @@ import pytest
 from bridgekit import (
     DEADLINE,
     FAST_BACKOFF,
-    TOKEN,
     Swarm,
+    authority,
     bridge_settings,
     cart,
+    certificate,
+    enrol,
     gone_everywhere,
     http_peers,
+    new_client,
     raw_cart,
     seen_everywhere,
     until,
     within,
 )
+from pydantic import ValidationError
 
 from cartnet import admission, frames, presence
+from cartnet.authority import Authority, store_revocations
+from cartnet.certificates import CertificateError
 from cartnet.client import Backoff, BridgeClient, Incoming
 from cartnet.handshake import AdmissionRefused, receive_control, ws_url
 from cartnet.identity import Identity
 from cartnet.messages import Challenge, Error, Heartbeat, HeartbeatAck, Message, Reject, Welcome
 from cartnet.transfer import TransferError
+from fedcart.local_swarm import bridge_argv
 from parent_cart.bridge import Bridge
 from parent_cart.gate import OVERSIZED
 from parent_cart.metrics import BridgeMetrics
 from parent_cart.peer import Outbox
 from parent_cart.session import Replies
+from parent_cart.settings import BridgeSettings
 
 CART_PROCESS = Path(__file__).with_name("cart_process.py")
 REPO = Path(__file__).resolve().parents[2]
 
 
 class Fault(enum.Enum):
-    WRONG_TOKEN = "wrong token"
+    NOT_ENROLLED = "node without a certificate"
+    DEFAULT_SECRET = "swarm left on a published default secret"
+    FOREIGN_SWARM = "certificate from another swarm"
+    EXPIRED_CERTIFICATE = "expired certificate"
+    CART_AS_BRIDGE = "cart certificate used to act as a bridge"
+    REVOKED = "revoked node"
+    WRONG_TOKEN = "wrong optional swarm token"
     BAD_SIGNATURE = "bad signature"
     REPLAYED_ANSWER = "replayed admission answer"
     MALFORMED_FRAMES = "malformed frames"
@@ -149,23 +164,114 @@ async def _refused(bridge: Bridge, answer: Callable[[Challenge], Message | bytes
     return reply.reason
 
 
-async def _wrong_token(world: World) -> str:
-    client = BridgeClient(Identity.generate(), world.b1.url, "not-the-swarm-token", backoff=FAST_BACKOFF)
-    await client.start()
+async def _admission_refused(bridge: Bridge, connection: BridgeClient) -> str:
+    """`connection` must be refused for good (no retry) with a reason; returns it."""
+    await connection.start()
     try:
         with pytest.raises(AdmissionRefused) as refused:
-            await client.wait_connected(DEADLINE)
-        assert client.sessions == 0 and client.closed.is_set()
+            await connection.wait_connected(DEADLINE)
+        assert connection.sessions == 0 and connection.closed.is_set()
     finally:
-        await client.close()
+        await connection.close()
     return refused.value.reason
+
+
+async def _not_enrolled(world: World) -> str:
+    """No certificate: a bridge and a cart refuse to start saying which command to run; an answer without one is refused."""
+    stranger = world.swarm.root / "not-enrolled"
+    with pytest.raises(CertificateError, match=f"run: fedcart enrol --authority AUTHORITY_DIR --data-dir {stranger}"):
+        Bridge(bridge_settings(stranger))
+    cart_dir = world.swarm.root / "cart-not-enrolled"
+    ran = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fedcart", "node", "--data-dir", str(cart_dir), "--ui-port", "1",
+        stderr=asyncio.subprocess.PIPE, env={**os.environ, "SWARM_TOKEN": ""}, cwd=world.swarm.root,
+    )  # fmt: skip
+    _, err = await within(ran.communicate(), "`fedcart node` refusing to start")
+    assert ran.returncode == 2 and f"fedcart enrol --authority AUTHORITY_DIR --data-dir {cart_dir} --role cart" in (
+        err.decode()
+    ), err.decode()
+    identity = Identity.generate()
+
+    def without_certificate(challenge: Challenge) -> bytes:
+        body = admission.answer(challenge, identity, certificate(identity)).model_dump(mode="json")
+        del body["certificate"]
+        return frames.CONTROL + json.dumps(body).encode()
+
+    return await _refused(world.b1, without_certificate)
+
+
+async def _default_secret(world: World) -> str:
+    """SWARM_TOKEN left on the value printed in .env.example: the settings and the `fedcart bridge` process refuse."""
+    with pytest.raises(ValidationError, match="a value published with fedcart"):
+        BridgeSettings(_env_file=None, swarm_token="change-me-swarm-token")
+    data_dir = enrol(world.swarm.root / "default-secret")
+    ran = await asyncio.create_subprocess_exec(
+        *bridge_argv(data_dir), stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "SWARM_TOKEN": "change-me-swarm-token", "COLUMNS": "300"}, cwd=world.swarm.root,
+    )  # fmt: skip
+    _, err = await within(ran.communicate(), "`fedcart bridge` refusing the published token")
+    said = " ".join(err.decode().split())
+    assert ran.returncode == 2 and "remove SWARM_TOKEN" in said, said
+    return said
+
+
+async def _foreign_swarm(world: World) -> str:
+    other = Authority.create(world.swarm.root / "other-authority")
+    identity = Identity.generate()
+    foreign = BridgeClient(identity, world.b1.url, other.issue(identity.public_key, "cart"), backoff=FAST_BACKOFF)
+    return await _admission_refused(world.b1, foreign)
+
+
+async def _expired_certificate(world: World) -> str:
+    identity = Identity.generate()
+    old = certificate(identity, days=1, now=presence.now_ms() - 3 * 24 * 3600 * 1000)
+    return await _admission_refused(world.b1, BridgeClient(identity, world.b1.url, old, backoff=FAST_BACKOFF))
+
+
+async def _cart_as_bridge(world: World) -> str:
+    identity = Identity.generate()
+    return await _refused(
+        world.b1,
+        lambda challenge: admission.answer(challenge, identity, certificate(identity), "bridge", "http://127.0.0.1:9"),
+    )
+
+
+async def _revoked(world: World) -> str:
+    """C (on bridge 2) talks with A; the operator drops a revocation list naming C into bridge 1's data dir.
+    Bridge 1 picks it up at its next refresh and passes it on; bridge 2 drops C, which cannot come back."""
+    c = await world.stack.enter_async_context(cart(world.b2))
+    await seen_everywhere(c.node_id, world.b1, world.b2)
+    await world.a.send_message(c.node_id, Heartbeat(seq=7))
+    assert (await within(c.inbox.get(), "C hearing from A before the revocation")).message == Heartbeat(seq=7)
+    revocations = authority().revoke([c.node_id])
+    store_revocations(world.b1.settings.data_dir, revocations)
+    await within(c.closed.wait(), "C being dropped and then refused for good")
+    assert isinstance(c.failure, AdmissionRefused) and "is revoked" in c.failure.reason, c.failure
+    await gone_everywhere(c.node_id, world.b1, world.b2)
+    assert world.b2.membership.serial == revocations.serial, "the list must have spread to bridge 2"
+    removed = world.b2.metrics.registry.get_sample_value("fedcart_bridge_departures_total", {"how": "removed"})
+    assert removed == 1, "bridge 2 must have removed C itself"
+    await world.a.send_message(c.node_id, Heartbeat(seq=8))
+    return await within(_undeliverable_for(world.a, c.node_id), "an Undeliverable for the revoked cart")
+
+
+async def _wrong_token(world: World) -> str:
+    """SWARM_TOKEN is an optional extra check: a bridge that sets one refuses a cart that does not know it."""
+    world.b1.membership.swarm_token = "an-extra-secret-for-b1"
+    try:
+        return await _admission_refused(
+            world.b1, new_client(world.b1, swarm_token="not-the-extra-secret", backoff=FAST_BACKOFF)
+        )
+    finally:
+        world.b1.membership.swarm_token = ""
 
 
 async def _bad_signature(world: World) -> str:
     identity, impostor = Identity.generate(), Identity.generate()
 
     def forged(challenge: Challenge) -> Message:
-        return admission.answer(challenge, identity, TOKEN).model_copy(update={"signature": impostor.sign(b"x" * 64)})
+        answer = admission.answer(challenge, identity, certificate(identity))
+        return answer.model_copy(update={"signature": impostor.sign(b"x" * 64)})
 
     return await _refused(world.b1, forged)
 
@@ -174,7 +280,7 @@ async def _replayed_answer(world: World) -> str:
     identity, recorded = Identity.generate(), []
 
     def honest(challenge: Challenge) -> Message:
-        recorded.append(admission.answer(challenge, identity, TOKEN))
+        recorded.append(admission.answer(challenge, identity, certificate(identity)))
         return recorded[-1]
 
     reply, _ = await _handshake(world.b1, honest)
@@ -392,7 +498,7 @@ HALF_SENT = b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConne
 async def _strict_bridge(world: World) -> tuple[Bridge, BridgeClient]:
     """A bridge of its own with short HTTP deadlines, and an honest cart admitted on it."""
     settings = bridge_settings(
-        world.swarm.root / "strict-http", http_header_timeout=HEADER_TIMEOUT, http_idle_timeout=IDLE_TIMEOUT
+        enrol(world.swarm.root / "strict-http"), http_header_timeout=HEADER_TIMEOUT, http_idle_timeout=IDLE_TIMEOUT
     )
     bridge = Bridge(settings)
     await bridge.start()
@@ -562,7 +668,7 @@ async def _bridge_restart(world: World) -> str:
 
 
 async def _in_process_victim(world: World, kill: Callable[[BridgeClient], Awaitable[None]]) -> Victim:
-    client = BridgeClient(Identity.generate(), world.b2.url, TOKEN, backoff=Backoff(initial=60.0, maximum=60.0))
+    client = new_client(world.b2, backoff=Backoff(initial=60.0, maximum=60.0))
     seen: asyncio.Queue[str] = asyncio.Queue()
 
     async def swallow(_peer: str, item: object) -> bool:
@@ -607,7 +713,7 @@ def _process(sig: signal.Signals) -> Callable[[World], Awaitable[Victim]]:
             sys.executable,
             str(CART_PROCESS),
             world.b2.url,
-            TOKEN,
+            str(enrol(world.swarm.root / "cart-process", "cart")),
             stdout=asyncio.subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": str(REPO)},
         )
@@ -637,6 +743,12 @@ async def _reap(proc: asyncio.subprocess.Process) -> None:
 
 
 CASES: dict[Fault, Case] = {
+    Fault.NOT_ENROLLED: Case("malformed answer to the challenge: certificate: Field required", inject=_not_enrolled),
+    Fault.DEFAULT_SECRET: Case("a value published with fedcart", inject=_default_secret),
+    Fault.FOREIGN_SWARM: Case("not this swarm", inject=_foreign_swarm),
+    Fault.EXPIRED_CERTIFICATE: Case("certificate expired at", inject=_expired_certificate),
+    Fault.CART_AS_BRIDGE: Case("certificate is for a cart, not a bridge", inject=_cart_as_bridge),
+    Fault.REVOKED: Case("is revoked (revocation list", inject=_revoked),
     Fault.WRONG_TOKEN: Case("wrong swarm token", inject=_wrong_token),
     Fault.BAD_SIGNATURE: Case("bad signature", inject=_bad_signature),
     Fault.REPLAYED_ANSWER: Case("replayed answer", inject=_replayed_answer),

@@ -8,7 +8,7 @@ import os
 
 import aiohttp
 import pytest
-from bridgekit import cart, get_json, seen_everywhere, within
+from bridgekit import cart, certificate, get_json, seen_everywhere, within
 from prometheus_client.parser import text_string_to_metric_families
 
 from cartnet.transfer import TransferError
@@ -63,12 +63,14 @@ async def test_rejects_are_counted_by_reason(swarm):
     from cartnet.identity import Identity
 
     bridge = await swarm.add_bridge()
-    client = BridgeClient(Identity.generate(), bridge.url, "definitely-wrong")
+    identity = Identity.generate()
+    expired = certificate(identity, days=1, now=1_000_000_000_000)
+    client = BridgeClient(identity, bridge.url, expired)
     await client.start()
-    with pytest.raises(AdmissionRefused, match="wrong swarm token"):
+    with pytest.raises(AdmissionRefused, match="certificate expired"):
         await client.wait_connected(10)
     await client.close()
-    assert bridge.metrics.registry.get_sample_value("fedcart_bridge_rejects_total", {"reason": "wrong_token"}) == 1
+    assert bridge.metrics.registry.get_sample_value("fedcart_bridge_rejects_total", {"reason": "expired"}) == 1
 
 
 async def test_model_404_then_publish_then_download(swarm):

@@ -8,13 +8,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridgekit import TOKEN, cart, gone_everywhere, listed, seen_everywhere, until, within
+from bridgekit import cart, enrol, gone_everywhere, listed, seen_everywhere, until, within
 
 from cartnet.messages import Heartbeat
 from fedcart.local_swarm import bridge_argv
 
 ENV = {
-    "SWARM_TOKEN": TOKEN,
     "HEARTBEAT_INTERVAL": "1",
     "DHT_TIMEOUT": "0.5",
     "SHUTDOWN_GRACE": "1",
@@ -34,7 +33,7 @@ class BridgeProcess:
 
 async def start_bridge_process(data_dir: Path, bootstrap: str, port: int = 0, dht_port: int = 0) -> BridgeProcess:
     proc = await asyncio.create_subprocess_exec(
-        *bridge_argv(data_dir, port, dht_port, bootstrap),
+        *bridge_argv(enrol(data_dir), port, dht_port, bootstrap),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **ENV},

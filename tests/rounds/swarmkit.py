@@ -16,7 +16,6 @@ from child_cart.tasks.recommend import RecommendTask
 from fedcart.inprocess import start_bridges, start_carts
 from parent_cart.bridge import Bridge
 
-TOKEN = "simulation-swarm-token"
 CATALOGUE = load_catalogue()
 TASK = RecommendTask(CATALOGUE)
 
@@ -57,7 +56,7 @@ async def swarm(
     **round_options: object,
 ) -> AsyncIterator[TestSwarm]:
     data = synth.generate(CATALOGUE, rows, carts, seed, skew)
-    started = await start_bridges(bridges, root, TOKEN)
+    started = await start_bridges(bridges, root)
     nodes: list[CartNode] = []
     try:
         nodes = await start_carts(data, started, root, {}, make_node=make_node, publish=publish)

@@ -17,6 +17,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from cartnet.certificates import load_enrolment, read_swarm_key
+from cartnet.identity import Identity
+
 pytestmark = pytest.mark.slow
 BRIDGE_PORT, DHT_PORT, UI_PORT = 18470, 18460, 15000
 CARTS = 3
@@ -25,7 +28,8 @@ DEADLINE = 180.0
 
 @pytest.fixture
 def swarm_process(tmp_path):
-    env = {**os.environ, "SWARM_TOKEN": "test-local-swarm"}
+    # as a newcomer runs it: no SWARM_TOKEN, no .env, nobody enrolled anything by hand
+    env = {key: value for key, value in os.environ.items() if key != "SWARM_TOKEN"}
     command = [
         sys.executable,
         "-m",
@@ -48,7 +52,9 @@ def swarm_process(tmp_path):
     ]
     log_path = tmp_path / "swarm.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path, start_new_session=True
+        )
         try:
             yield process, tmp_path / "swarm"
         finally:
@@ -120,6 +126,12 @@ async def test_swarm_rounds_cross_bridges_and_heal(swarm_process):
     for i in range(CARTS):
         await within(until_up(f"http://127.0.0.1:{UI_PORT + i}/api/health"), f"cart {i}'s UI coming up")
     password = (root / "admin_password").read_text().strip()
+    swarm = read_swarm_key(root / "authority")
+    for name in ("bridge-0", "bridge-1", *(f"cart-{i}" for i in range(CARTS))):
+        node = Identity.load_or_create(root / name)
+        assert (
+            load_enrolment(root / name, node.public_key, "bridge" if name.startswith("bridge") else "cart")[0] == swarm
+        )
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         carts = [Cart(session, i, password) for i in range(CARTS)]
         for cart in carts:
