@@ -10,6 +10,16 @@ and the blob is delivered only when all chunks verified.
 A `TransferHub` serves one node. It does no I/O itself: the owner passes a
 `send(peer, frame)` coroutine and feeds received frames to `handle`, so it works
 over a direct WebSocket as well as over routed frames through a bridge.
+
+Buffer space belongs to the sender that asked for it. An accepted manifest reserves
+its declared size only while its sender is live: attached (`fail_peer` detaches it)
+and sending (a chunk at least every `idle_timeout` seconds). A partial that is not
+live holds only the bytes it verified, kept for a resume until the space is needed
+(or `partial_ttl` passes); one that verified nothing is dropped at once. No sender
+reserves more than its share (`TransferLimits.sender_share`), so a manifest that is
+never followed by chunks blocks nobody for long, and never the whole buffer.
+Every refusal is said to the sender and told to `refusal_listeners`, so the owner
+can name the real reason (say, in a round log) instead of a timeout.
 """
 
 from __future__ import annotations
@@ -33,6 +43,8 @@ from cartnet.payloads import TransferMeta
 log = logging.getLogger(__name__)
 
 SendFn = Callable[[str, bytes], Awaitable[None]]
+RefusalFn = Callable[[str, TransferManifest, str], None]
+"""(sender, manifest, reason): a transfer this hub refused or gave up receiving."""
 _HASH_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cartnet-hash")
 _INLINE_HASH_BYTES = 256 * 1024
 _MANIFEST_LABEL = b"fedcart-manifest-v1|"
@@ -44,13 +56,24 @@ class TransferLimits:
 
     chunk_size: int = 1024 * 1024
     max_chunk_size: int = 3 * 1024 * 1024
-    max_size: int = 512 * 1024 * 1024
+    max_size: int = 256 * 1024 * 1024
     max_concurrent_per_peer: int = 4
     max_buffered: int = 1024 * 1024 * 1024
+    max_buffered_per_peer: int | None = None
+    """One sender's share of `max_buffered`; None: a quarter of it, but room for one transfer of `max_size`."""
     reply_timeout: float = 30.0
+    idle_timeout: float = 10.0
+    """A partial transfer whose sender sent no chunk for this long stops reserving buffer space."""
     partial_ttl: float = 600.0
+    """How long the verified chunks of a stalled or detached transfer are kept for a resume (if space allows)."""
     verify_window: int = 4
     """Chunks hashed concurrently while the socket keeps reading (bounded, so memory is too)."""
+
+    @property
+    def sender_share(self) -> int:
+        if self.max_buffered_per_peer is not None:
+            return min(self.max_buffered_per_peer, self.max_buffered)
+        return min(self.max_buffered, max(self.max_size, self.max_buffered // 4))
 
 
 class TransferError(Exception):
@@ -87,7 +110,18 @@ class _Partial:
     parts: list[bytes | memoryview | None]
     missing: set[int]
     expires: float
+    active: float
+    """When the sender last sent the manifest or a chunk (hub clock)."""
     attached: bool = True
+    held: int = 0
+    """Bytes of verified chunks kept."""
+    verifying: int = 0
+    """Chunks received and being hashed (not yet in `held`)."""
+
+    @property
+    def empty(self) -> bool:
+        """Nothing worth keeping for a resume: no chunk verified or being verified."""
+        return not self.held and not self.verifying
 
 
 def root_digest(chunk_digests: list[str]) -> str:
@@ -175,12 +209,23 @@ class TransferHub:
         self._outgoing: dict[str, _Outgoing] = {}
         self._partials: dict[str, _Partial] = {}
         self._completed: OrderedDict[str, None] = OrderedDict()
+        self._dropped: OrderedDict[str, str] = OrderedDict()
+        self.refusal_listeners: list[RefusalFn] = []
+        self.clock: Callable[[], float] = time.monotonic
+        """The hub's notion of now (monotonic seconds); tests may replace it."""
         self._verify_slots = asyncio.Semaphore(self.limits.verify_window)
         self._verifying: set[asyncio.Task[None]] = set()
 
     @property
     def in_flight(self) -> int:
-        return len(self._outgoing) + sum(p.attached for p in self._partials.values())
+        now = self.clock()
+        return len(self._outgoing) + sum(self._live(p, now) for p in self._partials.values())
+
+    def reserved(self, peer: str | None = None) -> int:
+        """Buffer bytes reserved now, by every sender or by `peer`: declared sizes of live partial
+        transfers, verified bytes of the others."""
+        now = self.clock()
+        return sum(self._reserve(p, now) for p in self._partials.values() if peer is None or p.peer == peer)
 
     # --- sending -------------------------------------------------------------------------
 
@@ -240,13 +285,16 @@ class TransferHub:
         return reply
 
     def fail_peer(self, peer: str, reason: str) -> None:
-        """The peer is gone: fail our sends to it now, keep its partial uploads for a resume."""
+        """The peer is gone: fail our sends to it now; its partial uploads stop reserving buffer space
+        (those with verified chunks are kept for a resume while space allows, the others dropped)."""
         for outgoing in self._outgoing.values():
             if outgoing.peer == peer:
                 outgoing.replies.put_nowait(Error(code="peer_gone", detail=reason))
-        for partial in self._partials.values():
+        for tid, partial in list(self._partials.items()):
             if partial.peer == peer:
                 partial.attached = False
+                if partial.empty:
+                    self._drop(tid, f"its sender left ({reason}) before sending any chunk")
 
     # --- receiving -----------------------------------------------------------------------
 
@@ -269,49 +317,111 @@ class TransferHub:
             return
         reason = check_manifest(manifest, self.limits) or self._admit(peer, manifest)
         if reason:
-            log.warning("refused transfer %s from %s: %s", tid[:8], peer[:8], reason)
-            await self._reply(peer, TransferDone(transfer_id=tid, ok=False, reason=reason))
+            await self._refuse(peer, manifest, reason)
             return
         if tid in self._partials and self._verifying:
             await asyncio.gather(*self._verifying, return_exceptions=True)
         partial = self._partials.get(tid) or self._start(peer, manifest)
         partial.peer, partial.attached = peer, True
-        partial.expires = time.monotonic() + self.limits.partial_ttl
+        partial.active = self.clock()
+        partial.expires = partial.active + self.limits.partial_ttl
         await self._reply(peer, TransferWant(transfer_id=tid, missing=sorted(partial.missing)))
         if not partial.missing:
             await self._complete(partial)
 
     def _admit(self, peer: str, manifest: TransferManifest) -> str | None:
-        self._expire()
+        now = self.clock()
+        self._expire(now)
         known = self._partials.get(manifest.transfer_id)
-        if known is not None:
-            return None if known.manifest.chunks == manifest.chunks else "transfer id reused for different content"
-        active = sum(1 for p in self._partials.values() if p.peer == peer and p.attached)
+        if known is not None and known.manifest.chunks != manifest.chunks:
+            return "transfer id reused for different content"
+        if known is not None and self._live(known, now):
+            return None
+        active = sum(1 for p in self._partials.values() if p.peer == peer and self._live(p, now))
         if active >= self.limits.max_concurrent_per_peer:
             return f"too many concurrent transfers from this peer (limit {self.limits.max_concurrent_per_peer})"
-        buffered = sum(p.manifest.total_size for p in self._partials.values())
-        if buffered + manifest.total_size > self.limits.max_buffered:
-            return "receiver is out of transfer buffer space, retry later"
+        reason = self._make_room(peer, manifest.total_size, known, now)
+        if reason or known is not None:
+            return reason
         return self._accept(peer, manifest) if self._accept else None
+
+    def _live(self, partial: _Partial, now: float) -> bool:
+        """Attached and sending: a live partial reserves its whole declared size."""
+        return partial.attached and now - partial.active < self.limits.idle_timeout
+
+    def _reserve(self, partial: _Partial, now: float) -> int:
+        return partial.manifest.total_size if self._live(partial, now) else partial.held
+
+    def _make_room(self, peer: str, size: int, keep: _Partial | None, now: float) -> str | None:
+        """Reserve `size` bytes for `peer` (for `keep`, a partial coming back to life, or a new transfer): within
+        the sender's share and the whole buffer, evicting partials that are not live, the stalest first."""
+        share, limit = self.limits.sender_share, self.limits.max_buffered
+        others = [p for p in self._partials.values() if p is not keep]
+        mine = sum(self._reserve(p, now) for p in others if p.peer == peer)
+        if mine + size > share:
+            mine -= self._evict([p for p in others if p.peer == peer], mine + size - share, now)
+        if mine + size > share:
+            return (
+                f"your share of our transfer buffer is full: {mine} of {share} bytes are reserved for your "
+                f"transfers, this one needs {size}"
+            )
+        total = sum(self._reserve(p, now) for p in self._partials.values() if p is not keep)
+        if total + size > limit:
+            total -= self._evict([p for p in self._partials.values() if p is not keep], total + size - limit, now)
+        if total + size > limit:
+            return f"our transfer buffer is full: {total} of {limit} bytes are reserved, retry later"
+        return None
+
+    def _evict(self, candidates: list[_Partial], needed: int, now: float) -> int:
+        """Drop partials that are not live (the longest idle first) until `needed` bytes are free; bytes freed."""
+        freed = 0
+        for partial in sorted((p for p in candidates if not self._live(p, now)), key=lambda p: p.active):
+            if freed >= needed:
+                break
+            freed += partial.held
+            self._drop(partial.manifest.transfer_id, "it stalled and its buffer space was needed")
+        return freed
+
+    def _drop(self, tid: str, why: str) -> None:
+        """Forget a partial transfer, remembering why (a late chunk for it is told)."""
+        if self._partials.pop(tid, None) is None:
+            return
+        log.info("dropped partial transfer %s: %s", tid[:8], why)
+        self._dropped[tid] = why
+        while len(self._dropped) > 1024:
+            self._dropped.popitem(last=False)
 
     def _start(self, peer: str, manifest: TransferManifest) -> _Partial:
         count = len(manifest.chunks)
-        partial = _Partial(peer, manifest, [None] * count, set(range(count)), 0.0)
+        partial = _Partial(peer, manifest, [None] * count, set(range(count)), 0.0, self.clock())
         self._partials[manifest.transfer_id] = partial
         return partial
 
-    def _expire(self) -> None:
-        now = time.monotonic()
-        for tid in [tid for tid, p in self._partials.items() if p.expires < now]:
-            log.info("dropping stale partial transfer %s", tid[:8])
-            del self._partials[tid]
+    def _expire(self, now: float) -> None:
+        for tid in [
+            tid for tid, p in self._partials.items() if p.expires < now or (p.empty and not self._live(p, now))
+        ]:
+            self._drop(tid, "it stalled" if self._partials[tid].held else "its sender sent no chunk in time")
 
     async def _on_chunk(self, peer: str, chunk: frames.Chunk) -> None:
         partial = self._partials.get(chunk.transfer_id)
         if partial is None or partial.peer != peer:
-            await self._reply(peer, Error(code="unknown_transfer", detail=f"no open transfer {chunk.transfer_id}"))
+            why = self._dropped.get(chunk.transfer_id)
+            detail = (
+                f"transfer {chunk.transfer_id} was dropped: {why}" if why else f"no open transfer {chunk.transfer_id}"
+            )
+            await self._reply(peer, Error(code="unknown_transfer", detail=detail))
             return
+        now = self.clock()
+        if not self._live(partial, now):
+            reason = self._make_room(peer, partial.manifest.total_size, partial, now)
+            if reason:
+                self._drop(chunk.transfer_id, f"it stalled and no buffer space is left for it ({reason})")
+                await self._refuse(peer, partial.manifest, f"the transfer stalled and was dropped: {reason}")
+                return
+        partial.attached, partial.active = True, now
         await self._verify_slots.acquire()
+        partial.verifying += 1
         task = asyncio.create_task(self._verify_chunk(peer, partial, chunk))
         self._verifying.add(task)
         task.add_done_callback(self._verified)
@@ -321,10 +431,12 @@ class TransferHub:
         self._verify_slots.release()
 
     async def _verify_chunk(self, peer: str, partial: _Partial, chunk: frames.Chunk) -> None:
-        reason = await self._store_chunk(partial, chunk)
+        try:
+            reason = await self._store_chunk(partial, chunk)
+        finally:
+            partial.verifying -= 1
         if reason:
-            log.warning("transfer %s from %s: %s", chunk.transfer_id[:8], peer[:8], reason)
-            await self._reply(peer, TransferDone(transfer_id=chunk.transfer_id, ok=False, reason=reason))
+            await self._refuse(peer, partial.manifest, reason)
         elif not partial.missing:
             await self._complete(partial)
 
@@ -341,9 +453,10 @@ class TransferHub:
         digest = await self._digest(chunk.data)
         if digest != manifest.chunks[chunk.index]:
             return f"chunk {chunk.index} failed its SHA-256 check"
-        if partial.manifest.transfer_id in self._partials:
+        if partial.manifest.transfer_id in self._partials and chunk.index in partial.missing:
             partial.parts[chunk.index] = chunk.data
             partial.missing.discard(chunk.index)
+            partial.held += len(chunk.data)
         return None
 
     async def _digest(self, data: bytes | memoryview) -> str:
@@ -363,6 +476,13 @@ class TransferHub:
             raise TransferError(f"transfer {tid} completed with chunks missing")
         await self.received.put(Received(partial.peer, partial.manifest, parts))
         await self._reply(partial.peer, TransferDone(transfer_id=tid, ok=True))
+
+    async def _refuse(self, peer: str, manifest: TransferManifest, reason: str) -> None:
+        """Tell the sender (and every refusal listener) that this transfer will not be delivered, and why."""
+        log.warning("refused transfer %s from %s: %s", manifest.transfer_id[:8], peer[:8], reason)
+        for listener in self.refusal_listeners:
+            listener(peer, manifest, reason)
+        await self._reply(peer, TransferDone(transfer_id=manifest.transfer_id, ok=False, reason=reason))
 
     async def _reply(self, peer: str, message: Message) -> None:
         try:

@@ -11,8 +11,8 @@ import pytest
 
 from cartnet import frames
 from cartnet.identity import Identity
-from cartnet.messages import Error, TransferWant
-from cartnet.transfer import TransferError, TransferLimits, build_manifest, sign_manifest
+from cartnet.messages import Error, TransferDone, TransferWant
+from cartnet.transfer import TransferError, TransferHub, TransferLimits, build_manifest, sign_manifest
 
 from .wspair import connect, receiver_server
 
@@ -163,3 +163,84 @@ async def test_sender_fails_promptly_when_peer_goes_silent():
 
 async def _ignore(peer, item) -> bool:
     return True
+
+
+# --- buffer space belongs to its sender (issue 14, finding 3) --------------------------------------
+
+MIB = 1 << 20
+
+
+class Hub:
+    """A receiving hub without sockets: replies are collected per peer, time is a number the test moves."""
+
+    def __init__(self, limits: TransferLimits) -> None:
+        self.now = 1000.0
+        self.replies: dict[str, list] = {}
+        self.refusals: list[tuple[str, str]] = []
+        self.hub = TransferHub(Identity.generate(), self._send, limits)
+        self.hub.clock = lambda: self.now
+        self.hub.refusal_listeners.append(lambda peer, _manifest, reason: self.refusals.append((peer, reason)))
+
+    async def _send(self, peer: str, frame: bytes) -> None:
+        self.replies.setdefault(peer, []).append(frames.parse(frame))
+
+    async def offer(self, sender: Identity, size: int):
+        """Send a manifest of `size` bytes from `sender`; the hub's answer (TransferWant, or TransferDone refusing)."""
+        manifest = await build_manifest(sender, bytes(size), "test", {}, MIB)
+        await self.hub.handle(sender.node_id, manifest)
+        return manifest, self.replies[sender.node_id][-1]
+
+
+async def test_a_manifest_never_followed_by_chunks_stops_reserving_once_its_sender_idles():
+    limits = TransferLimits(max_size=8 * MIB, max_buffered=8 * MIB, max_buffered_per_peer=8 * MIB, idle_timeout=5.0)
+    receiver, squatter, honest = Hub(limits), Identity.generate(), Identity.generate()
+    _, want = await receiver.offer(squatter, 8 * MIB)
+    assert isinstance(want, TransferWant) and receiver.hub.reserved(squatter.node_id) == 8 * MIB
+    _, refused = await receiver.offer(honest, MIB)
+    assert isinstance(refused, TransferDone) and not refused.ok
+    assert refused.reason.startswith("our transfer buffer is full"), refused.reason
+    assert receiver.refusals == [(honest.node_id, refused.reason)], "listeners hear every refusal"
+    receiver.now += limits.idle_timeout
+    assert receiver.hub.reserved(squatter.node_id) == 0, "an idle sender reserves nothing"
+    _, want = await receiver.offer(honest, MIB)
+    assert isinstance(want, TransferWant)
+
+
+async def test_a_departed_sender_releases_its_reservations_at_once():
+    limits = TransferLimits(max_size=8 * MIB, max_buffered=8 * MIB, max_buffered_per_peer=8 * MIB)
+    receiver, squatter, honest = Hub(limits), Identity.generate(), Identity.generate()
+    await receiver.offer(squatter, 8 * MIB)
+    receiver.hub.fail_peer(squatter.node_id, "disconnected without saying goodbye")
+    assert receiver.hub.reserved() == 0
+    _, want = await receiver.offer(honest, 8 * MIB)
+    assert isinstance(want, TransferWant)
+
+
+async def test_one_sender_gets_no_more_than_its_share():
+    limits = TransferLimits(max_size=4 * MIB, max_buffered=16 * MIB)
+    assert limits.sender_share == 4 * MIB, "a quarter of the buffer, at least one largest transfer"
+    receiver, squatter, honest = Hub(limits), Identity.generate(), Identity.generate()
+    _, want = await receiver.offer(squatter, 4 * MIB)
+    assert isinstance(want, TransferWant)
+    _, refused = await receiver.offer(squatter, 4 * MIB)
+    assert isinstance(refused, TransferDone) and refused.reason.startswith("your share of our transfer buffer is full")
+    _, want = await receiver.offer(honest, 4 * MIB)
+    assert isinstance(want, TransferWant), "the others' space is untouched"
+    assert receiver.hub.reserved(squatter.node_id) == 4 * MIB
+
+
+async def test_a_stalled_transfer_keeps_its_chunks_until_the_space_is_needed():
+    limits = TransferLimits(max_size=4 * MIB, max_buffered=4 * MIB, max_buffered_per_peer=4 * MIB, idle_timeout=5.0)
+    receiver, slow, honest = Hub(limits), Identity.generate(), Identity.generate()
+    blob = os.urandom(4 * MIB)
+    manifest = await build_manifest(slow, blob, "test", {}, MIB)
+    await receiver.hub.handle(slow.node_id, manifest)
+    await receiver.hub.handle(slow.node_id, frames.Chunk(manifest.transfer_id, 0, blob[:MIB]))
+    await asyncio.gather(*receiver.hub._verifying)
+    receiver.now += limits.idle_timeout
+    assert receiver.hub.reserved(slow.node_id) == MIB, "a stalled transfer holds only what it verified"
+    _, want = await receiver.offer(honest, 4 * MIB)
+    assert isinstance(want, TransferWant), "the stalled transfer made room"
+    await receiver.hub.handle(slow.node_id, frames.Chunk(manifest.transfer_id, 1, blob[MIB : 2 * MIB]))
+    late = receiver.replies[slow.node_id][-1]
+    assert isinstance(late, Error) and "was dropped: it stalled and its buffer space was needed" in late.detail

@@ -18,6 +18,10 @@ The HTTP rows (issue 14, finding 5) open raw TCP connections to a bridge of thei
 short header and idle deadlines: half-sent upgrade requests and connections that say
 nothing are closed at the header deadline, idle keep-alive connections at the idle
 deadline, and a cart admitted on that bridge meanwhile keeps its WebSocket past both.
+
+The buffer-squatting rows (issue 14, finding 3) send cart B signed manifests that are never
+followed by chunks: B's space must come back when the squatter leaves or idles, one sender
+may never reserve more than its share, and a refused sender must hear the real reason.
 """
 
 from __future__ import annotations
@@ -61,8 +65,18 @@ from cartnet.certificates import CertificateError
 from cartnet.client import Backoff, BridgeClient, Incoming
 from cartnet.handshake import AdmissionRefused, receive_control, ws_url
 from cartnet.identity import Identity
-from cartnet.messages import Challenge, Error, Heartbeat, HeartbeatAck, Message, Reject, Welcome
-from cartnet.transfer import TransferError
+from cartnet.messages import (
+    Challenge,
+    Error,
+    Heartbeat,
+    HeartbeatAck,
+    Message,
+    Reject,
+    TransferDone,
+    TransferWant,
+    Welcome,
+)
+from cartnet.transfer import TransferError, TransferLimits, build_manifest
 from fedcart.local_swarm import bridge_argv
 from parent_cart.bridge import Bridge
 from parent_cart.gate import OVERSIZED
@@ -99,6 +113,9 @@ class Fault(enum.Enum):
     DEEP_JSON_AS_ADMISSION = "JSON nested 60,000 deep instead of the admission answer"
     TYPE_LIST_AS_ADMISSION = "type-is-a-list message instead of the admission answer"
     HEARTBEAT_BURST = "burst of 10,000 heartbeats"
+    SQUAT_THEN_LEAVE = "manifests never followed by chunks, then the sender leaves"
+    SQUAT_IDLE = "manifests never followed by chunks, the sender stays connected and idle"
+    SQUAT_OVER_SHARE = "one sender reserving more than its share of a receiver's buffer"
     HALF_SENT_UPGRADES = "30 half-sent upgrade requests, some still trickling"
     IDLE_CONNECTIONS = "idle TCP connections and idle keep-alive connections"
     FLOOD = "flooding cart"
@@ -594,6 +611,69 @@ async def _idle_connections(world: World) -> str:
     )
 
 
+# --- transfer buffer squatting (issue 14, finding 3) ---------------------------------------------
+
+SQUAT = 8 * 1024 * 1024
+IDLE = 5.0
+
+
+async def _squatter(world: World) -> BridgeClient:
+    squatter = await world.stack.enter_async_context(cart(world.b1))
+    await seen_everywhere(world.b.node_id, world.b1, world.b2)
+    return squatter
+
+
+async def _squat(world: World, squatter: BridgeClient) -> Message:
+    """One signed manifest of SQUAT bytes from `squatter` to B, never followed by a chunk; B's answer."""
+    manifest = await build_manifest(squatter.identity, bytes(SQUAT), "update", {}, 1024 * 1024)
+    await squatter.send_message(world.b.node_id, manifest)
+    answer = await within(squatter.inbox.get(), "B answering the squatter's manifest")
+    return answer.message
+
+
+async def _refused_to_a(world: World) -> str:
+    """A's transfer to B, refused while the squatter holds B's buffer: the reason A is given."""
+    with pytest.raises(TransferError) as refused:
+        await within(world.a.transfers.send_blob(world.b.node_id, os.urandom(1024 * 1024), "update"), "B refusing A")
+    return str(refused.value)
+
+
+async def _squat_then_leave(world: World) -> str:
+    world.b.transfers.limits = TransferLimits(max_size=SQUAT, max_buffered=SQUAT, reply_timeout=60.0)
+    squatter = await _squatter(world)
+    assert isinstance(await _squat(world, squatter), TransferWant)
+    assert world.b.transfers.reserved(squatter.node_id) == SQUAT
+    refused = await _refused_to_a(world)
+    await squatter.close("leaving its reservation behind")
+    await within(_undeliverable_for(world.b, squatter.node_id), "B learning that the squatter left")
+    assert world.b.transfers.reserved() == 0, "the reservation left with its sender"
+    return f"{refused}; released when the squatter left"
+
+
+async def _squat_idle(world: World) -> str:
+    world.b.transfers.limits = TransferLimits(max_size=SQUAT, max_buffered=SQUAT, idle_timeout=IDLE, reply_timeout=60.0)
+    now = [1000.0]
+    world.b.transfers.clock = lambda: now[0]  # B's transfer clock, moved by the test instead of waiting
+    squatter = await _squatter(world)
+    assert isinstance(await _squat(world, squatter), TransferWant)
+    refused = await _refused_to_a(world)
+    now[0] += IDLE
+    assert world.b.transfers.reserved(squatter.node_id) == 0, "an idle sender reserves nothing"
+    assert squatter.connected.is_set(), "the squatter is still there: idleness alone released it"
+    return f"{refused}; released after {IDLE:g}s without a chunk"
+
+
+async def _squat_over_share(world: World) -> str:
+    world.b.transfers.limits = TransferLimits(max_size=SQUAT, max_buffered=4 * SQUAT, reply_timeout=60.0)
+    assert world.b.transfers.limits.sender_share == SQUAT
+    squatter = await _squatter(world)
+    assert isinstance(await _squat(world, squatter), TransferWant)
+    second = await _squat(world, squatter)
+    assert isinstance(second, TransferDone) and not second.ok, second
+    assert world.b.transfers.reserved(squatter.node_id) == SQUAT, "no more than its share"
+    return second.reason
+
+
 # --- overload --------------------------------------------------------------------------------
 
 
@@ -770,6 +850,11 @@ CASES: dict[Fault, Case] = {
         "malformed answer to the challenge: type: must be a string", inject=_as_admission_answer(TYPE_LIST)
     ),
     Fault.HEARTBEAT_BURST: Case("heartbeats answered", inject=_heartbeat_burst),
+    Fault.SQUAT_THEN_LEAVE: Case(
+        "receiver refused the transfer: our transfer buffer is full", inject=_squat_then_leave
+    ),
+    Fault.SQUAT_IDLE: Case("our transfer buffer is full", inject=_squat_idle),
+    Fault.SQUAT_OVER_SHARE: Case("your share of our transfer buffer is full", inject=_squat_over_share),
     Fault.HALF_SENT_UPGRADES: Case("closed 30 half-sent upgrade requests", inject=_half_sent_upgrades),
     Fault.IDLE_CONNECTIONS: Case("10 idle keep-alive connections", inject=_idle_connections),
     Fault.FLOOD: Case("paced", inject=_flood),
