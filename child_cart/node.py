@@ -107,7 +107,7 @@ class CartNode:
     async def _round_loop(self) -> None:
         """Run a round whenever the schedule says so (or `wake` is set), once connected."""
         while True:
-            schedule = round_settings.load(self.store).schedule_seconds
+            schedule = (await asyncio.to_thread(round_settings.load, self.store)).schedule_seconds
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), schedule)
             self.wake.clear()

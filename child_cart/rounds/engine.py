@@ -70,7 +70,8 @@ class RoundEngine:
         barrier so every cart offers this round's update before anyone asks.
         """
         hooks: dict[str, Hook] = {Phase.TRAIN: after_training} if after_training is not None else {}
-        settings, number = round_settings.load(self.store), next_round_number(self.store)
+        settings = await asyncio.to_thread(round_settings.load, self.store)
+        number = await asyncio.to_thread(next_round_number, self.store)
         ctx = RoundContext(self, settings, number)
         usage, bytes_before = resource.getrusage(resource.RUSAGE_SELF), self._bytes()
         await self._run_phases(ctx, hooks)

@@ -37,11 +37,16 @@ class UpdateRejected(ValueError):
 
 @dataclass
 class Offer:
-    """What we answer with: our latest weights, encoded once, and the rows behind them."""
+    """What we answer with: our latest weights, encoded once (on a worker thread, from the moment they are
+    offered), and the rows behind them."""
 
-    blob: bytes
+    encoding: asyncio.Future[bytes]
     samples: int
     round: int
+
+    async def blob(self) -> bytes:
+        """The encoded weights, once the encoding finished (shielded: one requester giving up does not stop it)."""
+        return await asyncio.shield(self.encoding)
 
 
 @dataclass
@@ -67,12 +72,14 @@ class UpdateExchange:
         self._offer: Offer | None = None
         self._reference: list[np.ndarray] | None = None
         self._pending: dict[str, _Pending] = {}
+        self._checks: dict[str, asyncio.Task[None]] = {}
         self._answering: set[asyncio.Task[None]] = set()
 
     def offer(self, update_weights: list[np.ndarray], samples: int, round_number: int) -> None:
         """Publish our latest update to whoever asks; it also fixes the layout we accept from others."""
         self._reference = update_weights
-        self._offer = Offer(weights.encode(update_weights, compress=True), samples, round_number)
+        encoding = asyncio.ensure_future(asyncio.to_thread(weights.encode, update_weights, compress=True))
+        self._offer = Offer(encoding, samples, round_number)
 
     # --- asking ----------------------------------------------------------------------------
 
@@ -131,19 +138,32 @@ class UpdateExchange:
             return False
         # Routed by the raw request id before the `WeightUpdate` is validated (in `_check`):
         # a malformed answer to one of our requests then fails it at once, with the reason.
-        pending = self._pending.get(manifest.meta.get("request_id", ""))
-        if pending is None or pending.answer.done():
+        request_id = manifest.meta.get("request_id", "")
+        pending = self._pending.get(request_id)
+        if pending is None or pending.answer.done() or request_id in self._checks:
             log.warning("unsolicited update from %s ignored", manifest.sender[:8])
             return True
         if manifest.sender != pending.peer.node_id:
             log.warning("update for request to %s came from %s: ignored", pending.peer.node_id[:8], manifest.sender[:8])
             return True
         self.bytes_in += manifest.total_size
-        try:
-            pending.answer.set_result(self._check(received))
-        except UpdateRejected as exc:
-            pending.answer.set_exception(exc)
+        check = asyncio.create_task(self._settle(pending.answer, received))
+        self._checks[request_id] = check
+        check.add_done_callback(lambda _: self._checks.pop(request_id, None))
         return True
+
+    async def _settle(self, answer: asyncio.Future[Update], received: Received) -> None:
+        """Decrypt, inflate and check an answer on a worker thread, so the loop keeps serving meanwhile; then settle it."""
+        try:
+            outcome: Update | UpdateRejected = await asyncio.to_thread(self._check, received)
+        except UpdateRejected as exc:
+            outcome = exc
+        if answer.done():  # the round stopped waiting meanwhile
+            return
+        if isinstance(outcome, UpdateRejected):
+            answer.set_exception(outcome)
+        else:
+            answer.set_result(outcome)
 
     def _check(self, received: Received) -> Update:
         manifest = received.manifest
@@ -209,7 +229,8 @@ class UpdateExchange:
     async def _send_offer(self, peer: PeerInfo, request: UpdateRequest) -> None:
         offer = self._offer
         assert offer is not None, "_decline_reason declines every request while there is no offer"
-        sealed = await asyncio.to_thread(e2e.seal, offer.blob, peer.kx_public_key, self.network.identity.node_id)
+        plain = await offer.blob()
+        sealed = await asyncio.to_thread(e2e.seal, plain, peer.kx_public_key, self.network.identity.node_id)
         meta = WeightUpdate(request_id=request.request_id, samples=offer.samples, task=self.task, round=offer.round)
         await self.network.transfers.send_blob(peer.node_id, sealed, WeightUpdate.purpose, meta.to_meta())
         self.bytes_out += len(sealed)

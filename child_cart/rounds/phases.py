@@ -38,7 +38,7 @@ class Train(RoundPhase):
     async def run(self, ctx: RoundContext) -> None:
         engine = ctx.engine
         rows = await asyncio.to_thread(engine.task.rows, engine.store)
-        engine.learner.load_rows(rows)
+        await asyncio.to_thread(engine.learner.load_rows, rows)
         local = await self._trained(ctx, len(rows))
         samples = max(1, engine.learner.train_samples)
         engine.exchange.offer(local, samples, ctx.number)
@@ -131,7 +131,7 @@ class LocalOnly(RoundPhase):
             )
             shadow, ctx.local_only_metrics = await asyncio.to_thread(_advance, learner, learner.initial_weights, epochs)
         if epochs:
-            await asyncio.to_thread(write_atomic, path, encode_weights(shadow), private=True)
+            await asyncio.to_thread(save_local_only, path, shadow)
 
 
 def _advance(learner: Learner, weights: Weights, epochs: int) -> tuple[Weights, Metrics]:
@@ -144,6 +144,11 @@ def _advance(learner: Learner, weights: Weights, epochs: int) -> tuple[Weights, 
 def local_only_path(models: ModelVersions, task: str) -> Path:
     """Where a cart keeps its local-only shadow weights for `task` (one file, replaced atomically each round)."""
     return models.path(f"{MODELS_DIR}/{task}-local-only.weights")
+
+
+def save_local_only(path: Path, weights: Weights) -> None:
+    """Replace the shadow's weights file (encoding and writing both off the loop: callers run it on a thread)."""
+    write_atomic(path, encode_weights(weights), private=True)
 
 
 def load_local_only(path: Path, learner: Learner) -> Weights:
@@ -173,7 +178,7 @@ class Decide(RoundPhase):
         engine = ctx.engine
         task, models = engine.task, engine.models
         metric, higher = task.primary_metric, task.higher_is_better
-        latest = models.latest(task.name)
+        latest = await asyncio.to_thread(models.latest, task.name)
         pool = await _Pool.scored(ctx, latest.id if latest is not None else None)
         verdict = choose(pool.candidates, metric, higher, ctx.settings.tolerance, ctx.aggregate_error)
         kept = verdict.kept
@@ -182,8 +187,14 @@ class Decide(RoundPhase):
             ctx.version = latest
         else:
             parent = pool.best_id if kept == Candidate.BEST else latest.id if latest is not None else None
-            ctx.version = models.save(
-                task.name, kept_weights, engine.learner.train_samples, kept_metrics, source=kept.value, parent=parent
+            ctx.version = await asyncio.to_thread(
+                models.save,
+                task.name,
+                kept_weights,
+                engine.learner.train_samples,
+                kept_metrics,
+                source=kept.value,
+                parent=parent,
             )
         engine.current = kept_weights
         ctx.accepted, ctx.reason = verdict.accepted, verdict.reason
@@ -235,7 +246,7 @@ class _Pool:
                 pool.add(Candidate.LOCAL, ctx.own.weights, ctx.local_metrics)
             ctx.current_metrics = await asyncio.to_thread(learner.evaluate, current)
         pool.add(Candidate.CURRENT, current, ctx.current_metrics)
-        best_id = best_version(engine.store, engine.task.name)
+        best_id = await asyncio.to_thread(best_version, engine.store, engine.task.name)
         if best_id is not None and best_id == latest_id:
             pool.best_id, pool.best_metrics = best_id, ctx.current_metrics
         elif best_id is not None:

@@ -25,9 +25,10 @@ class PhonePublisher:
     async def __call__(self, version: ModelVersion) -> None:
         result = await asyncio.to_thread(self._export)
         models = ModelVersions(self.store, self.data_dir)
-        exported = models.get(result.version_id)
+        exported = await asyncio.to_thread(models.get, result.version_id)
+        tflite = await asyncio.to_thread(result.tflite_path.read_bytes)
         await self.client.publish_model(
-            result.tflite_path.read_bytes(),
+            tflite,
             version=swarm_version(exported),
             accuracy=exported.metrics.get(self.task.primary_metric, 0.0),
             task=self.task.name,
