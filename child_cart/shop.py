@@ -303,6 +303,7 @@ def _purchase_rows(bill: Bill) -> list[dict]:
                     bill.profile,
                     product,
                     "checkout",
+                    position=n,
                 )
             )
             n += 1

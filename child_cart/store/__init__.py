@@ -3,6 +3,7 @@
 from child_cart.store.catalogue import (
     Catalogue,
     Category,
+    Mission,
     Product,
     Profile,
     load_catalogue,
@@ -19,6 +20,7 @@ __all__ = [
     "COLLECTIONS",
     "Catalogue",
     "Category",
+    "Mission",
     "Product",
     "Profile",
     "Store",

@@ -1,8 +1,9 @@
 """The store's catalogue: products, categories and shopper profiles, read from one JSON file.
 
 The same file seeds the `products` collection, fixes the order of the
-recommend model's one-hot profiles and output categories, and gives the
-synthetic shoppers their tastes, so these three can never drift apart.
+recommend model's one-hot profiles, basket multi-hot and output categories,
+and gives the synthetic shoppers their tastes and shopping missions, so these
+can never drift apart.
 """
 
 from __future__ import annotations
@@ -39,6 +40,26 @@ class Profile(BaseModel):
     likes: dict[str, float] = Field(default_factory=dict)
 
 
+class Mission(BaseModel):
+    """Why a basket is bought (breakfast, barbecue, ...): which categories go into it and who shops it when.
+
+    `categories` are log-weights of the categories such a basket holds; every
+    category not listed gets `other`. `profiles` are log-odds a shopper profile
+    adds to choosing this mission, and `peak_month`/`season` its seasonal swing.
+    `share` is its weight in an average store; each store draws its own mix.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(min_length=1)
+    share: float = Field(gt=0.0)
+    peak_month: int = Field(default=1, ge=1, le=12)
+    season: float = Field(default=0.0, ge=0.0)
+    categories: dict[str, float] = Field(min_length=1)
+    other: float = -3.0
+    profiles: dict[str, float] = Field(default_factory=dict)
+
+
 class Product(BaseModel):
     """One sellable product; `price` is in the store's currency, two decimals."""
 
@@ -72,6 +93,8 @@ class Catalogue(BaseModel):
     categories: tuple[Category, ...] = Field(min_length=1)
     profiles: tuple[Profile, ...] = Field(min_length=1)
     products: tuple[Product, ...] = Field(min_length=1)
+    missions: tuple[Mission, ...] = ()
+    """Empty: baskets follow the profiles' tastes alone (catalogues written before missions existed)."""
 
     @property
     def category_names(self) -> list[str]:
@@ -82,6 +105,11 @@ class Catalogue(BaseModel):
     def profile_names(self) -> list[str]:
         """Profile names in one-hot order."""
         return [p.name for p in self.profiles]
+
+    @property
+    def mission_names(self) -> list[str]:
+        """Mission names in the catalogue's order."""
+        return [m.name for m in self.missions]
 
     def product(self, product_id: str) -> Product | None:
         """The product with this id, if the catalogue has it."""
@@ -103,6 +131,15 @@ class Catalogue(BaseModel):
             unknown = set(profile.likes) - categories
             if unknown:
                 raise ValueError(f"profile {profile.name} likes unknown categories {sorted(unknown)}")
+        _unique("mission", self.mission_names)
+        profiles = set(self.profile_names)
+        for mission in self.missions:
+            unknown = set(mission.categories) - categories
+            if unknown:
+                raise ValueError(f"mission {mission.name} buys unknown categories {sorted(unknown)}")
+            unknown = set(mission.profiles) - profiles
+            if unknown:
+                raise ValueError(f"mission {mission.name} names unknown profiles {sorted(unknown)}")
         return self
 
 

@@ -38,7 +38,8 @@ def test_synth_train_export_on_a_fresh_cart(cli, tmp_path: Path) -> None:
     versions = ModelVersions(open_store(tmp_path / "carts" / "cart-1"), tmp_path / "carts" / "cart-1").versions(
         "recommend"
     )
-    assert [v.id for v in versions] == ["recommend-v000001"] and versions[0].samples > 600
+    # 900 purchases make ~675 basket steps (one per new category), ~80% of them trained on
+    assert [v.id for v in versions] == ["recommend-v000001"] and versions[0].samples > 450
     out = cli("export", "--tflite", "--data-dir", "carts/cart-1", "--golden", "golden.json").output
     golden = json.loads((tmp_path / "golden.json").read_text())
     assert golden["model_sha256"] in out

@@ -1,4 +1,5 @@
-"""TFLite export: LiteRT matches Keras, a mismatch is refused, the golden vectors keep their contract."""
+"""TFLite export: LiteRT matches Keras, a mismatch is refused, the golden vectors keep their contract
+(month, profile and basket in; the next category out, never one already in the basket)."""
 
 from __future__ import annotations
 
@@ -36,18 +37,25 @@ def test_golden_vectors_follow_the_contract(trained) -> None:
     assert golden["task"] == "recommend" and golden["months"] == 12 and golden["tolerance"] == 1e-5
     assert golden["model_sha256"] == trained.export.sha256
     assert golden["profiles"] == task.profiles and golden["categories"] == task.categories
-    assert golden["input_size"] == 2 + len(task.profiles)
+    assert golden["input_size"] == 2 + len(task.profiles) + len(task.categories)
     cases = golden["cases"]
     assert {(c["month"], c["profile"]) for c in cases} == {(m, p) for m in range(1, 13) for p in task.profiles}
-    assert len(cases) == 12 * len(task.profiles)
+    assert len(cases) == 3 * 12 * len(task.profiles)
+    assert {len(c["basket"]) for c in cases} == {0, 1, 2}
+    assert {b for c in cases for b in c["basket"]} == set(task.categories)
     tflite = trained.export.tflite_path.read_bytes()
     outputs = run_litert(tflite, np.array([c["input"] for c in cases], np.float32))
     for case, output in zip(cases, outputs):
-        assert case["input"] == pytest.approx(encode_features(case["month"], case["profile"], task.profiles), abs=1e-7)
+        expected = encode_features(case["month"], case["profile"], case["basket"], task.profiles, task.categories)
+        assert case["input"] == pytest.approx(expected, abs=1e-7)
         assert case["output"] == pytest.approx(output.tolist(), abs=1e-7)
         assert sum(case["output"]) == pytest.approx(1.0, abs=1e-5)
-        order = np.argsort(-np.array(case["output"]), kind="stable")[:3]
+        assert all(case["output"][task.categories.index(c)] == 0.0 for c in case["basket"])
+        scores = np.array(case["output"])
+        scores[[task.categories.index(c) for c in case["basket"]]] = -1.0
+        order = np.argsort(-scores, kind="stable")[:3]
         assert case["top3"] == [task.categories[i] for i in order]
+        assert not set(case["top3"]) & set(case["basket"])
 
 
 def test_an_export_that_drifts_from_keras_is_refused_and_writes_nothing(trained, monkeypatch, tmp_path) -> None:
