@@ -1,4 +1,9 @@
-"""Recommendations for the shopper: the cart's newest `recommend` model, run on this month and profile.
+"""Recommendations for the shopper: the cart's newest `recommend` model, run on this month, profile and bill.
+
+What is already in the bill is never recommended: the model gives those
+categories no probability, and they are left out here as well. An empty bill
+(a new shopper, or right after checkout) recommends from month and profile
+alone.
 
 Built from the store's model versions (not from the round engine), so the
 home page recommends even when the UI runs standalone. The Keras model is
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +24,7 @@ import numpy as np
 from child_cart.models.versions import ModelCorrupt, ModelVersion, ModelVersions
 from child_cart.settings import CartSettings
 from child_cart.store import Product, Store
-from child_cart.tasks.recommend import RecommendTask
+from child_cart.tasks.recommend import RecommendTask, ranked
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +35,14 @@ NO_MODEL = "No model has been trained on this cart yet, so there are no recommen
 
 @dataclass(frozen=True)
 class Recommendation:
-    """What the home page shows under "recommended for you"; `model` is None when there is nothing to show."""
+    """What the home page shows under "recommended for you"; `model` is None when there is nothing to show.
+
+    `basket` is the categories the recommendation was conditioned on (those of the bill the model knows).
+    """
 
     month: int
     profile: str
+    basket: list[str] = field(default_factory=list)
     model: str | None = None
     categories: list[dict[str, Any]] = field(default_factory=list)
     products: list[dict[str, Any]] = field(default_factory=list)
@@ -49,27 +59,39 @@ class Recommender:
         self._lock = threading.Lock()
         self._loaded: tuple[str, Any] | None = None
 
-    def recommend(self, profile: str, month: int) -> Recommendation:
-        """Top categories (with probabilities) and some of their products; raises ValueError for an unknown profile."""
+    def recommend(self, profile: str, month: int, bill: Iterable[str] = ()) -> Recommendation:
+        """Top categories not in the bill (with probabilities) and some of their products.
+
+        `bill` is the categories already bought in this basket (in any order,
+        repeats allowed; categories the model has no slot for are ignored).
+        Raises ValueError for an unknown profile.
+        """
         if profile not in self._task.profiles:
             raise ValueError(f"Unknown shopper profile {profile!r}; choose one of {', '.join(self._task.profiles)}.")
+        basket = [c for c in self._task.categories if c in set(bill)]
         version = self._models.latest(self._task.name)
         if version is None:
-            return Recommendation(month, profile, message=NO_MODEL)
+            return Recommendation(month, profile, basket, message=NO_MODEL)
         try:
-            probabilities = self._predict(version, month, profile)
+            probabilities = self._predict(version, month, profile, basket)
         except ModelCorrupt as exc:
             log.error("cannot recommend with %s: %s", version.id, exc)
             return Recommendation(
-                month, profile, message=f"The current model {version.id} cannot be read; ask staff to check the cart."
+                month,
+                profile,
+                basket,
+                message=f"The current model {version.id} cannot be read; ask staff to check the cart.",
             )
-        ranked = np.argsort(-probabilities, kind="stable")[:TOP_CATEGORIES]
-        categories = [{"name": self._task.categories[i], "probability": float(probabilities[i])} for i in ranked]
-        products = [p for c in categories for p in self._products_of(c["name"])]
-        return Recommendation(month, profile, version.id, categories, products)
+        best = ranked(probabilities, self._task.categories, basket, TOP_CATEGORIES)
+        names = [self._task.categories[i] for i in best]
+        categories: list[dict[str, Any]] = [
+            {"name": name, "probability": float(probabilities[i])} for name, i in zip(names, best)
+        ]
+        products = [p for name in names for p in self._products_of(name)]
+        return Recommendation(month, profile, basket, version.id, categories, products)
 
-    def _predict(self, version: ModelVersion, month: int, profile: str) -> np.ndarray:
-        features = np.array([self._task.encode(month, profile)], dtype=np.float32)
+    def _predict(self, version: ModelVersion, month: int, profile: str, basket: list[str]) -> np.ndarray:
+        features = np.array([self._task.encode(month, profile, basket)], dtype=np.float32)
         with self._lock:
             model = self._model(version)
             return np.asarray(model.predict(features, verbose=0), dtype=np.float64)[0]

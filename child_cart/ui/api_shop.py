@@ -109,13 +109,15 @@ def checkout() -> tuple[Response, int]:
 
 @api_shop.get("/recommendations")
 def recommendations() -> Response:
+    """What to add next, from the month, the profile and what the cart's current bill already holds."""
     ui = cart_ui()
     with shopper_errors():
-        profile = request.args.get("profile") or ui.shop.bill().profile
+        bill = ui.shop.bill()
+    profile = request.args.get("profile") or bill.profile
     if not profile:
         raise ApiError(422, "no_profile", "Choose a shopper profile (?profile=...) to get recommendations.")
     try:
-        recommendation = ui.recommender.recommend(profile, ui.clock().month)
+        recommendation = ui.recommender.recommend(profile, ui.clock().month, [line.category for line in bill.lines])
     except ValueError as exc:
         raise ApiError(422, "unknown_profile", str(exc)) from exc
     return jsonify(dataclasses.asdict(recommendation))

@@ -90,6 +90,19 @@ def test_recommendations_without_a_model_say_so(api: Api):
     assert "No model has been trained" in body["message"]
 
 
+def test_recommendations_read_the_basket_from_the_current_bill(api: Api, store: Store):
+    assert api.call("GET", "/api/recommendations?profile=student").get_json()["basket"] == []
+    api.call("POST", "/api/bill/items", json={"product_id": "P009"})
+    api.call("POST", "/api/bill/items", json={"product_id": "P001", "quantity": 2})
+    api.call("POST", "/api/bill/items", json={"product_id": "P002"})
+    body = api.call("GET", "/api/recommendations?profile=student").get_json()
+    assert body["basket"] == ["produce", "dairy"], "the bill's categories, once each, in the model's order"
+    api.call("PUT", "/api/bill/profile", json={"profile": "family"})
+    api.call("POST", "/api/checkout", json={})
+    after = api.call("GET", "/api/recommendations?profile=family").get_json()
+    assert after["basket"] == [] and after["profile"] == "family"
+
+
 def test_login_session_logout(api: Api):
     assert api.call("GET", "/api/session").get_json() == {"admin": False}
     assert api.login().get_json()["admin"] is True

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from child_cart.models.versions import ModelVersions
 from child_cart.rounds import settings as round_settings
 from child_cart.rounds.roundlog import log_round
 from child_cart.store import Store
+from child_cart.tasks.recommend import RecommendTask
 from child_cart.ui import serve
 from child_cart.ui.server import UIServer
 
@@ -135,6 +137,37 @@ def test_upload_scan_bad_scans_and_checkout_seen_live_on_admin(open_page, store:
     expect(admin.locator("#count-purchases")).to_have_text("2", timeout=DEADLINE_MS)
     assert store.purchases.count_documents({"profile": "family"}) == 2
     _screenshot(admin, "admin-cart-desktop")
+
+
+def test_recommendations_follow_the_bill_and_outlive_checkout(open_page, settings, store: Store):
+    """Each item added (from the recommendations themselves) re-ranks them without it; after checkout they stay."""
+    task = RecommendTask.from_settings(settings)
+    ModelVersions(store, settings.data_dir).save(task.name, task.build_model(seed=0).get_weights(), samples=0)
+    home = open_page("/")
+    categories = home.locator("#rec-categories")
+    home.select_option("#profile", "family")
+    expect(categories.locator("li")).to_have_count(3)
+    expect(home.locator("#rec-model")).to_contain_text("for an empty bill")
+    in_bill: list[str] = []
+    for added in range(1, 3):
+        first = categories.locator("li .name").first.inner_text()
+        home.locator("#rec-products li button").first.click()
+        in_bill.append(first)
+        expect(home.locator("#bill-lines tr")).to_have_count(added)
+        expect(categories).to_have_attribute("data-basket", ",".join(c for c in task.categories if c in in_bill))
+        shown = categories.locator("li .name").all_inner_texts()
+        assert len(shown) == 3 and not set(shown) & set(in_bill), (shown, in_bill)
+        expect(home.locator("#rec-model")).to_contain_text("in the bill")
+    _screenshot(home, "home-recommendations-desktop")
+    home.click("#checkout")
+    expect(home.locator("#message")).to_contain_text("Checked out 2 items")
+    expect(categories).to_have_attribute("data-basket", "")
+    expect(categories.locator("li")).to_have_count(3)
+    expect(home.locator("#rec-model")).to_contain_text("for an empty bill")
+    expect(home.locator("#profile")).to_have_value("family")
+    home.reload()
+    expect(home.locator("#profile")).to_have_value("family")
+    expect(categories.locator("li")).to_have_count(3)
 
 
 def test_camera_frame_is_decoded_by_the_server(open_page):

@@ -1,4 +1,6 @@
 // The cart screen: scan (camera or upload), bill, checkout and recommendations, all through /api/.
+// Recommendations follow the bill: every change of the bill asks for them again (the server reads the
+// bill itself), and after checkout the same shopper keeps getting them for the next, empty bill.
 "use strict";
 
 (() => {
@@ -9,6 +11,7 @@
   const MAX_FRAME_WIDTH = 960;
   const message = $("message");
   const camera = { stream: null, timer: null };
+  const recs = { asked: 0, shown: false };
 
   function renderBill(bill) {
     const lines = $("bill-lines");
@@ -18,6 +21,12 @@
     $("bill-count").textContent = `${bill.item_count} item${bill.item_count === 1 ? "" : "s"}`;
     $("bill-total").textContent = money(bill.total_cents);
     $("checkout").disabled = bill.lines.length === 0;
+  }
+
+  // Every bill change goes through here, so the recommendations never lag behind the bill.
+  function billChanged(bill) {
+    renderBill(bill);
+    if ($("profile").value) loadRecommendations($("profile").value);
   }
 
   function billRow(line) {
@@ -38,21 +47,21 @@
     const query = quantity ? `?quantity=${quantity}` : "";
     const result = await api("DELETE", `/api/bill/items/${encodeURIComponent(line.product_id)}${query}`);
     if (!result.ok) return say(message, errorMessage(result), "error");
-    renderBill(result.data.bill);
+    billChanged(result.data.bill);
     say(message, quantity ? `One ${line.name} less.` : `${line.name} removed from the bill.`, "info");
   }
 
   async function addProduct(product) {
     const result = await api("POST", "/api/bill/items", { product_id: product.id });
     if (!result.ok) return say(message, errorMessage(result), "error");
-    renderBill(result.data.bill);
+    billChanged(result.data.bill);
     say(message, `Added ${product.name}.`, "ok");
   }
 
   // Shows what a scan did; returns true when a product was added.
   function scanned(result) {
     if (result.ok) {
-      renderBill(result.data.bill);
+      billChanged(result.data.bill);
       say(message, `Added ${result.data.added.name} (${result.data.added.price.toFixed(2)}).`, "ok");
       return true;
     }
@@ -154,20 +163,27 @@
     if (!result.ok) return say(message, errorMessage(result), "error");
     const receipt = result.data.receipt;
     renderBill(result.data.bill);
-    $("profile").value = "";
-    showRecommendations(null);
     say(message, `Thank you! Checked out ${receipt.rows} item${receipt.rows === 1 ? "" : "s"}, total ${money(receipt.total_cents)}.`, "ok");
+    // The new bill starts empty and without a profile: keep the shopper's, and keep recommending for it.
+    const kept = await api("PUT", "/api/bill/profile", { profile });
+    if (!kept.ok) return say(message, errorMessage(kept), "error");
+    loadRecommendations(profile);
   }
 
+  // Only the newest answer is drawn: a slow reply to an older bill never overwrites a newer one.
   async function loadRecommendations(profile) {
-    showRecommendations({ message: "Loading recommendations…" });
+    const asked = ++recs.asked;
+    if (!recs.shown) showRecommendations({ message: "Loading recommendations…" });
     const result = await api("GET", `/api/recommendations?profile=${encodeURIComponent(profile)}`);
+    if (asked !== recs.asked) return;
     if (!result.ok) return showRecommendations({ message: errorMessage(result) });
     showRecommendations(result.data);
   }
 
   function showRecommendations(rec) {
     const hasModel = Boolean(rec && rec.model);
+    recs.shown = hasModel;
+    if (!rec) recs.asked += 1;
     $("rec-message").textContent = rec ? rec.message : "Choose who is shopping to see recommendations.";
     $("rec-message").hidden = hasModel;
     $("rec-categories").hidden = !hasModel;
@@ -182,7 +198,9 @@
         el("li", {}, el("span", {}, `${p.name} · ${p.price.toFixed(2)}`), el("button", { type: "button", class: "small", onclick: () => addProduct(p) }, "Add")),
       ),
     );
-    $("rec-model").textContent = `From model ${rec.model}, for ${rec.profile} in month ${rec.month}.`;
+    const basket = rec.basket.length ? `, after ${rec.basket.join(", ")} in the bill` : ", for an empty bill";
+    $("rec-model").textContent = `From model ${rec.model}, for ${rec.profile} in month ${rec.month}${basket}.`;
+    $("rec-categories").dataset.basket = rec.basket.join(",");
   }
 
   document.addEventListener("DOMContentLoaded", () => {
