@@ -2,10 +2,12 @@ package org.fedcart.app;
 
 import android.content.Context;
 import android.content.SharedPreferences;
+import org.fedcart.core.ShoppingList;
 
 /**
- * The user's choices, in the app's private SharedPreferences: bridge and cart addresses and
- * the shopper profile. The app uses read-only public APIs, so no password or token is stored.
+ * The user's choices, in the app's private SharedPreferences: bridge and cart addresses, the
+ * shopper profile and the shopping list. The app uses read-only public APIs, so no password or
+ * token is stored.
  */
 final class AppSettings {
     /** The Android emulator reaches the developer machine's 127.0.0.1 as 10.0.2.2; 8470 is the bridge's default port. */
@@ -13,6 +15,7 @@ final class AppSettings {
     private static final String BRIDGE = "bridge_url";
     private static final String CART = "cart_url";
     private static final String PROFILE = "profile";
+    private static final String SHOPPING_LIST = "shopping_list";
 
     private final SharedPreferences prefs;
 
@@ -40,5 +43,14 @@ final class AppSettings {
 
     void saveProfile(String profile) {
         prefs.edit().putString(PROFILE, profile).apply();
+    }
+
+    /** The categories the shopper means to buy: on the phone they stand in for the cart's bill. */
+    ShoppingList shoppingList() {
+        return ShoppingList.parse(prefs.getString(SHOPPING_LIST, ""));
+    }
+
+    void saveShoppingList(ShoppingList list) {
+        prefs.edit().putString(SHOPPING_LIST, list.serialize()).apply();
     }
 }

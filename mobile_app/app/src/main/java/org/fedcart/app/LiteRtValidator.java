@@ -16,7 +16,7 @@ final class LiteRtValidator implements ModelValidator {
     @Override
     public void validate(LoadedModel candidate) throws InvalidModelException {
         ModelMetadata metadata = candidate.metadata();
-        float[] row = new Preprocessor(metadata.profiles()).encode(1, metadata.profiles().get(0));
+        float[] row = new Preprocessor(metadata.profiles(), metadata.categories()).encode(1, metadata.profiles().get(0));
         try (TfliteModel model = TfliteModel.open(candidate)) {
             new Postprocessor(metadata.categories()).rank(model.predict(row));
         } catch (IllegalArgumentException | IllegalStateException e) {

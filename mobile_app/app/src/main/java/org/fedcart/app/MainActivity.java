@@ -1,6 +1,7 @@
 package org.fedcart.app;
 
 import android.app.Activity;
+import android.app.AlertDialog;
 import android.content.Intent;
 import android.graphics.Color;
 import android.os.Bundle;
@@ -14,11 +15,14 @@ import java.text.DateFormatSymbols;
 import java.util.ArrayList;
 import java.util.Calendar;
 import java.util.List;
+import org.fedcart.core.ShoppingList;
 
 /**
- * The shopper's screen: top categories for this month and profile, predicted on the phone.
- * On first start it checks the bridge for a newer model; all work runs on the worker thread
- * and this activity only draws the resulting {@link ScreenState}.
+ * The shopper's screen: what to add to the shopping list next, for this month and profile,
+ * predicted on the phone (the list stands in for the cart's bill: what is on it is input, never a
+ * recommendation). Tapping a recommendation puts it on the list. On first start it checks the
+ * bridge for a newer model; all work runs on the worker thread and this activity only draws the
+ * resulting {@link ScreenState}.
  */
 public final class MainActivity extends Activity {
     private static final int PICK_PROFILE = 1;
@@ -45,6 +49,7 @@ public final class MainActivity extends Activity {
         refreshButton = (Button) findViewById(R.id.refresh);
         refreshButton.setOnClickListener(v -> refresh(true));
         findViewById(R.id.profile).setOnClickListener(v -> openProfile(""));
+        findViewById(R.id.shopping_list).setOnClickListener(v -> editShoppingList());
         findViewById(R.id.settings).setOnClickListener(
                 v -> startActivityForResult(new Intent(this, SettingsActivity.class), EDIT_SETTINGS));
         refresh(savedInstanceState == null);
@@ -109,11 +114,56 @@ public final class MainActivity extends Activity {
     private void showRecommendations(ScreenState state, int month) {
         recommendations.removeAllViews();
         String monthName = new DateFormatSymbols().getMonths()[month - 1];
-        subtitle.setText(state.profile.isEmpty() ? monthName : getString(R.string.main_for, monthName, state.profile));
+        String heading = state.profile.isEmpty() ? monthName : getString(R.string.main_for, monthName, state.profile);
+        if (!state.shoppingList.isEmpty()) {
+            heading += "\n" + getString(R.string.main_list, TextUtils.join(", ", state.shoppingList));
+        }
+        subtitle.setText(heading);
         int rank = 1;
         for (ScreenState.Row row : state.rows) {
-            recommendations.addView(rowView(rank++, row));
+            TextView view = rowView(rank++, row);
+            view.setOnClickListener(v -> putOnList(row.category));
+            recommendations.addView(view);
         }
+    }
+
+    private void putOnList(String category) {
+        AppSettings settings = FedcartApplication.of(this).settings();
+        settings.saveShoppingList(settings.shoppingList().with(category));
+        refresh(false);
+    }
+
+    /** Ticks the categories of the current model that are on the list; saving recomputes the recommendations. */
+    private void editShoppingList() {
+        if (lastState == null || !lastState.hasModel()) {
+            return;
+        }
+        final AppSettings settings = FedcartApplication.of(this).settings();
+        final String[] categories = lastState.categories.toArray(new String[0]);
+        final boolean[] checked = new boolean[categories.length];
+        ShoppingList current = settings.shoppingList();
+        for (int i = 0; i < categories.length; i++) {
+            checked[i] = current.contains(categories[i]);
+        }
+        new AlertDialog.Builder(this)
+                .setTitle(R.string.list_title)
+                .setMultiChoiceItems(categories, checked, (dialog, which, isChecked) -> checked[which] = isChecked)
+                .setPositiveButton(R.string.action_save, (dialog, which) -> {
+                    List<String> chosen = new ArrayList<>();
+                    for (int i = 0; i < categories.length; i++) {
+                        if (checked[i]) {
+                            chosen.add(categories[i]);
+                        }
+                    }
+                    settings.saveShoppingList(ShoppingList.of(chosen));
+                    refresh(false);
+                })
+                .setNeutralButton(R.string.list_clear, (dialog, which) -> {
+                    settings.saveShoppingList(ShoppingList.empty());
+                    refresh(false);
+                })
+                .setNegativeButton(android.R.string.cancel, null)
+                .show();
     }
 
     private TextView rowView(int rank, ScreenState.Row row) {

@@ -28,8 +28,9 @@ import org.fedcart.core.UpdateStatus;
 
 /**
  * The app's work behind the main screen: pick the model to run (downloaded or bundled), ask the
- * bridge for a newer one, predict the shopper's top categories on the phone and name products
- * from the cart's catalogue. Blocking and stateful: run it on {@link BackgroundWork}'s thread only.
+ * bridge for a newer one, predict on the phone what the shopper should add to their shopping list
+ * next (never what is on it) and name products from the cart's catalogue. Blocking and stateful:
+ * run it on {@link BackgroundWork}'s thread only.
  */
 final class RecommendationService {
     private static final int TOP_CATEGORIES = 3;
@@ -135,14 +136,15 @@ final class RecommendationService {
         if (!active.metadata().profiles().contains(profile)) {
             return ScreenState.needsProfile(active, profile, notices);
         }
+        List<String> list = settings.shoppingList().knownTo(active.metadata().categories());
         List<RankedCategory> top;
         try {
-            top = new Recommender(active.metadata(), runtime).recommend(month, profile, TOP_CATEGORIES);
+            top = new Recommender(active.metadata(), runtime).recommend(month, profile, list, TOP_CATEGORIES);
         } catch (IllegalArgumentException | IllegalStateException e) {
             notices.add(Notice.error("The " + active.describe() + " failed to predict: " + e.getMessage()));
-            return ScreenState.recommendations(active, profile, Collections.<ScreenState.Row>emptyList(), notices);
+            return ScreenState.recommendations(active, profile, list, Collections.<ScreenState.Row>emptyList(), notices);
         }
-        return ScreenState.recommendations(active, profile, rows(top, catalogue(notices)), notices);
+        return ScreenState.recommendations(active, profile, list, rows(top, catalogue(notices)), notices);
     }
 
     private Catalogue catalogue(List<Notice> notices) {

@@ -63,9 +63,10 @@ public final class MetadataParser {
     }
 
     private static void checkShape(JsonFields fields, ModelMetadata.Builder builder) throws FormatException {
-        int expected = Preprocessor.inputSize(builder.profiles.size());
+        int expected = Preprocessor.inputSize(builder.profiles.size(), builder.categories.size());
         if (fields.has("input_size") && fields.nonNegativeInteger("input_size") != expected) {
-            throw fields.error("input_size", "does not match 2 + " + builder.profiles.size() + " profiles = " + expected);
+            throw fields.error("input_size", "does not match 2 + " + builder.profiles.size() + " profiles + "
+                    + builder.categories.size() + " categories = " + expected);
         }
         if (fields.has("months") && fields.nonNegativeInteger("months") != MONTHS) {
             throw fields.error("months", "must be " + MONTHS);

@@ -68,9 +68,9 @@ public final class ModelMetadata {
         return sizeBytes;
     }
 
-    /** Length of the model's input row: month as sin/cos plus a one-hot profile. */
+    /** Length of the model's input row: month as sin/cos, a one-hot profile and a multi-hot basket. */
     public int inputSize() {
-        return Preprocessor.inputSize(profiles.size());
+        return Preprocessor.inputSize(profiles.size(), categories.size());
     }
 
     /** Serialises in the bridge's {@code /models/latest.json} shape, which {@link MetadataParser#parseBridge} reads back. */

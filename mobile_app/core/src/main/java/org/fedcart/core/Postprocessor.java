@@ -1,6 +1,7 @@
 package org.fedcart.core;
 
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.Collections;
 import java.util.Comparator;
 import java.util.List;
@@ -9,7 +10,8 @@ import java.util.List;
  * Turns the model's output probabilities into categories ranked best first.
  *
  * <p>Equal probabilities keep output order (lower index first), the same rule the Python
- * exporter uses for the golden {@code top3}, so both sides show the same list.
+ * exporter uses for the golden {@code top3}, so both sides show the same list. What is already
+ * in the basket (the shopping list) is never recommended: those categories are left out.
  */
 public final class Postprocessor {
     private static final Comparator<RankedCategory> BEST_FIRST = new Comparator<RankedCategory>() {
@@ -42,17 +44,35 @@ public final class Postprocessor {
 
     /** The best {@code k} categories (all of them when the model has fewer). */
     public List<RankedCategory> top(float[] probabilities, int k) {
+        return top(probabilities, k, Collections.<String>emptyList());
+    }
+
+    /** The best {@code k} categories that are not in {@code basket} (fewer when not enough are left). */
+    public List<RankedCategory> top(float[] probabilities, int k, Collection<String> basket) {
         if (k < 1) {
             throw new IllegalArgumentException("k must be at least 1, got " + k);
         }
-        List<RankedCategory> ranked = rank(probabilities);
-        return new ArrayList<>(ranked.subList(0, Math.min(k, ranked.size())));
+        List<RankedCategory> best = new ArrayList<>();
+        for (RankedCategory category : rank(probabilities)) {
+            if (best.size() == k) {
+                break;
+            }
+            if (!basket.contains(category.name())) {
+                best.add(category);
+            }
+        }
+        return best;
     }
 
     /** Names of the best {@code k} categories, the form the golden vectors' {@code top3} uses. */
     public List<String> topNames(float[] probabilities, int k) {
+        return topNames(probabilities, k, Collections.<String>emptyList());
+    }
+
+    /** Names of the best {@code k} categories not in {@code basket}. */
+    public List<String> topNames(float[] probabilities, int k, Collection<String> basket) {
         List<String> names = new ArrayList<>();
-        for (RankedCategory category : top(probabilities, k)) {
+        for (RankedCategory category : top(probabilities, k, basket)) {
             names.add(category.name());
         }
         return names;

@@ -17,8 +17,9 @@ import org.junit.Test;
 
 /**
  * Checks this Java pre/post-processing against vectors the Python exporter wrote after running
- * the real .tflite through LiteRT ({@code fedcart export --tflite --golden PATH}). A change on
- * the Python side that the app does not follow fails here.
+ * the real .tflite through LiteRT ({@code fedcart export --tflite --golden PATH}): month,
+ * profile and basket (the shopping list) in, the ranked next categories out, never one from the
+ * basket. A change on the Python side that the app does not follow fails here.
  *
  * <p>The path comes from the {@code golden.vectors} system property, which run-tests.sh fills
  * from {@code --golden} or {@code GOLDEN_VECTORS}; without one the test is skipped. When
@@ -49,7 +50,7 @@ public class GoldenVectorsTest {
     }
 
     private static int checkCases(JsonObject golden, ModelMetadata metadata) throws IOException {
-        Preprocessor preprocessor = new Preprocessor(metadata.profiles());
+        Preprocessor preprocessor = new Preprocessor(metadata.profiles(), metadata.categories());
         Postprocessor postprocessor = new Postprocessor(metadata.categories());
         double tolerance = golden.get("tolerance").getAsDouble();
         JsonArray cases = golden.getAsJsonArray("cases");
@@ -58,9 +59,11 @@ public class GoldenVectorsTest {
             JsonObject c = element.getAsJsonObject();
             int month = c.get("month").getAsInt();
             String profile = c.get("profile").getAsString();
-            String label = "month " + month + ", profile " + profile;
-            assertClose(label, floats(c.getAsJsonArray("input")), preprocessor.encode(month, profile), tolerance);
-            assertEquals(label, strings(c.getAsJsonArray("top3")), postprocessor.topNames(floats(c.getAsJsonArray("output")), 3));
+            List<String> basket = strings(c.getAsJsonArray("basket"));
+            String label = "month " + month + ", profile " + profile + ", basket " + basket;
+            assertClose(label, floats(c.getAsJsonArray("input")), preprocessor.encode(month, profile, basket), tolerance);
+            List<String> top3 = postprocessor.topNames(floats(c.getAsJsonArray("output")), 3, basket);
+            assertEquals(label, strings(c.getAsJsonArray("top3")), top3);
         }
         return cases.size();
     }

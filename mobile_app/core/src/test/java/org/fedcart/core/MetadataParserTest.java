@@ -19,7 +19,7 @@ public class MetadataParserTest {
         assertEquals("2026-11-23T10:00:00Z", meta.created());
         assertEquals(0.42, meta.accuracy(), 0);
         assertEquals(Fixtures.modelBytes(3).length, meta.sizeBytes());
-        assertEquals(5, meta.inputSize());
+        assertEquals(2 + 3 + 4, meta.inputSize());
     }
 
     @Test
@@ -148,8 +148,8 @@ public class MetadataParserTest {
     @Test
     public void bundledMetadataMustAgreeWithItsShape() {
         JsonObject json = bundledJson();
-        json.addProperty("input_size", 9);
-        assertBundledRejected(json, "'input_size' does not match 2 + 3 profiles = 5");
+        json.addProperty("input_size", 5);
+        assertBundledRejected(json, "'input_size' does not match 2 + 3 profiles + 4 categories = 9");
         json = bundledJson();
         json.addProperty("months", 4);
         assertBundledRejected(json, "'months' must be 12");
@@ -165,7 +165,7 @@ public class MetadataParserTest {
         json.addProperty("months", 12);
         json.add("profiles", Fixtures.array(Fixtures.PROFILES));
         json.add("categories", Fixtures.array(Fixtures.CATEGORIES));
-        json.addProperty("input_size", 5);
+        json.addProperty("input_size", 9);
         json.addProperty("tolerance", 1e-5);
         return json;
     }
