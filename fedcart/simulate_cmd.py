@@ -14,7 +14,7 @@ from rich.table import Table
 from child_cart.aggregation import AGGREGATORS
 
 if TYPE_CHECKING:
-    from fedcart.simulation import RoundRow, SimConfig
+    from fedcart.simulation import RoundRow, SimConfig, SimResult
 
 
 def register(app: typer.Typer) -> None:
@@ -25,11 +25,19 @@ def register(app: typer.Typer) -> None:
         aggregator: str = typer.Option("fedavg", help=f"One of: {', '.join(AGGREGATORS)}"),
         skew: float = typer.Option(1.0, min=0.0, help="Non-IID-ness of the carts' shoppers (0 = IID)"),
         bridges: int = typer.Option(2, min=1, max=9, help="Bridges the carts spread over"),
-        rows: int = typer.Option(400, min=20, help="Purchases per cart"),
+        rows: int = typer.Option(
+            600, min=20, help="Purchases per cart (600 x 10 carts: pooled held-out standard error under 2 points)"
+        ),
         epochs: int = typer.Option(3, min=1, help="Local epochs per round (the baselines get the same budget)"),
         k: int = typer.Option(4, min=1, help="Peers each cart asks per round"),
         seed: int = typer.Option(0, help="Seed of the synthetic data"),
         out: Path = typer.Option(Path("reports/simulate"), help="Where the CSV and the plot go"),
+        dp_noise: float = typer.Option(
+            0.0, min=0.0, help="Differential privacy: noise multiplier (Gaussian std = dp-noise x dp-clip; 0 = off)"
+        ),
+        dp_clip: float = typer.Option(0.0, min=0.0, help="Differential privacy: L2 clip norm of each update"),
+        dp_delta: float = typer.Option(1e-5, help="Differential privacy: the δ ε is reported at"),
+        dp_budget: float = typer.Option(10.0, help="Differential privacy: the ε each cart may spend before it stops"),
     ) -> None:
         """Run N carts through R real rounds and print per-round accuracy, bytes and time vs the baselines."""
         from fedcart.simulation import SimConfig
@@ -37,10 +45,15 @@ def register(app: typer.Typer) -> None:
 
         if aggregator not in AGGREGATORS:
             raise typer.BadParameter(f"unknown aggregator {aggregator!r}; choose one of {', '.join(AGGREGATORS)}")
-        config = SimConfig(carts, rounds, aggregator, skew, bridges, rows, epochs, k, seed, out)
+        config = SimConfig(
+            carts, rounds, aggregator, skew, bridges, rows, epochs, k, seed, out, dp_noise, dp_clip, dp_delta, dp_budget
+        )
+        refuse_bad_privacy(config)
         quiet_nodes()
         result = asyncio.run(run(config))
         print_table(result.rows, config)
+        print_final(result)
+        print_privacy(result.rows, config)
         typer.echo(f"CSV: {result.csv_path}\nplot: {result.plot_path}")
 
 
@@ -51,13 +64,58 @@ def quiet_nodes() -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def print_table(rows: list[RoundRow], config: SimConfig) -> None:
+def print_final(result: SimResult) -> None:
+    """The last round's top-1, top-3 and recall@5 per method, beside the generator's Bayes ceiling for these rows."""
+    if result.ceiling is None or not result.final:
+        return
+    error = 50.0 / max(result.held_out, 1) ** 0.5
     table = Table(
-        title=f"{config.carts} carts, {config.bridges} bridges, {config.aggregator}, skew {config.skew}: pooled held-out accuracy"
+        title=f"after the last round, on {result.held_out} pooled held-out rows (standard error <= {error:.1f} points)"
     )
-    for column in ("round", "fed mean", "fed min", "fed max", "centralized", "local-only", "accepted", "MB moved", "s"):
+    for column in ("", "top-1", "top-3", "recall@5"):
+        table.add_column(column, justify="right")
+    ceiling = result.ceiling.as_dict()
+    table.add_row("Bayes ceiling", *(f"{ceiling[k]:.3f}" for k in ("top1", "top3", "recall5")))
+    for method, scores in result.final.items():
+        table.add_row(method.replace("_", "-"), *(f"{scores[k]:.3f}" for k in ("top1", "top3", "recall5")))
+    Console().print(table)
+
+
+def refuse_bad_privacy(config: SimConfig) -> None:
+    """The --dp-* options checked as the carts' round settings will check them, before anything starts."""
+    from pydantic import ValidationError
+
+    from child_cart.rounds.settings import RoundSettings
+
+    try:
+        RoundSettings.model_validate(config.round_options())
+    except ValidationError as exc:
+        raise typer.BadParameter("; ".join(str(error["msg"]) for error in exc.errors())) from None
+
+
+def print_privacy(rows: list[RoundRow], config: SimConfig) -> None:
+    """Final federated accuracy next to the ε the carts spent for it."""
+    final = rows[-1] if rows else None
+    if final is not None and final.epsilon is not None:
+        typer.echo(
+            f"differential privacy (client level, noise {config.dp_noise:g}, clip {config.dp_clip:g}): final federated "
+            f"accuracy {final.fed_mean:.3f} at ε = {final.epsilon:.3f} (δ = {config.dp_delta:g}); "
+            f"{final.sharing}/{config.carts} carts still sharing"
+        )
+
+
+def print_table(rows: list[RoundRow], config: SimConfig) -> None:
+    dp = f", DP noise {config.dp_noise:g} clip {config.dp_clip:g}" if config.dp else ""
+    table = Table(
+        title=f"{config.carts} carts, {config.bridges} bridges, {config.aggregator}, skew {config.skew}{dp}: pooled held-out accuracy"
+    )
+    columns = ["round", "fed mean", "fed min", "fed max", "centralized", "local-only", "accepted", "MB moved", "s"]
+    if config.dp:
+        columns += ["sharing", f"ε (δ={config.dp_delta:g})"]
+    for column in columns:
         table.add_column(column, justify="right")
     for r in rows:
+        privacy = [f"{r.sharing}/{config.carts}", f"{r.epsilon:.3f}"] if r.epsilon is not None else []
         table.add_row(
             str(r.round + 1),
             f"{r.fed_mean:.3f}",
@@ -68,5 +126,6 @@ def print_table(rows: list[RoundRow], config: SimConfig) -> None:
             f"{r.accepted}/{config.carts}",
             f"{r.bytes_moved / 1e6:.2f}",
             f"{r.seconds:.1f}",
+            *privacy,
         )
     Console().print(table)
