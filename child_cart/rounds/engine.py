@@ -5,7 +5,9 @@ What a round does lives in the phases (`phases.py`, today's round is
 model, the learner, the exchange, the rows trained on so far), runs the phases
 in order with a timing each, and turns the finished `RoundContext` into the
 `RoundRecord` it stores and announces. So another shape of round is another
-workflow handed to the constructor, not an edit here.
+workflow handed to the constructor, not an edit here. Without one, each round
+runs the workflow its settings call for (`privacy.workflow_for`: today's round,
+or with differential privacy on, today's round with PRIVATIZE after TRAIN).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from child_cart.rounds import settings as round_settings
 from child_cart.rounds.exchange import UpdateExchange
 from child_cart.rounds.learner import Learner
 from child_cart.rounds.network import Network
-from child_cart.rounds.phases import DEFAULT_WORKFLOW
+from child_cart.rounds.privacy import workflow_for
 from child_cart.rounds.roundlog import Metrics, RoundRecord, log_round, next_round_number
 from child_cart.rounds.workflow import Phase, RoundContext, Workflow
 from child_cart.store import Store
@@ -50,11 +52,11 @@ class RoundEngine:
         bus: EventBus | None = None,
         publisher: Publisher | None = None,
         seed: int | None = None,
-        workflow: Workflow = DEFAULT_WORKFLOW,
+        workflow: Workflow | None = None,
     ) -> None:
         self.store, self.models, self.learner = store, models, learner
         self.exchange, self.network, self.bus, self.publisher = exchange, network, bus, publisher
-        self.workflow = workflow
+        self.workflow = workflow  # None: the one each round's settings call for
         self.node_id = network.identity.node_id
         self.task = learner.task
         self.rng = random.Random(seed)
@@ -66,15 +68,17 @@ class RoundEngine:
     async def run_round(self, after_training: Hook | None = None) -> RoundRecord:
         """Run one round to the end and return its log record (also stored and published).
 
-        `after_training` is awaited between TRAIN and EXCHANGE: the simulator passes a
-        barrier so every cart offers this round's update before anyone asks.
+        `after_training` is awaited right before EXCHANGE (after TRAIN and whatever
+        prepares the offer, such as PRIVATIZE): the simulator passes a barrier so
+        every cart offers this round's update before anyone asks.
         """
-        hooks: dict[str, Hook] = {Phase.TRAIN: after_training} if after_training is not None else {}
         settings = await asyncio.to_thread(round_settings.load, self.store)
+        workflow = workflow_for(settings, self.workflow)
+        hooks: dict[str, Hook] = {_offered_after(workflow): after_training} if after_training is not None else {}
         number = await asyncio.to_thread(next_round_number, self.store)
         ctx = RoundContext(self, settings, number)
         usage, bytes_before = resource.getrusage(resource.RUSAGE_SELF), self._bytes()
-        await self._run_phases(ctx, hooks)
+        await self._run_phases(ctx, workflow, hooks)
         record = self._record(ctx, usage, bytes_before)
         await asyncio.to_thread(log_round, self.store, record)
         if self.bus is not None:
@@ -82,15 +86,15 @@ class RoundEngine:
         self._log(record)
         return record
 
-    async def _run_phases(self, ctx: RoundContext, after: Mapping[str, Hook]) -> None:
+    async def _run_phases(self, ctx: RoundContext, workflow: Workflow, after: Mapping[str, Hook]) -> None:
         """Every phase in order, each timed; a hook runs after the phase it names, outside that phase's timing.
 
         Hooks stay out of the timings because what they wait for (the slowest
         cart's training, for a barrier) is not this cart's work.
         """
         for name in after:
-            self.workflow.index(name)  # a hook for a phase this workflow lacks would silently never run
-        for phase in self.workflow:
+            workflow.index(name)  # a hook for a phase this workflow lacks would silently never run
+        for phase in workflow:
             with self._timed(phase.name, ctx.timings):
                 await phase.run(ctx)
             hook = after.get(phase.name)
@@ -142,6 +146,7 @@ class RoundEngine:
             best=ctx.best_metrics,
             local_only=ctx.local_only_metrics,
             swarm_gain=ctx.swarm_gain,
+            privacy=ctx.privacy,
         )
 
     def _bridges_of(self, asked: list[PeerInfo], received: Mapping[str, Metrics]) -> list[str]:
@@ -162,6 +167,13 @@ class RoundEngine:
             record.aggregated.get(metric),
             record.swarm_gain,
         )
+
+
+def _offered_after(workflow: Workflow) -> str:
+    """The phase after which this round's update is on offer: the one right before EXCHANGE, else TRAIN."""
+    names = workflow.names
+    at = names.index(Phase.EXCHANGE) if Phase.EXCHANGE in names else 0
+    return names[at - 1] if at > 0 else Phase.TRAIN
 
 
 def _resources_since(before: resource.struct_rusage) -> dict[str, float]:

@@ -70,6 +70,7 @@ class UpdateExchange:
         self.bytes_out = 0
         self.bytes_in = 0
         self._offer: Offer | None = None
+        self._withdrawn = ""  # why the offer was taken back (`withdraw`), told to whoever asks meanwhile
         self._reference: list[np.ndarray] | None = None
         self._pending: dict[str, _Pending] = {}
         self._checks: dict[str, asyncio.Task[None]] = {}
@@ -80,6 +81,14 @@ class UpdateExchange:
         self._reference = update_weights
         encoding = asyncio.ensure_future(asyncio.to_thread(weights.encode, update_weights, compress=True))
         self._offer = Offer(encoding, samples, round_number)
+
+    def withdraw(self, reason: str, layout: list[np.ndarray] | None = None) -> None:
+        """Take the offer back: every request is declined with `reason` until the next `offer`. What was sent
+        already stays sent (the privacy accountant counted it). `layout` (our model's weights) fixes the layout
+        we accept from others, as an offer does."""
+        self._offer, self._withdrawn = None, reason
+        if layout is not None:
+            self._reference = layout
 
     # --- asking ----------------------------------------------------------------------------
 
@@ -220,7 +229,7 @@ class UpdateExchange:
         if request.task != self.task:
             return f"this cart trains {self.task!r}, not {request.task!r}"
         if self._offer is None:
-            return "no trained update yet"
+            return self._withdrawn or "no trained update yet"
         return ""
 
     async def _directory_entry(self, peer_id: str) -> PeerInfo | None:
@@ -228,7 +237,10 @@ class UpdateExchange:
 
     async def _send_offer(self, peer: PeerInfo, request: UpdateRequest) -> None:
         offer = self._offer
-        assert offer is not None, "_decline_reason declines every request while there is no offer"
+        if offer is None:  # withdrawn while this answer looked the requester up
+            declined = UpdateDeclined(request_id=request.request_id, reason=self._withdrawn or "no trained update yet")
+            await self.network.send_to(peer.node_id, frames.control(declined))
+            return
         plain = await offer.blob()
         sealed = await asyncio.to_thread(e2e.seal, plain, peer.kx_public_key, self.network.identity.node_id)
         meta = WeightUpdate(request_id=request.request_id, samples=offer.samples, task=self.task, round=offer.round)

@@ -31,9 +31,16 @@ log = logging.getLogger(__name__)
 
 
 class Train(RoundPhase):
-    """Train on this cart's rows (unless too few are new), score the result and offer it to peers."""
+    """Train on this cart's rows (unless too few are new), score the result and offer it to peers.
+
+    `Train(offer=False)` leaves the offer to a later phase that changes the update
+    before it leaves the cart (`privacy.Privatize`): nothing is on offer meanwhile.
+    """
 
     name = Phase.TRAIN
+
+    def __init__(self, offer: bool = True) -> None:
+        self.offer = offer  # configuration, the same for every round and engine: no round state
 
     async def run(self, ctx: RoundContext) -> None:
         engine = ctx.engine
@@ -41,7 +48,8 @@ class Train(RoundPhase):
         await asyncio.to_thread(engine.learner.load_rows, rows)
         local = await self._trained(ctx, len(rows))
         samples = max(1, engine.learner.train_samples)
-        engine.exchange.offer(local, samples, ctx.number)
+        if self.offer:
+            engine.exchange.offer(local, samples, ctx.number)
         ctx.own = Update(engine.node_id, local, samples)
         ctx.local_metrics = await asyncio.to_thread(engine.learner.evaluate, local)
 

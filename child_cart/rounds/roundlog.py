@@ -20,6 +20,29 @@ from child_cart.store import Store
 Metrics = dict[str, float]
 
 
+class PrivacyRecord(BaseModel):
+    """What a round with differential privacy on shared, and what the cart has spent so far (`privacy.py`)."""
+
+    shared: bool = Field(description="whether this round's update was offered to peers")
+    spent: bool = Field(False, description="whether this round's update cost privacy (a freshly trained one)")
+    note: str = Field("", description="why nothing was shared (e.g. 'privacy budget spent: ...'), or what was")
+    epsilon: float = Field(description="ε spent so far at delta, this round included")
+    epsilon_budget: float
+    delta: float
+    noise_multiplier: float
+    clip_norm: float
+    rounds_shared: int = Field(0, ge=0, description="rounds that spent privacy so far, this one included")
+    update_norm: float | None = Field(None, description="L2 norm of the update before clipping")
+    clipped: bool = Field(False, description="whether the update was scaled down to clip_norm")
+    unnoised: Metrics = Field(
+        default_factory=dict, description="held-out metrics of the trained model before clipping and noise"
+    )
+
+    @property
+    def epsilon_left(self) -> float:
+        return max(0.0, self.epsilon_budget - self.epsilon)
+
+
 class RoundRecord(BaseModel):
     """Everything one round did: who was asked, what came back, what it cost, what was kept."""
 
@@ -58,6 +81,7 @@ class RoundRecord(BaseModel):
     swarm_gain: float | None = Field(
         None, description="kept minus local-only in the task's primary metric, positive when the swarm helped"
     )
+    privacy: PrivacyRecord | None = Field(None, description="differential privacy's part, when it is on")
 
     @property
     def doc_id(self) -> str:

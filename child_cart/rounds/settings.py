@@ -3,14 +3,18 @@
 They live in the store's `settings` collection (key `rounds`), so a change made
 on the admin page is persisted and the round engine reads it before each round:
 no restart needed. One pydantic model validates them for both the UI and the engine.
+
+The `dp_*` fields switch on client-level differential privacy (`privacy.py`,
+off by default); `accountant.privacy_conflicts` checks them together.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from child_cart.rounds.accountant import MAX_NOISE_MULTIPLIER, privacy_conflicts, refuse_conflicts
 from child_cart.store import Store
 
 SETTINGS_KEY = "rounds"
@@ -40,6 +44,32 @@ class RoundSettings(BaseModel):
     trim_ratio: float = Field(0.2, ge=0.0, lt=0.5, description="Share trimmed at each end by trimmed_mean")
     krum_f: int = Field(1, ge=0, le=20, description="Attackers Krum assumes")
     peer_timeout: float = Field(20.0, gt=0.0, le=600.0, description="Seconds to wait for a peer's update")
+    dp_noise_multiplier: float = Field(
+        0.0,
+        ge=0.0,
+        le=MAX_NOISE_MULTIPLIER,
+        description="Differential privacy: Gaussian noise added to every coordinate of the shared update, in units "
+        "of dp_clip_norm (0 = off). Needs dp_clip_norm above 0",
+    )
+    dp_clip_norm: float = Field(
+        0.0, ge=0.0, le=1e6, description="Differential privacy: the L2 norm each shared update is clipped to (0 = off)"
+    )
+    dp_delta: float = Field(
+        1e-5, gt=0.0, lt=1.0, description="Differential privacy: the δ at which ε is reported and budgeted"
+    )
+    dp_epsilon_budget: float = Field(
+        10.0,
+        gt=0.0,
+        le=1e6,
+        description="Differential privacy: the ε this cart may spend in all; it stops sharing before a round "
+        "would go over it",
+    )
+
+    @model_validator(mode="after")
+    def _privacy_stays_on(self) -> RoundSettings:
+        """Refuse privacy settings that would protect nothing or never let the cart share; errors name their fields."""
+        refuse_conflicts(self, privacy_conflicts(self))
+        return self
 
 
 def load(store: Store) -> RoundSettings:

@@ -28,7 +28,7 @@ import numpy as np
 from cartnet.messages import PeerInfo
 from child_cart.aggregation import Update
 from child_cart.models.versions import ModelVersion
-from child_cart.rounds.roundlog import Metrics
+from child_cart.rounds.roundlog import Metrics, PrivacyRecord
 from child_cart.rounds.settings import RoundSettings
 
 if TYPE_CHECKING:
@@ -71,6 +71,8 @@ class RoundContext:
     own: Update | None = None
     local_metrics: Metrics = field(default_factory=dict)
     trained: bool = False  # False when too few rows were new and the current model was offered untrained
+    # PRIVATIZE (differential privacy on): what was shared, ε spent so far; `own` is then the privatized update
+    privacy: PrivacyRecord | None = None
     # EXCHANGE: whom we asked, the updates that passed every check, who was skipped and why
     asked: list[PeerInfo] = field(default_factory=list)
     peer_updates: list[Update] = field(default_factory=list)

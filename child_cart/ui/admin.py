@@ -18,7 +18,7 @@ from child_cart.tasks import DEFAULT_TASK
 from child_cart.ui.auth import admin_required, is_admin, log_in, log_out, safe_next
 from child_cart.ui.context import cart_ui
 from child_cart.ui.errors import ApiError
-from child_cart.ui.present import cart_json, model_json, round_json, swarm_gain_json
+from child_cart.ui.present import cart_json, model_json, privacy_json, round_json, swarm_gain_json
 from child_cart.ui.settings_change import change_settings
 from child_cart.ui.settings_form import form_changes, setting_fields
 
@@ -53,11 +53,13 @@ def logout() -> BaseResponse:
 def cart() -> str:
     ui = cart_ui()
     latest = ui.models.latest(DEFAULT_TASK)
+    settings = round_settings.load(ui.store)
     return render_template(
         "admin/cart.html",
         cart=cart_json(ui.store, ui.node, latest),
-        settings=round_settings.load(ui.store),
+        settings=settings,
         last_round=_last_round(),
+        privacy=privacy_json(ui.store, settings),
     )
 
 

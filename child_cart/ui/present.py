@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from child_cart.models.versions import ModelVersion
+from child_cart.rounds import accountant
 from child_cart.rounds.roundlog import RoundRecord
+from child_cart.rounds.settings import RoundSettings
 from child_cart.shop import Bill, Receipt
 from child_cart.store import Product, Store
 from child_cart.ui.node import NodeView
@@ -101,6 +103,42 @@ def swarm_gain_json(records: Sequence[RoundRecord]) -> dict[str, Any]:
         "mean": round(sum(gains) / len(gains), 6) if gains else None,
         "rounds": len(gains),
     }
+
+
+def privacy_json(store: Store, settings: RoundSettings) -> dict[str, Any]:
+    """Differential privacy on this cart: on or off, ε spent at the configured δ, what is left, whether it still shares.
+
+    ε is worked out from the ledger of shared rounds (`rounds.accountant`) at the δ set now.
+    `sharing` is False once one more round at the current noise would go over the budget.
+    """
+    enabled = accountant.dp_enabled(settings)
+    shown: dict[str, Any] = {
+        "enabled": enabled,
+        "noise_multiplier": settings.dp_noise_multiplier,
+        "clip_norm": settings.dp_clip_norm,
+        "delta": settings.dp_delta,
+        "epsilon_budget": settings.dp_epsilon_budget,
+        "epsilon_spent": 0.0,
+        "epsilon_left": settings.dp_epsilon_budget,
+        "rounds_shared": 0,
+        "sharing": enabled,
+        "error": None,
+    }
+    try:
+        spends = accountant.load_ledger(store)
+    except accountant.LedgerUnreadable as exc:
+        return {**shown, "epsilon_spent": None, "epsilon_left": None, "sharing": False, "error": str(exc)}
+    noises = [spend.noise_multiplier for spend in spends]
+    spent = accountant.epsilon(noises, settings.dp_delta)
+    shown.update(
+        epsilon_spent=round(spent, 4),
+        epsilon_left=round(max(0.0, settings.dp_epsilon_budget - spent), 4),
+        rounds_shared=len(spends),
+    )
+    if enabled:
+        next_round = accountant.epsilon([*noises, settings.dp_noise_multiplier], settings.dp_delta)
+        shown["sharing"] = next_round <= settings.dp_epsilon_budget
+    return shown
 
 
 def model_json(version: ModelVersion) -> dict[str, Any]:

@@ -149,3 +149,20 @@ def test_admin_login_and_logout_keep_the_cart_screens_csrf_token(api: Api):
     response = api.client.post("/api/bill/items", json={"product_id": "P001"}, headers={"X-CSRFToken": token})
     assert response.status_code == 200
     assert api.client.get("/api/session").get_json() == {"admin": False}
+
+
+def test_cart_page_shows_privacy_off_then_epsilon_spent_and_left(admin_api: Api, store: Store):
+    from child_cart.rounds import accountant
+
+    assert "Off: updates leave this cart" in admin_api.client.get("/admin").get_data(as_text=True)
+    round_settings.save(store, {"dp_noise_multiplier": 1.0, "dp_clip_norm": 0.5, "dp_epsilon_budget": 8.0})
+    for n in range(2):
+        accountant.record_spend(store, accountant.Spend(round=n, task="recommend", noise_multiplier=1.0, clip_norm=0.5))
+    spent = accountant.epsilon([1.0, 1.0], 1e-5)  # 7.08: a third round (8.9) would go over 8
+    page = admin_api.client.get("/admin").get_data(as_text=True)
+    assert f"{spent:.3f} in 2 shared rounds (δ = 1e-05)" in page
+    assert f"{8.0 - spent:.3f} of a budget of 8" in page
+    assert "privacy budget spent</span> this cart no longer shares" in page
+    round_settings.save(store, {"dp_epsilon_budget": 20.0})
+    page = admin_api.client.get("/admin").get_data(as_text=True)
+    assert f"{20.0 - spent:.3f} of a budget of 20" in page and 'class="badge good">sharing<' in page
