@@ -13,9 +13,9 @@ One module per idea:
     ratelimit.py  per-cart token buckets (frames/s, bytes/s)
     links.py      mutually authenticated bridge-to-bridge links and their rosters
     directory.py  local carts and remote rosters; the swarm's live membership
-    records.py    self-certifying DHT values and the one rule for believing them
-    dht.py        the kademlia node, with the package's bugs worked around
-    announce.py   publishing to the DHT, discovering and linking other bridges
+    records.py    certified DHT entries (owner-signed record + swarm certificate) and the one rule for believing them
+    dht.py        the kademlia node: verified storage, a routing table closed to strangers, the package's bugs worked around
+    announce.py   publishing to the DHT; finding, trusting and linking other bridges
     models.py     the newest TFLite model for phones, stored atomically
     metrics.py    Prometheus metrics of one bridge
     settings.py   BridgeSettings (flags > environment > .env > defaults)

@@ -23,6 +23,7 @@ import time
 from aiohttp import web
 
 from cartnet import frames
+from cartnet.certificates import Certificate
 from cartnet.identity import Identity
 from cartnet.messages import Bye, PresenceRecord, RevocationList
 from cartnet.transfer import TransferHub, TransferLimits
@@ -58,16 +59,31 @@ class Bridge:
             max_size=settings.max_model_bytes, max_concurrent_per_peer=1, max_buffered=4 * settings.max_model_bytes
         )
         self.hub = TransferHub(self.identity, self._to_cart, limits, accept=self.models.admit)
+        verifier = records.Verifier(
+            self.membership.swarm,
+            self.membership.revocations,
+            max_ttl=settings.presence_max_ttl,
+            on_refused=self._dht_refused,
+        )
         self.dht = Dht(
             self.node_id,
-            records.merge,
+            verifier,
             ksize=settings.dht_ksize,
             alpha=settings.dht_alpha,
             timeout=settings.dht_timeout,
         )
+        self.membership.on_revocations(self.dht.accept_revocations)
         self.relay = Relay(self.directory, self.metrics, settings.send_timeout, self._forward, self._lookup)
         self.links = Links(self.identity, settings, self.membership, self.directory, self.relay)
-        self.announcer = Announcer(self.identity, settings, self.dht, self.directory, self.links)
+        self.announcer = Announcer(
+            self.identity,
+            settings,
+            self.dht,
+            self.directory,
+            self.links,
+            self.membership.certificate,
+            self._cart_certificate,
+        )
         self.sessions = CartSessions(
             self.identity, settings, self.directory, self.relay, self.hub, self.metrics, self._joined, self._left
         )
@@ -260,6 +276,14 @@ class Bridge:
 
     async def _lookup(self, node_id: str) -> str | None:
         return await self.announcer.lookup(node_id)
+
+    def _cart_certificate(self, node_id: str) -> Certificate | None:
+        """The certificate admission verified for a cart attached here (it goes into the cart's DHT entry)."""
+        peer = self.directory.local.get(node_id)
+        return peer.auth.certificate if peer is not None else None
+
+    def _dht_refused(self, reason: str) -> None:
+        self.metrics.dht_refused.labels(reason).inc()
 
     def _joined(self, record: PresenceRecord) -> None:
         self.links.announce_joined(record)

@@ -13,6 +13,10 @@ Every frame from a link is handled inside the frame boundary (cartnet.boundary):
 frame that raises earns the other bridge an Error and a count in
 `fedcart_bridge_bad_frames{code}`, and the link carries on.
 
+A relay URL is dialed only in a form `parent_cart.records.relay_url_problem` allows
+(http/https/ws/wss, a host name or a unicast address, a port, a plain path), wherever it
+came from: a DHT entry or a linked bridge's admission.
+
 When the last link to a bridge goes, its carts leave our directory at once and every
 local cart that was talking to them is told why. A bridge that could not be dialed is
 not dialed again for `link_timeout` seconds, so frames for its carts bounce at once
@@ -54,6 +58,7 @@ from parent_cart.directory import Directory
 from parent_cart.gate import OVERSIZED, close_reason, sent_oversized
 from parent_cart.membership import Membership
 from parent_cart.peer import Outbox, Peer, Silent, WebSocket, incoming
+from parent_cart.records import relay_url_problem
 from parent_cart.relay import Relay
 from parent_cart.settings import BridgeSettings
 
@@ -110,6 +115,11 @@ class Links:
         if link is not None or not url or self._stopping or bridge_id == self.identity.node_id:
             return link
         if self._unreachable.get(bridge_id, 0.0) > time.monotonic():
+            return None
+        problem = relay_url_problem(url)
+        if problem is not None:
+            log.warning("not dialing bridge %s at %r: %s", bridge_id[:8], url[:80], problem)
+            self._unreachable[bridge_id] = time.monotonic() + self.settings.link_timeout
             return None
         pending = self._dialing.get(bridge_id)
         if pending is None:

@@ -67,6 +67,12 @@ class BridgeMetrics:
             registry=r,
         )
         self.models = Counter("fedcart_bridge_models_published", "TFLite models accepted for phones", registry=r)
+        self.dht_refused = Counter(
+            "fedcart_bridge_dht_refused",
+            "DHT values neither stored nor believed (no certificate, forged, revoked, expiry too far...), by reason",
+            ["reason"],
+            registry=r,
+        )
         self._gauges: list[Gauge] = []
 
     def gauge(self, name: str, doc: str, read: Callable[[], float]) -> None:

@@ -39,7 +39,9 @@ class BridgeSettings(NodeSettings):
     dht_ksize: int = Field(20, ge=2, le=64, description="Kademlia k (bucket size and replication)")
     dht_alpha: int = Field(3, ge=1, le=10, description="Kademlia alpha (parallel lookups)")
     refresh_interval: float = Field(15.0, gt=0, description="Seconds between DHT republish and bridge discovery rounds")
-    presence_max_ttl: float = Field(600.0, gt=0, description="Longest presence lifetime a cart may sign")
+    presence_max_ttl: float = Field(
+        600.0, gt=0, description="Longest presence lifetime a cart may sign; longer-lived DHT values are refused"
+    )
     link_timeout: float = Field(5.0, gt=0, description="Seconds to dial and authenticate another bridge")
     max_model_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest TFLite model carts may publish")
     models_keep: int = Field(3, ge=1, description="Published model versions kept on disk")

@@ -1,9 +1,15 @@
-"""Self-certifying DHT records over real Kademlia (UDP on 127.0.0.1): forgeries are never believed."""
+"""Self-certifying DHT records over real Kademlia (UDP on 127.0.0.1): forgeries are never believed.
+
+The hostile cases with whole bridges (strangers, floods, revoked bridges, relay URLs,
+re-verification) are the attack table in test_dht_attacks.py; this file checks the
+record rules themselves.
+"""
 
 from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from bridgekit import cart, until
@@ -12,6 +18,7 @@ from kademlia.node import Node
 from kademlia.utils import digest
 
 from cartnet import presence
+from cartnet.authority import Authority
 from cartnet.identity import Identity
 from cartnet.messages import PresenceRecord
 from parent_cart import records
@@ -21,9 +28,22 @@ BRIDGE = "b" * 40
 
 
 @pytest.fixture
-async def dht_nodes() -> AsyncIterator[list[Dht]]:
-    """Three bridges' DHT nodes, bootstrapped into one network."""
-    nodes = [Dht(Identity.generate().node_id, records.merge, timeout=0.5) for _ in range(3)]
+def authority(tmp_path: Path) -> Authority:
+    return Authority.create(tmp_path / "authority")
+
+
+def new_dht(authority: Authority) -> Dht:
+    return Dht(Identity.generate().node_id, records.Verifier(authority.swarm), timeout=0.5)
+
+
+@pytest.fixture
+async def dht_nodes(authority: Authority) -> AsyncIterator[list[Dht]]:
+    """Three bridges' DHT nodes of one swarm, bootstrapped into one network."""
+    nodes = [new_dht(authority) for _ in range(3)]
+    ids = [node._server.node.id.hex() for node in nodes]
+    for node in nodes:  # as their announcers would, once each has believed the others' certified entries
+        for other in ids:
+            node.trust(other, {"127.0.0.1"})
     await nodes[0].start("127.0.0.1", 0)
     for node in nodes[1:]:
         await node.start("127.0.0.1", 0)
@@ -33,93 +53,104 @@ async def dht_nodes() -> AsyncIterator[list[Dht]]:
         node.stop()
 
 
-async def believed(node: Dht, key: str) -> records.Record | None:
-    return records.best(digest(key), await node.get_all(key))
+async def believed(node: Dht, key: str) -> PresenceRecord | records.BridgeRecord | None:
+    found = await node.believed(key)
+    return found.record if found is not None else None
 
 
 def cart_record(identity: Identity, ttl: float = 60.0, issued_ms: int | None = None) -> PresenceRecord:
     return presence.sign(identity, BRIDGE, ttl, issued_ms).record
 
 
-async def test_presence_published_by_one_bridge_is_believed_by_another(dht_nodes):
+def entry(authority: Authority, record: PresenceRecord, identity: Identity | None = None) -> str:
+    """`record` with the certificate of `identity` (default: the record's own key) as a DHT value."""
+    public_key = identity.public_key if identity else record.public_key
+    return records.encode(records.cart_entry(record, authority.issue(public_key, "cart")))
+
+
+async def test_presence_published_by_one_bridge_is_believed_by_another(dht_nodes, authority):
     identity = Identity.generate()
     record = cart_record(identity)
-    await dht_nodes[1].put(records.cart_key(identity.node_id), records.encode(record))
+    await dht_nodes[1].put(records.cart_key(identity.node_id), entry(authority, record))
     assert await believed(dht_nodes[2], records.cart_key(identity.node_id)) == record
 
 
-def _forgeries(genuine: PresenceRecord, victim: Identity, other: Identity) -> dict[str, object]:
+def _forgeries(authority: Authority, genuine: PresenceRecord, victim: Identity, other: Identity) -> dict[str, object]:
     signed_by_other = presence.sign(other, BRIDGE, 600).record
+    foreign = Authority.create(authority.directory.parent / "foreign")
     return {
-        "redirected to another bridge": records.encode(genuine.model_copy(update={"bridge_id": "e" * 40})),
-        "signed by someone else": records.encode(genuine.model_copy(update={"signature": other.sign(b"x")})),
-        "another cart's record under this key": records.encode(signed_by_other),
-        "expired": records.encode(cart_record(victim, ttl=-1.0, issued_ms=genuine.issued_ms + 5)),
+        "redirected to another bridge": entry(authority, genuine.model_copy(update={"bridge_id": "e" * 40})),
+        "signed by someone else": entry(authority, genuine.model_copy(update={"signature": other.sign(b"x")})),
+        "another cart's record under this key": entry(authority, signed_by_other),
+        "the victim's record with another cart's certificate": entry(authority, genuine, other),
+        "certified by another swarm": records.encode(
+            records.cart_entry(genuine, foreign.issue(victim.public_key, "cart"))
+        ),
+        "expired": entry(authority, cart_record(victim, ttl=-1.0, issued_ms=genuine.issued_ms + 5)),
+        "no certificate": genuine.model_dump_json(),
         "not JSON": "{nope",
         "wrong type": 12345,
         "bytes": b"\x00" * 20,
     }
 
 
-async def test_forged_values_stored_by_a_hostile_node_are_refused_and_ignored(dht_nodes):
+async def test_forged_values_stored_by_a_hostile_node_are_refused_and_ignored(dht_nodes, authority):
     victim, other = Identity.generate(), Identity.generate()
     genuine = cart_record(victim)
     key = records.cart_key(victim.node_id)
-    await dht_nodes[0].put(key, records.encode(genuine))
+    stored = entry(authority, genuine)
+    await dht_nodes[0].put(key, stored)
     attacker = Server(node_id=digest("attacker"))
     await attacker.listen(0, "127.0.0.1")
     try:
         await attacker.bootstrap([("127.0.0.1", dht_nodes[0].port)])
         targets = [Node(digest(str(n.port)), "127.0.0.1", n.port) for n in dht_nodes]
-        for name, forged in _forgeries(genuine, victim, other).items():
+        for name, forged in _forgeries(authority, genuine, victim, other).items():
             for target in targets:
                 answered, _ = await attacker.protocol.call_store(target, digest(key), forged)
                 assert answered, f"{name}: the store request never reached {target}"
             assert await believed(dht_nodes[2], key) == genuine, name
-            assert all(n.storage.get(digest(key)) in (None, records.encode(genuine)) for n in dht_nodes), name
+            assert all(n.storage.get(digest(key)) in (None, stored) for n in dht_nodes), name
     finally:
         attacker.stop()
 
 
-async def test_withdrawal_beats_its_record_and_a_newer_record_beats_the_withdrawal(dht_nodes):
+async def test_withdrawal_beats_its_record_and_a_newer_record_beats_the_withdrawal(dht_nodes, authority):
     identity = Identity.generate()
     key = records.cart_key(identity.node_id)
     first = presence.sign(identity, BRIDGE, 60)
-    await dht_nodes[0].put(key, records.encode(first.record))
-    await dht_nodes[1].put(key, records.encode(presence.withdrawal(first)))
+    await dht_nodes[0].put(key, entry(authority, first.record))
+    await dht_nodes[1].put(key, entry(authority, presence.withdrawal(first)))
     assert (await believed(dht_nodes[2], key)).state == "gone"
-    await dht_nodes[2].put(key, records.encode(first.record))
+    await dht_nodes[2].put(key, entry(authority, first.record))
     assert (await believed(dht_nodes[0], key)).state == "gone", "a replayed older record must not undo a withdrawal"
     again = presence.sign(identity, BRIDGE, 60, issued_ms=first.record.issued_ms + 1)
-    await dht_nodes[2].put(key, records.encode(again.record))
+    await dht_nodes[2].put(key, entry(authority, again.record))
     assert await believed(dht_nodes[1], key) == again.record
 
 
-async def test_bridge_index_entries_merge_instead_of_overwriting(dht_nodes):
-    ids = [Identity.generate().node_id for _ in dht_nodes]
-    expires = presence.now_ms() + 60_000
-    for node, bridge_id in zip(dht_nodes, ids):
-        await node.put(records.INDEX_KEY, records.encode(records.index_with(None, bridge_id, expires)))
-    index = await believed(dht_nodes[0], records.INDEX_KEY)
-    assert set(index.entries) == set(ids)
-
-
-async def test_bridge_record_is_checked_against_its_key_and_signature(dht_nodes):
+async def test_bridge_entry_is_checked_against_its_key_signature_and_role(dht_nodes, authority):
     bridge, other = Identity.generate(), Identity.generate()
-    record = records.sign_bridge(bridge, "http://127.0.0.1:1", 60)
-    await dht_nodes[0].put(records.bridge_key(bridge.node_id), records.encode(record))
-    await dht_nodes[0].put(records.bridge_key(other.node_id), records.encode(record))
-    assert await believed(dht_nodes[1], records.bridge_key(bridge.node_id)) == record
+    certificate = authority.issue(bridge.public_key, "bridge")
+    signed = records.sign_bridge(bridge, certificate, "http://127.0.0.1:1", 60, ["c" * 40])
+    await dht_nodes[0].put(records.bridge_key(bridge.node_id), records.encode(signed))
+    await dht_nodes[0].put(records.bridge_key(other.node_id), records.encode(signed))
+    assert await believed(dht_nodes[1], records.bridge_key(bridge.node_id)) == signed.record
+    assert signed.record.linked == ["c" * 40]
     assert await believed(dht_nodes[1], records.bridge_key(other.node_id)) is None
+    as_cart = records.sign_bridge(other, authority.issue(other.public_key, "cart"), "http://127.0.0.1:2", 60)
+    assert dht_nodes[1].storage.store(digest(records.bridge_key(other.node_id)), records.encode(as_cart)) == (
+        "wrong_role"
+    )
 
 
-async def test_a_lone_node_keeps_values_and_oversized_values_are_refused_before_sending():
-    node = Dht(Identity.generate().node_id, records.merge, timeout=0.5)
+async def test_a_lone_node_keeps_values_and_oversized_values_are_refused_before_sending(authority):
+    node = new_dht(authority)
     await node.start("127.0.0.1", 0)
     try:
         identity = Identity.generate()
         record = cart_record(identity)
-        assert await node.put(records.cart_key(identity.node_id), records.encode(record)) is False
+        assert await node.put(records.cart_key(identity.node_id), entry(authority, record)) is False
         assert await believed(node, records.cart_key(identity.node_id)) == record
         with pytest.raises(ValueError, match="8 KB"):
             await node.put("fedcart/big", "x" * 9000)
@@ -127,7 +158,19 @@ async def test_a_lone_node_keeps_values_and_oversized_values_are_refused_before_
         node.stop()
 
 
-async def test_garbage_datagrams_do_not_disturb_a_node(dht_nodes):
+async def test_an_unenrolled_node_stores_and_believes_nothing(authority):
+    node = Dht(Identity.generate().node_id, records.Verifier(None), timeout=0.5)
+    await node.start("127.0.0.1", 0)
+    try:
+        identity = Identity.generate()
+        key = records.cart_key(identity.node_id)
+        assert node.storage.store(digest(key), entry(authority, cart_record(identity))) == "not_enrolled"
+        assert await believed(node, key) is None
+    finally:
+        node.stop()
+
+
+async def test_garbage_datagrams_do_not_disturb_a_node(dht_nodes, authority):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         for junk in (
             b"\x00" * 30,
@@ -138,8 +181,52 @@ async def test_garbage_datagrams_do_not_disturb_a_node(dht_nodes):
             sock.sendto(junk, ("127.0.0.1", dht_nodes[0].port))
     identity = Identity.generate()
     record = cart_record(identity)
-    await dht_nodes[1].put(records.cart_key(identity.node_id), records.encode(record))
+    await dht_nodes[1].put(records.cart_key(identity.node_id), entry(authority, record))
     assert await believed(dht_nodes[0], records.cart_key(identity.node_id)) == record
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8470",
+        "https://bridge-1.example.org",
+        "ws://10.0.0.7:8470/ws",
+        "wss://[2001:db8::1]:443/relay",
+        "http://bridge:8470/",
+    ],
+)
+def test_relay_urls_a_bridge_may_dial(url):
+    assert records.relay_url_problem(url) is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "ftp://127.0.0.1:21",
+        "javascript:alert(1)",
+        "http://user:pw@127.0.0.1:8470",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::ffff:169.254.169.254]/",
+        "http://0.0.0.0:8470",
+        "http://224.0.0.1:8470",
+        "http://255.255.255.255:8470",
+        "http://2130706433:8470",
+        "http://127.1:8470",
+        "http://bad_host:8470",
+        "http://127.0.0.1:0",
+        "http://127.0.0.1:70000",
+        "http://127.0.0.1:8470/?x=1",
+        "http://127.0.0.1:8470/#frag",
+        "http://127.0.0.1:8470/../admin",
+        "http://127.0.0.1:8470/a b",
+        "http://exa\tmple.org",
+        "http://",
+        "",
+    ],
+)
+def test_relay_urls_that_are_never_dialed(url):
+    assert records.relay_url_problem(url) is not None
 
 
 async def test_a_carts_presence_is_published_on_arrival_and_withdrawn_on_departure(linked):
