@@ -41,6 +41,7 @@ clean:  ## remove the virtual environment and local data
 	rm -rf $(VENV) data artifacts reports
 
 up: .env  ## build the image and start MongoDB, 2 bridges and 3 carts in containers (docker compose)
+	@sh scripts/compose_secrets.sh docker-compose.yml
 	$(COMPOSE) up --detach --build
 	@$(COMPOSE) ps
 

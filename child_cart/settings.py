@@ -15,6 +15,11 @@ class CartSettings(NodeSettings):
     bridge_url: str = Field("http://127.0.0.1:8470", description="Relay this cart connects out to")
     mongo_url: str = Field("", description="MongoDB URL; empty = embedded store in data_dir")
     mongo_db: str = Field("fedcart", description="Database name (one per cart on a shared server)")
+    mongo_password_file: str = Field(
+        "",
+        description="File holding the password of MONGO_URL's user (a compose or Kubernetes secret); "
+        "empty = the URL carries any password itself. Read only when MONGO_URL is set",
+    )
     ui_host: str = Field("127.0.0.1", description="Flask UI bind address")
     ui_port: int = Field(5000, ge=1, le=65535, description="Flask UI port")
     task: str = Field(

@@ -166,9 +166,19 @@ class _MongoBackend:
         self._db = client[db_name]
 
     @classmethod
-    def connect(cls, url: str, db_name: str, timeout_ms: int) -> _MongoBackend:
-        """Connect and ping, so a wrong URL fails here with a clear message, not at the first write."""
-        client: pymongo.MongoClient = pymongo.MongoClient(url, w=1, journal=True, serverSelectionTimeoutMS=timeout_ms)
+    def connect(cls, url: str, db_name: str, timeout_ms: int, password: str | None = None) -> _MongoBackend:
+        """Connect and ping, so a wrong URL fails here with a clear message, not at the first write.
+
+        `password` (from MONGO_PASSWORD_FILE) goes with the user the URL names, so the URL itself
+        can sit in plain configuration while the password stays in a secret file.
+        """
+        options: dict[str, Any] = {"w": 1, "journal": True, "serverSelectionTimeoutMS": timeout_ms}
+        if password is not None:
+            options["password"] = password
+        try:
+            client: pymongo.MongoClient = pymongo.MongoClient(url, **options)
+        except (pymongo.errors.ConfigurationError, pymongo.errors.InvalidURI, ValueError) as exc:
+            raise StoreUnavailable(f"bad MongoDB URL {_redact(url)}: {exc}") from exc
         try:
             client.admin.command("ping")
         except pymongo.errors.PyMongoError as exc:
@@ -265,18 +275,20 @@ def open_store(
     catalogue: Catalogue | None = None,
     timeout_ms: int = 5000,
     client: Any = None,
+    mongo_password: str | None = None,
 ) -> Store:
     """Open the cart's store: MongoDB when `mongo_url` is set, else the embedded one in `data_dir/store`.
 
     `client` is an already connected pymongo-compatible client to use
     instead of `mongo_url` (many carts in one process share one; closing
-    the store leaves it open). Collections and indexes are created, and
+    the store leaves it open). `mongo_password` is the password of the
+    user `mongo_url` names. Collections and indexes are created, and
     the products collection is seeded from `catalogue` on first start.
     """
     if client is not None:
         backend: _MongoBackend | _EmbeddedBackend = _MongoBackend(client, mongo_db, owns_client=False)
     elif mongo_url:
-        backend = _MongoBackend.connect(mongo_url, mongo_db, timeout_ms)
+        backend = _MongoBackend.connect(mongo_url, mongo_db, timeout_ms, mongo_password)
     else:
         backend = _EmbeddedBackend(Path(data_dir) / EMBEDDED_DIR, mongo_db)
     backend.prepare()
@@ -287,11 +299,27 @@ def open_store(
     return store
 
 
+def read_password_file(path: str) -> str:
+    """The password kept in a secret file (one line; a trailing newline is not part of it)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StoreUnavailable(f"cannot read MONGO_PASSWORD_FILE {path}: {exc}") from exc
+    password = text.rstrip("\r\n")
+    if not password:
+        raise StoreUnavailable(f"MONGO_PASSWORD_FILE {path} is empty")
+    return password
+
+
 def open_cart_store(settings: CartSettings) -> Store:
-    """Open the store a cart's settings describe (data dir, MONGO_URL, database, catalogue)."""
+    """Open the store a cart's settings describe (data dir, MONGO_URL and its password file, database, catalogue)."""
+    password = None
+    if settings.mongo_url and settings.mongo_password_file:
+        password = read_password_file(settings.mongo_password_file)
     return open_store(
         settings.data_dir,
         mongo_url=settings.mongo_url,
         mongo_db=settings.mongo_db,
         catalogue=load_catalogue(settings.catalogue_path),
+        mongo_password=password,
     )

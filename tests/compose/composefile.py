@@ -232,6 +232,18 @@ def ports(service: dict) -> list[Port]:
     return found
 
 
+def secrets_of(service: dict) -> dict[str, str]:
+    """Secret name -> the path it is mounted at in the container (short or long form; /run/secrets/<target>)."""
+    found = {}
+    for entry in service.get("secrets") or []:
+        if isinstance(entry, dict):
+            target = entry.get("target") or entry["source"]
+            found[entry["source"]] = target if target.startswith("/") else f"/run/secrets/{target}"
+        else:
+            found[str(entry)] = f"/run/secrets/{entry}"
+    return found
+
+
 def networks_of(service: dict) -> list[str]:
     nets = service.get("networks") or []
     return list(nets) if isinstance(nets, (list, dict)) else []

@@ -49,10 +49,19 @@ def project(tmp_path_factory) -> tuple[list[str], Path]:
             "or docker-compose==1.29.2 at .venv-compose/): schema and settings checks still ran"
         )
     folder = tmp_path_factory.mktemp("compose")
-    # A clean project folder: the file, the Dockerfile it builds, and .env as `make up` makes it.
+    # A clean project folder: the file, the Dockerfile it builds, the MongoDB users script it mounts, and .env and
+    # the password files in .secrets/ as `make up` makes them.
     shutil.copy(cf.COMPOSE_FILE, folder / "docker-compose.yml")
     shutil.copy(cf.DOCKERFILE, folder / "Dockerfile")
     shutil.copy(cf.ENV_EXAMPLE, folder / ".env")
+    script = Path("deploy/kubernetes/components/mongodb/create-users.js")
+    (folder / script.parent).mkdir(parents=True)
+    shutil.copy(cf.ROOT / script, folder / script)
+    subprocess.run(
+        ["sh", str(cf.ROOT / "scripts" / "compose_secrets.sh"), str(folder / "docker-compose.yml")],
+        check=True,
+        capture_output=True,
+    )
     return command, folder
 
 

@@ -217,7 +217,95 @@ def test_the_seeder_fills_exactly_the_carts_databases():
         for s in cf.services_of(MODEL, "cart").values()
     }
     assert seeded == carts, f"the seeder writes {sorted(seeded)}, the carts read {sorted(carts)}"
-    assert settings.mongo_url == "mongodb://mongo:27017"
+    assert settings.mongo_url == "mongodb://seed@mongo:27017/admin", "the seeder logs in as its own user"
+
+
+# --- MongoDB users and their passwords ------------------------------------------------------------
+
+USERS_SCRIPT = "deploy/kubernetes/components/mongodb/create-users.js"
+
+
+def test_mongo_runs_with_authentication_and_the_users_script():
+    """Root from a secret file (so mongo starts with --auth), the users script at its first start, and the script's
+    settings naming exactly the carts, the database prefix their MONGO_DB has, the seeder's user and where the
+    passwords are."""
+    from urllib.parse import urlsplit
+
+    mongo = MODEL["services"]["mongo"]
+    env = cf.environment(mongo)
+    assert env["MONGO_INITDB_ROOT_USERNAME"] == "root"
+    assert env["MONGO_INITDB_ROOT_PASSWORD_FILE"] in cf.secrets_of(mongo).values(), "root's password is no secret"
+    assert "MONGO_INITDB_ROOT_PASSWORD" not in env, "root's password must not sit in the compose file"
+    assert cf.mounts(mongo)["/docker-entrypoint-initdb.d/create-users.js"] == f"./{USERS_SCRIPT}"
+    assert (cf.ROOT / USERS_SCRIPT).is_file()
+    carts = cf.services_of(MODEL, "cart")
+    assert env["FEDCART_CARTS"].split() == sorted(carts), "the users script must make a user for every cart"
+    for name, service in carts.items():
+        settings = build_settings(CartSettings, cf.container_environment(service))
+        assert settings.mongo_db == f"{env['FEDCART_DB_PREFIX']}-{name}", (
+            f"{name}: MONGO_DB {settings.mongo_db} is not the database the users script gives it"
+        )
+    seeder = urlsplit(build_settings(CartSettings, cf.container_environment(MODEL["services"]["seed"])).mongo_url)
+    assert env["FEDCART_SEED_USER"] == seeder.username, "the users script must make the seeder's user"
+    for name in [env["FEDCART_SEED_USER"], *carts]:
+        wanted = f"{env['FEDCART_SECRETS_DIR']}/mongodb-{name}-password"
+        assert wanted in cf.secrets_of(mongo).values(), f"mongo does not mount {wanted}, the script reads it"
+
+
+def test_each_cart_logs_in_as_itself_to_its_own_database_with_only_its_own_password():
+    """MONGO_URL names the cart's user and its database (its authentication database) and no password; the password
+    file is the one secret the cart mounts, the same one mongo's users script reads for that cart. No other
+    container gets a cart's password, only mongo gets root's, and bridges and one-shots get no secret at all."""
+    from urllib.parse import urlsplit
+
+    mongo = cf.secrets_of(MODEL["services"]["mongo"])
+    holders: dict[str, set[str]] = {}
+    for name, service in MODEL["services"].items():
+        for secret in cf.secrets_of(service):
+            holders.setdefault(secret, set()).add(name)
+    for name, service in cf.services_of(MODEL, "cart").items():
+        settings = build_settings(CartSettings, cf.container_environment(service))
+        url = urlsplit(settings.mongo_url)
+        assert url.username == name and url.password is None, f"{name}: MONGO_URL must name user {name}, no password"
+        assert url.path == f"/{settings.mongo_db}", f"{name}: MONGO_URL must authenticate against its own database"
+        secret = f"mongodb-{name}-password"
+        assert cf.secrets_of(service) == {secret: settings.mongo_password_file}, (
+            f"{name} must mount exactly its own password as MONGO_PASSWORD_FILE: {cf.secrets_of(service)}"
+        )
+        assert holders[secret] == {name, "mongo"}, f"{secret} is mounted by {holders[secret]}"
+        assert mongo[secret].endswith(f"/{secret}")
+    seed = MODEL["services"]["seed"]
+    assert cf.secrets_of(seed) == {"mongodb-seed-password": "/run/secrets/mongodb-seed-password"}
+    assert build_settings(CartSettings, cf.container_environment(seed)).mongo_password_file == (
+        "/run/secrets/mongodb-seed-password"
+    )
+    assert holders["mongodb-root-password"] == {"mongo"}
+    for name, service in MODEL["services"].items():
+        if cf.role(service) in {"bridge", "authority", "enrol"}:
+            assert not cf.secrets_of(service), f"{name} needs no database password"
+
+
+def test_the_password_files_are_made_by_make_up_and_kept_out_of_git_and_the_image(tmp_path):
+    """Every secret is a file under .secrets/, which scripts/compose_secrets.sh fills (once) and .gitignore and the
+    .dockerignore allow-list keep out; the files differ from each other and survive a second run unchanged."""
+    declared = MODEL.get("secrets") or {}
+    used = {secret for service in MODEL["services"].values() for secret in cf.secrets_of(service)}
+    assert set(declared) == used, f"declared but unused or used but undeclared secrets: {set(declared) ^ used}"
+    for name, secret in declared.items():
+        assert secret["file"] == f"./.secrets/{name}", f"secret {name} must be the file ./.secrets/{name}"
+    assert ".secrets/" in (cf.ROOT / ".gitignore").read_text().split()
+    assert ".secrets" not in cf.DOCKERIGNORE.read_text(), ".dockerignore allow-lists: .secrets must stay out"
+    (tmp_path / "docker-compose.yml").write_text(cf.COMPOSE_FILE.read_text())
+    script = cf.ROOT / "scripts" / "compose_secrets.sh"
+    subprocess.run(["sh", str(script), str(tmp_path / "docker-compose.yml")], check=True, capture_output=True)
+    made = {name: (tmp_path / ".secrets" / name).read_text() for name in declared}
+    assert all(len(value) >= 32 for value in made.values()) and len(set(made.values())) == len(made), made
+    assert (tmp_path / ".secrets").stat().st_mode & 0o077 == 0, ".secrets/ must be private to its owner"
+    subprocess.run(["sh", str(script), str(tmp_path / "docker-compose.yml")], check=True, capture_output=True)
+    assert {name: (tmp_path / ".secrets" / name).read_text() for name in declared} == made, "a re-run changed them"
+    dry = subprocess.run(["make", "-n", "up"], cwd=cf.ROOT, capture_output=True, text=True)
+    if dry.returncode == 0:
+        assert "scripts/compose_secrets.sh" in dry.stdout.split("up --detach")[0], "make up must make them first"
 
 
 def test_carts_start_after_their_bridge_the_database_and_the_seeder():
