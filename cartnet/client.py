@@ -8,6 +8,10 @@ routed frame `R <to> <from> <inner>`; the bridge reads only the 41-byte header.
 What the client takes care of, so the rounds engine does not have to:
 
 * admission, then a signed presence record (cartnet.presence) refreshed before it expires;
+  it names the cart's task and, once `announce(ready=True)` was called, that it has an
+  update on offer (re-signed and sent at once whenever that changes);
+* asking the bridge whom to talk to: `peers(sample=k, task=T)` draws k random announced
+  carts (ready ones first), `lookup(node_id)` one cart's entry;
 * heartbeats at the interval the bridge asked for, and noticing a silent bridge;
 * reconnecting with exponential backoff plus jitter whenever the bridge goes away
   (a refused admission is final: retrying a refused certificate cannot help);
@@ -58,6 +62,7 @@ from cartnet.messages import (
     PeerInfo,
     PeerList,
     PeersRequest,
+    Presence,
     Undeliverable,
     Welcome,
 )
@@ -132,6 +137,7 @@ class BridgeClient:
         handshake_timeout: float = 10.0,
         queue_size: int = 1024,
         session: aiohttp.ClientSession | None = None,
+        task: str = "",
     ) -> None:
         self.identity = identity
         self.url = ws_url(bridge_url)
@@ -150,6 +156,7 @@ class BridgeClient:
         self.certificate = certificate
         self._token = swarm_token
         self._presence_ttl = presence_ttl
+        self._task, self._ready, self._issued_ms = task, False, 0
         self._backoff = backoff or Backoff()
         self._handshake_timeout = handshake_timeout
         self._session = session
@@ -223,16 +230,46 @@ class BridgeClient:
         """Send a control message to the bridge itself (not routed)."""
         await self._send_raw(frames.control(message))
 
-    async def peers(self, timeout: float = 10.0) -> list[PeerInfo]:
-        """The carts of the whole swarm the bridge knows to be alive (ourselves excluded)."""
+    async def peers(
+        self, timeout: float = 10.0, *, sample: int | None = None, task: str | None = None
+    ) -> list[PeerInfo]:
+        """Announced carts the bridge knows to be alive (ourselves excluded): with `sample`, that many drawn
+        at random by the bridge (those ready with an update for `task` first), else the directory as far as
+        one message holds it."""
+        reply = await self._directory(PeersRequest(sample=sample, task=task), timeout)
+        return [peer for peer in reply.peers if peer.node_id != self.node_id]
+
+    async def lookup(self, node_id: str, timeout: float = 10.0) -> PeerInfo | None:
+        """One cart's directory entry, or None when it is not an announced, live cart."""
+        reply = await self._directory(PeersRequest(node_id=node_id), timeout)
+        return next((peer for peer in reply.peers if peer.node_id == node_id), None)
+
+    async def _directory(self, request: PeersRequest, timeout: float) -> PeerList:
         async with self._peers_lock:
             self._peer_list = asyncio.get_running_loop().create_future()
             try:
-                await self.send_control(PeersRequest())
-                reply = await asyncio.wait_for(self._peer_list, timeout)
+                await self.send_control(request)
+                return await asyncio.wait_for(self._peer_list, timeout)
             finally:
                 self._peer_list = None
-        return [peer for peer in reply.peers if peer.node_id != self.node_id]
+
+    async def announce(self, *, ready: bool, task: str | None = None) -> None:
+        """Say (in a freshly signed presence) whether we have an update on offer, for `task` if given.
+
+        Sent now when connected, and in every presence from then on (reconnects included)."""
+        if (task is None or task == self._task) and ready == self._ready:
+            return
+        self._task, self._ready = self._task if task is None else task, ready
+        if self.bridge_id is not None and self.connected.is_set():
+            with contextlib.suppress(ConnectionError):
+                await self._send_raw(frames.control(self._presence(self.bridge_id)))
+
+    def _presence(self, bridge_id: str) -> Presence:
+        """A freshly signed presence; issue times only grow, so the newest always wins."""
+        self._issued_ms = max(presence.now_ms(), self._issued_ms + 1)
+        return presence.sign(
+            self.identity, bridge_id, self._presence_ttl, self._issued_ms, task=self._task, ready=self._ready
+        )
 
     async def publish_model(
         self,
@@ -391,9 +428,7 @@ class BridgeClient:
             self._ws = ws
             keepalive = asyncio.create_task(self._keepalive(welcome))
             try:
-                await self._send_raw(
-                    frames.control(presence.sign(self.identity, welcome.bridge_id, self._presence_ttl))
-                )
+                await self._send_raw(frames.control(self._presence(welcome.bridge_id)))
                 self.sessions += 1
                 self.disconnected.clear()
                 self.connected.set()
@@ -413,8 +448,7 @@ class BridgeClient:
                 seq += 1
                 await self._send_raw(frames.control(Heartbeat(seq=seq)))
                 if seq % refresh_every == 0:
-                    signed = presence.sign(self.identity, welcome.bridge_id, self._presence_ttl)
-                    await self._send_raw(frames.control(signed))
+                    await self._send_raw(frames.control(self._presence(welcome.bridge_id)))
 
     def _disconnected(self) -> None:
         """The bridge is gone: nothing in flight can complete, so fail it now rather than time out."""

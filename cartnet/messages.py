@@ -225,13 +225,29 @@ class PeerInfo(Message):
     public_key: Key32
 
 
+TaskName = Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$")]
+MAX_SAMPLE = 100
+"""Most peers one PeersRequest may ask the bridge to draw."""
+
+
 class PeersRequest(Message):
+    """Cart -> bridge: whom to ask. Only carts that announced themselves (a valid presence) are ever listed.
+
+    `sample`: that many drawn at random (for `task` when given, never the asker), those
+    ready with an update first; `node_id`: that one cart's entry, if it announced itself;
+    neither: the directory, up to what fits in one message (`PeerList.total` says how many there are).
+    """
+
     type: Literal["peers_request"] = "peers_request"
+    sample: int | None = Field(None, ge=1, le=MAX_SAMPLE)
+    task: TaskName | None = None
+    node_id: NodeId | None = None
 
 
 class PeerList(Message):
     type: Literal["peer_list"] = "peer_list"
     peers: Annotated[list[PeerInfo], Field(max_length=1000)]
+    total: int = Field(0, ge=0, description="How many carts the answer was drawn from (it may list fewer)")
 
 
 # --- transfers ----------------------------------------------------------------------------
@@ -278,7 +294,7 @@ class UpdateRequest(Message):
 
     type: Literal["update_request"] = "update_request"
     request_id: TransferId
-    task: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$")]
+    task: TaskName
     round: int = Field(ge=0)
 
 
@@ -306,6 +322,10 @@ class PresenceRecord(Message):
     issued_ms: int = Field(ge=0, description="Unix time in ms, by the cart's clock; newer records win")
     expires_ms: int = Field(ge=0)
     state: Literal["alive", "gone"] = "alive"
+    task: Annotated[str, Field(pattern=r"^[a-z0-9_-]{0,32}$")] = ""
+    """The learning task the cart trains ("" = not said); peers ask it only for that task's updates."""
+    ready: bool = False
+    """The cart has an update on offer for `task`: bridges draw ready carts first."""
     signature: Signature
 
 

@@ -31,8 +31,17 @@ def signed_bytes(record: Message, label: bytes = _LABEL) -> bytes:
     return messages.signed_bytes(record, label)
 
 
-def sign(identity: Identity, bridge_id: str, ttl: float, issued_ms: int | None = None) -> Presence:
-    """A fresh presence for `identity` behind `bridge_id`, valid for `ttl` seconds, with its withdrawal."""
+def sign(
+    identity: Identity,
+    bridge_id: str,
+    ttl: float,
+    issued_ms: int | None = None,
+    *,
+    task: str = "",
+    ready: bool = False,
+) -> Presence:
+    """A fresh presence for `identity` behind `bridge_id`, valid for `ttl` seconds, with its withdrawal;
+    `task` is what the cart trains, `ready` whether it has an update on offer for it."""
     issued = now_ms() if issued_ms is None else issued_ms
     unsigned = PresenceRecord(
         node_id=identity.node_id,
@@ -41,6 +50,8 @@ def sign(identity: Identity, bridge_id: str, ttl: float, issued_ms: int | None =
         bridge_id=bridge_id,
         issued_ms=issued,
         expires_ms=issued + int(ttl * 1000),
+        task=task,
+        ready=ready,
         signature=bytes(64),
     )
     alive = unsigned.model_copy(update={"signature": identity.sign(signed_bytes(unsigned))})

@@ -47,10 +47,14 @@ class CartNode:
         _, self.certificate = load_enrolment(settings.data_dir, self.identity.public_key, "cart")
         self.store = store or open_cart_store(settings)
         self.bus = bus or EventBus()
-        self.client = BridgeClient(
-            self.identity, settings.bridge_url, self.certificate, swarm_token=settings.swarm_token
-        )
         self.task = task or get_task(settings.task, settings)
+        self.client = BridgeClient(
+            self.identity,
+            settings.bridge_url,
+            self.certificate,
+            swarm_token=settings.swarm_token,
+            task=self.task.name,
+        )
         self.models = ModelVersions(self.store, settings.data_dir)
         self.learner = Learner(self.task, batch_size=settings.train_batch_size)
         self.exchange = UpdateExchange(self.client, self.task.name)
@@ -86,6 +90,7 @@ class CartNode:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.exchange.close()
         await self.client.close()
 
     async def _pump_messages(self) -> None:

@@ -1,9 +1,11 @@
 """Who is in the swarm: carts attached here, and carts other bridges vouched for over links.
 
-Local carts are known from their admission (and their signed presence once it arrives).
-Remote carts are known only through verified presence records that their bridge sent
+Local carts are known from their admission, but listed only once their signed presence
+arrives: an admitted cart that never announced itself is reachable, never offered as a
+peer. Remote carts are known only through verified presence records that their bridge sent
 over an authenticated link; an expired record is ignored even before the link says the
-cart left. Anything that waits for the directory to change (tests, `/peers` pollers)
+cart left. `sample` draws k random listed carts (ready ones for the asked task first),
+so no answer ever needs the whole directory. Anything that waits for the directory to change (tests, `/peers` pollers)
 can `await wait_until(...)` instead of sleeping.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +25,9 @@ from parent_cart.peer import Peer
 
 log = logging.getLogger(__name__)
 
+_DRAW = random.SystemRandom()
+"""Whom a sample names is not for any cart to predict or steer."""
+
 
 @dataclass(frozen=True)
 class Member:
@@ -29,9 +35,15 @@ class Member:
 
     info: PeerInfo
     local: bool
+    record: PresenceRecord
 
     def as_json(self) -> dict[str, object]:
-        return {**self.info.model_dump(mode="json"), "local": self.local}
+        return {
+            **self.info.model_dump(mode="json"),
+            "local": self.local,
+            "task": self.record.task,
+            "ready": self.record.ready,
+        }
 
 
 class Directory:
@@ -147,30 +159,55 @@ class Directory:
                     best[node_id] = record
         return best
 
+    def _announced(self) -> list[str]:
+        """Local carts that announced themselves (sent a valid presence), in id order."""
+        return sorted(node_id for node_id in self.local if node_id in self.presences)
+
     def count(self) -> int:
         """How many carts `members()` would list, without building the list (for /health, metrics)."""
-        return len(self.local) + sum(1 for node_id in self._remote_records() if node_id not in self.local)
+        return len(self._announced()) + sum(1 for node_id in self._remote_records() if node_id not in self.local)
 
     def members(self) -> list[Member]:
-        """Every cart of the swarm believed alive, local ones first, each once."""
-        members = [
-            Member(
-                PeerInfo(
-                    node_id=node_id,
-                    bridge_id=self.bridge_id,
-                    bridge_url=self.bridge_url,
-                    kx_public_key=peer.auth.kx_public_key,
-                    public_key=peer.auth.public_key,
-                ),
-                True,
-            )
-            for node_id, peer in sorted(self.local.items())
-        ]
+        """Every announced cart of the swarm believed alive, local ones first, each once."""
+        members = [self._local_member(node_id) for node_id in self._announced()]
         remote = self._remote_records()
         members += [
-            Member(self._remote_info(remote[node_id]), False) for node_id in sorted(remote) if node_id not in self.local
+            Member(self._remote_info(remote[node_id]), False, remote[node_id])
+            for node_id in sorted(remote)
+            if node_id not in self.local
         ]
         return members
+
+    def member(self, node_id: str) -> Member | None:
+        """One announced cart's entry, if it is believed alive."""
+        if node_id in self.local:
+            return self._local_member(node_id) if node_id in self.presences else None
+        record = self._remote_records().get(node_id)
+        return Member(self._remote_info(record), False, record) if record is not None else None
+
+    def sample(
+        self, count: int, task: str | None = None, exclude: str = "", rng: random.Random | None = None
+    ) -> tuple[list[PeerInfo], int]:
+        """Up to `count` announced carts drawn at random (for `task` when given, never `exclude`), those with
+        an update ready first; and how many carts they were drawn from."""
+        draw = rng or _DRAW
+        pool = [m for m in self.members() if m.info.node_id != exclude and (task is None or m.record.task == task)]
+        ready = [m for m in pool if m.record.ready]
+        waiting = [m for m in pool if not m.record.ready]
+        chosen = draw.sample(ready, min(count, len(ready)))
+        chosen += draw.sample(waiting, min(count - len(chosen), len(waiting)))
+        return [m.info for m in chosen], len(pool)
+
+    def _local_member(self, node_id: str) -> Member:
+        peer, record = self.local[node_id], self.presences[node_id].record
+        info = PeerInfo(
+            node_id=node_id,
+            bridge_id=self.bridge_id,
+            bridge_url=self.bridge_url,
+            kx_public_key=peer.auth.kx_public_key,
+            public_key=peer.auth.public_key,
+        )
+        return Member(info, True, record)
 
     def _remote_info(self, record: PresenceRecord) -> PeerInfo:
         return PeerInfo(

@@ -49,7 +49,8 @@ from parent_cart.settings import BridgeSettings
 log = logging.getLogger(__name__)
 
 MAX_PEER_LIST = 400
-"""PeerInfo is ~280 bytes of JSON; 400 of them stay under cartnet's 128 KiB control limit."""
+"""PeerInfo is ~280 bytes of JSON; 400 of them stay under cartnet's 128 KiB control limit. Rounds never
+need more: they ask for a sample (at most `MAX_SAMPLE`), and a whole-directory answer says its `total`."""
 
 JoinedFn = Callable[[PresenceRecord], None]
 LeftFn = Callable[[str, str, PresenceRecord | None], None]
@@ -215,8 +216,7 @@ class CartSessions:
         if isinstance(message, Heartbeat):
             await replies.send(HeartbeatAck(seq=message.seq))
         elif isinstance(message, PeersRequest):
-            infos = [member.info for member in self.directory.members()[:MAX_PEER_LIST]]
-            await replies.send(PeerList(peers=infos))
+            await replies.send(self._peer_list(peer, message))
         elif isinstance(message, Presence):
             reason = self._presence_problem(peer, message)
             if reason:
@@ -227,6 +227,17 @@ class CartSessions:
         else:
             return False
         return True
+
+    def _peer_list(self, peer: Peer, request: PeersRequest) -> PeerList:
+        """A sample, one entry or the directory (as far as one message holds it), as the cart asked."""
+        if request.node_id is not None:
+            found = self.directory.member(request.node_id)
+            return PeerList(peers=[found.info] if found else [], total=1 if found else 0)
+        if request.sample is not None:
+            infos, pool = self.directory.sample(request.sample, request.task, exclude=peer.node_id)
+            return PeerList(peers=infos, total=pool)
+        members = self.directory.members()
+        return PeerList(peers=[member.info for member in members[:MAX_PEER_LIST]], total=len(members))
 
     def _presence_problem(self, peer: Peer, signed: Presence) -> str | None:
         record = signed.record

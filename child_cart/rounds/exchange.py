@@ -1,24 +1,46 @@
-"""Peer-to-peer update exchange: ask k peers for their latest update, answer peers who ask us.
+"""Peer-to-peer update exchange: ask peers for their latest update, answer peers who ask us.
 
-A request is a routed `UpdateRequest`; the answer is a transfer (purpose
-`update`) whose payload is our encoded weights sealed for the requester, so the
-bridges relay ciphertext. Every answer is checked before it is used: it must
-answer a request we made, to the peer we asked, decrypt, decode as our weight
-format, match our model's shapes and dtypes, and hold finite numbers. Anything
-else is skipped with the reason, and the round goes on with the rest.
+A request is a routed `UpdateRequest`; the answer is a transfer (purpose `update`)
+whose payload is our encoded weights sealed for the requester, so the bridges relay
+ciphertext. Every answer is checked before it is used: it must answer a request we
+made, to the peer we asked, decrypt, decode as our weight format, match our model's
+shapes and dtypes, and hold finite numbers. Anything else is skipped with the reason,
+and the round goes on with the rest.
+
+Asking: `collect` asks every peer it is given (the round asks a few more than it
+needs) and returns once `enough` of them sent a usable update, or at the deadline.
+Every peer it did not use is skipped with the real reason: what the peer said, what
+we refused (a transfer our buffer could not take names the refusal), or that it had
+not answered when enough others had, or by the deadline.
+
+Answering is budgeted, so no peer can make us work for it without bound: a requester
+gets at most `answers_per_peer` answers per offer (one offer a round); further
+requests are declined with the reason. The offer is sealed once per requester and
+offer, and that copy reused. At most `max_answers` answers (sealing and sending) run at
+once, beside at most `MAX_NOTES` short sends (declines, our readiness): a request
+beyond those is declined as busy, or dropped and counted in `dropped`. So a flood of
+requests costs its sender two answers and declines, and never takes an honest
+requester's place. `close()` cancels everything still running. A requester's key comes
+from the entries already learned (the peers the bridge drew for us, earlier lookups);
+only a miss costs one lookup at the bridge, never a whole directory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import secrets
+from collections import Counter, OrderedDict
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from cartnet import e2e, frames, weights
-from cartnet.messages import Message, PeerInfo, UpdateDeclined, UpdateRequest
+from cartnet.messages import Message, PeerInfo, TransferManifest, UpdateDeclined, UpdateRequest
 from cartnet.payloads import PayloadError, WeightUpdate
 from cartnet.transfer import Received, TransferError
 from child_cart.aggregation import Update
@@ -29,6 +51,16 @@ log = logging.getLogger(__name__)
 UPDATE_PURPOSE = WeightUpdate.purpose
 MAX_SAMPLES = 10_000_000
 MAX_UPDATE_BYTES = 256 * 1024 * 1024
+ANSWERS_PER_PEER = 2
+"""Update requests one peer gets answered per offer (round); a retry fits, a flood does not."""
+MAX_ANSWERS = 16
+"""Answers (sealing and sending our update) running at once."""
+MAX_NOTES = 64
+"""Short sends (declines, our readiness) running at once."""
+MAX_SEALED = 16
+"""Sealed copies of the current offer kept for reuse, one per requester."""
+MAX_KNOWN = 4096
+"""Directory entries remembered for answering requests."""
 
 
 class UpdateRejected(ValueError):
@@ -63,46 +95,88 @@ class _Pending:
     answer: asyncio.Future[Update]
 
 
+@dataclass(frozen=True)
+class _Sealed:
+    offer: Offer
+    kx_public_key: bytes
+    sealing: asyncio.Future[bytes | bytearray]
+
+
 class UpdateExchange:
-    def __init__(self, network: Network, task: str) -> None:
+    def __init__(
+        self,
+        network: Network,
+        task: str,
+        *,
+        answers_per_peer: int = ANSWERS_PER_PEER,
+        max_answers: int = MAX_ANSWERS,
+    ) -> None:
         self.network = network
         self.task = task
+        self.answers_per_peer = answers_per_peer
+        self.max_answers = max_answers
         self.bytes_out = 0
         self.bytes_in = 0
+        self.answered: Counter[str] = Counter()
+        """Requests taken on per requester for the current offer (reset by `offer`)."""
+        self.seals: Counter[str] = Counter()
+        """Times the current offer was sealed, per requester (reset by `offer`)."""
+        self.declined: Counter[str] = Counter()
+        """Requests declined, by why: `declined` (other task, no update yet), `budget`, `busy`, `unknown`
+        requester, `undelivered` (the transfer failed; the requester is told why)."""
+        self.dropped = 0
+        """Requests dropped unanswered: answers and declines were all running already."""
         self._offer: Offer | None = None
-        self._withdrawn = ""  # why the offer was taken back (`withdraw`), told to whoever asks meanwhile
         self._reference: list[np.ndarray] | None = None
         self._pending: dict[str, _Pending] = {}
         self._checks: dict[str, asyncio.Task[None]] = {}
-        self._answering: set[asyncio.Task[None]] = set()
+        self._answers: set[asyncio.Task[None]] = set()
+        self._notes: set[asyncio.Task[None]] = set()
+        self._sealed: OrderedDict[str, _Sealed] = OrderedDict()
+        self._known: OrderedDict[str, PeerInfo] = OrderedDict()
+        network.transfers.refusal_listeners.append(self._refused)
 
     def offer(self, update_weights: list[np.ndarray], samples: int, round_number: int) -> None:
-        """Publish our latest update to whoever asks; it also fixes the layout we accept from others."""
+        """Publish our latest update to whoever asks; it also fixes the layout we accept from others.
+
+        Every requester's answer budget starts afresh, and the bridge is told we are ready."""
         self._reference = update_weights
         encoding = asyncio.ensure_future(asyncio.to_thread(weights.encode, update_weights, compress=True))
         self._offer = Offer(encoding, samples, round_number)
+        self.answered.clear()
+        self.seals.clear()
+        self._sealed.clear()
+        _spawn(self._announce_ready(), self._notes)
 
-    def withdraw(self, reason: str, layout: list[np.ndarray] | None = None) -> None:
-        """Take the offer back: every request is declined with `reason` until the next `offer`. What was sent
-        already stays sent (the privacy accountant counted it). `layout` (our model's weights) fixes the layout
-        we accept from others, as an offer does."""
-        self._offer, self._withdrawn = None, reason
-        if layout is not None:
-            self._reference = layout
+    async def _announce_ready(self) -> None:
+        with contextlib.suppress(ConnectionError):
+            await self.network.announce(ready=True, task=self.task)
+
+    async def close(self) -> None:
+        """Cancel every answer still running (a node's shutdown)."""
+        tasks: list[asyncio.Future[Any]] = [*self._answers, *self._notes, *self._checks.values()]
+        tasks += [sealed.sealing for sealed in self._sealed.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # --- asking ----------------------------------------------------------------------------
 
-    async def collect(self, peers: list[PeerInfo], round_number: int, timeout: float) -> Collected:
-        """Ask each peer for its update; wait until all answered or `timeout` passed."""
+    async def collect(
+        self, peers: list[PeerInfo], round_number: int, timeout: float, enough: int | None = None
+    ) -> Collected:
+        """Ask each peer for its update; wait until `enough` (default: all) sent a usable one,
+        every peer answered, or `timeout` passed."""
+        self._learn(peers)
         result = Collected()
         asked = {secrets.token_hex(16): peer for peer in peers}
         for request_id, peer in asked.items():
             self._pending[request_id] = _Pending(peer, asyncio.get_running_loop().create_future())
             await self._ask(request_id, peer, round_number, result)
         try:
-            await self._await_answers(asked, timeout)
+            unanswered = await self._await_answers(asked, timeout, len(asked) if enough is None else enough)
             for request_id, peer in asked.items():
-                self._gather(self._pending[request_id].answer, peer, result, timeout)
+                self._gather(self._pending[request_id].answer, peer, result, unanswered)
         finally:
             for request_id in asked:
                 self._pending.pop(request_id, None)
@@ -115,16 +189,26 @@ class UpdateExchange:
         except (ConnectionError, RuntimeError) as exc:
             self._pending[request_id].answer.set_exception(UpdateRejected(f"request not sent: {exc}"))
 
-    async def _await_answers(self, asked: dict[str, PeerInfo], timeout: float) -> None:
-        futures = [self._pending[r].answer for r in asked]
-        if futures:
-            await asyncio.wait(futures, timeout=timeout)
+    async def _await_answers(self, asked: dict[str, PeerInfo], timeout: float, enough: int) -> str:
+        """Wait for answers; returns the skip reason for peers still silent when the wait ended."""
+        answers = [self._pending[r].answer for r in asked]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        waiting = {answer for answer in answers if not answer.done()}
+        while waiting and _usable(answers) < enough:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            _, waiting = await asyncio.wait(waiting, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        if waiting and _usable(answers) >= enough:
+            return f"not needed: {enough} of the {len(asked)} peers asked had sent their update first"
+        return f"no answer within {timeout:g}s"
 
     @staticmethod
-    def _gather(answer: asyncio.Future[Update], peer: PeerInfo, result: Collected, timeout: float) -> None:
+    def _gather(answer: asyncio.Future[Update], peer: PeerInfo, result: Collected, unanswered: str) -> None:
         if not answer.done():
             answer.cancel()
-            result.skipped[peer.node_id] = f"no answer within {timeout:g}s"
+            result.skipped[peer.node_id] = unanswered
         elif answer.exception() is not None:
             result.skipped[peer.node_id] = str(answer.exception())
         else:
@@ -137,6 +221,14 @@ class UpdateExchange:
         for pending in self._pending.values():
             if pending.peer.node_id == peer_id and not pending.answer.done():
                 pending.answer.set_exception(UpdateRejected(reason))
+
+    def _refused(self, peer_id: str, manifest: TransferManifest, reason: str) -> None:
+        """Our transfer hub refused (or gave up on) a peer's transfer: an answer of ours fails with that reason."""
+        if manifest.purpose != UPDATE_PURPOSE:
+            return
+        pending = self._pending.get(manifest.meta.get("request_id", ""))
+        if pending is not None and pending.peer.node_id == peer_id and not pending.answer.done():
+            pending.answer.set_exception(UpdateRejected(f"we refused its update: {reason}"))
 
     # --- receiving answers ----------------------------------------------------------------
 
@@ -199,9 +291,7 @@ class UpdateExchange:
     def on_message(self, peer_id: str, message: Message) -> bool:
         """Handle exchange messages routed to us; False for anything else."""
         if isinstance(message, UpdateRequest):
-            task = asyncio.create_task(self._answer(peer_id, message))
-            self._answering.add(task)
-            task.add_done_callback(self._answering.discard)
+            self._take_request(peer_id, message)
             return True
         if isinstance(message, UpdateDeclined):
             pending = self._pending.get(message.request_id)
@@ -210,39 +300,122 @@ class UpdateExchange:
             return True
         return False
 
-    async def _answer(self, peer_id: str, request: UpdateRequest) -> None:
+    def _take_request(self, peer_id: str, request: UpdateRequest) -> None:
+        """Decide at once (nothing awaited) whether to answer or decline; each runs on its own bounded task set."""
         reason = self._decline_reason(request)
-        peer = None if reason else await self._directory_entry(peer_id)
-        if peer is None and not reason:
-            reason = "requester is not in the swarm directory"
+        if reason:
+            self._decline_soon(peer_id, request, "declined", reason)
+        elif self.answered[peer_id] >= self.answers_per_peer:
+            reason = f"you had your {self.answers_per_peer} answers to update requests this round already"
+            self._decline_soon(peer_id, request, "budget", reason)
+        elif len(self._answers) >= self.max_answers:
+            self._decline_soon(peer_id, request, "busy", f"busy answering {self.max_answers} requests, ask later")
+        else:
+            self.answered[peer_id] += 1
+            _spawn(self._answer(peer_id, request), self._answers)
+
+    def _decline_soon(self, peer_id: str, request: UpdateRequest, code: str, reason: str) -> None:
+        if len(self._notes) >= MAX_NOTES:
+            self.dropped += 1
+            log.warning(
+                "dropped an update request from %s (%s): %d declines already on their way", peer_id[:8], code, MAX_NOTES
+            )
+            return
+        self.declined[code] += 1
+        _spawn(self._decline(peer_id, request, reason), self._notes)
+
+    async def _answer(self, peer_id: str, request: UpdateRequest) -> None:
         try:
-            if reason or peer is None:
-                await self.network.send_to(
-                    peer_id, frames.control(UpdateDeclined(request_id=request.request_id, reason=reason))
-                )
+            peer = await self._directory_entry(peer_id)
+            if peer is None:
+                self.declined["unknown"] += 1
+                await self._decline(peer_id, request, "requester is not in the swarm directory")
                 return
-            await self._send_offer(peer, request)
-        except (ConnectionError, RuntimeError, TransferError) as exc:
+            try:
+                await self._send_offer(peer, request)
+            except TransferError as exc:
+                self.declined["undelivered"] += 1
+                await self._decline(peer_id, request, f"could not deliver our update: {exc}")
+        except (ConnectionError, RuntimeError, TimeoutError, TransferError) as exc:
             log.info("could not answer %s: %s", peer_id[:8], exc)
+
+    async def _decline(self, peer_id: str, request: UpdateRequest, reason: str) -> None:
+        text = reason if len(reason) <= _REASON_LIMIT else f"{reason[: _REASON_LIMIT - 3]}..."
+        try:
+            await self.network.send_to(
+                peer_id, frames.control(UpdateDeclined(request_id=request.request_id, reason=text))
+            )
+        except (ConnectionError, RuntimeError) as exc:
+            log.info("could not decline a request of %s: %s", peer_id[:8], exc)
 
     def _decline_reason(self, request: UpdateRequest) -> str:
         if request.task != self.task:
             return f"this cart trains {self.task!r}, not {request.task!r}"
         if self._offer is None:
-            return self._withdrawn or "no trained update yet"
+            return "no trained update yet"
         return ""
 
     async def _directory_entry(self, peer_id: str) -> PeerInfo | None:
-        return next((p for p in await self.network.peers() if p.node_id == peer_id), None)
+        """The requester's entry from what we learned already, else from one lookup at the bridge."""
+        known = self._known.get(peer_id)
+        if known is not None:
+            self._known.move_to_end(peer_id)
+            return known
+        found = await self.network.lookup(peer_id)
+        if found is not None:
+            self._learn([found])
+        return found
+
+    def _learn(self, peers: list[PeerInfo]) -> None:
+        for peer in peers:
+            self._known[peer.node_id] = peer
+            self._known.move_to_end(peer.node_id)
+        while len(self._known) > MAX_KNOWN:
+            self._known.popitem(last=False)
 
     async def _send_offer(self, peer: PeerInfo, request: UpdateRequest) -> None:
         offer = self._offer
-        if offer is None:  # withdrawn while this answer looked the requester up
-            declined = UpdateDeclined(request_id=request.request_id, reason=self._withdrawn or "no trained update yet")
-            await self.network.send_to(peer.node_id, frames.control(declined))
-            return
-        plain = await offer.blob()
-        sealed = await asyncio.to_thread(e2e.seal, plain, peer.kx_public_key, self.network.identity.node_id)
+        assert offer is not None, "_decline_reason declines every request while there is no offer"
+        sealed = await self._sealed_for(peer, offer)
         meta = WeightUpdate(request_id=request.request_id, samples=offer.samples, task=self.task, round=offer.round)
         await self.network.transfers.send_blob(peer.node_id, sealed, WeightUpdate.purpose, meta.to_meta())
         self.bytes_out += len(sealed)
+
+    async def _sealed_for(self, peer: PeerInfo, offer: Offer) -> bytes | bytearray:
+        """The offer sealed for `peer`: sealed once per requester and offer (concurrent answers share
+        the one sealing), then reused."""
+        cached = self._sealed.get(peer.node_id)
+        if cached is None or cached.offer is not offer or cached.kx_public_key != peer.kx_public_key:
+            cached = _Sealed(offer, peer.kx_public_key, asyncio.ensure_future(self._seal(peer, offer)))
+            cached.sealing.add_done_callback(functools.partial(self._sealed_done, peer.node_id, cached))
+            self._sealed[peer.node_id] = cached
+            while len(self._sealed) > MAX_SEALED:
+                self._sealed.popitem(last=False)
+        self._sealed.move_to_end(peer.node_id)
+        return await asyncio.shield(cached.sealing)
+
+    async def _seal(self, peer: PeerInfo, offer: Offer) -> bytes | bytearray:
+        self.seals[peer.node_id] += 1
+        plain = await offer.blob()
+        return await asyncio.to_thread(e2e.seal, plain, peer.kx_public_key, self.network.identity.node_id)
+
+    def _sealed_done(self, node_id: str, cached: _Sealed, sealing: asyncio.Future[bytes | bytearray]) -> None:
+        """A failed sealing is not kept (the next answer tries again); nor one for an offer no longer current."""
+        failed = sealing.cancelled() or sealing.exception() is not None
+        if (failed or cached.offer is not self._offer) and self._sealed.get(node_id) is cached:
+            del self._sealed[node_id]
+
+
+_REASON_LIMIT = 512
+"""What `UpdateDeclined.reason` holds."""
+
+
+def _spawn(job: Coroutine[Any, Any, None], into: set[asyncio.Task[None]]) -> None:
+    task = asyncio.create_task(job)
+    into.add(task)
+    task.add_done_callback(into.discard)
+
+
+def _usable(answers: list[asyncio.Future[Update]]) -> int:
+    """How many answers arrived and passed every check."""
+    return sum(1 for a in answers if a.done() and not a.cancelled() and a.exception() is None)

@@ -18,8 +18,15 @@ class Network(Protocol):
     transfers: TransferHub
     bridge_id: str | None
 
-    async def peers(self) -> list[PeerInfo]:
-        """The live carts of the swarm (this node included or not)."""
+    async def peers(self, *, sample: int | None = None, task: str | None = None) -> list[PeerInfo]:
+        """Announced live carts of the swarm (this node included or not); with `sample`, that many drawn
+        at random by the bridge, those ready with an update for `task` first."""
+
+    async def lookup(self, node_id: str) -> PeerInfo | None:
+        """One announced live cart's entry, or None."""
+
+    async def announce(self, *, ready: bool, task: str | None = None) -> None:
+        """Tell the swarm whether this cart has an update on offer (for `task`)."""
 
     async def send_to(self, peer_id: str, inner: bytes) -> None:
         """Route one frame to another cart."""

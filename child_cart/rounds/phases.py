@@ -68,15 +68,20 @@ class Train(RoundPhase):
 
 
 class Exchange(RoundPhase):
-    """Ask k live peers, drawn at random from the directory, for this round's update."""
+    """Ask k + `over_ask` live peers for this round's update and go on once k have sent one (or at the deadline).
+
+    The bridge draws them at random from the carts that announced themselves for our
+    task, those with an update ready first, so one silent or declining peer costs the
+    round no wait and no directory is ever listed whole.
+    """
 
     name = Phase.EXCHANGE
 
     async def run(self, ctx: RoundContext) -> None:
-        engine = ctx.engine
-        live = [p for p in await engine.network.peers() if p.node_id != engine.node_id]
-        ctx.asked = engine.rng.sample(live, min(ctx.settings.k, len(live)))
-        collected = await engine.exchange.collect(ctx.asked, ctx.number, ctx.settings.peer_timeout)
+        engine, settings = ctx.engine, ctx.settings
+        drawn = await engine.network.peers(sample=settings.k + settings.over_ask, task=engine.task.name)
+        ctx.asked = [p for p in drawn if p.node_id != engine.node_id]
+        collected = await engine.exchange.collect(ctx.asked, ctx.number, settings.peer_timeout, enough=settings.k)
         ctx.peer_updates, ctx.skipped = collected.updates, collected.skipped
 
 

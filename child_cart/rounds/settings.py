@@ -44,6 +44,13 @@ class RoundSettings(BaseModel):
     trim_ratio: float = Field(0.2, ge=0.0, lt=0.5, description="Share trimmed at each end by trimmed_mean")
     krum_f: int = Field(1, ge=0, le=20, description="Attackers Krum assumes")
     peer_timeout: float = Field(20.0, gt=0.0, le=600.0, description="Seconds to wait for a peer's update")
+    over_ask: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="Peers asked beyond k; the round goes on once k have sent their update, so a silent or "
+        "declining peer costs no wait",
+    )
     dp_noise_multiplier: float = Field(
         0.0,
         ge=0.0,

@@ -33,6 +33,12 @@ EXAMPLES = st.one_of(
         task=st.sampled_from(["recommend", "iot-anomaly"]),
         round=st.integers(0, 10**6),
     ),
+    st.builds(
+        m.PeersRequest,
+        sample=st.none() | st.integers(1, m.MAX_SAMPLE),
+        task=st.none() | st.sampled_from(["recommend", "iot-anomaly"]),
+        node_id=st.none() | node_ids,
+    ),
 )
 
 
@@ -58,6 +64,10 @@ def test_arbitrary_bytes_never_crash_decode(data):
         ({"type": "challenge", "nonce": "!!", "bridge_id": "a" * 40}, "nonce", "base64"),
         ({"type": "challenge", "nonce": "AAAA", "bridge_id": "a" * 40}, "nonce", "at least 32"),
         ({"type": "undeliverable", "to": "not-hex", "reason": ""}, "to", "pattern"),
+        ({"type": "peers_request", "sample": 0}, "sample", "greater than or equal to 1"),
+        ({"type": "peers_request", "sample": m.MAX_SAMPLE + 1}, "sample", f"less than or equal to {m.MAX_SAMPLE}"),
+        ({"type": "peers_request", "sample": 3, "task": "Not A Task!"}, "task", "pattern"),
+        ({"type": "peer_list", "peers": [], "total": -1}, "total", "greater than or equal to 0"),
     ],
 )
 def test_bad_field_is_named(payload, field, reason):

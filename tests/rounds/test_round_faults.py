@@ -1,8 +1,11 @@
 """What each fault of one peer does to the honest carts' round: one table over a `Fault` enum.
 
-Two honest carts and one faulty cart share a bridge. Whatever the faulty cart
-does, every honest cart finishes its round, uses the other honest cart's
-update, and logs the faulty one as skipped with the reason the table names.
+Honest carts (two, unless a row needs more) and one faulty cart share a bridge.
+Whatever the faulty cart does, every honest cart finishes its round with the other
+honest carts' updates (at least k of them), and its round log says what became of
+the faulty one: skipped with the reason the table names, or (a cart that never
+announced itself) never asked at all. Some rows also check the reaction itself: a
+flood of update requests is answered within its budget, from one sealed copy.
 """
 
 from __future__ import annotations
@@ -10,22 +13,33 @@ from __future__ import annotations
 import asyncio
 import enum
 import os
+import secrets
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cartnet import e2e, frames, weights
-from cartnet.messages import Message, TransferManifest
-from cartnet.transfer import build_manifest
+from cartnet.messages import Message, TransferManifest, UpdateDeclined, UpdateRequest
+from cartnet.transfer import Received, build_manifest
 from child_cart.node import CartNode
-from child_cart.rounds.exchange import UPDATE_PURPOSE, UpdateExchange
-from fedcart.inprocess import run_round
+from child_cart.rounds.exchange import ANSWERS_PER_PEER, UPDATE_PURPOSE, UpdateExchange
+from fedcart.inprocess import local_authority, run_round, start_carts
 from parent_cart.bridge import Bridge
 
+from .swarmkit import TestSwarm as Swarm
 from .swarmkit import swarm
 
 pytestmark = pytest.mark.slow
 PEER_TIMEOUT = 4.0
+DEADLINE = 240.0
+"""Longest a row's honest round (or an awaited reaction) may take before the row fails; never asserted as a time."""
+FLOOD = 40
+"""Update requests the flooding cart sends every cart that asks it for its update."""
+PRESENCE_FRAME = frames.CONTROL + b'{"type":"presence"'
 
 
 class Fault(enum.Enum):
@@ -35,16 +49,9 @@ class Fault(enum.Enum):
     WRONG_SHAPES = "sends weights of another model"
     NOT_FINITE = "sends NaN weights"
     DECLINES = "declines every request"
-
-
-EXPECTED_SKIP = {
-    Fault.SILENT: f"no answer within {PEER_TIMEOUT:g}s",
-    Fault.DISCONNECTS_MID_TRANSFER: "disconnected without saying goodbye",
-    Fault.GARBAGE: "garbage update",
-    Fault.WRONG_SHAPES: "wrong shapes or dtypes",
-    Fault.NOT_FINITE: "NaN or infinite",
-    Fault.DECLINES: "peer declined",
-}
+    FLOODS_REQUESTS = "floods every cart that asks it with update requests"
+    NEVER_ANNOUNCED = "is admitted but never announces itself"
+    SILENT_AMONG_MANY = "never answers, one of the k + 2 peers asked"
 
 
 class FaultyExchange(UpdateExchange):
@@ -52,13 +59,38 @@ class FaultyExchange(UpdateExchange):
 
     fault: Fault
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.flood_ids: set[str] = set()
+        self.flood_replies: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self.flooding: list[asyncio.Task[None]] = []
+
     def on_message(self, peer_id: str, message: Message) -> bool:
-        if self.fault is Fault.SILENT:
+        if self.fault in (Fault.SILENT, Fault.SILENT_AMONG_MANY):
+            return True
+        if self.fault is Fault.FLOODS_REQUESTS and isinstance(message, UpdateRequest):
+            self.flooding.append(asyncio.ensure_future(self._flood(peer_id)))
+        if isinstance(message, UpdateDeclined) and message.request_id in self.flood_ids:
+            self.flood_replies.put_nowait((peer_id, message.reason))
             return True
         return super().on_message(peer_id, message)
 
+    def on_transfer(self, received: Received) -> bool:
+        if received.manifest.meta.get("request_id") in self.flood_ids:
+            self.flood_replies.put_nowait((received.peer, "answered"))
+            return True
+        return super().on_transfer(received)
+
+    async def _flood(self, peer_id: str) -> None:
+        for _ in range(FLOOD):
+            request = UpdateRequest(request_id=secrets.token_hex(16), task=self.task, round=0)
+            self.flood_ids.add(request.request_id)
+            await self.network.send_to(peer_id, frames.control(request))
+
     def _decline_reason(self, request) -> str:
-        return "faulty cart declines" if self.fault is Fault.DECLINES else super()._decline_reason(request)
+        if self.fault in (Fault.DECLINES, Fault.FLOODS_REQUESTS):
+            return "faulty cart declines"
+        return super()._decline_reason(request)
 
     async def _send_offer(self, peer, request) -> None:
         meta = {"request_id": request.request_id, "samples": "100", "task": self.task, "round": "0"}
@@ -84,7 +116,9 @@ class FaultyExchange(UpdateExchange):
         await self.network._ws.close()
 
 
-def faulty_node(fault: Fault):
+def faulty_node(fault: Fault, position: int):
+    """A node factory that makes the `position`-th node (1-based) faulty."""
+
     def make(settings, **options) -> CartNode:
         node = CartNode(settings, **options)
         exchange = FaultyExchange(node.client, node.task.name)
@@ -96,21 +130,116 @@ def faulty_node(fault: Fault):
 
     def factory(settings, **options) -> CartNode:
         made["count"] += 1
-        return make(settings, **options) if made["count"] == 3 else CartNode(settings, **options)
+        return make(settings, **options) if made["count"] == position else CartNode(settings, **options)
 
     return factory
 
 
+def _withholding_presence(settings, **options) -> CartNode:
+    """A real cart that never announces itself: every presence it would send is swallowed."""
+    node = CartNode(settings, **options)
+    send = node.client._send_raw
+
+    async def send_but_presence(frame: bytes) -> None:
+        if not frame.startswith(PRESENCE_FRAME):
+            await send(frame)
+
+    node.client._send_raw = send_but_presence
+    return node
+
+
+async def _never_announcing(s: Swarm, root: Path) -> CartNode:
+    """An admitted cart beside the honest ones that never sends a presence (enrolled like them)."""
+    [node] = await start_carts(
+        s.data[:1],
+        s.bridges,
+        root / "unannounced",
+        {},
+        make_node=_withholding_presence,
+        authority=local_authority(root),
+    )
+    s.nodes.append(node)  # stopped with the swarm
+    return node
+
+
+Check = Callable[[Swarm, list[CartNode], CartNode], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Case:
+    skip: str | None
+    """What an honest cart's round log says of the faulty cart; None: it was never asked."""
+    honest: int = 2
+    options: dict[str, object] = field(default_factory=dict)
+    check: Check | None = None
+    """The reaction itself, checked after the honest round."""
+
+
+async def _flood_was_answered_within_budget(s: Swarm, honest: list[CartNode], faulty: CartNode) -> None:
+    """Every flooded cart answered ANSWERS_PER_PEER requests from one sealed copy and declined the rest, saying why."""
+    replies: dict[str, Counter[str]] = {node.node_id: Counter() for node in honest}
+    while any(counts.total() < FLOOD for counts in replies.values()):
+        try:
+            peer, said = await asyncio.wait_for(faulty.exchange.flood_replies.get(), DEADLINE)
+        except TimeoutError:
+            pytest.fail(f"the flooded carts never replied to all {FLOOD} requests each: {replies}")
+        replies[peer]["answered" if said == "answered" else said] += 1
+    budget = f"you had your {ANSWERS_PER_PEER} answers to update requests this round already"
+    for node in honest:
+        assert replies[node.node_id] == Counter({"answered": ANSWERS_PER_PEER, budget: FLOOD - ANSWERS_PER_PEER})
+        assert node.exchange.answered[faulty.node_id] == ANSWERS_PER_PEER
+        assert node.exchange.seals[faulty.node_id] == 1, "one sealed copy per requester and round, reused"
+        assert node.exchange.declined["budget"] == FLOOD - ANSWERS_PER_PEER and node.exchange.dropped == 0
+
+
+async def _never_offered(s: Swarm, honest: list[CartNode], faulty: CartNode) -> None:
+    bridge = s.bridges[0]
+    assert faulty.node_id in bridge.directory.local, "admitted and connected all along"
+    assert faulty.node_id not in {m.info.node_id for m in bridge.directory.members()}
+
+
+CASES: dict[Fault, Case] = {
+    Fault.SILENT: Case(f"no answer within {PEER_TIMEOUT:g}s"),
+    Fault.DISCONNECTS_MID_TRANSFER: Case("disconnected without saying goodbye"),
+    Fault.GARBAGE: Case("garbage update"),
+    Fault.WRONG_SHAPES: Case("wrong shapes or dtypes"),
+    Fault.NOT_FINITE: Case("NaN or infinite"),
+    Fault.DECLINES: Case("peer declined"),
+    Fault.FLOODS_REQUESTS: Case("peer declined", check=_flood_was_answered_within_budget),
+    Fault.NEVER_ANNOUNCED: Case(None, check=_never_offered),
+    Fault.SILENT_AMONG_MANY: Case(
+        "not needed: 2 of the 4 peers asked had sent their update first",
+        honest=4,
+        # a deadline no round here reaches: the round must go on once k = 2 peers answered, not wait
+        options={"k": 2, "peer_timeout": 120.0},
+    ),
+}
+
+
 @pytest.mark.parametrize("fault", list(Fault), ids=[f.name.lower() for f in Fault])
 async def test_honest_carts_finish_their_round_despite(fault, tmp_path):
-    async with swarm(tmp_path, carts=3, rows=200, make_node=faulty_node(fault), peer_timeout=PEER_TIMEOUT) as s:
-        honest, faulty = s.nodes[:2], s.nodes[2]
+    case = CASES[fault]
+    announced = fault is not Fault.NEVER_ANNOUNCED
+    carts = case.honest + announced
+    options = {"peer_timeout": PEER_TIMEOUT, **case.options}
+    make_node = faulty_node(fault, carts) if announced else CartNode
+    async with swarm(tmp_path, carts=carts, rows=200, make_node=make_node, **options) as s:
+        honest = s.nodes[: case.honest]
+        faulty = s.nodes[-1] if announced else await _never_announcing(s, tmp_path)
+        k = int(options.get("k", carts - 1))
         await faulty.engine.run_round()
-        records = await asyncio.wait_for(run_round(honest), 3 * PEER_TIMEOUT + 60)
-    for record, other in ((records[0], honest[1]), (records[1], honest[0])):
-        assert record.peers_answered == [other.node_id], record.skipped
-        assert EXPECTED_SKIP[fault] in record.skipped[faulty.node_id]
-        assert record.aggregated, "the honest pair still aggregated"
+        records = await asyncio.wait_for(run_round(honest), DEADLINE)
+        if case.check is not None:
+            await case.check(s, honest, faulty)
+    for record in records:
+        others = {node.node_id for node in honest} - {record.node_id}
+        assert set(record.peers_answered) <= others, record.skipped
+        assert len(record.peers_answered) >= min(k, len(others)), record.skipped
+        if case.skip is None:
+            assert faulty.node_id not in record.peers_asked, "a cart that never announced itself was offered"
+        else:
+            assert case.skip in record.skipped[faulty.node_id], record.skipped
+        assert record.aggregated, "the honest carts still aggregated"
 
 
 async def test_round_survives_a_bridge_restart(tmp_path):

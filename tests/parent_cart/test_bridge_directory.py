@@ -1,0 +1,108 @@
+"""Whom a bridge offers as peers (issue 14, findings 6 and 8).
+
+Only carts that announced themselves (a valid presence) are ever offered; those with an
+update ready for the asked task come first; and the bridge draws the sample itself, so a
+swarm of any size is answered without cutting a list.
+"""
+
+from __future__ import annotations
+
+import random
+
+from bridgekit import cart, http_peers, listed, raw_cart, until, within
+
+from cartnet import messages, presence
+from cartnet.identity import Identity
+from cartnet.messages import PeerList
+from parent_cart.directory import Directory
+from parent_cart.session import MAX_PEER_LIST
+
+SWARM = 1000
+
+
+async def test_an_admitted_cart_that_never_announced_itself_is_never_offered(swarm):
+    bridge = await swarm.add_bridge()
+    silent = Identity.generate()
+    async with (
+        raw_cart(bridge, silent),
+        cart(bridge, task="recommend") as asker,
+        cart(bridge, task="recommend") as honest,
+    ):
+        await until(
+            lambda: listed(bridge, asker.node_id) and listed(bridge, honest.node_id),
+            "the carts never announced",
+            bridge,
+        )
+        assert silent.node_id in bridge.directory.local, "admitted and reachable"
+        drawn = await within(asker.peers(sample=5, task="recommend"), "a sample")
+        assert [p.node_id for p in drawn] == [honest.node_id]
+        assert silent.node_id not in {p.node_id for p in await asker.peers()}
+        assert silent.node_id not in {p["node_id"] for p in await http_peers(bridge)}
+        assert await asker.lookup(silent.node_id) is None
+        found = await asker.lookup(honest.node_id)
+        assert found is not None and found.kx_public_key == honest.identity.kx_public_key
+    assert bridge.directory.count() == 0
+
+
+async def test_carts_ready_for_the_task_are_drawn_first_and_other_tasks_never(swarm):
+    bridge = await swarm.add_bridge()
+    async with (
+        cart(bridge, task="recommend") as asker,
+        cart(bridge, task="recommend") as ready,
+        cart(bridge, task="recommend") as waiting,
+        cart(bridge, task="iot-anomaly") as other,
+    ):
+        await ready.announce(ready=True)
+        await until(
+            lambda: (
+                all(listed(bridge, c.node_id) for c in (asker, ready, waiting, other))
+                and bridge.directory.presences[ready.node_id].record.ready
+            ),
+            "the ready cart never said so",
+            bridge,
+        )
+        assert [p.node_id for p in await asker.peers(sample=1, task="recommend")] == [ready.node_id]
+        drawn = {p.node_id for p in await asker.peers(sample=5, task="recommend")}
+        assert drawn == {ready.node_id, waiting.node_id}, "not-ready carts of the task fill up, never the asker"
+        assert {p.node_id for p in await asker.peers(sample=5, task="iot-anomaly")} == {other.node_id}
+        listing = {p["node_id"]: p for p in await http_peers(bridge)}
+    assert (listing[ready.node_id]["ready"], listing[waiting.node_id]["ready"]) == (True, False)
+    assert listing[other.node_id]["task"] == "iot-anomaly"
+
+
+def _crowd(directory: Directory, count: int) -> set[str]:
+    """`count` carts behind another bridge, every other one ready; returns the ready ones' ids."""
+    elsewhere, ready = Identity.generate().node_id, set()
+    for index in range(count):
+        identity = Identity.generate()
+        signed = presence.sign(identity, elsewhere, 600, task="recommend", ready=index % 2 == 0)
+        directory.learn_record(signed.record, "http://127.0.0.1:9")
+        if signed.record.ready:
+            ready.add(identity.node_id)
+    return ready
+
+
+def test_a_thousand_cart_directory_answers_a_sample_without_cutting_anyone():
+    directory = Directory(Identity.generate().node_id, "http://127.0.0.1:8")
+    ready = _crowd(directory, SWARM)
+    listed_order = [m.info.node_id for m in directory.members()]
+    assert directory.count() == SWARM == len(listed_order)
+    asker, draw, drawn = listed_order[-1], random.Random(7), set()
+    for _ in range(200):
+        infos, pool = directory.sample(10, "recommend", exclude=asker, rng=draw)
+        ids = {info.node_id for info in infos}
+        assert len(ids) == 10 and pool == SWARM - 1 and asker not in ids
+        drawn |= ids
+        assert len(messages.encode(PeerList(peers=infos, total=pool))) < messages.MAX_CONTROL_BYTES
+    assert drawn <= ready, "with enough ready carts, only ready ones are drawn"
+    assert drawn & set(listed_order[MAX_PEER_LIST:]), "carts past where a listing is cut are drawn too"
+
+
+async def test_a_bridge_with_a_thousand_carts_answers_sample_requests_itself(swarm):
+    bridge = await swarm.add_bridge()
+    ready = _crowd(bridge.directory, SWARM)
+    async with cart(bridge, task="recommend") as asker:
+        drawn = await within(asker.peers(sample=messages.MAX_SAMPLE, task="recommend"), "a sample of 100 of 1000")
+        assert len(drawn) == messages.MAX_SAMPLE and {p.node_id for p in drawn} <= ready
+        listing = await within(asker.peers(), "the directory as far as one message holds it")
+    assert len(listing) == MAX_PEER_LIST - 1, "a listing is cut (the asker, listed first, left out): rounds sample"
