@@ -1,4 +1,10 @@
-"""FedAvg: the sample-weighted mean (McMahan et al. 2017)."""
+"""FedAvg: the sample-weighted mean (McMahan et al. 2017), weighted by clipped sample counts.
+
+The counts are what each peer claims; they are clipped to `SAMPLE_CLIP_FACTOR`
+times the round's median claim first (`base.clipped_samples`), so a peer cannot
+take the whole mean by claiming millions of rows. FedAvg is still not robust to
+poisoned weights: pick median, trimmed mean or Krum for that.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +12,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from child_cart.aggregation.base import AggregationError, Aggregator, Update, stacked
+from child_cart.aggregation.base import AggregationError, Aggregator, Update, clipped_samples, stacked
 
 
 class FedAvg(Aggregator):
     name = "fedavg"
 
     def combine(self, updates: Sequence[Update]) -> list[np.ndarray]:
-        counts = np.array([u.samples for u in updates], dtype=np.float64)
+        counts = clipped_samples(updates)
         if counts.sum() <= 0:
             raise AggregationError("FedAvg needs a positive total sample count")
         coefficients = counts / counts.sum()

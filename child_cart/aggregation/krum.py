@@ -2,16 +2,34 @@
 
 With f assumed attackers among n updates, an honest update sits in a tight
 cluster, so its summed squared distance to its n - f - 2 nearest others is
-small; the rule returns that one update unchanged. Needs n > 2f + 2.
+small; the rule returns that one update unchanged. The paper needs n > 2f + 2.
+
+The round settings refuse an f that the configured k cannot bear. When fewer
+peers answer than were asked, Krum adapts f to the updates it has, as Flower's
+Krum does: the largest f with n > 2f + 2 (`bearable_f`), never more than
+configured. Below 3 updates no f fits and the rule refuses with a reason.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
 
-from child_cart.aggregation.base import AggregationError, Aggregator, Update
+from child_cart.aggregation.base import Aggregator, Update, require_robust_quorum
+
+log = logging.getLogger(__name__)
+
+
+def bearable_f(n: int) -> int:
+    """The largest f Krum can assume among `n` updates (n > 2f + 2); -1 when even f = 0 does not fit."""
+    return (n - 3) // 2
+
+
+def min_updates(f: int) -> int:
+    """Fewest updates Krum needs to assume `f` attackers: 2f + 3."""
+    return 2 * f + 3
 
 
 class Krum(Aggregator):
@@ -25,18 +43,24 @@ class Krum(Aggregator):
     def combine(self, updates: Sequence[Update]) -> list[np.ndarray]:
         return [w.copy() for w in updates[self.select(updates)].weights]
 
+    def effective_f(self, n: int) -> int:
+        """The f used with `n` updates: the configured f, lowered to what n can bear; raises when none fits."""
+        require_robust_quorum(self.name, n, "to pick one by its nearest neighbours")
+        f = min(self.f, bearable_f(n))
+        if f < self.f:
+            log.info("krum: %d updates bear f=%d, not the configured f=%d; using f=%d this round", n, f, self.f, f)
+        return f
+
     def select(self, updates: Sequence[Update]) -> int:
         """Index of the update Krum keeps."""
-        n = len(updates)
-        if n <= 2 * self.f + 2:
-            raise AggregationError(f"Krum with f={self.f} needs more than {2 * self.f + 2} updates, got {n}")
         scores = self.scores(updates)
         return int(np.argmin(scores))
 
     def scores(self, updates: Sequence[Update]) -> np.ndarray:
-        """Each update's sum of squared distances to its n - f - 2 nearest others."""
+        """Each update's sum of squared distances to its n - f - 2 nearest others (f as `effective_f` adapts it)."""
+        n = len(updates)
+        nearest = n - self.effective_f(n) - 2  # at least f + 1, since n > 2f + 2
         distances = _pairwise_sq_distances(updates)
-        nearest = len(updates) - self.f - 2
         np.fill_diagonal(distances, np.inf)
         return np.sort(distances, axis=1)[:, :nearest].sum(axis=1)
 

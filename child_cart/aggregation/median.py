@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from child_cart.aggregation.base import Aggregator, Update, sorted_stack
+from child_cart.aggregation.base import Aggregator, Update, require_robust_quorum, sorted_stack
 
 
 class Median(Aggregator):
@@ -14,6 +14,7 @@ class Median(Aggregator):
 
     def combine(self, updates: Sequence[Update]) -> list[np.ndarray]:
         n = len(updates)
+        require_robust_quorum(self.name, n, "(the median of two is their mean)")
         return [_middle(sorted_stack(updates, i), n).astype(layer.dtype) for i, layer in enumerate(updates[0].weights)]
 
 

@@ -6,8 +6,9 @@ array along that axis and sets the votes:
 
 - `tree_union`: every tree votes equally (a random forest grown on all carts'
   trees, as if one cart had grown them all);
-- `tree_vote`:  each cart's forest weighs by its training rows, shared among its
-  trees in their existing proportions (weighted voting).
+- `tree_vote`:  each cart's forest weighs by its training rows (clipped to
+  `SAMPLE_CLIP_FACTOR` x the round's median claim, as in FedAvg), shared among
+  its trees in their existing proportions (weighted voting).
 
 Forests may differ in how many trees they hold; every per-tree shape and dtype
 must match.
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from child_cart.aggregation.base import AggregationError, Aggregator, Update
+from child_cart.aggregation.base import AggregationError, Aggregator, Update, clipped_samples
 
 
 class TreeUnion(Aggregator):
@@ -45,7 +46,7 @@ class TreeUnion(Aggregator):
         if not self.by_samples:
             total = sum(len(u.weights[-1]) for u in updates)
             return np.full(total, 1.0 / total, dtype=dtype)
-        counts = np.array([u.samples for u in updates], dtype=np.float64)
+        counts = clipped_samples(updates)
         if counts.sum() <= 0:
             raise AggregationError("tree_vote needs a positive total sample count")
         shares = counts / counts.sum()

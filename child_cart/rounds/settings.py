@@ -4,30 +4,51 @@ They live in the store's `settings` collection (key `rounds`), so a change made
 on the admin page is persisted and the round engine reads it before each round:
 no restart needed. One pydantic model validates them for both the UI and the engine.
 
+The fields are also checked together: a combination that would leave the chosen
+robust rule protecting nothing once all k peers answer (trimmed mean that trims
+no update or every update, Krum assuming more attackers than k + 1 updates can
+outvote, a median of two) is refused with a message naming the fields, never
+accepted and quietly weakened. When fewer peers answer than were asked, the rules
+themselves adapt or refuse for that round (`child_cart.aggregation`).
+
 The `dp_*` fields switch on client-level differential privacy (`privacy.py`,
 off by default); `accountant.privacy_conflicts` checks them together.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import logging
+from collections.abc import Callable
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from child_cart.aggregation.base import MIN_ROBUST_UPDATES
+from child_cart.aggregation.krum import min_updates as krum_min_updates
+from child_cart.aggregation.trimmed_mean import wanted_trim
 from child_cart.rounds.accountant import MAX_NOISE_MULTIPLIER, privacy_conflicts, refuse_conflicts
 from child_cart.store import Store
 
+log = logging.getLogger(__name__)
+
 SETTINGS_KEY = "rounds"
 Aggregator = Literal["fedavg", "median", "trimmed_mean", "krum"]
+MAX_K = 50
 
 
 class RoundSettings(BaseModel):
-    """How this cart runs its rounds; every field has a safe default."""
+    """How this cart runs its rounds; every field has a safe default, and the defaults fit every aggregator."""
 
     model_config = ConfigDict(extra="forbid")
 
     aggregator: Aggregator = Field("fedavg", description="How received updates are combined")
-    k: int = Field(3, ge=1, le=50, description="Peers asked for their update each round")
+    k: int = Field(
+        3,
+        ge=1,
+        le=MAX_K,
+        description="Peers asked for their update each round; the cart's own update makes k + 1. "
+        "median and trimmed_mean need k >= 2, krum needs k >= 2 * krum_f + 2",
+    )
     tolerance: float = Field(
         0.05,
         ge=0.0,
@@ -41,8 +62,20 @@ class RoundSettings(BaseModel):
         0, ge=0, le=10**7, description="New purchases needed before training again (0 = every round)"
     )
     local_epochs: int = Field(3, ge=1, le=100, description="Local training epochs per round")
-    trim_ratio: float = Field(0.2, ge=0.0, lt=0.5, description="Share trimmed at each end by trimmed_mean")
-    krum_f: int = Field(1, ge=0, le=20, description="Attackers Krum assumes")
+    trim_ratio: float = Field(
+        0.2,
+        ge=0.0,
+        lt=0.5,
+        description="Share trimmed at each end by trimmed_mean, rounded up: 0.2 of k + 1 = 4 updates trims one from "
+        "each side. trimmed_mean needs it above 0 and at least one update left over",
+    )
+    krum_f: int = Field(
+        0,
+        ge=0,
+        le=20,
+        description="Attackers Krum assumes among the k + 1 updates; it needs k + 1 > 2 * krum_f + 2. At 0 Krum "
+        "still keeps the one update closest to the others, which leaves one far-off attacker out",
+    )
     peer_timeout: float = Field(20.0, gt=0.0, le=600.0, description="Seconds to wait for a peer's update")
     over_ask: int = Field(
         2,
@@ -51,6 +84,7 @@ class RoundSettings(BaseModel):
         description="Peers asked beyond k; the round goes on once k have sent their update, so a silent or "
         "declining peer costs no wait",
     )
+
     dp_noise_multiplier: float = Field(
         0.0,
         ge=0.0,
@@ -73,15 +107,100 @@ class RoundSettings(BaseModel):
     )
 
     @model_validator(mode="after")
+    def _protections_stay_on(self) -> RoundSettings:
+        """Refuse combinations that would switch the chosen rule's protection off; each error names its fields."""
+        refuse_conflicts(self, conflicts(self))
+        return self
+
+    @model_validator(mode="after")
     def _privacy_stays_on(self) -> RoundSettings:
         """Refuse privacy settings that would protect nothing or never let the cart share; errors name their fields."""
         refuse_conflicts(self, privacy_conflicts(self))
         return self
 
 
+def conflicts(settings: RoundSettings) -> list[tuple[tuple[str, ...], str]]:
+    """What makes these settings switch a protection off: (fields to change, message naming them)."""
+    n = settings.k + 1
+    rule = settings.aggregator
+    if rule == "median" and n < MIN_ROBUST_UPDATES:
+        return [
+            (
+                ("k",),
+                f"aggregator=median with k={settings.k} takes the median of {n} updates, which is their mean: "
+                f"set k to at least {MIN_ROBUST_UPDATES - 1} so one bad update is outvoted",
+            )
+        ]
+    if rule == "trimmed_mean":
+        if settings.trim_ratio <= 0:
+            return [
+                (
+                    ("trim_ratio",),
+                    "aggregator=trimmed_mean with trim_ratio=0 trims nothing (a plain mean): set trim_ratio above 0 "
+                    "(0.2 trims one update from each side of 4) or choose fedavg",
+                )
+            ]
+        cut = wanted_trim(n, settings.trim_ratio)
+        if n < MIN_ROBUST_UPDATES:
+            return [
+                (
+                    ("k",),
+                    f"aggregator=trimmed_mean with k={settings.k} has {n} updates (k + 1): it needs at least "
+                    f"{MIN_ROBUST_UPDATES} to trim one from each side and keep one, so set k to at least "
+                    f"{MIN_ROBUST_UPDATES - 1}",
+                )
+            ]
+        if n - 2 * cut < 1:
+            largest = ((n - 1) // 2) / n
+            least = _next_k(settings.k, lambda m: m - 2 * wanted_trim(m, settings.trim_ratio) >= 1)
+            raise_k = f" or raise k to at least {least}" if least else ""
+            return [
+                (
+                    ("k", "trim_ratio"),
+                    f"aggregator=trimmed_mean with trim_ratio={settings.trim_ratio:g} and k={settings.k} would trim "
+                    f"{cut} of {n} updates (k + 1) from each side and leave none: lower trim_ratio to "
+                    f"{largest:g} or less{raise_k}",
+                )
+            ]
+    if rule == "krum" and n < krum_min_updates(settings.krum_f):
+        least = krum_min_updates(settings.krum_f) - 1
+        lower_f = (n - 3) // 2
+        lower = f" or lower krum_f to {lower_f}" if lower_f >= 0 else ""
+        return [
+            (
+                ("k", "krum_f"),
+                f"aggregator=krum with krum_f={settings.krum_f} needs more than 2 * krum_f + 2 = "
+                f"{2 * settings.krum_f + 2} updates, but k={settings.k} gives {n} (k + 1): raise k to at least "
+                f"{least}{lower}",
+            )
+        ]
+    return []
+
+
+def _next_k(k: int, fits: Callable[[int], bool]) -> int | None:
+    """The smallest k above `k` whose k + 1 updates satisfy `fits`, if any up to MAX_K does."""
+    return next((more for more in range(k + 1, MAX_K + 1) if fits(more + 1)), None)
+
+
 def load(store: Store) -> RoundSettings:
-    """The stored settings, or the defaults when none were saved yet."""
-    return RoundSettings.model_validate(store.get_setting(SETTINGS_KEY, {}))
+    """The stored settings, or the defaults when none were saved yet.
+
+    Stored values that no longer validate (saved by an older version, before the
+    fields were checked together) are reset to their defaults, with a warning, so
+    the cart keeps running rounds with the rest: the defaults fit every rule. The
+    `dp_*` fields are never repaired that way (their default is "off"): settings
+    whose privacy fields fail raise, and the admin has to fix them.
+    """
+    stored: dict[str, Any] = dict(store.get_setting(SETTINGS_KEY, {}))
+    try:
+        return RoundSettings.model_validate(stored)
+    except ValidationError as exc:
+        bad = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
+        if not bad or any(name.startswith("dp_") for name in bad):
+            raise
+        repaired = RoundSettings.model_validate({k: v for k, v in stored.items() if k not in bad})
+        log.warning("stored round settings refused (%s); using the defaults for %s", exc, ", ".join(sorted(bad)))
+        return repaired
 
 
 def save(store: Store, changes: dict) -> RoundSettings:

@@ -8,7 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from child_cart.aggregation import AGGREGATORS, AggregationError, Update, make_aggregator
+from child_cart.aggregation.base import SAMPLE_CLIP_FACTOR, clipped_samples
 from child_cart.aggregation.krum import Krum
+from child_cart.aggregation.trimmed_mean import trim_count
+from child_cart.rounds.settings import RoundSettings
 
 SHAPES = [(3, 4), (4,), (2, 2, 2)]
 
@@ -87,9 +90,115 @@ def test_krum_scores_use_n_minus_f_minus_2_nearest():
     assert Krum(f=1).select(updates) == 1
 
 
-def test_krum_needs_enough_updates():
-    with pytest.raises(AggregationError, match="more than 4 updates"):
-        Krum(f=1).aggregate(make_updates(np.random.default_rng(3), 4))
+@pytest.mark.parametrize(
+    ("configured", "n", "used"),
+    [(1, 3, 0), (1, 4, 0), (1, 5, 1), (1, 9, 1), (2, 6, 1), (2, 7, 2), (3, 20, 3), (0, 8, 0)],
+)
+def test_krum_adapts_f_to_the_updates_it_has(configured, n, used):
+    """As Flower's Krum: the largest f with n > 2f + 2, never more than configured."""
+    assert Krum(f=configured).effective_f(n) == used
+
+
+def test_krum_at_four_updates_aggregates_and_below_three_refuses():
+    updates = make_updates(np.random.default_rng(3), 4)
+    assert len(Krum(f=1).aggregate(updates)) == len(SHAPES)
+    with pytest.raises(AggregationError, match="krum needs at least 3 updates .* got 2"):
+        Krum(f=1).aggregate(updates[:2])
+
+
+@pytest.mark.parametrize(
+    ("n", "ratio", "cut"),
+    [
+        (4, 0.2, 1),
+        (4, 0.01, 1),
+        (5, 0.2, 1),
+        (6, 0.2, 2),
+        (10, 0.1, 1),
+        (10, 0.3, 3),
+        (11, 0.45, 5),
+        (3, 0.45, 1),
+        (4, 0.0, 0),
+    ],
+)
+def test_trim_count_rounds_up_and_keeps_one(n, ratio, cut):
+    assert trim_count(n, ratio) == cut
+
+
+@pytest.mark.parametrize("name", ["median", "trimmed_mean", "krum"])
+def test_robust_rules_refuse_two_updates_with_a_reason(name):
+    """With two updates each robust rule would be a mean or a coin toss: the round log gets the reason instead."""
+    with pytest.raises(AggregationError, match=f"{name} needs at least 3 updates"):
+        make_aggregator(name).aggregate(make_updates(np.random.default_rng(4), 2))
+
+
+def test_clipped_samples_against_the_lower_median_claim():
+    def claims(*samples):
+        return clipped_samples([Update(str(i), [np.zeros(1, "float32")], s) for i, s in enumerate(samples)])
+
+    np.testing.assert_array_equal(claims(100, 100, 100, 10_000_000), [100, 100, 100, 100 * SAMPLE_CLIP_FACTOR])
+    np.testing.assert_array_equal(claims(100, 120, 10_000_000, 10_000_000), [100, 120, 360, 360])
+    np.testing.assert_array_equal(
+        claims(100, 10_000_000), [100, 300]
+    )  # own + one liar: the liar cannot lift the median
+    np.testing.assert_array_equal(claims(50, 100, 150), [50, 100, 150])  # honest spreads within the factor untouched
+
+
+# --- at the default settings (k=3: own update + 3 peers = 4), one attacker among them ------------------------
+
+HONEST_VALUE, HONEST_SAMPLES, K_DEFAULT = 1.0, 100, 3
+
+
+def _attacked(value: float, samples: int, rng: np.random.Generator) -> tuple[list[Update], list[np.ndarray]]:
+    """3 honest updates near HONEST_VALUE plus one attacker; also the honest updates' per-coordinate [min, max]."""
+    honest = [
+        Update(f"h{i}", [(HONEST_VALUE + 0.05 * rng.normal(size=s)).astype("float32") for s in SHAPES], HONEST_SAMPLES)
+        for i in range(K_DEFAULT)
+    ]
+    attacker = Update("attacker", [np.full(s, value, "float32") for s in SHAPES], samples)
+    bounds = [np.stack([u.weights[i] for u in honest]) for i in range(len(SHAPES))]
+    return [*honest, attacker], [np.stack([b.min(axis=0), b.max(axis=0)]) for b in bounds]
+
+
+ATTACKS = {
+    # name: (the attacker's value in every coordinate, the sample count it claims)
+    "sends 1000s": (1000.0, HONEST_SAMPLES),
+    "sends -1000s": (-1000.0, HONEST_SAMPLES),
+    "claims 10,000,000 samples": (2.0, 10_000_000),
+    "sends 1000s claiming 10,000,000 samples": (1000.0, 10_000_000),
+}
+
+# rule, attack -> the largest share of the attacker's value the result may carry (robust rules: none, the
+# result stays inside the honest updates' range; FedAvg: the clipped claim's share of the weight)
+BOUNDED = [
+    *[(rule, attack, 0.0) for rule in ("median", "trimmed_mean", "krum") for attack in ATTACKS],
+    ("fedavg", "claims 10,000,000 samples", SAMPLE_CLIP_FACTOR / (SAMPLE_CLIP_FACTOR + K_DEFAULT)),
+]
+
+
+@pytest.mark.parametrize(("rule", "attack", "share"), BOUNDED)
+def test_one_attacker_at_default_settings_is_bounded(rule, attack, share):
+    defaults = RoundSettings()
+    assert defaults.k == K_DEFAULT
+    value, samples = ATTACKS[attack]
+    updates, honest_range = _attacked(value, samples, np.random.default_rng(5))
+    out = make_aggregator(rule, defaults.trim_ratio, defaults.krum_f).aggregate(updates)
+    for got, (low, high) in zip(out, honest_range):
+        slack = share * np.abs(value - high) + 1e-6
+        assert np.all(got >= low - slack) and np.all(got <= high + slack), f"{rule}, attacker {attack}: {got}"
+
+
+def test_trimmed_mean_at_k3_no_longer_lets_1000_through():
+    """The finding: 4 updates at trim ratio 0.2 trimmed nothing and the mean was (1 + 1 + 1 + 1000) / 4 = 250.75."""
+    updates = [Update(str(i), [np.array([v], "float32")], 1) for i, v in enumerate([1.0, 1.0, 1.0, 1000.0])]
+    assert make_aggregator("trimmed_mean", trim_ratio=RoundSettings().trim_ratio).aggregate(updates)[0][0] == 1.0
+
+
+def test_fedavg_a_10m_claim_weighs_as_much_as_the_clip_allows_not_everything():
+    """Unclipped, 10M rows against 3 x 100 would take 99.997% of the weight (the result ~2.0, the liar's value)."""
+    updates, _ = _attacked(2.0, 10_000_000, np.random.default_rng(6))
+    share = SAMPLE_CLIP_FACTOR / (SAMPLE_CLIP_FACTOR + K_DEFAULT)
+    for layer in make_aggregator("fedavg").aggregate(updates):
+        np.testing.assert_allclose(layer, HONEST_VALUE + share * (2.0 - HONEST_VALUE), atol=0.1)
 
 
 def test_unknown_aggregator_named():
