@@ -13,6 +13,7 @@ It depends on asyncio, aiohttp and the standard crypto/tensor libraries only;
     boundary.py    one frame's handling: whatever it raises becomes a counted refusal, never a dead session
     transfer.py    chunked, signed, resumable transfers of large blobs
     payloads.py    typed transfer metadata, one pydantic model per purpose (model, update)
+    phone_models.py signed phone models: the manifest a cart signs, what bridges and phones check, pairing URIs
     weights.py     the weight codec: safetensors + zstd with an inflation cap
     e2e.py         end-to-end sealing of a blob for one receiver
     presence.py    self-certifying presence records (where a cart can be reached)

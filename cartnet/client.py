@@ -47,7 +47,7 @@ from typing import TypeVar
 
 import aiohttp
 
-from cartnet import boundary, frames, presence
+from cartnet import boundary, frames, phone_models, presence
 from cartnet.boundary import Refusal
 from cartnet.handshake import MAX_FRAME, AdmissionRefused, join, ws_url
 from cartnet.identity import Identity
@@ -67,6 +67,7 @@ from cartnet.messages import (
     Welcome,
 )
 from cartnet.payloads import ModelPublication
+from cartnet.phone_models import ModelClaims
 from cartnet.transfer import TransferHub, TransferLimits
 
 log = logging.getLogger(__name__)
@@ -271,23 +272,14 @@ class BridgeClient:
             self.identity, bridge_id, self._presence_ttl, self._issued_ms, task=self._task, ready=self._ready
         )
 
-    async def publish_model(
-        self,
-        tflite: bytes,
-        *,
-        version: int,
-        accuracy: float,
-        task: str,
-        created: str,
-        profiles: list[str],
-        categories: list[str],
-    ) -> str:
-        """Upload a TFLite model to the bridge for phones; TransferError says why the bridge refused it."""
+    async def publish_model(self, tflite: bytes, claims: ModelClaims) -> str:
+        """Sign a manifest of a TFLite model with our key and certificate (cartnet.phone_models) and upload
+        both to the bridge for phones; TransferError says why the bridge refused it."""
         if self.bridge_id is None:
             raise NotConnected("not connected to a bridge")
-        publication = ModelPublication(
-            version=version, accuracy=accuracy, task=task, created=created, profiles=profiles, categories=categories
-        )
+        manifest = await asyncio.to_thread(phone_models.describe, tflite, self.certificate, claims)
+        signed = phone_models.sign(self.identity, manifest)
+        publication = ModelPublication(manifest=signed.manifest_b64, signature=signed.signature_b64)
         return await self.transfers.send_blob(self.bridge_id, tflite, ModelPublication.purpose, publication.to_meta())
 
     async def _hub_send(self, peer: str, frame: bytes) -> None:

@@ -20,10 +20,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, ClassVar, Self
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 TransferMeta = dict[str, str]
 """`meta` as it travels in a manifest."""
+META_PIECE = 512
+"""Longest meta value (`cartnet.messages.TransferManifest.meta`)."""
+MAX_MANIFEST_TEXT = 30 * META_PIECE
+"""Base64 of a signed model manifest, in at most 30 meta values (a manifest is about 2 KB of it)."""
 
 
 class PayloadError(ValueError):
@@ -88,16 +92,32 @@ class Payload(BaseModel):
 
 
 class ModelPublication(Payload):
-    """A cart's TFLite model, uploaded to its bridge for phones (the blob is the model)."""
+    """A cart's TFLite model, uploaded to its bridge for phones (the blob is the model).
+
+    All it carries is the cart's signed model manifest (`cartnet.phone_models`): its exact
+    bytes as base64 and the signature over them. Meta values are short, so the base64 text
+    travels cut into pieces, `manifest.0`, `manifest.1`, ..., joined again by `from_meta`.
+    """
 
     purpose: ClassVar[str] = "model"
 
-    version: int
-    accuracy: float
-    task: str
-    created: IsoTime | None = None
-    profiles: TextList
-    categories: TextList
+    manifest: Annotated[str, Field(min_length=1, max_length=MAX_MANIFEST_TEXT)]
+    signature: Annotated[str, Field(min_length=1, max_length=128)]
+
+    def to_meta(self) -> TransferMeta:
+        pieces = [self.manifest[i : i + META_PIECE] for i in range(0, len(self.manifest), META_PIECE)]
+        return {"signature": self.signature, **{f"manifest.{n}": piece for n, piece in enumerate(pieces)}}
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, str]) -> Self:
+        pieces: list[str] = []
+        while f"manifest.{len(pieces)}" in meta:
+            pieces.append(meta[f"manifest.{len(pieces)}"])
+        fields = {"signature": meta.get("signature"), "manifest": "".join(pieces) or None}
+        try:
+            return cls.model_validate({name: value for name, value in fields.items() if value is not None})
+        except ValidationError as exc:
+            raise PayloadError(describe(exc)) from None
 
 
 class WeightUpdate(Payload):

@@ -9,7 +9,10 @@ and the blob is delivered only when all chunks verified.
 
 A `TransferHub` serves one node. It does no I/O itself: the owner passes a
 `send(peer, frame)` coroutine and feeds received frames to `handle`, so it works
-over a direct WebSocket as well as over routed frames through a bridge.
+over a direct WebSocket as well as over routed frames through a bridge. The owner
+may also pass `accept` (refuse a manifest before any chunk travels) and `check`
+(refuse a complete blob on its contents, say a model that does not load): the
+sender's TransferDone then carries the owner's reason.
 
 Buffer space belongs to the sender that asked for it. An accepted manifest reserves
 its declared size only while its sender is live: attached (`fail_peer` detaches it)
@@ -45,6 +48,8 @@ log = logging.getLogger(__name__)
 SendFn = Callable[[str, bytes], Awaitable[None]]
 RefusalFn = Callable[[str, TransferManifest, str], None]
 """(sender, manifest, reason): a transfer this hub refused or gave up receiving."""
+CheckFn = Callable[["Received"], Awaitable[str | None]]
+"""The receiver's last word on a complete, verified blob before it is delivered: None, or why it is refused."""
 _HASH_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cartnet-hash")
 _INLINE_HASH_BYTES = 256 * 1024
 _MANIFEST_LABEL = b"fedcart-manifest-v1|"
@@ -200,12 +205,14 @@ class TransferHub:
         send: SendFn,
         limits: TransferLimits | None = None,
         accept: Callable[[str, TransferManifest], str | None] | None = None,
+        check: CheckFn | None = None,
     ) -> None:
         self.identity = identity
         self.limits = limits or TransferLimits()
         self.received: asyncio.Queue[Received] = asyncio.Queue()
         self._send = send
         self._accept = accept
+        self._check = check
         self._outgoing: dict[str, _Outgoing] = {}
         self._partials: dict[str, _Partial] = {}
         self._completed: OrderedDict[str, None] = OrderedDict()
@@ -465,16 +472,26 @@ class TransferHub:
         return await asyncio.get_running_loop().run_in_executor(_HASH_POOL, sha256_hex, data)
 
     async def _complete(self, partial: _Partial) -> None:
+        """Deliver a transfer whose chunks all verified, once the owner's `check` (if any) agrees; the sender's
+        Done says which (a refused blob is dropped, so resending it starts over and meets the same check)."""
         tid = partial.manifest.transfer_id
         if self._partials.pop(tid, None) is None:
+            return
+        parts = [part for part in partial.parts if part is not None]
+        if len(parts) != len(partial.parts):
+            raise TransferError(f"transfer {tid} completed with chunks missing")
+        received = Received(partial.peer, partial.manifest, parts)
+        reason = await self._check(received) if self._check is not None else None
+        if reason:
+            self._dropped[tid] = reason
+            while len(self._dropped) > 1024:
+                self._dropped.popitem(last=False)
+            await self._refuse(partial.peer, partial.manifest, reason)
             return
         self._completed[tid] = None
         while len(self._completed) > 1024:
             self._completed.popitem(last=False)
-        parts = [part for part in partial.parts if part is not None]
-        if len(parts) != len(partial.parts):
-            raise TransferError(f"transfer {tid} completed with chunks missing")
-        await self.received.put(Received(partial.peer, partial.manifest, parts))
+        await self.received.put(received)
         await self._reply(partial.peer, TransferDone(transfer_id=tid, ok=True))
 
     async def _refuse(self, peer: str, manifest: TransferManifest, reason: str) -> None:

@@ -149,8 +149,18 @@ def export(
         None, "--golden", help="Where to write golden vectors (default: DATA_DIR/models/<task>-golden.json)"
     ),
     tolerance: float | None = typer.Option(None, "--tolerance", help="Default: EXPORT_TOLERANCE"),
+    signed: Path | None = typer.Option(
+        None,
+        "--signed",
+        help="Also write the signed latest.json a bridge would serve for this model, with the swarm key and a "
+        "pairing URI (the Android core's signed fixture; the cart must be enrolled)",
+    ),
+    pairing_bridge: str = typer.Option(
+        "http://10.0.2.2:8470", "--pairing-bridge", help="Bridge URL in the --signed fixture's pairing URI"
+    ),
 ) -> None:
     """Convert the newest model to TFLite, check it against Keras with LiteRT, and publish it when it matches."""
+    from cartnet.certificates import CertificateError
     from child_cart.models.export import ExportError, export_tflite
 
     if not tflite:
@@ -160,8 +170,12 @@ def export(
     store = _open(settings)
     try:
         result = export_tflite(store, settings.data_dir, task, settings.export_tolerance, golden)
+        if signed is not None:
+            _write_signed(store, settings.data_dir, task, result, signed, pairing_bridge)
     except ExportError as exc:
         raise _fail(exc.message) from exc
+    except CertificateError as exc:
+        raise _fail(f"cannot sign the model: {exc}") from exc
     finally:
         store.close()
     typer.echo(f"exported {result.version_id} -> {result.tflite_path}")
@@ -170,6 +184,19 @@ def export(
     )
     if result.golden_path is not None:
         typer.echo(f"golden vectors -> {result.golden_path}")
+    if signed is not None:
+        typer.echo(f"signed model metadata -> {signed}")
+
+
+def _write_signed(store: Any, data_dir: Path, task: Any, result: Any, path: Path, bridge_url: str) -> None:
+    """The export's signed fixture (child_cart.models.signing), for the last round this cart logged (0 before any)."""
+    from child_cart.models.signing import phone_claims, signed_golden, write_signed_golden
+    from child_cart.models.versions import ModelVersions
+    from child_cart.rounds.roundlog import next_round_number
+
+    exported = ModelVersions(store, data_dir).get(result.version_id)
+    claims = phone_claims(task, exported, max(0, next_round_number(store) - 1))
+    write_signed_golden(path, signed_golden(data_dir, result.tflite_path.read_bytes(), claims, bridge_url))
 
 
 def _catalogue(settings: CartSettings) -> Any:

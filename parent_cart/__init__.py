@@ -4,7 +4,7 @@ One module per idea:
 
     bridge.py     assembles one bridge (start/stop), used by `fedcart bridge` and by tests
     server.py     runs a bridge until SIGTERM/SIGINT, then shuts it down gracefully
-    app.py        HTTP routes: /ws, /health, /peers, /metrics, /models/latest(.json)
+    app.py        HTTP routes: /ws, /health, /peers, /metrics, /models/latest(.json), /pairing(.svg)
     header_deadline.py  closes connections whose request headers do not arrive in time
     gate.py       swarm admission on /ws, hand-off to a cart session or a bridge link
     session.py    one cart's connection: heartbeats, directory, presence, pacing, routing
@@ -16,7 +16,7 @@ One module per idea:
     records.py    certified DHT entries (owner-signed record + swarm certificate) and the one rule for believing them
     dht.py        the kademlia node: verified storage, a routing table closed to strangers, the package's bugs worked around
     announce.py   publishing to the DHT; finding, trusting and linking other bridges
-    models.py     the newest TFLite model for phones, stored atomically
+    models.py     the newest signed TFLite model for phones: verified (signature, certificate, LiteRT), stored atomically
     metrics.py    Prometheus metrics of one bridge
     settings.py   BridgeSettings (flags > environment > .env > defaults)
 """

@@ -1,12 +1,14 @@
-"""The bridge's HTTP face: `/ws` for carts and bridges, JSON for people and phones, metrics for Prometheus."""
+"""The bridge's HTTP face: `/ws` for carts and bridges, JSON for people and phones (models, pairing), metrics for Prometheus."""
 
 from __future__ import annotations
 
+import base64
 import logging
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from cartnet.phone_models import pairing_uri
 from parent_cart.metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:
@@ -25,6 +27,8 @@ def build(bridge: Bridge) -> web.Application:
     app.router.add_get("/metrics", routes.metrics)
     app.router.add_get("/models/latest", routes.model)
     app.router.add_get("/models/latest.json", routes.model_meta)
+    app.router.add_get("/pairing", routes.pairing)
+    app.router.add_get("/pairing.svg", routes.pairing_qr)
     return app
 
 
@@ -65,8 +69,28 @@ class _Routes:
         return web.FileResponse(self.bridge.models.path(meta), headers=headers)
 
     async def model_meta(self, _request: web.Request) -> web.Response:
+        """The newest model's signed manifest, signature and certificate, and its fields (cartnet.phone_models)."""
         meta = self.bridge.models.latest
         return _no_model() if meta is None else web.json_response(meta.model_dump(mode="json"))
+
+    async def pairing(self, _request: web.Request) -> web.Response:
+        """What a phone needs to trust this swarm: this bridge's URL and the swarm's public key (public facts)."""
+        swarm = self.bridge.membership.swarm
+        return web.json_response(
+            {
+                "bridge": self.bridge.url,
+                "swarm_id": swarm.swarm_id,
+                "public_key": base64.b64encode(swarm.public_key).decode(),
+                "uri": pairing_uri(self.bridge.url, swarm),
+            }
+        )
+
+    async def pairing_qr(self, _request: web.Request) -> web.Response:
+        """The pairing URI as a QR code (SVG) for the app to scan; set PUBLIC_URL to an address phones can reach."""
+        import segno
+
+        svg = segno.make(pairing_uri(self.bridge.url, self.bridge.membership.swarm), error="m").svg_inline(scale=6)
+        return web.Response(text=svg, content_type="image/svg+xml")
 
 
 def _no_model() -> web.Response:

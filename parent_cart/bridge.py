@@ -53,12 +53,19 @@ class Bridge:
         self.membership = Membership(settings.data_dir, self.identity, settings.swarm_token)
         self.membership.on_revocations(self._revocations_adopted)
         self.metrics = BridgeMetrics()
-        self.models = ModelStore(settings.data_dir / "models", settings.models_keep, settings.max_model_bytes)
+        self.models = ModelStore(
+            settings.data_dir / "models",
+            settings.models_keep,
+            settings.max_model_bytes,
+            self.membership,
+            int(settings.model_clock_skew * 1000),
+        )
+        self.membership.on_revocations(self.models.withdraw_revoked)
         self.directory = Directory(self.node_id, "")
         limits = TransferLimits(
             max_size=settings.max_model_bytes, max_concurrent_per_peer=1, max_buffered=4 * settings.max_model_bytes
         )
-        self.hub = TransferHub(self.identity, self._to_cart, limits, accept=self.models.admit)
+        self.hub = TransferHub(self.identity, self._to_cart, limits, accept=self.models.admit, check=self.models.check)
         verifier = records.Verifier(
             self.membership.swarm,
             self.membership.revocations,

@@ -45,6 +45,12 @@ class BridgeSettings(NodeSettings):
     link_timeout: float = Field(5.0, gt=0, description="Seconds to dial and authenticate another bridge")
     max_model_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest TFLite model carts may publish")
     models_keep: int = Field(3, ge=1, description="Published model versions kept on disk")
+    model_clock_skew: float = Field(
+        300.0,
+        ge=0,
+        le=3600,
+        description="Seconds a published model's version (its creation time) may be ahead of the bridge's clock",
+    )
     shutdown_grace: float = Field(2.0, ge=0, description="Seconds to tell peers Bye and retract presences on shutdown")
     http_header_timeout: float = Field(
         10.0, gt=0, le=300, description="Seconds a new HTTP connection has to send complete request headers"

@@ -1,4 +1,5 @@
-"""After an accepted round: export the model to TFLite (checked against Keras) and hand it to the bridge for phones."""
+"""After an accepted round: export the model to TFLite (checked against Keras), sign its manifest and hand both to
+the bridge for phones."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from pathlib import Path
 
 from cartnet.client import BridgeClient
 from child_cart.models.export import ExportResult, export_tflite
+from child_cart.models.signing import phone_claims
 from child_cart.models.versions import ModelVersion, ModelVersions
 from child_cart.rounds.learner import KERAS_LOCK
+from child_cart.rounds.roundlog import next_round_number
 from child_cart.store import Store
 from child_cart.tasks.base import Task
 
@@ -27,15 +30,8 @@ class PhonePublisher:
         models = ModelVersions(self.store, self.data_dir)
         exported = await asyncio.to_thread(models.get, result.version_id)
         tflite = await asyncio.to_thread(result.tflite_path.read_bytes)
-        await self.client.publish_model(
-            tflite,
-            version=swarm_version(exported),
-            accuracy=exported.metrics.get(self.task.primary_metric, 0.0),
-            task=self.task.name,
-            created=exported.created.isoformat(),
-            profiles=list(getattr(self.task, "profiles", [])),
-            categories=list(getattr(self.task, "categories", [])),
-        )
+        round_number = await asyncio.to_thread(next_round_number, self.store)
+        await self.client.publish_model(tflite, phone_claims(self.task, exported, round_number))
         log.info(
             "published %s (tflite sha256 %s) to bridge %s",
             exported.id,
@@ -46,12 +42,3 @@ class PhonePublisher:
     def _export(self) -> ExportResult:
         with KERAS_LOCK:
             return export_tflite(self.store, self.data_dir, self.task, self.tolerance)
-
-
-def swarm_version(version: ModelVersion) -> int:
-    """Version numbers phones compare across the whole swarm: creation time in milliseconds.
-
-    Each cart numbers its own versions 1, 2, 3..., so those numbers say nothing
-    about which of two carts' models is newer; the creation time does.
-    """
-    return int(version.created.timestamp() * 1000)

@@ -44,6 +44,9 @@ def test_synth_train_export_on_a_fresh_cart(cli, tmp_path: Path) -> None:
     golden = json.loads((tmp_path / "golden.json").read_text())
     assert golden["model_sha256"] in out
     assert list((tmp_path / "carts" / "cart-1" / "models").glob("recommend-*.tflite"))
+    unsigned = cli("export", "--tflite", "--data-dir", "carts/cart-1", "--signed", "signed.json", code=1).output
+    assert "cannot sign the model: this node is not enrolled" in unsigned and "fedcart enrol" in unsigned
+    assert not (tmp_path / "signed.json").exists()
 
 
 def test_export_refuses_without_a_format_or_a_model(cli) -> None:

@@ -4,11 +4,15 @@ The app re-implements the recommend task's pre-processing (month + profile -> in
 post-processing (probabilities -> top categories) in Java. Here a tiny model is trained and
 exported with the real `fedcart export --tflite --golden`, then mobile_app/core/run-tests.sh
 checks the Java code against those vectors, so a change on the Python side that the app does
-not follow fails the build. JUnit runs on Debian's junit4 and gson jars, no Android SDK.
+not follow fails the build. The cart is enrolled in a swarm authority made for the test, so the
+exporter also writes the signed `latest.json` a bridge would serve (`--signed`): the app's own
+Ed25519 and certificate checks must believe it with the swarm key alone, and refuse it once it
+is changed. JUnit runs on Debian's junit4 and gson jars, no Android SDK.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -59,15 +63,22 @@ def _run_core_tests(build: Path, *args: str, assets: Path | None = None) -> subp
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(golden vectors, .tflite) from a tiny model trained and exported right now."""
+    """(golden vectors, .tflite) from a tiny model trained and exported right now (the signed fixture beside them)."""
     work = tmp_path_factory.mktemp("mobile_export")
     cart = work / "cart"
     _fedcart("data", "synth", "--rows", "400", "--carts", "1", "--seed", "3", "--data-dir", str(cart), cwd=work)
     _fedcart("train", "--data-dir", str(cart), "--epochs", "2", "--no-progress", cwd=work)
+    _fedcart("authority", "init", "--dir", str(work / "authority"), cwd=work)
+    _fedcart("enrol", "--authority", str(work / "authority"), "--data-dir", str(cart), "--role", "cart", cwd=work)
     golden = work / "golden.json"
-    _fedcart("export", "--tflite", "--data-dir", str(cart), "--golden", str(golden), cwd=work)
+    _fedcart("export", "--tflite", "--data-dir", str(cart), "--golden", str(golden), "--signed", str(signed_of(golden)), cwd=work)
     (tflite,) = sorted((cart / "models").glob("*.tflite"))
     return golden, tflite
+
+
+def signed_of(golden: Path) -> Path:
+    """Where the exported fixture's signed latest.json is kept."""
+    return golden.with_name("signed.json")
 
 
 def test_jvm_core_reproduces_fresh_golden_vectors(exported: tuple[Path, Path], tmp_path: Path) -> None:
@@ -78,12 +89,46 @@ def test_jvm_core_reproduces_fresh_golden_vectors(exported: tuple[Path, Path], t
     assert bundled.returncode == 0, bundled.stderr
     cases = len(json.loads(golden.read_text())["cases"])
 
-    done = _run_core_tests(tmp_path / "build", "--golden", str(golden), "--model", str(tflite), assets=assets)
+    signed = signed_of(golden)
+    done = _run_core_tests(
+        tmp_path / "build", "--golden", str(golden), "--model", str(tflite), "--signed", str(signed), assets=assets
+    )
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"golden: {cases} cases match {golden}" in done.stdout
     assert f"golden: {tflite} verified" in done.stdout
+    swarm_id = json.loads(signed.read_text())["swarm"]["swarm_id"]
+    assert f"signed: {signed} verified against swarm {swarm_id}, model {tflite} matches its signed sha256" in done.stdout
     assert "OK (" in done.stdout
+
+
+@pytest.mark.parametrize("change", ["manifest", "signature", "model"])
+def test_a_changed_signed_fixture_fails_the_jvm_run(exported: tuple[Path, Path], tmp_path: Path, change: str) -> None:
+    golden, tflite = exported
+    fixture = json.loads(signed_of(golden).read_text())
+    latest = fixture["latest"]
+    if change == "manifest":  # one signed byte changed: the version, by one
+        manifest = json.loads(base64.b64decode(latest["manifest"]))
+        manifest["version"] += 1
+        latest["manifest"] = base64.b64encode(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()).decode()
+        latest["version"] += 1
+    elif change == "signature":
+        signature = bytearray(base64.b64decode(latest["signature"]))
+        signature[5] ^= 1
+        latest["signature"] = base64.b64encode(bytes(signature)).decode()
+    else:
+        data = bytearray(tflite.read_bytes())
+        data[len(data) // 2] ^= 1
+        tflite = tmp_path / "tampered.tflite"
+        tflite.write_bytes(bytes(data))
+    changed = tmp_path / "signed.json"
+    changed.write_text(json.dumps(fixture))
+
+    done = _run_core_tests(tmp_path / "build", "--golden", str(golden), "--model", str(tflite), "--signed", str(changed))
+
+    assert done.returncode != 0
+    failing = "GoldenVectorsTest" if change == "model" else "SignedGoldenTest"
+    assert failing in done.stdout, done.stdout
 
 
 def test_a_preprocessing_drift_fails_the_jvm_run(exported: tuple[Path, Path], tmp_path: Path) -> None:

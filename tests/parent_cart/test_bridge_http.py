@@ -9,23 +9,20 @@ import os
 import aiohttp
 import pytest
 from bridgekit import cart, certificate, get_json, seen_everywhere, within
+from phonekit import CATEGORIES, CREATED, PROFILES, claims, tiny_tflite
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import ValidationError
 
+from cartnet import phone_models
+from cartnet.certificates import Certificate
+from cartnet.presence import now_ms
 from cartnet.transfer import TransferError
 from parent_cart.models import LATEST
 
-MODEL_META = {
-    "accuracy": 0.82,
-    "task": "recommend",
-    "created": "2026-11-23T10:00:00+00:00",
-    "profiles": ["student", "family"],
-    "categories": ["dairy", "bakery", "produce"],
-}
-
 
 async def publish(bridge, client, blob: bytes, version: int, **overrides) -> None:
-    """Upload a model and wait until the bridge serves it (or let the refusal propagate)."""
-    await within(client.publish_model(blob, version=version, **{**MODEL_META, **overrides}), f"publishing v{version}")
+    """Upload a signed model and wait until the bridge serves it (or let the refusal propagate)."""
+    await within(client.publish_model(blob, claims(version, **overrides)), f"publishing v{version}")
     await within(bridge.models.wait_for(version), f"the bridge serving v{version}")
 
 
@@ -78,21 +75,32 @@ async def test_model_404_then_publish_then_download(swarm):
     status, body = await get_json(f"{bridge.url}/models/latest.json")
     assert (status, body) == (404, {"error": "no model published yet"})
     assert (await get_bytes(f"{bridge.url}/models/latest"))[0] == 404
-    tflite = os.urandom(300_000)
+    tflite = tiny_tflite()
     async with cart(bridge) as a:
         await publish(bridge, a, tflite, version=3)
     status, meta = await get_json(f"{bridge.url}/models/latest.json")
     assert status == 200
+    signed = phone_models.SignedModel.from_base64(meta.pop("manifest"), meta.pop("signature"))
+    cert = Certificate.model_validate(meta.pop("certificate"))
     assert meta == {
         "version": 3,
         "sha256": hashlib.sha256(tflite).hexdigest(),
-        "created": MODEL_META["created"],
+        "created": CREATED,
         "accuracy": 0.82,
         "size": len(tflite),
         "task": "recommend",
-        "profiles": MODEL_META["profiles"],
-        "categories": MODEL_META["categories"],
+        "profiles": PROFILES,
+        "categories": CATEGORIES,
+        "round": 4,
+        "metrics": {"accuracy": 0.82, "loss": 1.25},
+        "publisher": a.node_id,
+        "swarm_id": bridge.membership.swarm_id,
+        "input_shape": [-1, 7],
+        "output_shape": [-1, 3],
     }
+    swarm_key = bridge.membership.swarm.public_key
+    manifest = phone_models.verify(signed, swarm_key, now_ms())
+    assert manifest.certificate == cert == a.certificate and manifest.sha256 == meta["sha256"]
     status, headers, data = await get_bytes(f"{bridge.url}/models/latest")
     assert (status, data) == (200, tflite)
     assert (headers["X-Model-Version"], headers["X-Model-Sha256"]) == ("3", meta["sha256"])
@@ -101,25 +109,34 @@ async def test_model_404_then_publish_then_download(swarm):
 async def test_newest_version_wins_and_bad_uploads_are_refused_with_a_reason(swarm):
     bridge = await swarm.add_bridge()
     async with cart(bridge) as a, cart(bridge) as b:
-        await publish(bridge, a, b"v5" * 1000, version=5)
+        await publish(bridge, a, tiny_tflite(seed=5), version=5)
         with pytest.raises(TransferError, match="not newer than the published version 5"):
-            await publish(bridge, b, b"v4" * 1000, version=4)
-        with pytest.raises(TransferError, match="categories"):
-            await publish(bridge, b, b"v6" * 1000, version=6, categories=["x" * 65])
-        with pytest.raises(TransferError, match="accuracy"):
-            await publish(bridge, b, b"v6" * 1000, version=6, accuracy=float("nan"))
-        with pytest.raises(TransferError, match="task"):
-            await publish(bridge, b, b"v6" * 1000, version=6, task="Not A Task!")
+            await publish(bridge, b, tiny_tflite(seed=4), version=4)
         with pytest.raises(TransferError, match="purpose 'model'"):
             await within(b.transfers.send_blob(bridge.node_id, b"x", "update"), "a non-model upload")
-        await publish(bridge, b, b"v6" * 1000, version=6)
+        for bad in ({"categories": ["x" * 65, "y", "z"]}, {"accuracy": float("nan")}, {"task": "Not A Task!"}):
+            with pytest.raises(ValidationError):  # a cart does not sign what no bridge would serve
+                await publish(bridge, b, tiny_tflite(seed=6), version=6, **bad)
+        await publish(bridge, b, tiny_tflite(seed=6), version=6)
     _, meta = await get_json(f"{bridge.url}/models/latest.json")
-    assert meta["version"] == 6
+    assert (meta["version"], meta["publisher"]) == (6, b.node_id)
+
+
+async def test_pairing_names_this_bridge_and_the_swarm_key(swarm):
+    bridge = await swarm.add_bridge()
+    status, pairing = await get_json(f"{bridge.url}/pairing")
+    swarm_key = bridge.membership.swarm
+    assert status == 200
+    assert pairing["uri"] == phone_models.pairing_uri(bridge.url, swarm_key)
+    assert pairing["uri"].startswith("fedcart://pair?v=1&bridge=http%3A%2F%2F127.0.0.1%3A")
+    assert (pairing["bridge"], pairing["swarm_id"]) == (bridge.url, swarm_key.swarm_id)
+    status, headers, svg = await get_bytes(f"{bridge.url}/pairing.svg")
+    assert status == 200 and headers["Content-Type"].startswith("image/svg+xml") and b"<svg" in svg
 
 
 async def test_published_model_survives_a_crash_mid_write_and_a_restart(swarm):
     bridge = await swarm.add_bridge()
-    tflite = os.urandom(50_000)
+    tflite = tiny_tflite(seed=1)
     async with cart(bridge) as a:
         await publish(bridge, a, tflite, version=1)
     models = bridge.settings.data_dir / "models"
@@ -134,7 +151,7 @@ async def test_published_model_survives_a_crash_mid_write_and_a_restart(swarm):
 async def test_a_pointer_to_a_missing_model_serves_404_not_garbage(swarm):
     bridge = await swarm.add_bridge()
     async with cart(bridge) as a:
-        await publish(bridge, a, os.urandom(10_000), version=2)
+        await publish(bridge, a, tiny_tflite(seed=2), version=2)
     models = bridge.settings.data_dir / "models"
     for model in models.glob("*.tflite"):
         model.unlink()

@@ -6,6 +6,9 @@ import aiohttp
 import numpy as np
 import pytest
 
+from cartnet import phone_models
+from cartnet.phone_models import PublishedModel
+from cartnet.presence import now_ms
 from fedcart.inprocess import pooled_accuracy, run_round
 
 from .swarmkit import swarm
@@ -35,6 +38,11 @@ async def test_three_carts_beat_local_only_and_publish_for_phones(tmp_path):
 
         assert hashlib.sha256(body).hexdigest() == meta["sha256"]
         assert meta["task"] == "recommend" and meta["categories"]
+        published = PublishedModel.model_validate(meta)  # signed by the cart that published it, as phones check
+        model = phone_models.verify(published.signed, s.bridges[0].membership.swarm.public_key, now_ms())
+        phone_models.check_model(body, model)
+        assert model.publisher in {node.node_id for node in s.nodes} and model.round < rounds
+        assert model.metrics["accuracy"] == model.accuracy
 
 
 async def test_exchange_crosses_bridges(tmp_path):

@@ -16,19 +16,21 @@ import org.fedcart.core.HttpFetcher;
 import org.fedcart.core.InvalidModelException;
 import org.fedcart.core.LoadedModel;
 import org.fedcart.core.ModelRepository;
+import org.fedcart.core.ModelTrust;
 import org.fedcart.core.ModelUpdater;
 import org.fedcart.core.Product;
 import org.fedcart.core.RankedCategory;
 import org.fedcart.core.Recommender;
 import org.fedcart.core.ServiceUrl;
 import org.fedcart.core.StoredModelException;
+import org.fedcart.core.SwarmPairing;
 import org.fedcart.core.UpdatePolicy;
 import org.fedcart.core.UpdateResult;
 import org.fedcart.core.UpdateStatus;
 
 /**
  * The app's work behind the main screen: pick the model to run (downloaded or bundled), ask the
- * bridge for a newer one, predict on the phone what the shopper should add to their shopping list
+ * bridge for a newer one (believed only when signed by a cart of the paired swarm), predict on the phone what the shopper should add to their shopping list
  * next (never what is on it) and name products from the cart's catalogue. Blocking and stateful:
  * run it on {@link BackgroundWork}'s thread only.
  */
@@ -45,6 +47,7 @@ final class RecommendationService {
     private LoadedModel active;
     private TfliteModel runtime;
     private boolean started;
+    private String pairedWith = "";
 
     RecommendationService(Context context, AppSettings settings) {
         this.assets = context.getAssets();
@@ -56,8 +59,12 @@ final class RecommendationService {
     ScreenState refresh(boolean askBridge, int month) {
         List<Notice> notices = new ArrayList<>();
         try {
+            if (started && !pairedWith.equals(settings.pairingCode())) {
+                started = false; // paired with another swarm: the stored model must pass its key again
+            }
             if (!started) {
                 started = true;
+                pairedWith = settings.pairingCode();
                 start(notices);
             }
             if (askBridge) {
@@ -88,8 +95,12 @@ final class RecommendationService {
     }
 
     private LoadedModel loadStored(List<Notice> notices) {
+        ModelTrust trust = trust();
+        if (trust == null) {
+            return null; // a downloaded model is used only while the app is paired with the swarm that signed it
+        }
         try {
-            return repository.loadActive();
+            return repository.loadActive(trust);
         } catch (StoredModelException e) {
             notices.add(Notice.error(e.getMessage() + "; using the bundled model."));
             return null;
@@ -120,12 +131,19 @@ final class RecommendationService {
             notices.add(Notice.error("Bridge address: " + e.getMessage()));
             return;
         }
-        ModelUpdater updater = new ModelUpdater(new BridgeClient(http, bridge), new LiteRtValidator(), repository);
+        ModelUpdater updater = new ModelUpdater(new BridgeClient(http, bridge), new LiteRtValidator(), repository,
+                trust());
         UpdateResult result = updater.update(active);
         notices.add(new Notice(result.message(), result.status().isError()));
         if (result.status() == UpdateStatus.UPDATED) {
             activate(result.active(), notices);
         }
+    }
+
+    /** The paired swarm's trust, or null while the app is not paired. */
+    private ModelTrust trust() {
+        SwarmPairing pairing = settings.pairing();
+        return pairing == null ? null : new ModelTrust(pairing.swarm());
     }
 
     private ScreenState recommend(int month, List<Notice> notices) {

@@ -138,6 +138,20 @@ final class JsonFields {
         return Collections.unmodifiableList(values);
     }
 
+    /** A nested object, read with the same strictness; its errors name {@code name}. */
+    JsonFields object(String name) throws FormatException {
+        JsonElement value = required(name);
+        if (!value.isJsonObject()) {
+            throw error(name, "must be an object");
+        }
+        return new JsonFields(value.getAsJsonObject(), context + ": " + name);
+    }
+
+    /** The names of the fields present, for documents that allow no others. */
+    Set<String> names() {
+        return Collections.unmodifiableSet(object.keySet());
+    }
+
     JsonArray array(String name) throws FormatException {
         JsonElement value = required(name);
         if (!value.isJsonArray()) {

@@ -13,7 +13,12 @@ public final class MetadataParser {
     private MetadataParser() {
     }
 
-    /** Parses the bridge's metadata: version, sha256, task, profiles and categories are required. */
+    /**
+     * Parses the bridge's metadata: version, sha256, task, profiles and categories are required;
+     * created, accuracy, size, round, publisher and the signature part (manifest, signature,
+     * certificate) are read when present. Parsing trusts nothing: {@link ModelTrust} decides
+     * whether the signature holds and returns the metadata the publisher signed.
+     */
     public static ModelMetadata parseBridge(String json) throws FormatException {
         JsonFields fields = JsonFields.parse(json, "model metadata");
         ModelMetadata.Builder builder = common(fields, "sha256");
@@ -60,6 +65,35 @@ public final class MetadataParser {
         if (fields.has("size")) {
             builder.sizeBytes = fields.nonNegativeInteger("size");
         }
+        if (fields.has("round")) {
+            builder.round = fields.nonNegativeInteger("round");
+        }
+        if (fields.has("publisher")) {
+            builder.publisher = fields.string("publisher");
+        }
+        if (ModelSignature.present(fields)) {
+            builder.signature = ModelSignature.parse(fields);
+        }
+    }
+
+    /**
+     * Parses a publishing cart's signed model manifest (after {@link ModelTrust} checked the
+     * signature over its bytes): the same fields as the bridge's metadata, all required, plus
+     * its type, swarm id and certificate, which the caller checks. Returns the builder so the
+     * caller adds the signature it verified.
+     */
+    static ModelMetadata.Builder parseManifest(JsonFields fields) throws FormatException {
+        if (!"phone_model".equals(fields.string("type"))) {
+            throw fields.error("type", "must be 'phone_model'");
+        }
+        ModelMetadata.Builder builder = common(fields, "sha256");
+        builder.version = fields.nonNegativeInteger("version");
+        builder.created = fields.string("created");
+        builder.accuracy = fields.number("accuracy");
+        builder.sizeBytes = fields.nonNegativeInteger("size");
+        builder.round = fields.nonNegativeInteger("round");
+        builder.publisher = fields.string("publisher");
+        return builder;
     }
 
     private static void checkShape(JsonFields fields, ModelMetadata.Builder builder) throws FormatException {

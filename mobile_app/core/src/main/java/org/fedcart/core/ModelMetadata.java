@@ -25,6 +25,9 @@ public final class ModelMetadata {
     private final String created;
     private final double accuracy;
     private final long sizeBytes;
+    private final long round;
+    private final String publisher;
+    private final ModelSignature signature;
 
     ModelMetadata(Builder builder) {
         this.version = builder.version;
@@ -34,6 +37,9 @@ public final class ModelMetadata {
         this.created = builder.created;
         this.accuracy = builder.accuracy;
         this.sizeBytes = builder.sizeBytes;
+        this.round = builder.round;
+        this.publisher = builder.publisher;
+        this.signature = builder.signature;
     }
 
     public long version() {
@@ -68,6 +74,21 @@ public final class ModelMetadata {
         return sizeBytes;
     }
 
+    /** The publishing cart's round that accepted the model, or {@link #UNKNOWN_SIZE} when unsaid. */
+    public long round() {
+        return round;
+    }
+
+    /** The publishing cart's node id, or "" when unsaid. */
+    public String publisher() {
+        return publisher;
+    }
+
+    /** The publisher's signature, manifest and certificate, or null (bundled models carry none). */
+    public ModelSignature signature() {
+        return signature;
+    }
+
     /** Length of the model's input row: month as sin/cos, a one-hot profile and a multi-hot basket. */
     public int inputSize() {
         return Preprocessor.inputSize(profiles.size(), categories.size());
@@ -90,6 +111,15 @@ public final class ModelMetadata {
         if (sizeBytes != UNKNOWN_SIZE) {
             json.addProperty("size", sizeBytes);
         }
+        if (round != UNKNOWN_SIZE) {
+            json.addProperty("round", round);
+        }
+        if (!publisher.isEmpty()) {
+            json.addProperty("publisher", publisher);
+        }
+        if (signature != null) {
+            signature.writeTo(json);
+        }
         return json.toString();
     }
 
@@ -110,6 +140,9 @@ public final class ModelMetadata {
         String created = "";
         double accuracy = Double.NaN;
         long sizeBytes = UNKNOWN_SIZE;
+        long round = UNKNOWN_SIZE;
+        String publisher = "";
+        ModelSignature signature;
 
         ModelMetadata build() {
             return new ModelMetadata(this);

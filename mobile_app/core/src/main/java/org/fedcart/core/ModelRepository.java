@@ -38,6 +38,23 @@ public final class ModelRepository {
         }
     }
 
+    /**
+     * The active downloaded model, re-verified against its hash and against {@code trust}: signed by a
+     * cart certified by the paired swarm (when the model was made). A model of another swarm, or one
+     * whose signature no longer holds, is reported as damaged and not used.
+     */
+    public LoadedModel loadActive(ModelTrust trust) throws StoredModelException {
+        LoadedModel stored = loadActive();
+        if (stored == null) {
+            return null;
+        }
+        try {
+            return new LoadedModel(trust.verifyStored(stored.metadata()), stored.bytes(), LoadedModel.Origin.DOWNLOADED);
+        } catch (UntrustedModelException | HashMismatchException e) {
+            throw new StoredModelException("stored model v" + stored.version() + " is not trusted: " + e.getMessage(), e);
+        }
+    }
+
     /** Stores a verified model and makes it the active one; on failure the previous one stays active. */
     public void install(LoadedModel model) throws IOException {
         String name = "v" + model.version() + "-" + UUID.randomUUID();

@@ -3,29 +3,39 @@ package org.fedcart.core;
 import java.io.IOException;
 
 /**
- * One start-up update check: ask the bridge for its newest model, download it when it is
- * newer than the one in use, verify size and SHA-256, prove it runs, and only then install it.
+ * One start-up update check: ask the bridge for its newest model, believe it only when a
+ * certified cart of the paired swarm signed it ({@link ModelTrust}), download it when it is
+ * newer than the one in use, verify size and the signed SHA-256, prove it runs, and only then
+ * install it.
  *
- * <p>Any failure (no network, malformed metadata, hash mismatch, a model the runtime rejects,
- * a full disk) ends the check with a clear message and the previous model still active: the
- * phone never trades a working model for a broken one. Blocking: call it off the UI thread.
+ * <p>Any failure (not paired, no network, malformed or unsigned metadata, a signature that does
+ * not lead to the swarm key, hash mismatch, a model the runtime rejects, a full disk) ends the
+ * check with a clear message and the previous model still active: the phone never trades a
+ * working model for a broken or foreign one. Blocking: call it off the UI thread.
  */
 public final class ModelUpdater {
     private final BridgeClient bridge;
     private final ModelValidator validator;
     private final ModelRepository repository;
+    private final ModelTrust trust;
 
-    public ModelUpdater(BridgeClient bridge, ModelValidator validator, ModelRepository repository) {
+    /** {@code trust} is the paired swarm's, or null while the app is not paired (then nothing is downloaded). */
+    public ModelUpdater(BridgeClient bridge, ModelValidator validator, ModelRepository repository, ModelTrust trust) {
         this.bridge = bridge;
         this.validator = validator;
         this.repository = repository;
+        this.trust = trust;
     }
 
     /** Checks the bridge; {@code current} is the model in use, or null when there is none. */
     public UpdateResult update(LoadedModel current) {
         String keeping = current == null ? "No model available yet." : "Keeping the " + current.describe() + ".";
         try {
-            ModelMetadata remote = fetchMetadata();
+            if (trust == null) {
+                throw new Failure(UpdateStatus.NOT_PAIRED, "This app is not paired with a swarm: scan a bridge's"
+                        + " pairing code (Settings) before it takes models from one.");
+            }
+            ModelMetadata remote = verified(fetchMetadata());
             if (!UpdatePolicy.isNewer(remote, current)) {
                 return new UpdateResult(UpdateStatus.UP_TO_DATE,
                         "Model v" + current.version() + " is up to date.", current);
@@ -48,6 +58,15 @@ public final class ModelUpdater {
             throw new Failure(UpdateStatus.BAD_METADATA, "The bridge sent bad model metadata: " + e.getMessage() + ".");
         } catch (IOException e) {
             throw networkFailure(e);
+        }
+    }
+
+    private ModelMetadata verified(ModelMetadata remote) throws Failure {
+        try {
+            return trust.verify(remote);
+        } catch (UntrustedModelException e) {
+            throw new Failure(UpdateStatus.UNTRUSTED_MODEL, "Model v" + remote.version() + " from the bridge is"
+                    + " refused: " + e.getMessage() + " (" + trust.swarm() + ").");
         }
     }
 

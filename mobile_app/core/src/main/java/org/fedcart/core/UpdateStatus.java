@@ -7,6 +7,8 @@ public enum UpdateStatus {
     NO_REMOTE_MODEL(false),
     NETWORK_ERROR(true),
     BAD_METADATA(true),
+    NOT_PAIRED(true),
+    UNTRUSTED_MODEL(true),
     HASH_MISMATCH(true),
     BAD_MODEL(true),
     STORAGE_ERROR(true);

@@ -36,6 +36,28 @@ public class ModelRepositoryTest {
     }
 
     @Test
+    public void aStoredModelIsTrustedOnlyByTheSwarmThatSignedIt() throws Exception {
+        TestSwarm swarm = new TestSwarm();
+        ModelRepository repository = new ModelRepository(folder.newFolder("models"));
+        ModelMetadata signed = swarm.trust().verify(MetadataParser.parseBridge(swarm.published(3).toString()));
+        repository.install(new LoadedModel(signed, Fixtures.modelBytes(3), Origin.DOWNLOADED));
+        assertEquals(signed.publisher(), repository.loadActive(swarm.trust()).metadata().publisher());
+        try {
+            repository.loadActive(new TestSwarm().trust());
+            fail("a model of another swarm was loaded after re-pairing");
+        } catch (StoredModelException e) {
+            assertTrue(e.getMessage(), e.getMessage().contains("not the paired swarm"));
+        }
+        repository.install(Fixtures.model(4, Origin.DOWNLOADED));
+        try {
+            repository.loadActive(swarm.trust());
+            fail("an unsigned stored model was trusted");
+        } catch (StoredModelException e) {
+            assertTrue(e.getMessage(), e.getMessage().contains("is not signed"));
+        }
+    }
+
+    @Test
     public void aNewInstallReplacesAndCleansUpTheOldOne() throws Exception {
         File root = folder.newFolder("models");
         ModelRepository repository = new ModelRepository(root);

@@ -15,7 +15,7 @@ import org.junit.Rule;
 import org.junit.Test;
 import org.junit.rules.TemporaryFolder;
 
-/** The update flow end to end: a real HTTP bridge on 127.0.0.1, a real on-disk repository. */
+/** The update flow end to end: a real HTTP bridge on 127.0.0.1, a real on-disk repository, a paired swarm. */
 public class ModelUpdaterTest {
     @Rule
     public TemporaryFolder folder = new TemporaryFolder();
@@ -24,12 +24,15 @@ public class ModelUpdaterTest {
     private ModelRepository repository;
     private String rejectReason;
     private LoadedModel current;
+    private final TestSwarm swarm = new TestSwarm();
+    private ModelTrust trust;
 
     @Before
     public void setUp() throws Exception {
         bridge = new LocalServer();
         repository = new ModelRepository(folder.newFolder("models"));
         current = Fixtures.model(2, Origin.BUNDLED);
+        trust = swarm.trust();
     }
 
     @After
@@ -45,6 +48,8 @@ public class ModelUpdaterTest {
         assertEquals(3, result.active().version());
         assertEquals(Origin.DOWNLOADED, result.active().origin());
         assertEquals(3, repository.loadActive().version());
+        assertEquals(3, repository.loadActive(trust).version());
+        assertEquals(result.active().metadata().publisher(), repository.loadActive(trust).metadata().publisher());
     }
 
     @Test
@@ -66,8 +71,7 @@ public class ModelUpdaterTest {
     public void aHashMismatchKeepsTheLastGoodModel() throws Exception {
         installed(3);
         current = repository.loadActive();
-        JsonObject meta = Fixtures.bridgeJson(4);
-        bridge.reply("/models/latest.json", 200, meta.toString());
+        bridge.reply("/models/latest.json", 200, swarm.published(4).toString());
         bridge.reply("/models/latest", 200, Fixtures.modelBytes(9));
         UpdateResult result = updater().update(current);
         assertFailure(result, UpdateStatus.HASH_MISMATCH, "hash mismatch");
@@ -77,7 +81,7 @@ public class ModelUpdaterTest {
 
     @Test
     public void aTruncatedDownloadIsCaughtBySize() throws Exception {
-        bridge.reply("/models/latest.json", 200, Fixtures.bridgeJson(4).toString());
+        bridge.reply("/models/latest.json", 200, swarm.published(4).toString());
         byte[] full = Fixtures.modelBytes(4);
         bridge.reply("/models/latest", 200, Arrays.copyOf(full, full.length - 3));
         assertFailure(updater().update(current), UpdateStatus.HASH_MISMATCH, "incomplete");
@@ -97,6 +101,31 @@ public class ModelUpdaterTest {
         meta.remove("sha256");
         bridge.reply("/models/latest.json", 200, meta.toString());
         assertFailure(updater().update(current), UpdateStatus.BAD_METADATA, "'sha256' is missing");
+    }
+
+    @Test
+    public void anUnsignedModelIsNeverDownloaded() throws Exception {
+        bridge.reply("/models/latest.json", 200, Fixtures.bridgeJson(9).toString());
+        bridge.reply("/models/latest", 200, Fixtures.modelBytes(9), "X-Model-Version", "9");
+        assertFailure(updater().update(current), UpdateStatus.UNTRUSTED_MODEL, "Model v9 from the bridge is refused");
+        assertEquals(0, bridge.hits("/models/latest"));
+        assertEquals(null, repository.loadActive());
+    }
+
+    @Test
+    public void aModelSignedInAnotherSwarmIsNeverDownloaded() throws Exception {
+        bridge.reply("/models/latest.json", 200, new TestSwarm().published(9).toString());
+        bridge.reply("/models/latest", 200, Fixtures.modelBytes(9), "X-Model-Version", "9");
+        assertFailure(updater().update(current), UpdateStatus.UNTRUSTED_MODEL, "not the paired swarm");
+        assertEquals(0, bridge.hits("/models/latest"));
+    }
+
+    @Test
+    public void anUnpairedAppAsksNoBridge() throws Exception {
+        publish(3, Fixtures.modelBytes(3));
+        trust = null;
+        assertFailure(updater().update(current), UpdateStatus.NOT_PAIRED, "not paired with a swarm");
+        assertEquals(0, bridge.hits("/models/latest.json"));
     }
 
     @Test
@@ -126,7 +155,7 @@ public class ModelUpdaterTest {
 
     private ModelUpdater updater() {
         BridgeClient client = new BridgeClient(new HttpFetcher(2000, 2000), ServiceUrl.parse(bridge.url()));
-        return new ModelUpdater(client, this::validate, repository);
+        return new ModelUpdater(client, this::validate, repository, trust);
     }
 
     private void validate(LoadedModel candidate) throws InvalidModelException {
@@ -136,7 +165,7 @@ public class ModelUpdaterTest {
     }
 
     private void publish(int version, byte[] bytes) {
-        bridge.reply("/models/latest.json", 200, Fixtures.bridgeJson(version).toString());
+        bridge.reply("/models/latest.json", 200, swarm.published(version).toString());
         bridge.reply("/models/latest", 200, bytes, "X-Model-Version", String.valueOf(version));
     }
 
