@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Annotated, ClassVar, Self
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 TransferMeta = dict[str, str]
 """`meta` as it travels in a manifest."""
@@ -41,22 +40,6 @@ def describe(exc: ValidationError) -> str:
     if first["type"] == "missing":
         return f"lacks {field!r}"
     return f"{field}: {first['msg']}"
-
-
-def _from_json(value: object) -> object:
-    return json.loads(value) if isinstance(value, str) else value
-
-
-def _iso_time(value: str) -> str:
-    datetime.fromisoformat(value)
-    return value
-
-
-TextList = Annotated[list[str], BeforeValidator(_from_json)]
-"""A list of strings; on the wire, a JSON array."""
-
-IsoTime = Annotated[str, AfterValidator(_iso_time)]
-"""A timestamp kept as the ISO 8601 text the sender wrote."""
 
 
 def _text(value: object) -> str:
