@@ -1,0 +1,173 @@
+"""The update exchange's budgets and reasons (issue 14, findings 3, 4, 6), without a bridge.
+
+A requester gets a bounded number of answers per round, all from one sealed copy;
+answers and declines run on bounded task sets that `close()` cancels; a round goes on
+once `enough` peers answered; and a transfer our own buffer refused is logged with the
+refusal, not as a peer that never answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from cartnet import e2e, frames, weights
+from cartnet.identity import Identity
+from cartnet.messages import PeerInfo, TransferManifest, UpdateDeclined, UpdateRequest
+from cartnet.payloads import WeightUpdate
+from cartnet.transfer import Received, TransferHub, TransferLimits, build_manifest
+from child_cart.rounds.exchange import ANSWERS_PER_PEER, UPDATE_PURPOSE, Collected, UpdateExchange
+
+DEADLINE = 60.0
+TASK = "recommend"
+MIB = 1 << 20
+LAYOUT = [np.arange(12, dtype="float32").reshape(3, 4), np.ones(4, "float32")]
+
+
+def _info(identity: Identity) -> PeerInfo:
+    return PeerInfo(
+        node_id=identity.node_id,
+        bridge_id="b" * 40,
+        bridge_url="http://127.0.0.1:8470",
+        kx_public_key=identity.kx_public_key,
+        public_key=identity.public_key,
+    )
+
+
+@dataclass
+class Blobs:
+    """A transfer hub stand-in: `send_blob` is recorded and waits for `release` (an answer in flight)."""
+
+    refusal_listeners: list = field(default_factory=list)
+    sent: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def send_blob(self, peer: str, blob: bytes, purpose: str, meta: dict[str, str]) -> str:
+        self.sent.put_nowait(peer)
+        await self.release.wait()
+        return "0" * 32
+
+
+@dataclass
+class FakeNetwork:
+    """What the exchange needs of a network; routed control messages land in `routed`."""
+
+    directory: dict[str, PeerInfo]
+    transfers: object
+    identity: Identity = field(default_factory=Identity.generate)
+    bridge_id: str | None = None
+    routed: asyncio.Queue[tuple[str, object]] = field(default_factory=asyncio.Queue)
+    lookups: int = 0
+
+    async def send_to(self, peer_id: str, inner: bytes) -> None:
+        self.routed.put_nowait((peer_id, frames.parse(inner)))
+
+    async def lookup(self, node_id: str) -> PeerInfo | None:
+        self.lookups += 1
+        return self.directory.get(node_id)
+
+    async def peers(self, *, sample: int | None = None, task: str | None = None) -> list[PeerInfo]:
+        return list(self.directory.values())
+
+    async def announce(self, *, ready: bool, task: str | None = None) -> None:
+        pass
+
+
+def _request() -> UpdateRequest:
+    return UpdateRequest(request_id=secrets.token_hex(16), task=TASK, round=1)
+
+
+async def _next(queue: asyncio.Queue, what: str):
+    try:
+        return await asyncio.wait_for(queue.get(), DEADLINE)
+    except TimeoutError:
+        pytest.fail(f"{what} never happened within {DEADLINE}s")
+
+
+async def test_a_flood_of_requests_gets_its_budget_from_one_sealed_copy_and_declines_for_the_rest():
+    flooder, honest = Identity.generate(), Identity.generate()
+    blobs = Blobs()
+    network = FakeNetwork({p.node_id: _info(p) for p in (flooder, honest)}, blobs)
+    exchange = UpdateExchange(network, TASK)
+    exchange.offer(LAYOUT, 10, 1)
+    flood = [_request() for _ in range(40)]
+    for request in flood:
+        exchange.on_message(flooder.node_id, request)
+    exchange.on_message(honest.node_id, _request())
+    answered = {await _next(blobs.sent, "an answer being sent") for _ in range(ANSWERS_PER_PEER + 1)}
+    declines = [await _next(network.routed, "a decline") for _ in range(len(flood) - ANSWERS_PER_PEER)]
+    assert answered == {flooder.node_id, honest.node_id}, "the flood did not take the honest requester's place"
+    assert all(peer == flooder.node_id and isinstance(d, UpdateDeclined) for peer, d in declines)
+    assert {d.reason for _, d in declines} == {
+        f"you had your {ANSWERS_PER_PEER} answers to update requests this round already"
+    }
+    assert exchange.answered[flooder.node_id] == ANSWERS_PER_PEER
+    assert exchange.seals[flooder.node_id] == 1, "concurrent answers to one requester share one sealing"
+    assert network.lookups == 2, "a requester's key is looked up once, then remembered"
+    blobs.release.set()
+    await exchange.close()
+
+
+async def test_answers_beyond_the_bound_are_declined_as_busy_and_close_cancels_the_rest():
+    requesters = [Identity.generate() for _ in range(3)]
+    blobs = Blobs()
+    network = FakeNetwork({p.node_id: _info(p) for p in requesters}, blobs)
+    exchange = UpdateExchange(network, TASK, max_answers=2)
+    exchange.offer(LAYOUT, 10, 1)
+    for requester in requesters:
+        exchange.on_message(requester.node_id, _request())
+    peer, busy = await _next(network.routed, "the third requester's decline")
+    assert peer == requesters[2].node_id and busy.reason.startswith("busy answering 2 requests")
+    for _ in range(2):
+        await _next(blobs.sent, "an answer held in flight")
+    running = list(exchange._answers)
+    assert len(running) == 2
+    await exchange.close()
+    assert all(task.cancelled() for task in running), "a node's shutdown cancels the answers it started"
+
+
+async def test_a_round_goes_on_once_enough_peers_answered():
+    peers = [Identity.generate() for _ in range(3)]
+    network = FakeNetwork({p.node_id: _info(p) for p in peers}, Blobs())
+    exchange = UpdateExchange(network, TASK)
+    exchange.offer(LAYOUT, 10, 1)
+    collecting = asyncio.create_task(exchange.collect([_info(p) for p in peers], 1, DEADLINE, enough=1))
+    asked = dict([await _next(network.routed, "a request") for _ in peers])
+    first = peers[0]
+    sealed = e2e.seal(weights.encode(LAYOUT), network.identity.kx_public_key, first.node_id)
+    meta = WeightUpdate(request_id=asked[first.node_id].request_id, samples=7, task=TASK, round=1).to_meta()
+    manifest = await build_manifest(first, sealed, UPDATE_PURPOSE, meta, MIB)
+    assert exchange.on_transfer(Received(first.node_id, manifest, [bytes(sealed)]))
+    collected: Collected = await asyncio.wait_for(collecting, DEADLINE)
+    assert [u.source for u in collected.updates] == [first.node_id]
+    assert collected.skipped == {
+        p.node_id: "not needed: 1 of the 3 peers asked had sent their update first" for p in peers[1:]
+    }
+
+
+async def test_a_transfer_our_buffer_refused_is_logged_with_the_refusal():
+    squatter, peer = Identity.generate(), Identity.generate()
+    replies: list[bytes] = []
+
+    async def reply(_peer: str, frame: bytes) -> None:
+        replies.append(frame)
+
+    me = Identity.generate()
+    hub = TransferHub(me, reply, TransferLimits(max_size=MIB, max_buffered=MIB))
+    network = FakeNetwork({peer.node_id: _info(peer)}, hub, identity=me)
+    exchange = UpdateExchange(network, TASK)
+    exchange.offer(LAYOUT, 10, 1)
+    await hub.handle(squatter.node_id, await build_manifest(squatter, bytes(MIB), "update", {}, MIB))
+    collecting = asyncio.create_task(exchange.collect([_info(peer)], 1, DEADLINE))
+    _, request = await _next(network.routed, "the request")
+    meta = WeightUpdate(request_id=request.request_id, samples=7, task=TASK, round=1).to_meta()
+    answer: TransferManifest = await build_manifest(peer, bytes(MIB), UPDATE_PURPOSE, meta, MIB)
+    await hub.handle(peer.node_id, answer)
+    collected = await asyncio.wait_for(collecting, DEADLINE)
+    assert collected.skipped[peer.node_id].startswith("we refused its update: our transfer buffer is full"), (
+        collected.skipped
+    )
