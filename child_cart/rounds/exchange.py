@@ -127,6 +127,7 @@ class UpdateExchange:
         self.dropped = 0
         """Requests dropped unanswered: answers and declines were all running already."""
         self._offer: Offer | None = None
+        self._withdrawn = ""  # why the offer was taken back (`withdraw`), told to whoever asks meanwhile
         self._reference: list[np.ndarray] | None = None
         self._pending: dict[str, _Pending] = {}
         self._checks: dict[str, asyncio.Task[None]] = {}
@@ -151,6 +152,20 @@ class UpdateExchange:
     async def _announce_ready(self) -> None:
         with contextlib.suppress(ConnectionError):
             await self.network.announce(ready=True, task=self.task)
+
+    def withdraw(self, reason: str, layout: list[np.ndarray] | None = None) -> None:
+        """Take the offer back: every request is declined with `reason` until the next `offer`, and the bridge is
+        told we have nothing ready. What was sent already stays sent (the privacy accountant counted it).
+        `layout` (our model's weights) fixes the layout we accept from others, as an offer does."""
+        self._offer, self._withdrawn = None, reason
+        if layout is not None:
+            self._reference = layout
+        self._sealed.clear()
+        _spawn(self._announce_withdrawn(), self._notes)
+
+    async def _announce_withdrawn(self) -> None:
+        with contextlib.suppress(ConnectionError):
+            await self.network.announce(ready=False, task=self.task)
 
     async def close(self) -> None:
         """Cancel every answer still running (a node's shutdown)."""
@@ -352,7 +367,7 @@ class UpdateExchange:
         if request.task != self.task:
             return f"this cart trains {self.task!r}, not {request.task!r}"
         if self._offer is None:
-            return "no trained update yet"
+            return self._withdrawn or "no trained update yet"
         return ""
 
     async def _directory_entry(self, peer_id: str) -> PeerInfo | None:
@@ -375,7 +390,9 @@ class UpdateExchange:
 
     async def _send_offer(self, peer: PeerInfo, request: UpdateRequest) -> None:
         offer = self._offer
-        assert offer is not None, "_decline_reason declines every request while there is no offer"
+        if offer is None:  # withdrawn while this answer looked the requester up
+            await self._decline(peer.node_id, request, self._withdrawn or "no trained update yet")
+            return
         sealed = await self._sealed_for(peer, offer)
         meta = WeightUpdate(request_id=request.request_id, samples=offer.samples, task=self.task, round=offer.round)
         await self.network.transfers.send_blob(peer.node_id, sealed, WeightUpdate.purpose, meta.to_meta())
