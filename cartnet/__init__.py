@@ -7,6 +7,7 @@ It depends on asyncio, aiohttp and the standard crypto/tensor libraries only;
     admission.py   the challenge answer that proves a key and swarm membership
     certificates.py swarm certificates and revocation lists: who is a member, as what
     authority.py   the operator's swarm authority: issues certificates, signs revocations
+    tls.py         the authority's X.509 CA for TLS server certificates; SSL contexts for serving and dialing
     handshake.py   joining a bridge on an open WebSocket (carts and bridges alike)
     messages.py    typed control messages, one pydantic class per type
     frames.py      binary frame layout: control, transfer chunk, routed

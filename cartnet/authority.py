@@ -6,16 +6,20 @@ The authority lives in one directory on the operator's machine (never on a node)
     swarm.json              the public key and the swarm id derived from it (the nodes' trust anchor)
     revocations.json        the newest signed revocation list (serial 0, empty, at creation)
     issued/NODE_ID.json     a copy of every certificate issued, so the operator can see who was enrolled
+    tls_ca.key, tls_ca.pem  the swarm's X.509 CA for TLS (cartnet.tls), made on first use
 
 Enrolling a node writes into the node's data dir its certificate (`certificate.json`), the
-swarm key (`swarm.json`) and the newest revocation list; the node's own keys are created
-there if missing and never leave it: only the public key is certified.
+swarm key (`swarm.json`), the newest revocation list and the swarm's TLS CA certificate
+(`tls/ca.pem`); given TLS host names, also a server certificate for them (`tls/cert.pem`,
+its key `tls/key.pem`). The node's own keys are created there if missing and never leave
+it: only public keys are certified.
 """
 
 from __future__ import annotations
 
+import datetime
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +49,7 @@ from cartnet.certificates import (
 from cartnet.files import write_atomic
 from cartnet.identity import Identity, node_id_of
 from cartnet.presence import now_ms
+from cartnet.tls import SwarmCA, host_names, issue_server_certificate, server_certificate_holds, store_ca
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +86,7 @@ class Authority:
         authority = cls(directory, key)
         write_atomic(directory / SWARM_FILE, encode(authority.swarm))
         authority._store_revocations(authority._sign_revocations(0, [], now_ms()))
+        authority.tls_ca()
         log.info("created swarm authority %s in %s", authority.swarm.swarm_id, directory)
         return authority
 
@@ -151,6 +157,10 @@ class Authority:
             [decode_certificate(path.read_bytes()) for path in sorted(folder.glob("*.json"))] if folder.exists() else []
         )
 
+    def tls_ca(self) -> SwarmCA:
+        """The swarm's X.509 CA for TLS server certificates (cartnet.tls), made in this directory on first use."""
+        return SwarmCA.load_or_create(self.directory, self.swarm.swarm_id)
+
     # --- revocations ---------------------------------------------------------------------------
 
     def revocations(self) -> RevocationList:
@@ -188,17 +198,24 @@ class Authority:
 # --- the node side ---------------------------------------------------------------------------
 
 
-def enrol(authority: Authority, data_dir: Path, role: Role, days: float = DEFAULT_DAYS) -> Certificate:
+def enrol(
+    authority: Authority, data_dir: Path, role: Role, days: float = DEFAULT_DAYS, tls_hosts: Sequence[str] = ()
+) -> Certificate:
     """Make the node kept in `data_dir` a member: its keys (created if missing) certified as `role`.
 
-    Writes the node's certificate, the swarm key and the authority's newest revocation list
-    into `data_dir`. Only the node's public key is read; its private keys stay where they are.
+    Writes the node's certificate, the swarm key, the authority's newest revocation list and the
+    swarm's TLS CA certificate into `data_dir`; with `tls_hosts` (DNS names or IP addresses) also a
+    TLS server certificate for them, valid as long. Only the node's public keys are read; its private
+    keys stay where they are.
     """
+    if tls_hosts:
+        host_names(tls_hosts)  # ValueError naming a bad host before anything is written
     identity = Identity.load_or_create(data_dir)
     cert = authority.issue(identity.public_key, role, days)
     write_atomic(data_dir / SWARM_FILE, encode(authority.swarm))
     write_atomic(data_dir / CERTIFICATE_FILE, encode(cert))
     store_revocations(data_dir, authority.revocations())
+    _enrol_tls(authority, data_dir, cert, days, tls_hosts, renew_days=None)
     log.info(
         "enrolled %s %s in swarm %s until %s", role, cert.node_id[:8], cert.swarm_id[:8], utc_time(cert.not_after_ms)
     )
@@ -206,10 +223,16 @@ def enrol(authority: Authority, data_dir: Path, role: Role, days: float = DEFAUL
 
 
 def ensure_enrolled(
-    authority: Authority, data_dir: Path, role: Role, days: float = DEFAULT_DAYS, renew_days: float = 1.0
+    authority: Authority,
+    data_dir: Path,
+    role: Role,
+    days: float = DEFAULT_DAYS,
+    renew_days: float = 1.0,
+    tls_hosts: Sequence[str] = (),
 ) -> Certificate:
     """For local tools: the node's certificate, issued anew unless a valid one for this swarm and
-    role is already there with more than `renew_days` left."""
+    role is already there with more than `renew_days` left. The TLS server certificate for
+    `tls_hosts`, when asked for, is kept on the same terms (and only when it is for exactly those hosts)."""
     identity = Identity.load_or_create(data_dir)
     try:
         cert = read_certificate(data_dir)
@@ -219,10 +242,33 @@ def ensure_enrolled(
             verify(cert, authority.public_key, role, public_key=identity.public_key)
             verify(cert, authority.public_key, role, later, public_key=identity.public_key)
             store_revocations(data_dir, authority.revocations())
+            _enrol_tls(authority, data_dir, cert, days, tls_hosts, renew_days)
             return cert
     except CertificateError as exc:
         log.info("re-enrolling %s: %s", data_dir, exc)
-    return enrol(authority, data_dir, role, days)
+    return enrol(authority, data_dir, role, days, tls_hosts)
+
+
+def _enrol_tls(
+    authority: Authority,
+    data_dir: Path,
+    cert: Certificate,
+    days: float,
+    tls_hosts: Sequence[str],
+    renew_days: float | None,
+) -> None:
+    """The swarm's TLS CA certificate into `data_dir`, and a server certificate for `tls_hosts` when given
+    (kept when `renew_days` is set and the one there holds that much longer, for exactly those hosts)."""
+    ca = authority.tls_ca()
+    store_ca(data_dir, ca)
+    if not tls_hosts:
+        return
+    if renew_days is not None:
+        until = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=renew_days)
+        if server_certificate_holds(ca, data_dir, tls_hosts, until) is not None:
+            return
+    issue_server_certificate(ca, data_dir, tls_hosts, days, f"{cert.role} {cert.node_id}")
+    log.info("issued a TLS certificate for %s to %s %s", ", ".join(tls_hosts), cert.role, cert.node_id[:8])
 
 
 def store_revocations(data_dir: Path, revocations: RevocationList) -> bool:

@@ -15,6 +15,10 @@ What the client takes care of, so the rounds engine does not have to:
 * heartbeats at the interval the bridge asked for, and noticing a silent bridge;
 * reconnecting with exponential backoff plus jitter whenever the bridge goes away
   (a refused admission is final: retrying a refused certificate cannot help);
+* TLS to an https:// or wss:// bridge, verified against the SSL context given (a cart's
+  comes from cartnet.tls: TLS_CA, else the swarm CA, else the system's); a bridge whose
+  certificate is not trusted is logged as an error saying so, and kept being retried (it may
+  be renewed), and `wait_connected` names it when it gives up;
 * a TransferHub (`client.transfers`) whose frames are routed, so
   `await client.transfers.send_blob(peer_id, blob, purpose, meta)` works cart to cart,
   and received blobs appear on `client.transfers.received`;
@@ -40,6 +44,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -47,7 +52,7 @@ from typing import TypeVar
 
 import aiohttp
 
-from cartnet import boundary, frames, phone_models, presence
+from cartnet import boundary, frames, phone_models, presence, tls
 from cartnet.boundary import Refusal
 from cartnet.handshake import MAX_FRAME, AdmissionRefused, join, ws_url
 from cartnet.identity import Identity
@@ -139,6 +144,7 @@ class BridgeClient:
         queue_size: int = 1024,
         session: aiohttp.ClientSession | None = None,
         task: str = "",
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.identity = identity
         self.url = ws_url(bridge_url)
@@ -153,6 +159,9 @@ class BridgeClient:
         self.heartbeat_interval: float | None = None
         self.sessions = 0
         self.failure: Exception | None = None
+        self.last_error = ""
+        """Why the last attempt to reach the bridge failed (empty once admitted)."""
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self.refused: Counter[str] = Counter()
         self.certificate = certificate
         self._token = swarm_token
@@ -192,7 +201,8 @@ class BridgeClient:
             return
         if self.failure is not None:
             raise self.failure
-        raise TimeoutError(f"not admitted by {self.url} within {timeout}s")
+        why = f": {self.last_error}" if self.last_error else ""
+        raise TimeoutError(f"not admitted by {self.url} within {timeout}s{why}")
 
     async def close(self, reason: str = "cart shutting down") -> None:
         """Say Bye to the bridge (so peers learn we left on purpose) and stop reconnecting."""
@@ -402,7 +412,7 @@ class BridgeClient:
                     MessageError,
                     frames.FrameError,
                 ) as exc:
-                    log.info("%s: cannot reach %s: %s", self.node_id[:8], self.url, exc or type(exc).__name__)
+                    self._unreachable(exc)
                 except Exception:  # noqa: BLE001 - a bug in one session must not end reconnecting for good
                     log.exception("%s: session with %s failed", self.node_id[:8], self.url)
                 attempt = 0 if self.sessions > admitted_before else attempt + 1
@@ -410,14 +420,25 @@ class BridgeClient:
                     await asyncio.wait_for(self._closing.wait(), self._backoff.delay(attempt))
         self.closed.set()
 
+    def _unreachable(self, exc: BaseException) -> None:
+        """Log why the bridge could not be reached: a TLS failure as an error, once per new reason."""
+        problem = tls.explain(exc, self.url)
+        reason = problem or f"cannot reach {self.url}: {exc or type(exc).__name__}"
+        if problem is not None and reason != self.last_error:
+            log.error("%s: %s", self.node_id[:8], problem)
+        else:
+            log.info("%s: %s", self.node_id[:8], reason)
+        self.last_error = reason
+
     async def _connect_once(self, session: aiohttp.ClientSession) -> str:
         timeout = aiohttp.ClientWSTimeout(ws_close=2.0)
-        async with session.ws_connect(self.url, max_msg_size=MAX_FRAME, timeout=timeout) as ws:
+        async with session.ws_connect(self.url, max_msg_size=MAX_FRAME, timeout=timeout, ssl=self._ssl) as ws:
             welcome = await join(
                 ws, self.identity, self.certificate, timeout=self._handshake_timeout, swarm_token=self._token
             )
             self.bridge_id, self.heartbeat_interval = welcome.bridge_id, welcome.heartbeat_interval
             self._ws = ws
+            self.last_error = ""
             keepalive = asyncio.create_task(self._keepalive(welcome))
             try:
                 await self._send_raw(frames.control(self._presence(welcome.bridge_id)))

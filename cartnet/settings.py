@@ -26,11 +26,24 @@ class NodeSettings(BaseSettings):
     data_dir: Path = Field(
         Path("data/node"), description="Keys, swarm certificate (fedcart enrol), store and models live here"
     )
+    tls_ca: str = Field(
+        "",
+        description="PEM file of the CAs trusted when dialing https:// or wss:// (or 'system' for the system's store); "
+        "empty = the swarm's TLS CA from DATA_DIR/tls/ca.pem (fedcart enrol writes it), else the system's store",
+    )
     swarm_token: str = Field(
         "",
         description="Optional shared secret checked at admission on top of the certificate; empty = off",
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR")
+
+    @field_validator("tls_ca")
+    @classmethod
+    def _trust_file_exists(cls, value: str) -> str:
+        """A CA file that is not there would make every TLS dial fail later: say so at start."""
+        if value and value != "system" and not Path(value).is_file():
+            raise ValueError("TLS_CA must be a PEM file of CA certificates, 'system', or empty (the swarm's CA)")
+        return value
 
     @field_validator("swarm_token")
     @classmethod

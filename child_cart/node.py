@@ -12,6 +12,7 @@ import contextlib
 import logging
 from typing import Any
 
+from cartnet import tls
 from cartnet.certificates import load_enrolment
 from cartnet.client import BridgeClient
 from cartnet.identity import Identity
@@ -54,6 +55,7 @@ class CartNode:
             self.certificate,
             swarm_token=settings.swarm_token,
             task=self.task.name,
+            ssl_context=tls.dialing_context(settings.data_dir, settings.tls_ca),  # for an https:// BRIDGE_URL
         )
         self.models = ModelVersions(self.store, settings.data_dir)
         self.learner = Learner(self.task, batch_size=settings.train_batch_size)

@@ -1,9 +1,10 @@
 """`fedcart authority init | show`, `fedcart enrol`, `fedcart revoke`: the operator's swarm authority.
 
 The authority directory holds the swarm's private key: keep it on the operator's machine,
-never on a node. `enrol` writes a node's certificate and the swarm's public key into the
-node's data dir (creating the node's keys there if it has none yet); `revoke` signs a new
-revocation list that bridges spread to each other.
+never on a node. `enrol` writes a node's certificate, the swarm's public key and the swarm's
+TLS CA certificate into the node's data dir (creating the node's keys there if it has none
+yet), and with `--tls-host` a TLS server certificate for those names (cartnet.tls); `revoke`
+signs a new revocation list that bridges spread to each other.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from rich.console import Console
 
 from cartnet.authority import DEFAULT_DAYS, Authority, AuthorityError, enrol, ensure_enrolled, store_revocations
 from cartnet.certificates import REVOCATIONS_FILE, Role, utc_time
+from cartnet.tls import CERT_FILE, TLSError, host_names
 
 console = Console()
 
@@ -77,15 +79,35 @@ def enrol_node(
     keep_valid: bool = typer.Option(
         False, "--keep-valid", help="Keep a certificate of this swarm and role with more than a day left (compose)"
     ),
+    tls_hosts: list[str] | None = typer.Option(
+        None,
+        "--tls-host",
+        help="Also issue a TLS server certificate (tls/cert.pem, key tls/key.pem) for this DNS name or IP "
+        "address; repeat for several. A bridge with one serves HTTPS/WSS",
+    ),
 ) -> None:
-    """Issue a node its certificate and give it the swarm's public key."""
+    """Issue a node its certificate and give it the swarm's public key and TLS CA certificate."""
+    hosts = tls_hosts or []
+    if hosts:
+        try:
+            host_names(hosts)
+        except ValueError as exc:
+            raise _fail(str(exc), 2) from None
     authority = _load(authority_dir)
-    cert = ensure_enrolled(authority, data_dir, role, days) if keep_valid else enrol(authority, data_dir, role, days)
+    try:
+        if keep_valid:
+            cert = ensure_enrolled(authority, data_dir, role, days, tls_hosts=hosts)
+        else:
+            cert = enrol(authority, data_dir, role, days, hosts)
+    except TLSError as exc:
+        raise _fail(str(exc)) from None
     console.print(
         f"enrolled {cert.role} [bold]{cert.node_id}[/bold] in swarm {cert.swarm_id[:8]} "
         f"until {utc_time(cert.not_after_ms)} ({data_dir})",
         soft_wrap=True,
     )
+    if hosts:
+        console.print(f"TLS certificate for {', '.join(hosts)}: {data_dir / CERT_FILE}", soft_wrap=True)
 
 
 def revoke(

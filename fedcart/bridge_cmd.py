@@ -14,6 +14,7 @@ from rich.console import Console
 
 from cartnet import logs
 from cartnet.certificates import CertificateError
+from cartnet.tls import TLSError
 
 if TYPE_CHECKING:
     from parent_cart.bridge import Bridge
@@ -62,6 +63,9 @@ def register(app: typer.Typer) -> None:
             server.run(settings, _announce)
         except CertificateError as exc:
             console.print(f"[red]this bridge is not a member of a swarm:[/red] {exc}", soft_wrap=True)
+            raise typer.Exit(2) from None
+        except TLSError as exc:
+            console.print(f"[red]this bridge cannot serve TLS:[/red] {exc}", soft_wrap=True, highlight=False)
             raise typer.Exit(2) from None
 
 

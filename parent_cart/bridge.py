@@ -10,6 +10,12 @@ each cart session and bridge link whose certificate no longer holds (revoked or 
 a newer list from a linked bridge does the same at once and is passed on to every link. `start` returns once
 the relay listens, the DHT node is bootstrapped and one announce/discover round has run,
 so a caller can rely on "started" meaning "reachable and published".
+
+With a TLS certificate and key (TLS_CERT/TLS_KEY, or the data dir's `tls/` files from
+`fedcart enrol --tls-host`; cartnet.tls) the relay serves HTTPS and WSS on its one port, the
+TLS handshake counted in the header deadline; without them it serves plain HTTP. Links to other
+bridges verify their certificates against TLS_CA or the swarm CA (`tls/ca.pem`). A certificate
+file replaced on disk (renewed) is served from the next refresh on, to new connections.
 """
 
 from __future__ import annotations
@@ -18,11 +24,13 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 import time
+from pathlib import Path
 
 from aiohttp import web
 
-from cartnet import frames
+from cartnet import frames, tls
 from cartnet.certificates import Certificate
 from cartnet.identity import Identity
 from cartnet.messages import Bye, PresenceRecord, RevocationList
@@ -80,8 +88,19 @@ class Bridge:
             timeout=settings.dht_timeout,
         )
         self.membership.on_revocations(self.dht.accept_revocations)
+        self.tls_files = tls.server_files(settings.data_dir, settings.tls_cert, settings.tls_key)
+        self.tls: ssl.SSLContext | None = tls.server_context(*self.tls_files) if self.tls_files else None
+        self._tls_stamp = _stamps(self.tls_files)
+        _check_public_url(settings.public_url, self.tls is not None)
         self.relay = Relay(self.directory, self.metrics, settings.send_timeout, self._forward, self._lookup)
-        self.links = Links(self.identity, settings, self.membership, self.directory, self.relay)
+        self.links = Links(
+            self.identity,
+            settings,
+            self.membership,
+            self.directory,
+            self.relay,
+            tls.dialing_context(settings.data_dir, settings.tls_ca),
+        )
         self.announcer = Announcer(
             self.identity,
             settings,
@@ -127,7 +146,8 @@ class Bridge:
     async def start(self) -> None:
         """Listen, join the DHT, announce ourselves and link to the bridges we can find."""
         await self._listen()
-        self.url = self.settings.public_url.rstrip("/") or f"http://{_reachable(self.settings.host)}:{self.port}"
+        scheme = "https" if self.tls is not None else "http"
+        self.url = self.settings.public_url.rstrip("/") or f"{scheme}://{_reachable(self.settings.host)}:{self.port}"
         self.directory.bridge_url = self.links.public_url = self.announcer.public_url = self.url
         await self.dht.start(self.settings.host, self.settings.dht_port)
         await self.dht.bootstrap(self.settings.bootstrap_addresses())
@@ -155,7 +175,9 @@ class Bridge:
         no header timeout of its own); the runner still owns the app and, on
         cleanup, closes the connections. A handler is not cancelled when its
         client goes away (aiohttp's `handler_cancellation`): /ws handlers end with
-        their socket anyway and clean up after themselves.
+        their socket anyway and clean up after themselves. With TLS the socket
+        speaks it (asyncio's SSL transport under each handler); the header deadline
+        runs from the TCP accept, so a stalled handshake is cut off by it too.
         """
         s = self.settings
         self._runner = web.AppRunner(
@@ -171,7 +193,13 @@ class Bridge:
         server = self._runner.server
         assert server is not None, "AppRunner.setup() makes the server"
         loop = asyncio.get_running_loop()
-        self._listener = await loop.create_server(self.header_deadline.protocols(server), s.host, s.port)
+        self._listener = await loop.create_server(
+            self.header_deadline.protocols(server),
+            s.host,
+            s.port,
+            ssl=self.tls,
+            ssl_handshake_timeout=s.http_header_timeout if self.tls is not None else None,
+        )
         self.port = self._listener.sockets[0].getsockname()[1]
 
     async def stop(self, reason: str = "bridge shutting down") -> None:
@@ -213,6 +241,7 @@ class Bridge:
             "status": "stopping" if self.gate.closing else "ok",
             "bridge_id": self.node_id,
             "url": self.url,
+            "tls": self.tls is not None,
             "carts": len(self.directory.local),
             "swarm_carts": self.directory.count(),
             "bridges_linked": len(self.links.ids()),
@@ -238,7 +267,22 @@ class Bridge:
             if self._stop.is_set():
                 return
             self.membership.reload()
+            self._reload_tls()
             await self._sweep()
+
+    def _reload_tls(self) -> None:
+        """Serve a certificate renewed on disk to new connections (the old one stays when the new files fail)."""
+        stamp = _stamps(self.tls_files)
+        if self.tls is None or self.tls_files is None or stamp == self._tls_stamp:
+            return
+        self._tls_stamp = stamp
+        try:
+            tls.server_context(*self.tls_files)  # checks the pair (and its dates) before the live context takes it
+            self.tls.load_cert_chain(*self.tls_files)
+        except (tls.TLSError, ssl.SSLError, OSError) as exc:
+            log.error("kept the TLS certificate served so far: %s", exc)
+            return
+        log.info("serving the renewed TLS certificate %s", self.tls_files[0])
 
     def _revocations_adopted(self, revocations: RevocationList) -> None:
         """A newer revocation list: pass it on to every linked bridge and drop the nodes it names now."""
@@ -312,6 +356,28 @@ class Bridge:
             "fedcart_bridge_transfers_in_flight", "Model uploads in progress on this bridge", lambda: self.hub.in_flight
         )
         gauge("fedcart_bridge_dht_contacts", "Nodes in the Kademlia routing table", lambda: len(self.dht.contact_ids()))
+
+
+def _check_public_url(public_url: str, serves_tls: bool) -> None:
+    """A relay that serves TLS cannot be reached at a plain http:// or ws:// PUBLIC_URL: refuse to start on one.
+
+    (The reverse is fine: TLS may end in front of a plain relay, at an Ingress or a proxy.)"""
+    scheme = public_url.split("://", 1)[0].lower() if "://" in public_url else ""
+    if serves_tls and scheme in ("http", "ws"):
+        raise tls.TLSError(
+            f"PUBLIC_URL is {public_url!r}, but this relay serves TLS: other bridges would dial it in plain text; "
+            "use https:// (or wss://), or leave PUBLIC_URL empty"
+        )
+
+
+def _stamps(files: tuple[Path, Path] | None) -> tuple[float, ...]:
+    """When the TLS files last changed (empty when there are none or one is gone)."""
+    if files is None:
+        return ()
+    try:
+        return tuple(path.stat().st_mtime_ns for path in files)
+    except OSError:
+        return ()
 
 
 def _reachable(host: str) -> str:

@@ -15,7 +15,9 @@ frame that raises earns the other bridge an Error and a count in
 
 A relay URL is dialed only in a form `parent_cart.records.relay_url_problem` allows
 (http/https/ws/wss, a host name or a unicast address, a port, a plain path), wherever it
-came from: a DHT entry or a linked bridge's admission.
+came from: a DHT entry or a linked bridge's admission. https:// and wss:// relays are
+verified (certificate chain and host name) against the SSL context the bridge was given
+(TLS_CA, else the swarm CA: cartnet.tls); one that fails is logged as such and not linked.
 
 When the last link to a bridge goes, its carts leave our directory at once and every
 local cart that was talking to them is told why. A bridge that could not be dialed is
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Coroutine
 from typing import Any, cast
@@ -35,7 +38,7 @@ from typing import Any, cast
 import aiohttp
 from aiohttp import ClientWebSocketResponse, WSCloseCode
 
-from cartnet import admission, boundary, frames
+from cartnet import admission, boundary, frames, tls
 from cartnet.boundary import Refusal
 from cartnet.certificates import CertificateError
 from cartnet.handshake import MAX_FRAME, join, receive_control, ws_url
@@ -81,9 +84,16 @@ class Links:
     """All links of this bridge, keyed by the other bridge's id (usually one each)."""
 
     def __init__(
-        self, identity: Identity, settings: BridgeSettings, membership: Membership, directory: Directory, relay: Relay
+        self,
+        identity: Identity,
+        settings: BridgeSettings,
+        membership: Membership,
+        directory: Directory,
+        relay: Relay,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.identity = identity
+        self.ssl_context = ssl_context
         self.settings = settings
         self.membership = membership
         self.directory = directory
@@ -179,10 +189,16 @@ class Links:
         ws = None
         try:
             async with asyncio.timeout(self.settings.link_timeout):
-                ws = await self._session.ws_connect(ws_url(url), max_msg_size=MAX_FRAME)
+                ws = await self._session.ws_connect(
+                    ws_url(url), max_msg_size=MAX_FRAME, ssl=self.ssl_context if self.ssl_context is not None else True
+                )
                 auth = await self._handshake(ws, bridge_id, url)
         except _DIAL_ERRORS as exc:
-            log.info("cannot link to bridge %s at %s: %s", bridge_id[:8], url, exc or type(exc).__name__)
+            problem = tls.explain(exc, url)
+            if problem is not None:
+                log.warning("cannot link to bridge %s: %s", bridge_id[:8], problem)
+            else:
+                log.info("cannot link to bridge %s at %s: %s", bridge_id[:8], url, exc or type(exc).__name__)
             self._unreachable[bridge_id] = time.monotonic() + self.settings.link_timeout
             if ws is not None:
                 await ws.close()

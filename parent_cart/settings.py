@@ -15,7 +15,15 @@ class BridgeSettings(NodeSettings):
     host: str = Field("127.0.0.1", description="Address the relay and DHT bind to")
     port: int = Field(8470, ge=0, le=65535, description="HTTP/WebSocket relay port (0 = any free port)")
     dht_port: int = Field(8468, ge=0, le=65535, description="Kademlia UDP port (0 = any free port)")
-    public_url: str = Field("", description="URL other bridges use to reach this relay (default http://host:port)")
+    public_url: str = Field(
+        "", description="URL other bridges use to reach this relay (default https://host:port with TLS, else http://)"
+    )
+    tls_cert: str = Field(
+        "",
+        description="PEM certificate chain the relay serves HTTPS/WSS with (with TLS_KEY); "
+        "empty = DATA_DIR/tls/cert.pem when fedcart enrol --tls-host made one, else plain HTTP",
+    )
+    tls_key: str = Field("", description="Private key of TLS_CERT (PEM); empty = DATA_DIR/tls/key.pem")
     bridge_bootstrap: str = Field("", description="Comma-separated host:port DHT peers")
 
     heartbeat_interval: float = Field(

@@ -9,6 +9,9 @@
 * Every node is enrolled before it starts, in its role, by a one-shot service that alone (with the
   one that creates the authority) mounts the authority's volume; the bridge's health check test
   runs those very commands before it starts the bridge.
+* Carts and bridges speak TLS: every URL between them is https://, and each bridge's enrolment issues
+  it a certificate for exactly the names those URLs and its health check dial it by; the health check
+  test checks the bridge really serves HTTPS with it and the check verifies it against the swarm CA.
 * Every variable the file interpolates is documented in .env.example's compose section, with the
   same default, and that section names nothing the file does not use.
 """
@@ -356,6 +359,34 @@ def test_every_node_is_enrolled_in_its_role_before_it_starts():
         assert services[name].get("restart") == "no", f"{name} is a one-shot"
 
 
+def test_carts_and_bridges_speak_tls_with_certificates_for_the_names_they_are_dialed_by():
+    """Every BRIDGE_URL and PUBLIC_URL is https://; the bridge's enrol service issues its TLS certificate
+    (`--tls-host`) for its service name and localhost (its health check), and nobody points TLS files elsewhere."""
+    services = MODEL["services"]
+    enrolments = cf.services_of(MODEL, "enrol")
+    dialed: dict[str, set[str]] = {name: {"localhost"} for name in cf.services_of(MODEL, "bridge")}
+    for name, service in cf.services_of(MODEL, "bridge").items():
+        settings = build_settings(BridgeSettings, cf.container_environment(service))
+        assert settings.public_url.startswith("https://"), f"{name}: PUBLIC_URL {settings.public_url} is not TLS"
+        assert not settings.tls_cert and not settings.tls_key, f"{name}: TLS files come from its enrolment"
+        dialed[name].add(cf.url_host_port(settings.public_url)[0])
+    for name, service in cf.services_of(MODEL, "cart").items():
+        settings = build_settings(CartSettings, cf.container_environment(service))
+        assert settings.bridge_url.startswith("https://"), f"{name}: BRIDGE_URL {settings.bridge_url} is not TLS"
+        assert not settings.tls_ca, f"{name} must trust the swarm CA its enrolment writes, not another"
+        dialed[cf.url_host_port(settings.bridge_url)[0]].add(cf.url_host_port(settings.bridge_url)[0])
+    for name, node in cf.services_of(MODEL, "bridge").items():
+        volume = cf.mounts(node)["/data"]
+        (enrolment,) = [e for e, s in enrolments.items() if cf.mounts(s).get("/data") == volume]
+        words = cf.command(services[enrolment])
+        hosts = {words[i + 1] for i, word in enumerate(words[:-1]) if word == "--tls-host"}
+        assert hosts == dialed[name], f"{enrolment} must issue {name} a TLS certificate for {dialed[name]}: {words}"
+    for name, service in cf.services_of(MODEL, "cart").items():
+        volume = cf.mounts(service)["/data"]
+        (enrolment,) = [e for e, s in enrolments.items() if cf.mounts(s).get("/data") == volume]
+        assert "--tls-host" not in cf.command(services[enrolment]), f"{name}'s UI serves no TLS: no certificate"
+
+
 # --- health checks --------------------------------------------------------------------------------
 
 HEALTH = {"bridge": ("/health", "PORT"), "cart": ("/api/health", "UI_PORT")}
@@ -397,10 +428,12 @@ def _health_check(service: dict, env: dict[str, str]) -> subprocess.CompletedPro
 
 
 def test_the_bridge_health_check_passes_on_a_running_bridge_and_fails_without_one(tmp_path):
-    """Runs the compose health check command itself against a real `fedcart bridge` process."""
+    """Runs the compose health check command itself against a real `fedcart bridge` process, enrolled by
+    compose's own commands: it serves HTTPS, and the check verifies its certificate against the swarm CA."""
     service = MODEL["services"]["bridge-0"]
     port = free_port()
-    assert _health_check(service, {"PORT": str(port)}).returncode != 0, "health check passed with no bridge running"
+    check_env = {"PORT": str(port), "DATA_DIR": str(tmp_path / "bridge")}
+    assert _health_check(service, check_env).returncode != 0, "health check passed with no bridge running"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     for words in cf.enrolment_commands(MODEL, tmp_path / "authority", {"bridge-0": tmp_path / "bridge"}):
         done = subprocess.run([sys.executable, "-m", "fedcart", *words], env=env, cwd=tmp_path, capture_output=True)
@@ -427,10 +460,16 @@ def test_the_bridge_health_check_passes_on_a_running_bridge_and_fails_without_on
     )
     try:
         # `fedcart bridge` prints "bridge <id> relay <url> ..." once it serves.
-        ready, transcript = wait_for_line(bridge.stdout, f"relay http://127.0.0.1:{port}", 60)
-        assert ready, f"the bridge never announced itself within 60 s:\n{transcript[-3000:]}"
-        result = _health_check(service, {"PORT": str(port)})
+        ready, transcript = wait_for_line(bridge.stdout, f"relay https://127.0.0.1:{port}", 60)
+        assert ready, f"the bridge never announced itself on HTTPS within 60 s:\n{transcript[-3000:]}"
+        result = _health_check(service, check_env)
         assert result.returncode == 0, f"health check failed on a running bridge: {result.stderr[-2000:]}"
+        plain = subprocess.run(
+            [sys.executable, "-c", f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/health')"],
+            capture_output=True,
+            timeout=30,
+        )
+        assert plain.returncode != 0, "the bridge answered plain HTTP on its TLS port"
     finally:
         bridge.terminate()
         try:

@@ -3,7 +3,7 @@
 Prints one JSON line and exits 0 when it saw what it waited for, 1 otherwise.
 Every wait has a deadline; polls of real state are spaced by POLL seconds.
 
-  up URL DEADLINE                          GET URL until it answers 200
+  up URL DEADLINE [CAFILE]                 GET URL until it answers 200 (https:// verified against CAFILE)
   connect HOST PORT TIMEOUT                try one TCP connection; {"connected": bool, "error": ...}
   round BASE PASSWORD MIN_BRIDGES DEADLINE log in to a cart's UI, then read its event stream until a
                                            round that used updates from peers through MIN_BRIDGES bridges
@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.cookiejar
 import json
 import socket
+import ssl
 import sys
 import time
 import urllib.error
@@ -41,8 +42,9 @@ def wait_up(opener: urllib.request.OpenerDirector, url: str, deadline: float) ->
     emit(False, error=f"{url} not up before the deadline; last: {last}")
 
 
-def up(url: str, seconds: str) -> None:
-    wait_up(urllib.request.build_opener(), url, time.monotonic() + float(seconds))
+def up(url: str, seconds: str, cafile: str = "") -> None:
+    handlers = [urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=cafile))] if cafile else []
+    wait_up(urllib.request.build_opener(*handlers), url, time.monotonic() + float(seconds))
     emit(True, url=url)
 
 

@@ -227,7 +227,8 @@ async def test_rounds_through_bridges_while_carts_cannot_reach_each_other(lab_av
                 ),
             )
 
-        # Out through the NAT: every cart reaches its bridge at the compose BRIDGE_URL, name and all.
+        # Out through the NAT: every cart reaches its bridge at the compose BRIDGE_URL, name and all, over TLS
+        # verified against the swarm CA its enrolment wrote (the certificate is for the bridge's service name).
         reach = await until_all(
             lab,
             [
@@ -236,9 +237,10 @@ async def test_rounds_through_bridges_while_carts_cannot_reach_each_other(lab_av
                     "up",
                     cf.environment(MODEL["services"][cart])["BRIDGE_URL"] + "/health",
                     60,
+                    folder / "tls" / "ca.pem",
                     timeout=70,
                 )
-                for cart in CARTS
+                for cart, folder in zip(CARTS, cart_dirs)
             ],
             "the bridges to answer /health at BRIDGE_URL from inside the carts' namespaces",
         )
