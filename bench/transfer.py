@@ -4,6 +4,12 @@ The receiver runs in its own process (as on a real peer), on 127.0.0.1. Each
 figure is the best of `--repeat` runs, from the first byte sent until the
 receiver confirms it holds every chunk (verified, for cartnet; decrypted, when
 sealed). Both receivers keep the frames as they arrive, without joining them.
+
+Rows: `send_blob` as it is (streamed: each chunk signed, or sealed, as it is made,
+and checked, or opened, as it arrives), and the listed shape it replaced (a pass
+over the whole blob to list chunk digests, and for e2e a whole-blob `e2e.seal`
+before the first chunk moves and `e2e.open_sealed` after the last one arrived),
+measured in the same run.
 """
 
 from __future__ import annotations
@@ -25,21 +31,22 @@ from rich.table import Table
 from cartnet import e2e, frames
 from cartnet.identity import Identity
 from cartnet.messages import Heartbeat
-from cartnet.transfer import TransferHub, TransferLimits
+from cartnet.transfer import TransferHub, TransferLimits, build_manifest
 
 log = logging.getLogger("bench.transfer")
 MAX_MSG = 4 * 1024 * 1024
 CHUNK = 1024 * 1024
+RAW = "raw aiohttp WebSocket"
 
 
-def receiver_main(port_pipe, kx_private: bytes) -> None:
+def receiver_main(port_pipe) -> None:
     """Child process: raw sink on /raw, cartnet TransferHub on /hub."""
-    asyncio.run(_serve(port_pipe, kx_private))
+    asyncio.run(_serve(port_pipe))
 
 
-async def _serve(port_pipe, kx_private: bytes) -> None:
+async def _serve(port_pipe) -> None:
     identity = Identity.generate()
-    kx = _kx_from(kx_private)
+    kx = identity.kx_key
     app = web.Application()
     app.router.add_get("/raw", _raw_sink)
     app.router.add_get("/hub", lambda request: _hub_sink(request, identity, kx))
@@ -47,14 +54,8 @@ async def _serve(port_pipe, kx_private: bytes) -> None:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port_pipe.send(site._server.sockets[0].getsockname()[1])
+    port_pipe.send((site._server.sockets[0].getsockname()[1], identity.kx_public_key))
     await asyncio.Event().wait()
-
-
-def _kx_from(raw: bytes):
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-
-    return X25519PrivateKey.from_private_bytes(raw)
 
 
 async def _raw_sink(request: web.Request) -> web.WebSocketResponse:
@@ -89,7 +90,7 @@ async def _hub_sink(request: web.Request, identity: Identity, kx) -> web.WebSock
 async def _consume(hub: TransferHub, ws: web.WebSocketResponse, kx) -> None:
     while True:
         received = await hub.received.get()
-        if received.manifest.meta.get("sealed") == "1":
+        if received.manifest.meta.get("sealed") == "1":  # the listed shape: sealed as one blob, opened here
             e2e.open_sealed(received.data, kx, received.manifest.sender)
         await ws.send_bytes(frames.control(Heartbeat(seq=1)))
 
@@ -104,7 +105,9 @@ async def raw_run(session: aiohttp.ClientSession, url: str, blob: bytes) -> floa
         return time.perf_counter() - start
 
 
-async def cartnet_run(session: aiohttp.ClientSession, url: str, blob: bytes, recipient_kx: bytes | None) -> float:
+async def cartnet_run(
+    session: aiohttp.ClientSession, url: str, blob: bytes, recipient_kx: bytes | None, listed: bool = False
+) -> float:
     identity = Identity.generate()
     async with session.ws_connect(url + "/hub", max_msg_size=MAX_MSG) as ws:
 
@@ -115,8 +118,14 @@ async def cartnet_run(session: aiohttp.ClientSession, url: str, blob: bytes, rec
         processed = asyncio.Event()
         reader = asyncio.create_task(_read_replies(ws, hub, processed))
         start = time.perf_counter()
-        payload = e2e.seal(blob, recipient_kx, identity.node_id) if recipient_kx else blob
-        await hub.send_blob("receiver", payload, "bench", {"sealed": "1" if recipient_kx else "0"})
+        if listed:
+            payload = e2e.seal(blob, recipient_kx, identity.node_id) if recipient_kx else blob
+            manifest = await build_manifest(
+                identity, payload, "bench", {"sealed": "1" if recipient_kx else "0"}, hub.limits.chunk_size
+            )
+            await hub.send_manifest("receiver", manifest, payload)
+        else:
+            await hub.send_blob("receiver", blob, "bench", seal_to=recipient_kx)
         await asyncio.wait_for(processed.wait(), 120)
         elapsed = time.perf_counter() - start
         reader.cancel()
@@ -132,12 +141,18 @@ async def _read_replies(ws, hub: TransferHub, processed: asyncio.Event) -> None:
 
 async def measure(url: str, size_mb: int, repeat: int, recipient_kx: bytes) -> dict[str, list[float]]:
     blob = os.urandom(size_mb * 1024 * 1024)
-    results: dict[str, list[float]] = {"raw aiohttp WebSocket": [], "cartnet": [], "cartnet + e2e encryption": []}
+    runs = {
+        RAW: lambda: raw_run(session, url, blob),
+        "cartnet (streamed, signed chunks)": lambda: cartnet_run(session, url, blob, None),
+        "cartnet + e2e encryption (streamed, sealed chunks)": lambda: cartnet_run(session, url, blob, recipient_kx),
+        "before: cartnet, listed manifest": lambda: cartnet_run(session, url, blob, None, listed=True),
+        "before: cartnet + e2e, whole-blob seal": lambda: cartnet_run(session, url, blob, recipient_kx, listed=True),
+    }
+    results: dict[str, list[float]] = {name: [] for name in runs}
     async with aiohttp.ClientSession() as session:
         for _ in range(repeat):
-            results["raw aiohttp WebSocket"].append(await raw_run(session, url, blob))
-            results["cartnet"].append(await cartnet_run(session, url, blob, None))
-            results["cartnet + e2e encryption"].append(await cartnet_run(session, url, blob, recipient_kx))
+            for name, run in runs.items():
+                results[name].append(await run())
     return results
 
 
@@ -146,30 +161,26 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
-    receiver_identity = Identity.generate()
-    kx_raw = receiver_identity.kx_key.private_bytes_raw()
     parent, child = mp.Pipe()
-    proc = mp.get_context("spawn").Process(target=receiver_main, args=(child, kx_raw), daemon=True)
+    proc = mp.get_context("spawn").Process(target=receiver_main, args=(child,), daemon=True)
     proc.start()
     try:
-        port = parent.recv()
-        results = asyncio.run(
-            measure(f"http://127.0.0.1:{port}", args.mb, args.repeat, receiver_identity.kx_public_key)
-        )
+        port, receiver_kx = parent.recv()
+        results = asyncio.run(measure(f"http://127.0.0.1:{port}", args.mb, args.repeat, receiver_kx))
     finally:
         proc.kill()
     report(results, args.mb, args.repeat)
 
 
 def report(results: dict[str, list[float]], size_mb: int, repeat: int) -> None:
-    console = Console()
-    console.print(f"machine: {describe()}")
+    console = Console(width=140)
+    console.print(f"machine: {describe()}; load average {os.getloadavg()[0]:.2f} (1 min) after the run")
     table = Table(
         title=f"{size_mb} MB transfer over loopback WebSocket, best of {repeat} (receiver in its own process)"
     )
     for column in ("path", "best s", "median s", "MB/s (best)", "vs raw"):
         table.add_column(column, justify="right")
-    ceiling = size_mb / min(results["raw aiohttp WebSocket"])
+    ceiling = size_mb / min(results[RAW])
     for name, times in results.items():
         rate = size_mb / min(times)
         table.add_row(

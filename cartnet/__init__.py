@@ -12,11 +12,11 @@ It depends on asyncio, aiohttp and the standard crypto/tensor libraries only;
     messages.py    typed control messages, one pydantic class per type
     frames.py      binary frame layout: control, transfer chunk, routed
     boundary.py    one frame's handling: whatever it raises becomes a counted refusal, never a dead session
-    transfer.py    chunked, signed, resumable transfers of large blobs
+    transfer.py    chunked, resumable transfers: streamed (each chunk signed or sealed as made, checked on arrival)
     payloads.py    typed transfer metadata, one pydantic model per purpose (model, update)
     phone_models.py signed phone models: the manifest a cart signs, what bridges and phones check, pairing URIs
     weights.py     the weight codec: safetensors + zstd with an inflation cap
-    e2e.py         end-to-end sealing of a blob for one receiver
+    e2e.py         end-to-end sealing for one receiver: a whole blob, or a stream segment by segment
     presence.py    self-certifying presence records (where a cart can be reached)
     client.py      BridgeClient: a cart's one long-lived connection to the swarm
     settings.py    settings every node kind shares

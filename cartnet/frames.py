@@ -21,6 +21,7 @@ CONTROL, CHUNK, ROUTED = b"C", b"D", b"R"
 _CHUNK_HEAD = struct.Struct(">16sI")
 ID_BYTES = 20
 ROUTE_HEAD = 1 + 2 * ID_BYTES
+CHUNK_HEAD = 1 + _CHUNK_HEAD.size
 
 
 class FrameError(ValueError):
@@ -46,7 +47,12 @@ def control(message: Message) -> bytes:
 
 
 def chunk(transfer_id: str, index: int, data: bytes | memoryview) -> bytes:
-    return b"".join((CHUNK, _CHUNK_HEAD.pack(bytes.fromhex(transfer_id), index), data))
+    return b"".join((chunk_header(transfer_id, index), data))
+
+
+def chunk_header(transfer_id: str, index: int) -> bytes:
+    """The first CHUNK_HEAD bytes of a chunk frame, for a sender that writes the data after it itself."""
+    return CHUNK + _CHUNK_HEAD.pack(bytes.fromhex(transfer_id), index)
 
 
 def routed(to: str, sender: str, inner: bytes) -> bytes:

@@ -264,8 +264,18 @@ class TransferManifest(Message):
     total_size: int = Field(ge=0)
     chunk_size: int = Field(gt=0)
     chunks: Annotated[list[Digest], Field(max_length=1024)]
-    root: Digest = Field(description="SHA-256 over the chunk digests: one hash that commits to the blob")
+    root: Digest | None = Field(
+        description="SHA-256 over the chunk digests: one hash that commits to the blob (None when streamed)"
+    )
     meta: Annotated[dict[Annotated[str, Field(max_length=64)], ShortText], Field(max_length=32)] = {}
+    streamed: bool = Field(
+        False,
+        description="chunks are not listed: each one carries its own proof (the sender's signature over its "
+        "SHA-256, or, sealed, its AES-GCM tag), made as it is produced, checked as it arrives",
+    )
+    sealed: Key32 | None = Field(
+        None, description="streamed and end-to-end encrypted for the receiver: the ephemeral X25519 key (cartnet.e2e)"
+    )
     signature: Signature
 
 

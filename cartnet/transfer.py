@@ -1,11 +1,25 @@
 """Chunked, signed, resumable transfers of large blobs over any frame channel.
 
-The sender announces a signed manifest (size, chunk size, the SHA-256 of every
-chunk and their root digest); the receiver answers with the chunk indices it is
-missing, and only those travel. The same exchange gives resumption after a
-broken connection (the receiver keeps verified chunks), de-duplication, and
-integrity: every chunk is checked against the signed manifest before it is kept,
-and the blob is delivered only when all chunks verified.
+The sender announces a signed manifest; the receiver answers with the chunk indices
+it is missing, and only those travel. The same exchange gives resumption after a
+broken connection (the receiver keeps verified chunks) and integrity: every chunk is
+checked before it is kept, and the blob is delivered only when all chunks verified.
+A manifest comes in one of two shapes:
+
+* listed (`build_manifest`): the SHA-256 of every chunk and their root digest, so
+  chunks are content-addressed; it takes a pass over the whole blob before the
+  first chunk moves.
+* streamed (`send_blob`, the default): size, chunk size and, for a blob sealed for
+  the receiver, the ephemeral key of its end-to-end encryption (cartnet.e2e). Each
+  chunk is made (sealed, or hashed and signed) just before it is sent, on worker
+  threads a few chunks ahead of the socket, and carries its own proof: a plain chunk
+  starts with the sender's Ed25519 signature over (transfer id, index, SHA-256 of
+  the chunk); a sealed chunk is one AES-GCM segment whose nonce is its index and
+  last-flag, so only the sender that signed the manifest could have made it, and a
+  chunk altered, moved, cut or presented as the last fails to open. The receiver
+  checks (and opens) each chunk as it arrives, on worker threads, while the socket
+  keeps reading, and keeps the plaintext: a resume, even under a fresh ephemeral key,
+  sends only what is missing.
 
 A `TransferHub` serves one node. It does no I/O itself: the owner passes a
 `send(peer, frame)` coroutine and feeds received frames to `handle`, so it works
@@ -28,22 +42,26 @@ can name the real reason (say, in a round log) instead of a timeout.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
+import struct
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any, TypeVar, cast
 
-from cartnet import frames
+from cartnet import e2e, frames
 from cartnet.files import sha256_hex
 from cartnet.identity import Identity, node_id_of, verify_signature
 from cartnet.messages import AnyMessage, Error, Message, TransferDone, TransferManifest, TransferWant, signed_bytes
 from cartnet.payloads import TransferMeta
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 SendFn = Callable[[str, bytes], Awaitable[None]]
 RefusalFn = Callable[[str, TransferManifest, str], None]
@@ -53,6 +71,11 @@ CheckFn = Callable[["Received"], Awaitable[str | None]]
 _HASH_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cartnet-hash")
 _INLINE_HASH_BYTES = 256 * 1024
 _MANIFEST_LABEL = b"fedcart-manifest-v1|"
+_CHUNK_LABEL = b"fedcart-chunk-v1|"
+_CHUNK_PROOF = struct.Struct(">16sI32s")
+SIGNATURE_BYTES = 64
+MAX_CHUNKS = 1024
+"""Chunks in one transfer (a TransferWant lists at most this many missing ones)."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +95,9 @@ class TransferLimits:
     partial_ttl: float = 600.0
     """How long the verified chunks of a stalled or detached transfer are kept for a resume (if space allows)."""
     verify_window: int = 4
-    """Chunks hashed concurrently while the socket keeps reading (bounded, so memory is too)."""
+    """Chunks hashed (or opened) concurrently while the socket keeps reading (bounded, so memory is too)."""
+    send_window: int = 3
+    """Chunks a sender seals or hashes ahead of the one on the socket (bounded, so memory is too)."""
 
     @property
     def sender_share(self) -> int:
@@ -95,7 +120,12 @@ class Received:
 
     peer: str
     manifest: TransferManifest
-    chunks: list[bytes | memoryview]
+    chunks: list[bytes | bytearray | memoryview]
+
+    @property
+    def sealed(self) -> bool:
+        """The blob came end-to-end encrypted for us and was opened here: `chunks` are the plaintext."""
+        return self.manifest.sealed is not None
 
     @cached_property
     def data(self) -> bytes:
@@ -112,7 +142,7 @@ class _Outgoing:
 class _Partial:
     peer: str
     manifest: TransferManifest
-    parts: list[bytes | memoryview | None]
+    parts: list[bytes | bytearray | memoryview | None]
     missing: set[int]
     expires: float
     active: float
@@ -122,6 +152,8 @@ class _Partial:
     """Bytes of verified chunks kept."""
     verifying: int = 0
     """Chunks received and being hashed (not yet in `held`)."""
+    opener: e2e.Opener | None = None
+    """Opens the chunks of a sealed streamed transfer (for the manifest's ephemeral key)."""
 
     @property
     def empty(self) -> bool:
@@ -189,11 +221,109 @@ def check_manifest(manifest: TransferManifest, limits: TransferLimits) -> str | 
         return f"declared size {manifest.total_size} exceeds the limit of {limits.max_size} bytes"
     if manifest.chunk_size > limits.max_chunk_size:
         return f"chunk size {manifest.chunk_size} exceeds the limit of {limits.max_chunk_size} bytes"
-    if len(manifest.chunks) != -(-manifest.total_size // manifest.chunk_size):
+    count = chunk_count(manifest)
+    if count > MAX_CHUNKS:
+        return f"{count} chunks exceed the limit of {MAX_CHUNKS}: use larger chunks"
+    if manifest.streamed:
+        if manifest.chunks or manifest.root is not None:
+            return "a streamed manifest lists no chunk digests and no root"
+        return None
+    if manifest.sealed is not None:
+        return "only a streamed manifest can be sealed"
+    if len(manifest.chunks) != count:
         return "chunk count does not match size and chunk size"
     if root_digest(manifest.chunks) != manifest.root:
         return "root digest does not match the chunk digests"
     return None
+
+
+def chunk_count(manifest: TransferManifest) -> int:
+    return -(-manifest.total_size // manifest.chunk_size)
+
+
+def stream_manifest(
+    identity: Identity,
+    size: int,
+    purpose: str,
+    meta: TransferMeta,
+    chunk_size: int,
+    transfer_id: str | None = None,
+    sealed: bytes | None = None,
+) -> TransferManifest:
+    """A signed streamed manifest: no pass over the blob (each chunk proves itself); `sealed` is the
+    ephemeral key of an end-to-end sealed stream."""
+    unsigned = TransferManifest(
+        transfer_id=transfer_id or secrets.token_hex(16),
+        sender=identity.node_id,
+        sender_key=identity.public_key,
+        purpose=purpose,
+        total_size=size,
+        chunk_size=chunk_size,
+        chunks=[],
+        root=None,
+        meta=meta,
+        streamed=True,
+        sealed=sealed,
+        signature=bytes(64),
+    )
+    return sign_manifest(identity, unsigned)
+
+
+def stream_chunk(
+    identity: Identity,
+    manifest: TransferManifest,
+    index: int,
+    part: bytes | bytearray | memoryview,
+    sealer: e2e.Sealer | None = None,
+) -> bytes | bytearray:
+    """The frame of chunk `index` of a streamed transfer whose plaintext is `part`: the sealed segment (one pass,
+    straight into the frame), or the sender's signature over its SHA-256 and the data. Thread-safe."""
+    head = frames.chunk_header(manifest.transfer_id, index)
+    if sealer is None:
+        return b"".join((head, identity.sign(_chunk_proof(manifest.transfer_id, index, part)), part))
+    frame = bytearray(len(head) + len(part) + e2e.TAG)
+    frame[: len(head)] = head
+    sealer.seal_into(index, chunk_count(manifest), part, memoryview(frame)[len(head) :])
+    return frame
+
+
+def _chunk_proof(transfer_id: str, index: int, data: bytes | bytearray | memoryview) -> bytes:
+    """What the sender signs for one plain streamed chunk: transfer, position and content."""
+    return _CHUNK_LABEL + _CHUNK_PROOF.pack(bytes.fromhex(transfer_id), index, hashlib.sha256(data).digest())
+
+
+def _same_content(known: TransferManifest, new: TransferManifest) -> bool:
+    """May `new` resume `known`? Listed: the same chunks. Streamed: the same shape (the key of a sealed
+    one may change: what was kept is plaintext)."""
+    if known.streamed != new.streamed or (known.sealed is None) != (new.sealed is None):
+        return False
+    if not known.streamed:
+        return known.chunks == new.chunks
+    return (known.total_size, known.chunk_size, known.purpose, known.meta) == (
+        new.total_size,
+        new.chunk_size,
+        new.purpose,
+        new.meta,
+    )
+
+
+def _prove_chunk(
+    manifest: TransferManifest, opener: e2e.Opener | None, index: int, count: int, data: bytes | memoryview
+) -> bytes | bytearray | memoryview | str:
+    """A streamed chunk checked (worker thread): its plaintext, or why it is refused."""
+    if manifest.sealed is not None:
+        if opener is None:
+            return f"chunk {index} of a sealed transfer arrived with no key to open it"
+        try:
+            return opener.open(index, count, data)
+        except e2e.DecryptionError:
+            return f"chunk {index} failed to open: altered, cut, moved, or not sealed for us by this sender"
+    view = memoryview(data)
+    body = view[SIGNATURE_BYTES:]
+    proof = _chunk_proof(manifest.transfer_id, index, body)
+    if not verify_signature(manifest.sender_key, bytes(view[:SIGNATURE_BYTES]), proof):
+        return f"chunk {index} failed its signature check"
+    return body
 
 
 class TransferHub:
@@ -239,22 +369,46 @@ class TransferHub:
     async def send_blob(
         self,
         peer: str,
-        blob: bytes | bytearray,
+        blob: bytes | bytearray | memoryview,
         purpose: str,
         meta: TransferMeta | None = None,
         transfer_id: str | None = None,
+        *,
+        seal_to: bytes | None = None,
     ) -> str:
-        """Deliver `blob` to `peer`; returns the transfer id, raises TransferError with the reason.
+        """Deliver `blob` to `peer` as a streamed transfer; returns the transfer id, raises TransferError with
+        the reason.
 
         `meta` is what the receiver reads besides the blob: for a known purpose, a
-        `cartnet.payloads` model's `to_meta()`.
+        `cartnet.payloads` model's `to_meta()`. `seal_to` (the receiver's X25519 key, from a record the
+        caller verified) encrypts the blob end to end, chunk by chunk as it is sent; the receiving hub
+        opens it chunk by chunk as it arrives (`Received.sealed`). Reuse `transfer_id` to resume.
         """
-        manifest = await build_manifest(self.identity, blob, purpose, meta or {}, self.limits.chunk_size, transfer_id)
-        await self.send_manifest(peer, manifest, blob)
+        sealer = e2e.Sealer(seal_to, self.identity.node_id) if seal_to is not None else None
+        chunk_size = max(self.limits.chunk_size, -(-len(blob) // MAX_CHUNKS))
+        manifest = stream_manifest(
+            self.identity,
+            len(blob),
+            purpose,
+            meta or {},
+            chunk_size,
+            transfer_id,
+            sealer.ephemeral_key if sealer is not None else None,
+        )
+        await self.send_manifest(peer, manifest, blob, sealer)
         return manifest.transfer_id
 
-    async def send_manifest(self, peer: str, manifest: TransferManifest, blob: bytes | bytearray) -> None:
-        """Run the manifest / want / chunks / done exchange for an already built manifest."""
+    async def send_manifest(
+        self,
+        peer: str,
+        manifest: TransferManifest,
+        blob: bytes | bytearray | memoryview,
+        sealer: e2e.Sealer | None = None,
+    ) -> None:
+        """Run the manifest / want / chunks / done exchange for an already built manifest (and, for a sealed
+        streamed one, the sealer whose ephemeral key it names)."""
+        if manifest.sealed != (sealer.ephemeral_key if sealer is not None else None):
+            raise ValueError("a sealed manifest needs the sealer of its ephemeral key, and only it")
         if manifest.transfer_id in self._outgoing:
             raise TransferError(f"transfer {manifest.transfer_id} is already being sent")
         outgoing = self._outgoing[manifest.transfer_id] = _Outgoing(peer)
@@ -262,7 +416,10 @@ class TransferHub:
             await self._send(peer, frames.control(manifest))
             reply = await self._next_reply(outgoing, "the list of missing chunks")
             if isinstance(reply, TransferWant):
-                await self._send_chunks(peer, manifest, blob, reply.missing)
+                if manifest.streamed:
+                    await self._stream_chunks(peer, manifest, blob, reply.missing, sealer)
+                else:
+                    await self._send_chunks(peer, manifest, blob, reply.missing)
                 reply = await self._next_reply(outgoing, "confirmation of delivery")
             if not isinstance(reply, TransferDone):
                 raise TransferError(f"unexpected reply {reply.type}")
@@ -272,13 +429,50 @@ class TransferHub:
             del self._outgoing[manifest.transfer_id]
 
     async def _send_chunks(
-        self, peer: str, manifest: TransferManifest, blob: bytes | bytearray, missing: list[int]
+        self, peer: str, manifest: TransferManifest, blob: bytes | bytearray | memoryview, missing: list[int]
     ) -> None:
         size, count, view = manifest.chunk_size, len(manifest.chunks), memoryview(blob)
         for index in missing:
             if index >= count:
                 raise TransferError(f"receiver asked for chunk {index} of {count}")
             await self._send(peer, frames.chunk(manifest.transfer_id, index, view[index * size : (index + 1) * size]))
+
+    async def _stream_chunks(
+        self,
+        peer: str,
+        manifest: TransferManifest,
+        blob: bytes | bytearray | memoryview,
+        missing: list[int],
+        sealer: e2e.Sealer | None,
+    ) -> None:
+        """Send the chunks the receiver asked for, each made (sealed, or hashed and signed) on a worker thread
+        while up to `send_window` earlier ones are still being made and one is on the socket."""
+        size, count, view = manifest.chunk_size, chunk_count(manifest), memoryview(blob)
+        if any(index >= count for index in missing):
+            raise TransferError(f"receiver asked for a chunk beyond the {count} there are")
+        loop = asyncio.get_running_loop()
+        todo = iter(missing)
+        ahead: deque[asyncio.Future[bytes | bytearray]] = deque()
+
+        def make_next() -> None:
+            index = next(todo, None)
+            if index is not None:
+                part = view[index * size : (index + 1) * size]
+                args = (self.identity, manifest, index, part, sealer)
+                ahead.append(loop.run_in_executor(_HASH_POOL, stream_chunk, *args))
+
+        try:
+            for _ in range(max(1, self.limits.send_window)):
+                make_next()
+            while ahead:
+                made = ahead.popleft()
+                make_next()
+                # a sealed frame is a bytearray, written into once and never again: as good as bytes to a socket
+                await self._send(peer, cast(bytes, await made))
+        finally:
+            for pending in ahead:
+                pending.cancel()
+
 
     async def _next_reply(self, outgoing: _Outgoing, what: str) -> AnyMessage:
         try:
@@ -326,9 +520,18 @@ class TransferHub:
         if reason:
             await self._refuse(peer, manifest, reason)
             return
+        opener = None
+        if manifest.sealed is not None:
+            try:
+                opener = e2e.Opener(self.identity.kx_key, manifest.sealed, manifest.sender)
+            except e2e.DecryptionError as exc:
+                await self._refuse(peer, manifest, f"sealed transfer: {exc}")
+                return
         if tid in self._partials and self._verifying:
             await asyncio.gather(*self._verifying, return_exceptions=True)
         partial = self._partials.get(tid) or self._start(peer, manifest)
+        if manifest.streamed:
+            partial.manifest, partial.opener = manifest, opener
         partial.peer, partial.attached = peer, True
         partial.active = self.clock()
         partial.expires = partial.active + self.limits.partial_ttl
@@ -340,7 +543,7 @@ class TransferHub:
         now = self.clock()
         self._expire(now)
         known = self._partials.get(manifest.transfer_id)
-        if known is not None and known.manifest.chunks != manifest.chunks:
+        if known is not None and not _same_content(known.manifest, manifest):
             return "transfer id reused for different content"
         if known is not None and self._live(known, now):
             return None
@@ -399,7 +602,7 @@ class TransferHub:
             self._dropped.popitem(last=False)
 
     def _start(self, peer: str, manifest: TransferManifest) -> _Partial:
-        count = len(manifest.chunks)
+        count = chunk_count(manifest)
         partial = _Partial(peer, manifest, [None] * count, set(range(count)), 0.0, self.clock())
         self._partials[manifest.transfer_id] = partial
         return partial
@@ -449,27 +652,40 @@ class TransferHub:
 
     async def _store_chunk(self, partial: _Partial, chunk: frames.Chunk) -> str | None:
         manifest = partial.manifest
-        if chunk.index >= len(manifest.chunks):
+        count = chunk_count(manifest)
+        if chunk.index >= count:
             return f"chunk index {chunk.index} out of range"
         if chunk.index not in partial.missing:
             return None
         start = chunk.index * manifest.chunk_size
         expected = min(manifest.chunk_size, manifest.total_size - start)
+        if manifest.streamed:
+            expected += e2e.TAG if manifest.sealed is not None else SIGNATURE_BYTES
         if len(chunk.data) != expected:
             return f"chunk {chunk.index} has {len(chunk.data)} bytes, expected {expected}"
-        digest = await self._digest(chunk.data)
-        if digest != manifest.chunks[chunk.index]:
-            return f"chunk {chunk.index} failed its SHA-256 check"
+        part: bytes | bytearray | memoryview
+        if manifest.streamed:
+            opened = await self._off_loop(
+                len(chunk.data), _prove_chunk, manifest, partial.opener, chunk.index, count, chunk.data
+            )
+            if isinstance(opened, str):
+                return opened
+            part = opened
+        else:
+            if await self._off_loop(len(chunk.data), sha256_hex, chunk.data) != manifest.chunks[chunk.index]:
+                return f"chunk {chunk.index} failed its SHA-256 check"
+            part = chunk.data
         if partial.manifest.transfer_id in self._partials and chunk.index in partial.missing:
-            partial.parts[chunk.index] = chunk.data
+            partial.parts[chunk.index] = part
             partial.missing.discard(chunk.index)
-            partial.held += len(chunk.data)
+            partial.held += len(part)
         return None
 
-    async def _digest(self, data: bytes | memoryview) -> str:
-        if len(data) < _INLINE_HASH_BYTES:
-            return sha256_hex(data)
-        return await asyncio.get_running_loop().run_in_executor(_HASH_POOL, sha256_hex, data)
+    async def _off_loop(self, size: int, work: Callable[..., _T], *args: Any) -> _T:
+        """`work(*args)` on a worker thread (hashing and AES release the GIL); inline when it is small."""
+        if size < _INLINE_HASH_BYTES:
+            return work(*args)
+        return await asyncio.get_running_loop().run_in_executor(_HASH_POOL, work, *args)
 
     async def _complete(self, partial: _Partial) -> None:
         """Deliver a transfer whose chunks all verified, once the owner's `check` (if any) agrees; the sender's

@@ -134,3 +134,37 @@ def test_open_refuses_tampering(attack):
     sealed = e2e.seal(os.urandom(e2e.SEGMENT + 1000), RECEIVER.kx_public_key, SENDER.node_id)
     with pytest.raises(e2e.DecryptionError):
         e2e.open_sealed(*attack(sealed))
+
+
+def _stream_of(count: int) -> tuple[e2e.Sealer, list[bytes], list[bytes]]:
+    sealer = e2e.Sealer(RECEIVER.kx_public_key, SENDER.node_id)
+    plain = [os.urandom(1000) for _ in range(count)]
+    return sealer, plain, [sealer.seal(index, count, part) for index, part in enumerate(plain)]
+
+
+def test_stream_segments_open_one_by_one_in_any_arrival_order():
+    sealer, plain, sealed = _stream_of(4)
+    opener = e2e.Opener(RECEIVER.kx_key, sealer.ephemeral_key, SENDER.node_id)
+    for index in (2, 0, 3, 1):
+        assert opener.open(index, 4, sealed[index]) == plain[index]
+    assert sealer.seal(1, 4, plain[1]) == sealed[1], "a resent segment is the same bytes"
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        lambda s, o, key: o.open(0, 4, s[1]),
+        lambda s, o, key: o.open(3, 3, s[3]),
+        lambda s, o, key: o.open(2, 3, s[2]),
+        lambda s, o, key: o.open(0, 4, s[0][:-1]),
+        lambda s, o, key: o.open(0, 4, bytes([s[0][0] ^ 1]) + s[0][1:]),
+        lambda s, o, key: e2e.Opener(RECEIVER.kx_key, key, Identity.generate().node_id).open(0, 4, s[0]),
+        lambda s, o, key: e2e.Opener(Identity.generate().kx_key, key, SENDER.node_id).open(0, 4, s[0]),
+    ],
+    ids=["moved", "count grown", "cut short: last flag", "truncated", "flipped bit", "other sender", "other receiver"],
+)
+def test_stream_segment_refused_when_moved_cut_altered_or_misattributed(attack):
+    sealer, _, sealed = _stream_of(4)
+    opener = e2e.Opener(RECEIVER.kx_key, sealer.ephemeral_key, SENDER.node_id)
+    with pytest.raises(e2e.DecryptionError):
+        attack(sealed, opener, sealer.ephemeral_key)

@@ -1,4 +1,5 @@
-"""Transfers over a real aiohttp WebSocket on 127.0.0.1: integrity, resumption, and every refusal."""
+"""Transfers over a real aiohttp WebSocket on 127.0.0.1: integrity, resumption, and every refusal, for listed
+manifests and for streamed transfers (signed or end-to-end sealed chunks)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,18 @@ import os
 
 import pytest
 
-from cartnet import frames
+from cartnet import e2e, frames
 from cartnet.identity import Identity
 from cartnet.messages import Error, TransferDone, TransferWant
-from cartnet.transfer import TransferError, TransferHub, TransferLimits, build_manifest, sign_manifest
+from cartnet.transfer import (
+    TransferError,
+    TransferHub,
+    TransferLimits,
+    build_manifest,
+    sign_manifest,
+    stream_chunk,
+    stream_manifest,
+)
 
 from .wspair import connect, receiver_server
 
@@ -244,3 +253,155 @@ async def test_a_stalled_transfer_keeps_its_chunks_until_the_space_is_needed():
     await receiver.hub.handle(slow.node_id, frames.Chunk(manifest.transfer_id, 1, blob[MIB : 2 * MIB]))
     late = receiver.replies[slow.node_id][-1]
     assert isinstance(late, Error) and "was dropped: it stalled and its buffer space was needed" in late.detail
+
+
+# --- streamed transfers: each chunk proves itself as it arrives; sealed ones are opened as they arrive (issue 19) ---
+
+
+def _stream(sender: Identity, receiver: Identity, blob: bytes, sealed: bool, transfer_id: str | None = None):
+    """A streamed manifest from `sender` (sealed for `receiver`, or plain) and a maker of its chunk frames."""
+    sealer = e2e.Sealer(receiver.kx_public_key, sender.node_id) if sealed else None
+    key = sealer.ephemeral_key if sealer else None
+    manifest = stream_manifest(sender, len(blob), "test", {}, MIB, transfer_id, key)
+
+    def chunk(index: int, data: bytes | None = None) -> bytes:
+        part = blob[index * MIB : (index + 1) * MIB] if data is None else data
+        return bytes(stream_chunk(sender, manifest, index, part, sealer))
+
+    return manifest, sealer, chunk
+
+
+@pytest.mark.parametrize("sealed", [False, True], ids=["signed", "sealed"])
+async def test_streamed_transfer_arrives_intact(sealed):
+    blob = os.urandom(5 * MIB + 321)
+    async with receiver_server() as receiver:
+        async with connect(receiver.url, Identity.generate()) as sender:
+            seal_to = receiver.identity.kx_public_key if sealed else None
+            tid = await sender.hub.send_blob("client", blob, "test", {"k": "v"}, seal_to=seal_to)
+        got = await next_received(receiver)
+    assert got.manifest.transfer_id == tid and got.manifest.streamed and got.manifest.chunks == []
+    assert got.sealed is sealed and got.manifest.meta == {"k": "v"}
+    assert got.data == blob, "the receiver holds the plaintext"
+
+
+@pytest.mark.parametrize("sealed", [False, True], ids=["signed", "sealed"])
+async def test_streamed_transfer_resumes_with_the_missing_chunks_only(sealed):
+    """A broken streamed transfer resumes: a sealed one even under a fresh ephemeral key (the receiver kept plaintext)."""
+    identity = Identity.generate()
+    blob = os.urandom(6 * MIB + 99)
+    async with receiver_server() as receiver:
+        manifest, _, chunk = _stream(identity, receiver.identity, blob, sealed)
+        async with connect(receiver.url, identity) as sender:
+            await sender.ws.send_bytes(frames.control(manifest))
+            want = await asyncio.wait_for(sender.other.get(), DEADLINE)
+            assert isinstance(want, TransferWant) and want.missing == list(range(7))
+            for index in (0, 1, 3):
+                await sender.ws.send_bytes(chunk(index))
+        await asyncio.wait_for(receiver.closed.get(), DEADLINE)
+        asked: list[int] = []
+        async with connect(receiver.url, identity) as sender:
+            original = sender.hub._stream_chunks
+
+            async def record(peer, m, b, missing, sealer):
+                asked.extend(missing)
+                await original(peer, m, b, missing, sealer)
+
+            sender.hub._stream_chunks = record
+            seal_to = receiver.identity.kx_public_key if sealed else None
+            await sender.hub.send_blob("client", blob, "test", transfer_id=manifest.transfer_id, seal_to=seal_to)
+        got = await next_received(receiver)
+    assert got.data == blob
+    assert asked == [2, 4, 5, 6]
+
+
+def _swap_tail(frame: bytes) -> bytes:
+    return frame[:-1] + bytes([frame[-1] ^ 1])
+
+
+async def _streamed_fault(sender, identity, receiver_identity, sealed, fault):
+    """Announce a 3-chunk streamed transfer and send one bad chunk frame, as `fault` says."""
+    blob = os.urandom(3 * MIB)
+    manifest, sealer, chunk = _stream(identity, receiver_identity, blob, sealed)
+    await sender.ws.send_bytes(frames.control(manifest))
+    await sender.other.get()
+    if fault == "altered":
+        bad = _swap_tail(chunk(0))
+    elif fault == "cut":
+        bad = chunk(0)[:-1]
+    elif fault == "reordered":
+        bad = frames.chunk(manifest.transfer_id, 0, chunk(1)[frames.CHUNK_HEAD :])
+    elif fault == "presented as last":
+        assert sealer is not None
+        bad = frames.chunk(manifest.transfer_id, 0, sealer.seal(0, 1, blob[:MIB]))  # same key, flagged as the last
+    elif fault == "another sender":
+        _, _, forged = _stream(Identity.generate(), receiver_identity, blob, sealed, manifest.transfer_id)
+        bad = forged(0)
+    else:  # another transfer's chunk replayed
+        _, _, replayed = _stream(identity, receiver_identity, blob, sealed)
+        bad = frames.chunk(manifest.transfer_id, 0, replayed(0)[frames.CHUNK_HEAD :])
+    await sender.ws.send_bytes(bad)
+
+
+STREAM_FAULTS = ["altered", "cut", "reordered", "presented as last", "another sender", "replayed from another transfer"]
+
+
+@pytest.mark.parametrize(
+    ("sealed", "fault"),
+    [(False, fault) for fault in STREAM_FAULTS if fault != "presented as last"] + [(True, f) for f in STREAM_FAULTS],
+    ids=[f"signed-{f}" for f in STREAM_FAULTS if f != "presented as last"] + [f"sealed-{f}" for f in STREAM_FAULTS],
+)
+async def test_bad_streamed_chunk_is_refused_and_connection_carries_on(sealed, fault):
+    """Every chunk is checked on its own as it arrives. (A signed chunk has no last-flag to fake: its count
+    comes from the signed manifest, and its signature covers transfer, index and content.)"""
+    identity = Identity.generate()
+    async with receiver_server() as receiver:
+        async with connect(receiver.url, identity) as sender:
+            await _streamed_fault(sender, identity, receiver.identity, sealed, fault)
+            reason = await asyncio.wait_for(_first_refusal(sender), DEADLINE)
+            expected = "has 1048" if fault == "cut" else ("failed to open" if sealed else "failed its signature check")
+            assert expected in reason, reason
+            good = os.urandom(2 * MIB + 5)
+            await sender.hub.send_blob("client", good, "test", seal_to=receiver.identity.kx_public_key)
+        got = await next_received(receiver, "the good transfer after the fault")
+    assert got.data == good and got.sealed
+    assert receiver.hub.received.empty(), "nothing from the bad transfer was delivered"
+
+
+async def test_sealed_stream_for_someone_else_is_refused():
+    async with receiver_server() as receiver, connect(receiver.url, Identity.generate()) as sender:
+        with pytest.raises(TransferError, match="failed to open"):
+            await sender.hub.send_blob("client", os.urandom(MIB), "test", seal_to=Identity.generate().kx_public_key)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"chunks": ["0" * 64]}, "lists no chunk digests"),
+        ({"streamed": False, "root": None}, "only a streamed manifest can be sealed"),
+        ({"total_size": 2000 * MIB, "chunk_size": MIB}, "exceed the limit"),
+    ],
+    ids=["streamed with digests", "listed but sealed", "too many chunks"],
+)
+async def test_malformed_streamed_manifest_is_refused(change, reason):
+    limits = TransferLimits(max_size=4096 * MIB)
+    receiver, sender = Hub(limits), Identity.generate()
+    manifest, _, _ = _stream(sender, receiver.hub.identity, bytes(MIB), sealed=True)
+    bad = sign_manifest(sender, manifest.model_copy(update=change))
+    await receiver.hub.handle(sender.node_id, bad)
+    refused = receiver.replies[sender.node_id][-1]
+    assert isinstance(refused, TransferDone) and not refused.ok and reason in refused.reason, refused
+
+
+async def test_streamed_transfer_counts_against_limits_like_a_listed_one():
+    limits = TransferLimits(max_size=4 * MIB, max_buffered=4 * MIB, max_buffered_per_peer=4 * MIB)
+    receiver, squatter, honest = Hub(limits), Identity.generate(), Identity.generate()
+    manifest, _, _ = _stream(squatter, receiver.hub.identity, bytes(4 * MIB), sealed=False)
+    await receiver.hub.handle(squatter.node_id, manifest)
+    assert receiver.hub.reserved(squatter.node_id) == 4 * MIB
+    other, _, _ = _stream(honest, receiver.hub.identity, bytes(MIB), sealed=True)
+    await receiver.hub.handle(honest.node_id, other)
+    refused = receiver.replies[honest.node_id][-1]
+    assert isinstance(refused, TransferDone) and refused.reason.startswith("our transfer buffer is full")
+    too_big, _, _ = _stream(honest, receiver.hub.identity, bytes(5 * MIB), sealed=True)
+    await receiver.hub.handle(honest.node_id, too_big)
+    assert "exceeds the limit" in receiver.replies[honest.node_id][-1].reason
