@@ -6,7 +6,7 @@ One room per concern; each module owns one idea:
     settings.py    CartSettings (flags > environment > .env > defaults)
     events.py      in-process event bus: rounds publish, the UI's live stream subscribes
     qr.py          product QR codes: make them and read them from uploads and cameras
-    shop.py        the shopper's flow: scan or add to the bill, remove, check out
+    shop.py        the shopper's flow: find (search, browse), scan or add to the bill, remove, check out, receipts
     store/         the document store (MongoDB or embedded), the catalogue, purchase rows
     synth/         seeded synthetic data: shoppers (purchases), IoT traffic and weather
     tasks/         what a cart learns: the Task interface, registry, built-in tasks,

@@ -67,6 +67,11 @@ class CartSettings(NodeSettings):
     ui_channel_timeout: int = Field(
         60, ge=1, le=3600, description="Seconds a UI connection may sit idle (no request running) before it is closed"
     )
+    currency: str = Field(
+        "EUR",
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code prices are shown in (EUR, USD, GBP, CHF, ...); the same in every locale",
+    )
     iot_anomaly_features: int = Field(
         115, ge=1, le=10000, description="Numeric features per traffic row (115 = N-BaIoT)"
     )

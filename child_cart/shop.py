@@ -1,4 +1,4 @@
-"""The cart flow: scan or add items to the current bill, remove them, check out.
+"""The cart flow: find, scan or add items to the current bill, remove them, check out, read a receipt.
 
 The bill lives in the `bills` collection (one document per cart), so it
 survives restarts. Checkout is three idempotent steps, so a crash between
@@ -10,11 +10,17 @@ any two leaves nothing half done:
 
 A bill found `closing` (after a crash) is finished before anything else
 touches it, writing the same rows under the same ids again.
+
+A receipt is read back from those rows (`receipt`), so it needs no store of its
+own and says exactly what was recorded; the order number a person reads is the
+start of the checkout id, which stays the key (it is not guessable).
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import unicodedata
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,12 +30,17 @@ from pydantic import BaseModel, Field, model_validator
 
 from child_cart import qr
 from child_cart.qr import QRPayload, ScanError
-from child_cart.store import Catalogue, Product, Store
+from child_cart.store import Catalogue, Category, Product, Store
 from child_cart.store.rows import purchase_row, store_time
 
 log = logging.getLogger(__name__)
 
 MAX_QUANTITY = 99
+MAX_QUERY_CHARS = 64
+"""Longest search text: product names are short, and a query is matched against every product."""
+CHECKOUT_ID = re.compile(r"[0-9a-f]{32}")
+"""A checkout id (uuid4 hex), the key of a receipt."""
+ORDER_NUMBER_CHARS = 8
 
 
 class BillError(ValueError):
@@ -95,7 +106,7 @@ class Bill(BaseModel):
 
 
 class Receipt(BaseModel):
-    """What a finished checkout wrote."""
+    """What a finished checkout wrote: one line per product, as on the bill, and the total."""
 
     checkout_id: str
     cart_id: str
@@ -103,6 +114,12 @@ class Receipt(BaseModel):
     time: datetime
     rows: int
     total_cents: int
+    lines: list[BillLine] = Field(default_factory=list)
+
+    @property
+    def order_number(self) -> str:
+        """What a shopper reads and says: the checkout id's first characters, upper case."""
+        return self.checkout_id[:ORDER_NUMBER_CHARS].upper()
 
 
 class Shop:
@@ -112,12 +129,71 @@ class Shop:
         self._store = store
         self._cart_id = cart_id
         self._profiles = catalogue.profile_names
+        self._categories = catalogue.categories
         self._max_upload_bytes = max_upload_bytes
 
     def bill(self) -> Bill:
         """The current bill (finishing an interrupted checkout first)."""
         with self._store.lock:
             return self._open_bill()
+
+    def categories(self) -> list[tuple[Category, int]]:
+        """The catalogue's categories that have products in the store, in catalogue order, with how many."""
+        counts: dict[str, int] = {}
+        for doc in self._store.products.find({}):
+            counts[doc["category"]] = counts.get(doc["category"], 0) + 1
+        return [(category, counts[category.name]) for category in self._categories if category.name in counts]
+
+    def find(self, query: str = "", category: str | None = None) -> list[Product]:
+        """Products whose name holds every word of `query` (case and accents ignored), in `category` if given.
+
+        Names that start with the first word come first, then names with a word that starts
+        with it, then the rest; within each, catalogue category order, then name.
+        """
+        if len(query) > MAX_QUERY_CHARS:
+            raise BillError("bad_query", f"Search for at most {MAX_QUERY_CHARS} characters.")
+        order = {c.name: n for n, c in enumerate(self._categories)}
+        if category is not None and category not in order:
+            raise BillError("unknown_category", f"Unknown category {category!r}; choose one of {', '.join(order)}.")
+        terms = _folded(query).split()
+        docs = self._store.products.find({"category": category} if category else {})
+        found = [p for p in map(Product.from_doc, docs) if all(t in _folded(p.name) for t in terms)]
+        return sorted(found, key=lambda p: (_rank(_folded(p.name), terms), order.get(p.category, len(order)), p.name))
+
+    def receipt(self, checkout_id: str) -> Receipt:
+        """The receipt of one of this cart's checkouts, rebuilt from the purchase rows it wrote."""
+        if not CHECKOUT_ID.fullmatch(checkout_id):
+            raise BillError("bad_order_number", "That is not an order number of this cart (32 hex digits expected).")
+        rows = sorted(
+            self._store.purchases.find({"checkout_id": checkout_id, "cart_id": self._cart_id, "source": "checkout"}),
+            key=lambda row: row.get("position", 0),
+        )
+        if not rows:
+            raise BillError("unknown_receipt", f"This cart has no receipt for order {checkout_id[:8].upper()}.")
+        lines: dict[str, BillLine] = {}
+        for row in rows:
+            line = lines.get(row["product_id"])
+            if line is not None and line.price_cents == row["price_cents"]:
+                line.quantity += 1
+                continue
+            doc = self._store.products.find_one({"_id": row["product_id"]})
+            key = row["product_id"] if line is None else f"{row['product_id']}@{row['price_cents']}"
+            lines[key] = BillLine(
+                product_id=row["product_id"],
+                name=doc["name"] if doc else row["product_id"],
+                category=row["category"],
+                price_cents=row["price_cents"],
+                quantity=1,
+            )
+        return Receipt(
+            checkout_id=checkout_id,
+            cart_id=self._cart_id,
+            profile=rows[0]["profile"],
+            time=rows[0]["time"],
+            rows=len(rows),
+            total_cents=sum(row["price_cents"] for row in rows),
+            lines=list(lines.values()),
+        )
 
     def set_profile(self, profile: str) -> Bill:
         """Say who is shopping; checkout records it on every row."""
@@ -232,6 +308,7 @@ class Shop:
             time=bill.closed_at,
             rows=len(rows),
             total_cents=bill.total_cents,
+            lines=bill.lines,
         )
 
     def _product(self, product_id: str) -> Product:
@@ -245,6 +322,19 @@ class Shop:
             raise BillError(
                 "unknown_profile", f"Unknown shopper profile {profile!r}; choose one of {', '.join(self._profiles)}."
             )
+
+
+def _folded(text: str) -> str:
+    """Text as search compares it: case folded, accents dropped ("Crème" matches "creme")."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _rank(name: str, terms: list[str]) -> int:
+    """0: the name starts with the first term (or there is none), 1: one of its words does, 2: it only holds it."""
+    if not terms or name.startswith(terms[0]):
+        return 0
+    return 1 if any(word.startswith(terms[0]) for word in name.split()) else 2
 
 
 def _fresh_bill(cart_id: str, version: int) -> Bill:

@@ -28,6 +28,13 @@ class Category(BaseModel):
     name: str = Field(min_length=1)
     peak_month: int = Field(ge=1, le=12)
     season: float = Field(ge=0.0)
+    label: str = Field("", max_length=40)
+    """What shoppers read; empty = the name with spaces for underscores, capitalised."""
+
+    @property
+    def title(self) -> str:
+        """The category as the cart screen names it."""
+        return self.label or self.name.replace("_", " ").capitalize()
 
 
 class Profile(BaseModel):

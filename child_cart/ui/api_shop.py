@@ -1,8 +1,10 @@
-"""The shopper's JSON API: products, the bill, scanning, checkout and recommendations (no login needed).
+"""The shopper's JSON API: products (search, categories), the bill, scanning, checkout, receipts and
+recommendations (no login needed).
 
 Every state-changing route here still needs the CSRF token (X-CSRFToken
 header), which the home page carries; the read-only routes (`/api/products`
-for the Android app, `/api/health` for monitors) need nothing.
+for the Android app, `/api/health` for monitors) need nothing. A receipt is
+read by its checkout id, which only the checkout's answer gives out.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from flask import Blueprint, Response, jsonify, request
 
 from child_cart import qr
 from child_cart.qr import QRPayload
+from child_cart.shop import Bill
 from child_cart.ui.body import json_body, validated
 from child_cart.ui.context import cart_ui
 from child_cart.ui.errors import ApiError, shopper_errors
-from child_cart.ui.present import bill_json, products_json, receipt_json
-from child_cart.ui.schemas import AddItem, Checkout, RemoveItem, ScanFrame, SetProfile
+from child_cart.ui.present import bill_json, category_json, product_json, products_json, receipt_json
+from child_cart.ui.schemas import AddItem, Checkout, ProductQuery, RemoveItem, ScanFrame, SetProfile
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +41,19 @@ def health() -> Response:
 
 @api_shop.get("/products")
 def products() -> Response:
-    return jsonify(products=products_json(cart_ui().store))
+    """Every product, or those matching `q` (words in the name) and/or in `category`, best matches first."""
+    query = validated(ProductQuery, request.args.to_dict(), strict=False)
+    ui = cart_ui()
+    if not query.q.strip() and query.category is None:
+        return jsonify(products=products_json(ui.store), currency=ui.settings.currency)
+    with shopper_errors():
+        found = ui.shop.find(query.q, query.category)
+    return jsonify(products=[product_json(p) for p in found], currency=ui.settings.currency)
+
+
+@api_shop.get("/categories")
+def categories() -> Response:
+    return jsonify(categories=[category_json(c, n) for c, n in cart_ui().shop.categories()])
 
 
 @api_shop.get("/profiles")
@@ -49,34 +64,34 @@ def profiles() -> Response:
 @api_shop.get("/bill")
 def bill() -> Response:
     with shopper_errors():
-        return jsonify(bill=bill_json(cart_ui().shop.bill()))
+        return jsonify(bill=_bill(cart_ui().shop.bill()))
 
 
 @api_shop.post("/bill/items")
 def add_item() -> Response:
     body = json_body(AddItem)
     with shopper_errors():
-        return jsonify(bill=bill_json(cart_ui().shop.add(body.product_id, body.quantity)))
+        return jsonify(bill=_bill(cart_ui().shop.add(body.product_id, body.quantity)))
 
 
 @api_shop.delete("/bill/items/<product_id>")
 def remove_item(product_id: str) -> Response:
     query = validated(RemoveItem, request.args.to_dict(), strict=False)
     with shopper_errors():
-        return jsonify(bill=bill_json(cart_ui().shop.remove(product_id, query.quantity)))
+        return jsonify(bill=_bill(cart_ui().shop.remove(product_id, query.quantity)))
 
 
 @api_shop.delete("/bill")
 def clear_bill() -> Response:
     with shopper_errors():
-        return jsonify(bill=bill_json(cart_ui().shop.clear()))
+        return jsonify(bill=_bill(cart_ui().shop.clear()))
 
 
 @api_shop.put("/bill/profile")
 def set_profile() -> Response:
     body = json_body(SetProfile)
     with shopper_errors():
-        return jsonify(bill=bill_json(cart_ui().shop.set_profile(body.profile)))
+        return jsonify(bill=_bill(cart_ui().shop.set_profile(body.profile)))
 
 
 @api_shop.post("/scan/image")
@@ -103,8 +118,17 @@ def checkout() -> tuple[Response, int]:
     with shopper_errors():
         receipt = ui.shop.checkout(body.profile, now=ui.clock())
         fresh = ui.shop.bill()
-    ui.bus.publish("checkout", receipt_json(receipt))
-    return jsonify(receipt=receipt_json(receipt), bill=bill_json(fresh)), 201
+    shown = receipt_json(receipt, ui.settings.currency)
+    ui.bus.publish("checkout", shown)
+    return jsonify(receipt=shown, bill=_bill(fresh)), 201
+
+
+@api_shop.get("/receipts/<checkout_id>")
+def receipt(checkout_id: str) -> Response:
+    """A finished checkout's receipt (the checkout's answer names its id and the printable page's URL)."""
+    ui = cart_ui()
+    with shopper_errors():
+        return jsonify(receipt=receipt_json(ui.shop.receipt(checkout_id), ui.settings.currency))
 
 
 @api_shop.get("/recommendations")
@@ -131,4 +155,8 @@ def _add_scanned(decode: Callable[[], QRPayload]) -> Response:
     line = next(line for line in bill.lines if line.product_id == payload.id)
     added = {"id": line.product_id, "name": line.name, "price": line.price_cents / 100, "category": line.category}
     log.info("scanned %s", payload.id)
-    return jsonify(added=added, bill=bill_json(bill))
+    return jsonify(added=added, bill=_bill(bill))
+
+
+def _bill(bill: Bill) -> dict:
+    return bill_json(bill, cart_ui().settings.currency)

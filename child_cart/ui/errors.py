@@ -28,6 +28,7 @@ CART_ERROR_STATUS = {
     "too_large": 413,
     "unknown_product": 404,
     "not_in_bill": 404,
+    "unknown_receipt": 404,
     "conflict": 409,
 }
 """Status of a shop/scan error by its code; any other code is 422 (understood, but cannot be done)."""

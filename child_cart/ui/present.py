@@ -2,7 +2,7 @@
 
 Money leaves the server in integer cents (`*_cents`), as the store keeps it,
 except a product's `price`, which the Android app reads as a number with
-two decimals.
+two decimals; bills, receipts and product lists name their `currency`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from child_cart.models.versions import ModelVersion
 from child_cart.rounds import accountant
 from child_cart.rounds.roundlog import RoundRecord
 from child_cart.rounds.settings import RoundSettings
-from child_cart.shop import Bill, Receipt
-from child_cart.store import Product, Store
+from child_cart.shop import Bill, BillLine, Receipt
+from child_cart.store import Category, Product, Store
 from child_cart.ui.node import NodeView
 
 COUNTED = ("products", "purchases", "rounds", "models")
@@ -36,30 +36,45 @@ def products_json(store: Store) -> list[dict[str, Any]]:
     return [product_json(p) for p in sorted(products, key=lambda p: (p.category, p.name, p.id))]
 
 
-def bill_json(bill: Bill) -> dict[str, Any]:
+def category_json(category: Category, products: int) -> dict[str, Any]:
+    """A category to browse: its name (what the API filters on), what shoppers read, how many products it has."""
+    return {"name": category.name, "label": category.title, "products": products}
+
+
+def line_json(line: BillLine) -> dict[str, Any]:
+    """One product on a bill or a receipt, with its quantity and subtotal."""
+    return {
+        "product_id": line.product_id,
+        "name": line.name,
+        "category": line.category,
+        "price_cents": line.price_cents,
+        "quantity": line.quantity,
+        "subtotal_cents": line.subtotal_cents,
+    }
+
+
+def bill_json(bill: Bill, currency: str) -> dict[str, Any]:
     """The current bill: lines with quantities and subtotals, item count and total."""
     return {
         "checkout_id": bill.checkout_id,
         "profile": bill.profile,
-        "lines": [
-            {
-                "product_id": line.product_id,
-                "name": line.name,
-                "category": line.category,
-                "price_cents": line.price_cents,
-                "quantity": line.quantity,
-                "subtotal_cents": line.subtotal_cents,
-            }
-            for line in bill.lines
-        ],
+        "lines": [line_json(line) for line in bill.lines],
         "item_count": bill.item_count,
         "total_cents": bill.total_cents,
+        "currency": currency,
     }
 
 
-def receipt_json(receipt: Receipt) -> dict[str, Any]:
-    """What a checkout recorded."""
-    return receipt.model_dump(mode="json")
+def receipt_json(receipt: Receipt, currency: str) -> dict[str, Any]:
+    """What a checkout recorded: order number, time, lines, total, and where its printable page is."""
+    return {
+        **receipt.model_dump(mode="json", exclude={"lines"}),
+        "order_number": receipt.order_number,
+        "lines": [line_json(line) for line in receipt.lines],
+        "item_count": sum(line.quantity for line in receipt.lines),
+        "currency": currency,
+        "url": f"/receipt/{receipt.checkout_id}",
+    }
 
 
 def counts(store: Store) -> dict[str, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from child_cart.shop import MAX_QUANTITY
+from child_cart.shop import MAX_QUANTITY, MAX_QUERY_CHARS
 
 MAX_PASSWORD_CHARS = 1024
 
@@ -20,6 +20,13 @@ class AddItem(_Body):
 
 class RemoveItem(_Body):
     quantity: int | None = Field(None, ge=1, le=MAX_QUANTITY)
+
+
+class ProductQuery(_Body):
+    """`GET /api/products?q=...&category=...`: search by name, browse by category, or both."""
+
+    q: str = Field("", max_length=MAX_QUERY_CHARS)
+    category: str | None = Field(None, min_length=1, max_length=64)
 
 
 class ScanFrame(_Body):

@@ -35,13 +35,38 @@ def test_health_and_products_for_the_android_app(api: Api):
     assert {"id": "P001", "name": "Bananas 1 kg", "price": 1.69, "category": "produce"} in products
 
 
+def test_search_by_name_and_browse_by_category(api: Api):
+    def found(query: str) -> list[str]:
+        response = api.call("GET", f"/api/products?{query}")
+        assert response.status_code == 200, response.get_data(as_text=True)
+        body = response.get_json()
+        assert body["currency"] == "EUR"
+        return [p["id"] for p in body["products"]]
+
+    assert found("q=milk") == ["P027", "P006"], "names starting with the word first, then names holding it"
+    assert found("q=MILK%20whole") == ["P006"], "every word must match, case ignored"
+    assert found("q=cr%C3%A8me") == [] and found("q=ice%20CREAM") == ["P031"]
+    assert found("q=gr%C3%A9ek") == ["P007"], "accents ignored"
+    assert found("category=dairy") == ["P010", "P007", "P008", "P009", "P006"], "by name"
+    assert found("q=salted&category=snacks") == ["P026", "P028"]
+    assert found("q=nothing-like-this") == []
+    assert len(found("q=%20%20")) == 50, "blank text is no filter: the whole catalogue"
+
+
+def test_categories_in_catalogue_order_with_labels_and_counts(api: Api):
+    categories = api.call("GET", "/api/categories").get_json()["categories"]
+    assert categories[0] == {"name": "produce", "label": "Produce", "products": 5}
+    assert {"name": "meat_fish", "label": "Meat & fish", "products": 5} in categories
+    assert sum(c["products"] for c in categories) == 50
+
+
 def test_profiles_come_from_the_catalogue(api: Api):
     assert api.call("GET", "/api/profiles").get_json()["profiles"][:2] == ["student", "family"]
 
 
 def test_bill_add_remove_clear(api: Api):
     bill = api.call("POST", "/api/bill/items", json={"product_id": "P001", "quantity": 3}).get_json()["bill"]
-    assert (bill["item_count"], bill["total_cents"]) == (3, 3 * 169)
+    assert (bill["item_count"], bill["total_cents"], bill["currency"]) == (3, 3 * 169, "EUR")
     bill = api.call("DELETE", "/api/bill/items/P001?quantity=1").get_json()["bill"]
     assert bill["lines"][0]["quantity"] == 2
     api.call("POST", "/api/bill/items", json={"product_id": "P002"})
@@ -82,6 +107,47 @@ def test_checkout_records_rows_and_announces_them(api: Api, store: Store, bus):
     assert body["bill"]["lines"] == []
     assert store.purchases.count_documents({"profile": "family"}) == 2
     assert events.get_nowait()["type"] == "checkout"
+
+
+def test_checkout_answers_with_a_receipt_that_can_be_read_back(api: Api):
+    api.call("POST", "/api/bill/items", json={"product_id": "P001", "quantity": 2})
+    api.call("POST", "/api/bill/items", json={"product_id": "P006"})
+    api.call("DELETE", "/api/bill/items/P001?quantity=1")
+    api.call("POST", "/api/bill/items", json={"product_id": "P001", "quantity": 2})
+    receipt = api.call("POST", "/api/checkout", json={"profile": "senior"}).get_json()["receipt"]
+    checkout_id = receipt["checkout_id"]
+    assert receipt["order_number"] == checkout_id[:8].upper()
+    assert receipt["url"] == f"/receipt/{checkout_id}"
+    assert (receipt["item_count"], receipt["total_cents"], receipt["currency"]) == (4, 3 * 169 + 115, "EUR")
+    assert [(line["product_id"], line["quantity"], line["subtotal_cents"]) for line in receipt["lines"]] == [
+        ("P001", 3, 3 * 169),
+        ("P006", 1, 115),
+    ]
+    read = api.call("GET", f"/api/receipts/{checkout_id}").get_json()["receipt"]
+    assert read == receipt, "read back from the purchase rows, the receipt is the one checkout gave"
+    page = api.client.get(receipt["url"]).get_data(as_text=True)
+    assert receipt["order_number"] in page and "€6.22" in page and "Bananas 1 kg" in page
+
+
+def test_prices_follow_the_currency_setting(settings, store, bus, node):
+    from flask.testing import FlaskClient
+
+    from child_cart.ui import create_app
+
+    app = create_app(settings.model_copy(update={"currency": "CHF"}), store, bus, node)
+    client: FlaskClient = app.test_client()
+    assert client.get("/api/products?q=bananas").get_json()["currency"] == "CHF"
+    page = client.get("/").get_data(as_text=True)
+    assert 'name="currency" content="CHF" data-symbol="CHF "' in page and "CHF 0.00" in page
+
+
+def test_a_bad_currency_setting_is_refused():
+    from pydantic import ValidationError
+
+    from child_cart.settings import CartSettings
+
+    with pytest.raises(ValidationError, match="currency"):
+        CartSettings(_env_file=None, currency="euro")
 
 
 def test_recommendations_without_a_model_say_so(api: Api):
@@ -283,6 +349,14 @@ BAD_REQUESTS = (
         ("checkout-unknown-profile", "POST", "/api/checkout", {"json": {"profile": "alien"}}, 422, "unknown_profile"),
         ("checkout-profile-wrong-type", "POST", "/api/checkout", {"json": {"profile": 3}}, 422, "invalid_fields"),
         ("checkout-no-body", "POST", "/api/checkout", {}, 415, "not_json"),
+        ("search-too-long", "GET", "/api/products?q=" + "x" * 65, {}, 422, "invalid_fields"),
+        ("search-unknown-category", "GET", "/api/products?category=toys", {}, 422, "unknown_category"),
+        ("search-empty-category", "GET", "/api/products?category=", {}, 422, "invalid_fields"),
+        ("search-unknown-parameter", "GET", "/api/products?name=milk", {}, 422, "invalid_fields"),
+        ("receipt-unknown-order", "GET", "/api/receipts/" + "0" * 32, {}, 404, "unknown_receipt"),
+        ("receipt-bad-order-number", "GET", "/api/receipts/P001", {}, 422, "bad_order_number"),
+        ("receipt-short-order-number", "GET", "/api/receipts/ABCDEF12", {}, 422, "bad_order_number"),
+        ("receipt-wrong-method", "DELETE", "/api/receipts/" + "0" * 32, {}, 405, "method_not_allowed"),
         ("recommend-no-profile", "GET", "/api/recommendations", {}, 422, "no_profile"),
         ("recommend-unknown-profile", "GET", "/api/recommendations?profile=alien", {}, 422, "unknown_profile"),
         ("login-wrong-password", "POST", "/api/login", {"json": {"password": "guess"}}, 401, "wrong_password"),

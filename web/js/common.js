@@ -1,4 +1,5 @@
-// Helpers every fedcart page uses: JSON API calls with the CSRF token, safe DOM building, messages.
+// Helpers every fedcart page uses: JSON API calls with the CSRF token, safe DOM building, money in the cart's
+// currency, messages; and two buttons any page may carry: [data-print] prints the page, [data-copy] copies its value.
 "use strict";
 
 window.fedcart = (() => {
@@ -39,7 +40,43 @@ window.fedcart = (() => {
     return node;
   }
 
-  const money = (cents) => (cents / 100).toFixed(2);
+  // As child_cart/ui/money.py formats it: the symbol (or the code and a space) before the amount, two decimals.
+  const currencyMeta = document.querySelector('meta[name="currency"]');
+  const currencySymbol = currencyMeta ? currencyMeta.dataset.symbol : "";
+  function money(cents) {
+    const whole = Math.floor(Math.abs(cents) / 100);
+    const part = String(Math.abs(cents) % 100).padStart(2, "0");
+    return `${cents < 0 ? "-" : ""}${currencySymbol}${whole.toLocaleString("en-US")}.${part}`;
+  }
+
+  // Copies text; navigator.clipboard needs a secure context (HTTPS or localhost), the fallback works elsewhere.
+  async function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      try {
+        await navigator.clipboard.writeText(text);
+        return true;
+      } catch (err) {
+        // fall through to the selection-based copy
+      }
+    }
+    const area = el("textarea", { class: "sr-only", readonly: "" }, text);
+    document.body.append(area);
+    area.select();
+    const copied = document.execCommand("copy");
+    area.remove();
+    return copied;
+  }
+
+  document.addEventListener("click", async (event) => {
+    if (event.target.closest("[data-print]")) return window.print();
+    const button = event.target.closest("[data-copy]");
+    if (!button) return;
+    const copied = await copyText(button.dataset.copy);
+    const label = button.dataset.label || (button.dataset.label = button.textContent);
+    button.textContent = copied ? "Copied" : "Copy failed";
+    button.classList.toggle("done", copied);
+    setTimeout(() => { button.textContent = label; button.classList.remove("done"); }, 1500);
+  });
 
   // Shows a message in a notice element; kind is "ok", "error" or "info".
   function say(element, text, kind = "info") {
@@ -48,5 +85,5 @@ window.fedcart = (() => {
     element.hidden = !text;
   }
 
-  return { api, errorMessage, el, money, say };
+  return { api, copyText, errorMessage, el, money, say };
 })();

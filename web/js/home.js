@@ -1,4 +1,5 @@
-// The cart screen: scan (camera or upload), bill, checkout and recommendations, all through /api/.
+// The cart screen: scan (camera or upload), find (search by name, browse by category), bill (+, −, ×),
+// checkout with a link to the printable receipt, and recommendations, all through /api/.
 // Recommendations follow the bill: every change of the bill asks for them again (the server reads the
 // bill itself), and after checkout the same shopper keeps getting them for the next, empty bill.
 "use strict";
@@ -9,9 +10,22 @@
   const SCAN_INTERVAL_MS = 700;
   const PAUSE_AFTER_ERROR_MS = 2000;
   const MAX_FRAME_WIDTH = 960;
+  const TYPING_PAUSE_MS = 250;
+  const MAX_QUANTITY = 99; // as child_cart.shop.MAX_QUANTITY
   const message = $("message");
   const camera = { stream: null, timer: null };
   const recs = { asked: 0, shown: false };
+  const find = { asked: 0, category: "", timer: null };
+
+  // What went wrong opening the camera, said so the shopper knows what to do next (getUserMedia's error names).
+  const CAMERA_PROBLEMS = {
+    NotFoundError: "No camera found: upload a photo of the code instead.",
+    OverconstrainedError: "No camera found: upload a photo of the code instead.",
+    NotAllowedError: "Camera access is blocked for this page: allow it in the browser's site settings, or upload a photo of the code instead.",
+    SecurityError: "Camera access is blocked for this page: allow it in the browser's site settings, or upload a photo of the code instead.",
+    NotReadableError: "The camera is busy or failed to start (another app may be using it): close that app, or upload a photo of the code instead.",
+    AbortError: "The camera is busy or failed to start (another app may be using it): close that app, or upload a photo of the code instead.",
+  };
 
   function renderBill(bill) {
     const lines = $("bill-lines");
@@ -30,17 +44,30 @@
   }
 
   function billRow(line) {
-    const minus = el("button", { type: "button", class: "small", "aria-label": `One less ${line.name}`, onclick: () => removeItem(line, 1) }, "−");
+    const minus = el("button", { type: "button", class: "small step minus", "aria-label": `One less ${line.name}`, onclick: () => removeItem(line, 1) }, "−");
+    const plus = el("button", { type: "button", class: "small step plus", "aria-label": `One more ${line.name}`, onclick: () => addOne(line) }, "+");
+    if (line.quantity >= MAX_QUANTITY) plus.disabled = true;
     const remove = el("button", { type: "button", class: "small danger", "aria-label": `Remove ${line.name}`, onclick: () => removeItem(line) }, "×");
     return el(
       "tr",
       { dataset: { productId: line.product_id } },
-      el("td", {}, el("span", { class: "name" }, line.name), el("span", { class: "muted small block" }, line.category)),
-      el("td", { class: "num" }, money(line.price_cents)),
-      el("td", { class: "num qty" }, minus, el("span", { class: "quantity" }, line.quantity)),
-      el("td", { class: "num" }, money(line.subtotal_cents)),
+      el("td", {}, el("span", { class: "name" }, line.name), el("span", { class: "muted small block" }, `${money(line.price_cents)} each · ${categoryLabel(line.category)}`)),
+      el("td", { class: "qty" }, minus, el("span", { class: "quantity" }, line.quantity), plus),
+      el("td", { class: "num subtotal" }, money(line.subtotal_cents)),
       el("td", { class: "num" }, remove),
     );
+  }
+
+  function categoryLabel(name) {
+    const chip = document.querySelector(`#categories [data-category="${CSS.escape(name)}"]`);
+    return chip ? chip.textContent : name;
+  }
+
+  async function addOne(line) {
+    const result = await api("POST", "/api/bill/items", { product_id: line.product_id, quantity: 1 });
+    if (!result.ok) return say(message, errorMessage(result), "error");
+    billChanged(result.data.bill);
+    say(message, `One more ${line.name}.`, "info");
   }
 
   async function removeItem(line, quantity) {
@@ -62,7 +89,7 @@
   function scanned(result) {
     if (result.ok) {
       billChanged(result.data.bill);
-      say(message, `Added ${result.data.added.name} (${result.data.added.price.toFixed(2)}).`, "ok");
+      say(message, `Added ${result.data.added.name} (${money(Math.round(result.data.added.price * 100))}).`, "ok");
       return true;
     }
     say(message, errorMessage(result), "error");
@@ -83,15 +110,23 @@
     if (scanned(result)) $("upload-form").reset();
   }
 
+  // Says what kept the camera from opening and points at the upload field, the way that always works.
+  function cameraProblem(text) {
+    say(message, text, "error");
+    $("upload-form").classList.add("attention");
+    $("upload-file").focus();
+  }
+
   async function startCamera() {
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-      return say(message, "This browser cannot use the camera on this page (it needs HTTPS or localhost). Upload a photo of the code instead.", "error");
+      return cameraProblem("The camera works only on a secure page (HTTPS, or this computer's own address): upload a photo of the code instead.");
     }
     try {
       camera.stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
     } catch (err) {
-      return say(message, `The camera could not be opened (${err.name}). Allow camera access, or upload a photo of the code instead.`, "error");
+      return cameraProblem(CAMERA_PROBLEMS[err.name] || `The camera could not be opened (${err.message || err.name}): upload a photo of the code instead.`);
     }
+    $("upload-form").classList.remove("attention");
     const video = $("camera-video");
     video.srcObject = camera.stream;
     await video.play();
@@ -164,6 +199,9 @@
     const receipt = result.data.receipt;
     renderBill(result.data.bill);
     say(message, `Thank you! Checked out ${receipt.rows} item${receipt.rows === 1 ? "" : "s"}, total ${money(receipt.total_cents)}.`, "ok");
+    $("last-order").textContent = receipt.order_number;
+    $("receipt-link").href = receipt.url;
+    $("last-receipt").hidden = false;
     // The new bill starts empty and without a profile: keep the shopper's, and keep recommending for it.
     const kept = await api("PUT", "/api/bill/profile", { profile });
     if (!kept.ok) return say(message, errorMessage(kept), "error");
@@ -191,20 +229,75 @@
     $("rec-model").hidden = !hasModel;
     if (!hasModel) return;
     $("rec-categories").replaceChildren(
-      ...rec.categories.map((c) => el("li", {}, el("span", { class: "name" }, c.name), el("span", { class: "muted" }, ` ${Math.round(c.probability * 100)}%`))),
+      ...rec.categories.map((c) => el("li", { dataset: { category: c.name } }, el("span", { class: "name" }, categoryLabel(c.name)), el("span", { class: "muted" }, ` ${Math.round(c.probability * 100)}% likely next`))),
     );
     $("rec-products").replaceChildren(
       ...rec.products.map((p) =>
-        el("li", {}, el("span", {}, `${p.name} · ${p.price.toFixed(2)}`), el("button", { type: "button", class: "small", onclick: () => addProduct(p) }, "Add")),
+        el("li", {}, el("span", {}, `${p.name} · ${money(Math.round(p.price * 100))}`), el("button", { type: "button", class: "small", onclick: () => addProduct(p) }, "Add")),
       ),
     );
-    const basket = rec.basket.length ? `, after ${rec.basket.join(", ")} in the bill` : ", for an empty bill";
+    const basket = rec.basket.length ? `, after ${rec.basket.map(categoryLabel).join(", ")} in the bill` : ", for an empty bill";
     $("rec-model").textContent = `From model ${rec.model}, for ${rec.profile} in month ${rec.month}${basket}.`;
     $("rec-categories").dataset.basket = rec.basket.join(",");
   }
 
+  // --- find: search by name, browse by category ------------------------------------------------
+
+  function chooseCategory(chip) {
+    find.category = chip.dataset.category;
+    for (const other of document.querySelectorAll("#categories .chip")) other.setAttribute("aria-pressed", String(other === chip));
+    runSearch();
+  }
+
+  function typed() {
+    clearTimeout(find.timer);
+    find.timer = setTimeout(runSearch, TYPING_PAUSE_MS);
+  }
+
+  // Only the newest answer is drawn, as for recommendations.
+  async function runSearch() {
+    clearTimeout(find.timer);
+    const query = $("search").value.trim();
+    const asked = ++find.asked;
+    if (!query && !find.category) {
+      $("find-results").hidden = true;
+      $("find-status").textContent = "Type a name or choose a category.";
+      return;
+    }
+    const params = new URLSearchParams();
+    if (query) params.set("q", query);
+    if (find.category) params.set("category", find.category);
+    const result = await api("GET", `/api/products?${params}`);
+    if (asked !== find.asked) return;
+    if (!result.ok) {
+      $("find-results").hidden = true;
+      $("find-status").textContent = errorMessage(result);
+      return;
+    }
+    const products = result.data.products;
+    const where = find.category ? ` in ${categoryLabel(find.category)}` : "";
+    const what = query ? ` matching “${query}”` : "";
+    $("find-status").textContent = products.length
+      ? `${products.length} product${products.length === 1 ? "" : "s"}${what}${where}.`
+      : `Nothing${what}${where}. Try fewer letters or another category.`;
+    $("find-results").replaceChildren(...products.map(productRow));
+    $("find-results").hidden = products.length === 0;
+  }
+
+  function productRow(p) {
+    return el(
+      "li",
+      { dataset: { productId: p.id } },
+      el("span", {}, el("span", { class: "name" }, p.name), el("span", { class: "muted small block" }, `${categoryLabel(p.category)} · ${money(Math.round(p.price * 100))}`)),
+      el("button", { type: "button", class: "small", "aria-label": `Add ${p.name}`, onclick: () => addProduct(p) }, "Add"),
+    );
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     renderBill(JSON.parse($("initial-bill").textContent));
+    $("find-form").addEventListener("submit", (event) => { event.preventDefault(); runSearch(); });
+    $("search").addEventListener("input", typed);
+    for (const chip of document.querySelectorAll("#categories .chip")) chip.addEventListener("click", () => chooseCategory(chip));
     $("upload-form").addEventListener("submit", uploadScan);
     $("camera-start").addEventListener("click", startCamera);
     $("camera-stop").addEventListener("click", stopCamera);
