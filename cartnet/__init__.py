@@ -18,6 +18,7 @@ It depends on asyncio, aiohttp and the standard crypto/tensor libraries only;
     weights.py     the weight codec: safetensors + zstd with an inflation cap
     e2e.py         end-to-end sealing for one receiver: a whole blob, or a stream segment by segment
     presence.py    self-certifying presence records (where a cart can be reached)
+    peers.py       peers verified end to end: a listed cart's keys against its own signature and certificate; signed requests
     client.py      BridgeClient: a cart's one long-lived connection to the swarm
     settings.py    settings every node kind shares
     logs.py        logging set-up for every entry point

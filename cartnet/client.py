@@ -24,6 +24,8 @@ What the client takes care of, so the rounds engine does not have to:
   and received blobs appear on `client.transfers.received`;
 * failing pending sends promptly (hub.fail_peer) when the bridge reports a peer
   undeliverable or the bridge connection itself is lost;
+* handing every revocation list the bridge passes on to the cart's `PeerVerifier`
+  (cartnet.peers), which adopts it only when the swarm's authority signed it and it is newer;
 * handling every received frame inside the frame boundary (cartnet.boundary): a frame
   from a peer that cannot be decoded or handled earns that peer an Error and a count in
   `client.refused`, one from the bridge a count and a log line; the session goes on.
@@ -68,10 +70,12 @@ from cartnet.messages import (
     PeerList,
     PeersRequest,
     Presence,
+    RevocationList,
     Undeliverable,
     Welcome,
 )
 from cartnet.payloads import ModelPublication
+from cartnet.peers import PeerVerifier
 from cartnet.phone_models import ModelClaims
 from cartnet.transfer import TransferHub, TransferLimits
 
@@ -137,6 +141,7 @@ class BridgeClient:
         certificate: Certificate,
         *,
         swarm_token: str = "",
+        verifier: PeerVerifier | None = None,
         limits: TransferLimits | None = None,
         presence_ttl: float = 60.0,
         backoff: Backoff | None = None,
@@ -169,6 +174,8 @@ class BridgeClient:
         self._task, self._ready, self._issued_ms = task, False, 0
         self._backoff = backoff or Backoff()
         self._handshake_timeout = handshake_timeout
+        self.verifier = verifier
+        """Checks peers' keys; the revocation lists the bridge passes on go to it."""
         self._session = session
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._send_lock = asyncio.Lock()
@@ -360,6 +367,9 @@ class BridgeClient:
         elif isinstance(item, Error):
             log.warning("bridge reported %s: %s", item.code, item.detail)
             _notify(self.errors, item)
+        elif isinstance(item, RevocationList):
+            if self.verifier is not None:
+                await self.verifier.offer_revocations(item, f"bridge {(self.bridge_id or '')[:8]}")
         elif not await self.transfers.handle(self.bridge_id or "", item):
             log.debug("ignoring %s from the bridge", type(item).__name__)
 

@@ -217,17 +217,69 @@ class Undeliverable(Message):
 # --- directory ----------------------------------------------------------------------------
 
 
+class PresenceRecord(Message):
+    """A cart's own signed statement "I am reachable through bridge X until T" (or, `gone`, no longer).
+
+    Bridges store it in the DHT under a key derived from `node_id`; anyone can verify it
+    from the record alone, so a forged or replayed value is ignored, not believed.
+    """
+
+    type: Literal["presence_record"] = "presence_record"
+    node_id: NodeId
+    public_key: Key32
+    kx_public_key: Key32
+    bridge_id: NodeId
+    issued_ms: int = Field(ge=0, description="Unix time in ms, by the cart's clock; newer records win")
+    expires_ms: int = Field(ge=0)
+    state: Literal["alive", "gone"] = "alive"
+    task: Annotated[str, Field(pattern=r"^[a-z0-9_-]{0,32}$")] = ""
+    """The learning task the cart trains ("" = not said); peers ask it only for that task's updates."""
+    ready: bool = False
+    """The cart has an update on offer for `task`: bridges draw ready carts first."""
+    signature: Signature
+
+
+class CertifiedPresence(Message):
+    """A cart's own signed presence record with its swarm certificate: all anyone needs to believe the cart's keys.
+
+    Bridges pass these to each other in rosters; every `PeerInfo` carries one cart's pair."""
+
+    record: PresenceRecord
+    certificate: Certificate
+
+
 class PeerInfo(Message):
+    """One cart as a bridge lists it: where it is (the bridge's word) and, to check its keys against, the cart's
+    own signed presence and its certificate. A cart seals to a peer, or answers one, only once
+    `cartnet.peers.PeerVerifier` believed those two; the flat key fields must equal the signed ones."""
+
     node_id: NodeId
     bridge_id: NodeId
     bridge_url: Annotated[str, Field(max_length=256)]
     kx_public_key: Key32
     public_key: Key32
+    record: PresenceRecord
+    certificate: Certificate
+
+    @classmethod
+    def of(cls, card: CertifiedPresence, bridge_url: str) -> PeerInfo:
+        """The entry of the cart `card` speaks for, reachable through `bridge_url`."""
+        record = card.record
+        return cls(
+            node_id=record.node_id,
+            bridge_id=record.bridge_id,
+            bridge_url=bridge_url,
+            kx_public_key=record.kx_public_key,
+            public_key=record.public_key,
+            record=record,
+            certificate=card.certificate,
+        )
 
 
 TaskName = Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$")]
-MAX_SAMPLE = 100
-"""Most peers one PeersRequest may ask the bridge to draw."""
+MAX_SAMPLE = 64
+"""Most peers one PeersRequest may ask the bridge to draw (a round asks at most k + over_ask = 60); 64 entries
+with their signed presence and certificate (about 1.4 KB each at most) fit one control message."""
 
 
 class PeersRequest(Message):
@@ -300,43 +352,32 @@ class TransferDone(Message):
 
 
 class UpdateRequest(Message):
-    """Ask a peer for its latest model update; it answers with a transfer (purpose `update`)."""
+    """Ask a peer for its latest model update; it answers with a transfer (purpose `update`).
+
+    Signed by the requester (`cartnet.peers.sign_request`) over every field, so a bridge can neither
+    forge one from another cart nor send one to another target; `request_id` is used once and
+    `issued_ms` bounds how long a copy could be replayed (`cartnet.peers.RequestLedger`)."""
 
     type: Literal["update_request"] = "update_request"
     request_id: TransferId
+    requester: NodeId
+    target: NodeId
     task: TaskName
     round: int = Field(ge=0)
+    issued_ms: int = Field(ge=0, description="Unix time in ms, by the requester's clock")
+    signature: Signature
 
 
 class UpdateDeclined(Message):
+    """A peer's no to one of our update requests, signed by it (`cartnet.peers.sign_decline`)."""
+
     type: Literal["update_declined"] = "update_declined"
     request_id: TransferId
     reason: ShortText
+    signature: Signature
 
 
 # --- presence and bridge-to-bridge links ---------------------------------------------------
-
-
-class PresenceRecord(Message):
-    """A cart's own signed statement "I am reachable through bridge X until T" (or, `gone`, no longer).
-
-    Bridges store it in the DHT under a key derived from `node_id`; anyone can verify it
-    from the record alone, so a forged or replayed value is ignored, not believed.
-    """
-
-    type: Literal["presence_record"] = "presence_record"
-    node_id: NodeId
-    public_key: Key32
-    kx_public_key: Key32
-    bridge_id: NodeId
-    issued_ms: int = Field(ge=0, description="Unix time in ms, by the cart's clock; newer records win")
-    expires_ms: int = Field(ge=0)
-    state: Literal["alive", "gone"] = "alive"
-    task: Annotated[str, Field(pattern=r"^[a-z0-9_-]{0,32}$")] = ""
-    """The learning task the cart trains ("" = not said); peers ask it only for that task's updates."""
-    ready: bool = False
-    """The cart has an update on offer for `task`: bridges draw ready carts first."""
-    signature: Signature
 
 
 class Presence(Message):
@@ -351,12 +392,16 @@ class Presence(Message):
     withdrawal: Signature
 
 
+MAX_ROSTER_JOINED = 100
+"""Carts one roster may list as joined: each with its signed presence and certificate (under 1 KB), so it fits."""
+
+
 class Roster(Message):
-    """Bridge -> bridge: which carts joined (verified presence records) or left, and why."""
+    """Bridge -> bridge: which carts joined (verified presence records with their certificates) or left, and why."""
 
     type: Literal["roster"] = "roster"
     reset: bool = Field(False, description="Forget everything this link said before applying the lists")
-    joined: Annotated[list[PresenceRecord], Field(max_length=200)] = []
+    joined: Annotated[list[CertifiedPresence], Field(max_length=MAX_ROSTER_JOINED)] = []
     left: Annotated[list[NodeId], Field(max_length=1000)] = []
     reason: ShortText = ""
 

@@ -16,6 +16,7 @@ from cartnet import tls
 from cartnet.certificates import load_enrolment
 from cartnet.client import BridgeClient
 from cartnet.identity import Identity
+from cartnet.peers import PeerVerifier
 from cartnet.transfer import Received
 from child_cart.events import EventBus
 from child_cart.models.versions import ModelVersions
@@ -45,7 +46,9 @@ class CartNode:
         self.settings = settings
         self.identity = Identity.load_or_create(settings.data_dir)
         # a cart without a valid certificate refuses to start (CertificateError names `fedcart enrol`)
-        _, self.certificate = load_enrolment(settings.data_dir, self.identity.public_key, "cart")
+        swarm, self.certificate = load_enrolment(settings.data_dir, self.identity.public_key, "cart")
+        # peers' keys are believed only against the swarm key and revocation list kept in the data dir (cartnet.peers)
+        self.verifier = PeerVerifier.load(settings.data_dir, swarm)
         self.store = store or open_cart_store(settings)
         self.bus = bus or EventBus()
         self.task = task or get_task(settings.task, settings)
@@ -59,7 +62,8 @@ class CartNode:
         )
         self.models = ModelVersions(self.store, settings.data_dir)
         self.learner = Learner(self.task, batch_size=settings.train_batch_size)
-        self.exchange = UpdateExchange(self.client, self.task.name)
+        self.client.verifier = self.verifier  # newer revocation lists our bridge passes on reach it
+        self.exchange = UpdateExchange(self.client, self.task.name, self.verifier)
         publisher = None
         if publish and self.task.phone_model:
             publisher = PhonePublisher(self.store, settings.data_dir, self.task, self.client, settings.export_tolerance)
@@ -155,7 +159,8 @@ class LiveNodeView:
             return []
         future = asyncio.run_coroutine_threadsafe(self._node.client.peers(), self._loop)
         try:
-            return [peer.model_dump(mode="json") for peer in future.result(self.PEERS_TIMEOUT)]
+            listed = future.result(self.PEERS_TIMEOUT)
+            return [peer.model_dump(mode="json", exclude={"record", "certificate"}) for peer in listed]
         except (ConnectionError, TimeoutError) as exc:
             log.info("peer list unavailable: %s", exc)
             return []

@@ -36,7 +36,7 @@ from collections.abc import Callable
 
 from cartnet.certificates import Certificate
 from cartnet.identity import Identity
-from cartnet.messages import PresenceRecord
+from cartnet.messages import CertifiedPresence, PresenceRecord
 from parent_cart import records
 from parent_cart.dht import Dht, addresses_of
 from parent_cart.directory import Directory
@@ -211,11 +211,19 @@ class Announcer:
         if self._misses.get(node_id, 0.0) > time.monotonic():
             return None
         found = await self.dht.believed(records.cart_key(node_id))
-        record = found.entry.record if found is not None else None
-        if isinstance(record, PresenceRecord) and record.state == "alive" and record.bridge_id != self.identity.node_id:
+        entry = found.entry if found is not None else None
+        record = entry.record if entry is not None else None
+        if (
+            isinstance(entry, records.CartEntry)
+            and isinstance(record, PresenceRecord)
+            and record.state == "alive"
+            and record.bridge_id != self.identity.node_id
+        ):
             bridge = await self.bridge_record(record.bridge_id)
             if bridge is not None:
-                self.directory.learn_record(record, bridge.relay_url)
+                self.directory.learn_record(
+                    CertifiedPresence(record=record, certificate=entry.certificate), bridge.relay_url
+                )
                 return record.bridge_id
         self._misses[node_id] = time.monotonic() + _NEGATIVE_TTL
         return None

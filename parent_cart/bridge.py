@@ -113,6 +113,7 @@ class Bridge:
         self.sessions = CartSessions(
             self.identity, settings, self.directory, self.relay, self.hub, self.metrics, self._joined, self._left
         )
+        self.membership.on_revocations(self.sessions.announce_revocations)
         self.gate = Gate(
             self.identity,
             settings,
@@ -337,7 +338,7 @@ class Bridge:
         self.metrics.dht_refused.labels(reason).inc()
 
     def _joined(self, record: PresenceRecord) -> None:
-        self.links.announce_joined(record)
+        self.links.announce_joined(self.directory.card(record.node_id))
         self.announcer.publish(record)
 
     def _left(self, node_id: str, reason: str, withdrawal: PresenceRecord | None) -> None:

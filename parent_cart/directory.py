@@ -2,9 +2,11 @@
 
 Local carts are known from their admission, but listed only once their signed presence
 arrives: an admitted cart that never announced itself is reachable, never offered as a
-peer. Remote carts are known only through verified presence records that their bridge sent
-over an authenticated link; an expired record is ignored even before the link says the
-cart left. `sample` draws k random listed carts (ready ones for the asked task first),
+peer. Remote carts are known only through verified presence records, each with the cart's
+certificate, that their bridge sent over an authenticated link (or that the DHT held); an
+expired record is ignored even before the link says the cart left. Every entry handed to
+a cart (`PeerInfo`) carries that signed record and certificate: carts check them
+(cartnet.peers) and never take a key on the bridge's word. `sample` draws k random listed carts (ready ones for the asked task first),
 so no answer ever needs the whole directory. Anything that waits for the directory to change (tests, `/peers` pollers)
 can `await wait_until(...)` instead of sleeping.
 """
@@ -20,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cartnet import presence
-from cartnet.messages import PeerInfo, Presence, PresenceRecord, Roster
+from cartnet.messages import CertifiedPresence, PeerInfo, Presence, PresenceRecord, Roster
 from parent_cart.peer import Peer
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,7 @@ class Member:
 
     def as_json(self) -> dict[str, object]:
         return {
-            **self.info.model_dump(mode="json"),
+            **self.info.model_dump(mode="json", exclude={"record", "certificate"}),
             "local": self.local,
             "task": self.record.task,
             "ready": self.record.ready,
@@ -54,7 +56,7 @@ class Directory:
         self.bridge_url = bridge_url
         self.local: dict[str, Peer] = {}
         self.presences: dict[str, Presence] = {}
-        self.remote: dict[str, dict[str, PresenceRecord]] = {}
+        self.remote: dict[str, dict[str, CertifiedPresence]] = {}
         self.bridge_urls: dict[str, str] = {}
         self._changed = asyncio.Event()
 
@@ -107,6 +109,16 @@ class Directory:
         """Alive records of attached carts: what this bridge vouches for to other bridges."""
         return [signed.record for node_id, signed in self.presences.items() if node_id in self.local]
 
+    def local_cards(self) -> list[CertifiedPresence]:
+        """Alive records of attached carts with the certificates their admission verified (for rosters)."""
+        return [self.card(node_id) for node_id in self._announced()]
+
+    def card(self, node_id: str) -> CertifiedPresence:
+        """An announced local cart's signed presence and certificate."""
+        return CertifiedPresence(
+            record=self.presences[node_id].record, certificate=self.local[node_id].auth.certificate
+        )
+
     # --- remote carts ----------------------------------------------------------------------
 
     def apply_roster(self, bridge_id: str, url: str, roster: Roster) -> tuple[list[str], list[str]]:
@@ -115,14 +127,17 @@ class Directory:
         known = self.remote.setdefault(bridge_id, {})
         left = [node_id for node_id in (list(known) if roster.reset else roster.left) if known.pop(node_id, None)]
         joined = []
-        for record in roster.joined:
+        for card in roster.joined:
+            record = card.record
             reason = presence.check(record) or (None if record.bridge_id == bridge_id else "names another bridge")
+            if reason is None and card.certificate.node_id != record.node_id:
+                reason = "its certificate is another cart's"
             if reason or record.state != "alive":
                 log.warning(
                     "ignoring roster entry %s from %s: %s", record.node_id[:8], bridge_id[:8], reason or "not alive"
                 )
                 continue
-            known[record.node_id] = record
+            known[record.node_id] = card
             joined.append(record.node_id)
         self.touch()
         return joined, [node_id for node_id in left if node_id not in known]
@@ -133,10 +148,11 @@ class Directory:
         self.touch()
         return gone
 
-    def learn_record(self, record: PresenceRecord, url: str) -> None:
-        """Remember a verified DHT presence record until its own link roster takes over."""
+    def learn_record(self, card: CertifiedPresence, url: str) -> None:
+        """Remember a verified DHT presence record (and certificate) until its own link roster takes over."""
+        record = card.record
         self.bridge_urls[record.bridge_id] = url
-        self.remote.setdefault(record.bridge_id, {})[record.node_id] = record
+        self.remote.setdefault(record.bridge_id, {})[record.node_id] = card
         self.touch()
 
     # --- lookups ---------------------------------------------------------------------------
@@ -147,16 +163,19 @@ class Directory:
         if peer is not None:
             return peer
         found = self._remote_records().get(node_id)
-        return found.bridge_id if found else None
+        return found.record.bridge_id if found else None
 
-    def _remote_records(self) -> dict[str, PresenceRecord]:
-        """The freshest unexpired record per remote cart (a cart that moved shows up once)."""
+    def _remote_records(self) -> dict[str, CertifiedPresence]:
+        """The freshest unexpired record per remote cart, with its certificate (a cart that moved shows up once)."""
         now = presence.now_ms()
-        best: dict[str, PresenceRecord] = {}
+        best: dict[str, CertifiedPresence] = {}
         for carts in self.remote.values():
-            for node_id, record in carts.items():
-                if record.expires_ms > now and (node_id not in best or presence.supersedes(record, best[node_id])):
-                    best[node_id] = record
+            for node_id, card in carts.items():
+                record = card.record
+                if record.expires_ms > now and (
+                    node_id not in best or presence.supersedes(record, best[node_id].record)
+                ):
+                    best[node_id] = card
         return best
 
     def _announced(self) -> list[str]:
@@ -172,7 +191,7 @@ class Directory:
         members = [self._local_member(node_id) for node_id in self._announced()]
         remote = self._remote_records()
         members += [
-            Member(self._remote_info(remote[node_id]), False, remote[node_id])
+            Member(self._remote_info(remote[node_id]), False, remote[node_id].record)
             for node_id in sorted(remote)
             if node_id not in self.local
         ]
@@ -182,8 +201,8 @@ class Directory:
         """One announced cart's entry, if it is believed alive."""
         if node_id in self.local:
             return self._local_member(node_id) if node_id in self.presences else None
-        record = self._remote_records().get(node_id)
-        return Member(self._remote_info(record), False, record) if record is not None else None
+        card = self._remote_records().get(node_id)
+        return Member(self._remote_info(card), False, card.record) if card is not None else None
 
     def sample(
         self, count: int, task: str | None = None, exclude: str = "", rng: random.Random | None = None
@@ -199,21 +218,8 @@ class Directory:
         return [m.info for m in chosen], len(pool)
 
     def _local_member(self, node_id: str) -> Member:
-        peer, record = self.local[node_id], self.presences[node_id].record
-        info = PeerInfo(
-            node_id=node_id,
-            bridge_id=self.bridge_id,
-            bridge_url=self.bridge_url,
-            kx_public_key=peer.auth.kx_public_key,
-            public_key=peer.auth.public_key,
-        )
-        return Member(info, True, record)
+        card = self.card(node_id)
+        return Member(PeerInfo.of(card, self.bridge_url), True, card.record)
 
-    def _remote_info(self, record: PresenceRecord) -> PeerInfo:
-        return PeerInfo(
-            node_id=record.node_id,
-            bridge_id=record.bridge_id,
-            bridge_url=self.bridge_urls.get(record.bridge_id, ""),
-            kx_public_key=record.kx_public_key,
-            public_key=record.public_key,
-        )
+    def _remote_info(self, card: CertifiedPresence) -> PeerInfo:
+        return PeerInfo.of(card, self.bridge_urls.get(card.record.bridge_id, ""))

@@ -44,8 +44,10 @@ from cartnet.certificates import CertificateError
 from cartnet.handshake import MAX_FRAME, join, receive_control, ws_url
 from cartnet.identity import Identity
 from cartnet.messages import (
+    MAX_ROSTER_JOINED,
     Auth,
     Bye,
+    CertifiedPresence,
     Challenge,
     Error,
     Heartbeat,
@@ -53,7 +55,6 @@ from cartnet.messages import (
     LinkUndeliverable,
     Message,
     MessageError,
-    PresenceRecord,
     RevocationList,
     Roster,
 )
@@ -67,7 +68,7 @@ from parent_cart.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
 
-ROSTER_BATCH = 200
+ROSTER_BATCH = MAX_ROSTER_JOINED
 _LINK_QUEUE_FACTOR = 4
 _DIAL_ERRORS = (
     aiohttp.ClientError,
@@ -146,8 +147,8 @@ class Links:
             return f"the link to bridge {bridge_id[:8]} stayed full for {timeout}s, frame dropped"
         return None
 
-    def announce_joined(self, record: PresenceRecord) -> None:
-        self._broadcast(Roster(joined=[record]))
+    def announce_joined(self, card: CertifiedPresence) -> None:
+        self._broadcast(Roster(joined=[card]))
 
     def announce_left(self, node_id: str, reason: str) -> None:
         self._broadcast(Roster(left=[node_id], reason=reason[:512]))
@@ -246,9 +247,9 @@ class Links:
         self._links.setdefault(peer.node_id, []).append(peer)
         self.directory.bridge_urls[peer.node_id] = peer.url
         peer.start_writer()
-        records = self.directory.local_records()
-        for start in range(0, max(len(records), 1), ROSTER_BATCH):
-            roster = Roster(reset=start == 0, joined=records[start : start + ROSTER_BATCH])
+        cards = self.directory.local_cards()
+        for start in range(0, max(len(cards), 1), ROSTER_BATCH):
+            roster = Roster(reset=start == 0, joined=cards[start : start + ROSTER_BATCH])
             peer.outbox.offer(frames.control(roster), urgent=True)
         if self.membership.revocations is not None:
             peer.outbox.offer(frames.control(self.membership.revocations), urgent=True)
@@ -311,10 +312,16 @@ class Links:
         return None
 
     def _on_roster(self, peer: Peer, roster: Roster) -> None:
-        revoked = [r.node_id for r in roster.joined if self.membership.revoked(r.node_id)]
-        if revoked:
-            log.info("bridge %s listed %d revoked cart(s); ignoring them", peer.node_id[:8], len(revoked))
-            roster = roster.model_copy(update={"joined": [r for r in roster.joined if r.node_id not in revoked]})
+        refused = {card.record.node_id: why for card in roster.joined if (why := self.membership.certifies(card))}
+        if refused:
+            log.info(
+                "bridge %s listed %d cart(s) we do not believe; ignoring them: %s",
+                peer.node_id[:8],
+                len(refused),
+                "; ".join(f"{node_id[:8]}: {why}" for node_id, why in list(refused.items())[:3]),
+            )
+            kept = [card for card in roster.joined if card.record.node_id not in refused]
+            roster = roster.model_copy(update={"joined": kept})
         joined, left = self.directory.apply_roster(peer.node_id, peer.url, roster)
         for node_id in joined:
             self.relay.arrived(node_id)

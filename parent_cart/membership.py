@@ -23,7 +23,7 @@ from cartnet import admission, certificates
 from cartnet.authority import store_revocations
 from cartnet.certificates import REVOCATIONS_FILE, Certificate, CertificateError, RevocationList, SwarmKey
 from cartnet.identity import Identity
-from cartnet.messages import Auth, Challenge
+from cartnet.messages import Auth, CertifiedPresence, Challenge
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,22 @@ class Membership:
                 auth.role,
                 now,
                 public_key=auth.public_key,
+                revocations=self.revocations,
+            )
+        except CertificateError as exc:
+            return str(exc)
+        return None
+
+    def certifies(self, card: CertifiedPresence, now: int | None = None) -> str | None:
+        """None when `card`'s certificate makes its cart a member now (this swarm, its key, a cart, current, not
+        revoked); else why not. Rosters from other bridges pass only such entries on to our directory."""
+        try:
+            certificates.verify(
+                card.certificate,
+                self.swarm.public_key,
+                "cart",
+                now,
+                public_key=card.record.public_key,
                 revocations=self.revocations,
             )
         except CertificateError as exc:

@@ -27,6 +27,7 @@ from cartnet.boundary import Refusal
 from cartnet.handshake import MAX_FRAME
 from cartnet.identity import Identity
 from cartnet.messages import (
+    MAX_SAMPLE,
     Bye,
     Error,
     Heartbeat,
@@ -36,6 +37,7 @@ from cartnet.messages import (
     PeersRequest,
     Presence,
     PresenceRecord,
+    RevocationList,
 )
 from cartnet.transfer import TransferHub
 from parent_cart.directory import Directory
@@ -48,9 +50,10 @@ from parent_cart.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
 
-MAX_PEER_LIST = 400
-"""PeerInfo is ~280 bytes of JSON; 400 of them stay under cartnet's 128 KiB control limit. Rounds never
-need more: they ask for a sample (at most `MAX_SAMPLE`), and a whole-directory answer says its `total`."""
+MAX_PEER_LIST = MAX_SAMPLE
+"""A PeerInfo, with the cart's signed presence and certificate, is ~1.1 KB of JSON (1.4 KB at most); 64 of them stay
+under cartnet's 128 KiB control limit. Rounds never need more: they ask for a sample (at most `MAX_SAMPLE`), and
+a whole-directory answer says its `total`."""
 
 JoinedFn = Callable[[PresenceRecord], None]
 LeftFn = Callable[[str, str, PresenceRecord | None], None]
@@ -154,6 +157,15 @@ class CartSessions:
         self.relay.arrived(peer.node_id)
         peer.start_writer()
         log.info("cart %s attached", peer.node_id[:8])
+
+    def announce_revocations(self, revocations: RevocationList) -> None:
+        """Pass a newly adopted revocation list on to every attached cart: carts check their peers' certificates
+        against it too (cartnet.peers). A cart that joins later has the list its enrolment wrote into its data
+        dir, and the next one adopted; a full outbox drops it (the cart's peers stay checked against its older
+        list, as when a bridge withholds one)."""
+        frame = frames.control(revocations)
+        for peer in list(self.directory.local.values()):
+            peer.outbox.offer(frame, urgent=True)
 
     async def _read(self, peer: Peer) -> tuple[str, str] | None:
         """Handle the cart's frames, paced by its budget; (reason, how) if it said Bye, None if the socket ended."""

@@ -146,6 +146,7 @@ class RoundEngine:
             best=ctx.best_metrics,
             local_only=ctx.local_only_metrics,
             swarm_gain=ctx.swarm_gain,
+            refused=ctx.refused,
             privacy=ctx.privacy,
         )
 

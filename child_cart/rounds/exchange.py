@@ -7,6 +7,18 @@ made, to the peer we asked, decrypt, decode as our weight format, match our mode
 shapes and dtypes, and hold finite numbers. Anything else is skipped with the reason,
 and the round goes on with the rest.
 
+No key is taken on the bridge's word (cartnet.peers). A peer is asked only once its
+directory entry verified: its own signed presence and its swarm certificate (not
+expired, not revoked); one that does not is skipped with the reason, never asked.
+Requests are signed by the requester for one target, used once and only within their
+time window; a request is answered only when the requester's entry verifies and its
+signature is that key's, and our update is sealed only to the X25519 key in the
+requester's own signed record. An answer counts only when its manifest is signed by
+the verified key of the peer we asked, a decline only when that key signed it. Every
+request refused that way (forged, misdirected, stale, replayed, unverifiable) is
+logged, counted in `declined` and named in the round's log (`refused`); a stale or
+unverifiable one is also declined with the reason (its requester may be waiting).
+
 Asking: `collect` asks every peer it is given (the round asks a few more than it
 needs) and returns once `enough` of them sent a usable update, or at the deadline.
 Every peer it did not use is skipped with the real reason: what the peer said, what
@@ -42,6 +54,17 @@ import numpy as np
 from cartnet import e2e, frames, weights
 from cartnet.messages import Message, PeerInfo, TransferManifest, UpdateDeclined, UpdateRequest
 from cartnet.payloads import PayloadError, WeightUpdate
+from cartnet.peers import (
+    PeerRefused,
+    PeerVerifier,
+    RequestLedger,
+    VerifiedPeer,
+    decline_signed_by,
+    request_problem,
+    request_signed_by,
+    sign_decline,
+    sign_request,
+)
 from cartnet.transfer import Received, TransferError
 from child_cart.aggregation import Update
 from child_cart.rounds.network import Network
@@ -61,6 +84,8 @@ MAX_SEALED = 16
 """Sealed copies of the current offer kept for reuse, one per requester."""
 MAX_KNOWN = 4096
 """Directory entries remembered for answering requests."""
+MAX_REFUSED = 64
+"""Refused requesters remembered for the next round's log (the counters in `declined` count them all)."""
 
 
 class UpdateRejected(ValueError):
@@ -87,11 +112,13 @@ class Collected:
 
     updates: list[Update] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+    """Requesters whose update requests we refused up to the end of this collect (since the one before), with why."""
 
 
 @dataclass
 class _Pending:
-    peer: PeerInfo
+    peer: VerifiedPeer
     answer: asyncio.Future[Update]
 
 
@@ -107,12 +134,15 @@ class UpdateExchange:
         self,
         network: Network,
         task: str,
+        verifier: PeerVerifier,
         *,
         answers_per_peer: int = ANSWERS_PER_PEER,
         max_answers: int = MAX_ANSWERS,
     ) -> None:
         self.network = network
         self.task = task
+        self.verifier = verifier
+        self.requests = RequestLedger()
         self.answers_per_peer = answers_per_peer
         self.max_answers = max_answers
         self.bytes_out = 0
@@ -123,7 +153,11 @@ class UpdateExchange:
         """Times the current offer was sealed, per requester (reset by `offer`)."""
         self.declined: Counter[str] = Counter()
         """Requests declined, by why: `declined` (other task, no update yet), `budget`, `busy`, `unknown`
-        requester, `undelivered` (the transfer failed; the requester is told why)."""
+        requester, `undelivered` (the transfer failed; the requester is told why); refused as not genuine:
+        `forged` (not the requester's signature, or another requester), `misdirected`, `stale`, `replayed`,
+        `unverified` (the requester's directory entry does not verify)."""
+        self.refused: dict[str, str] = {}
+        """Requester -> why its request was refused, since the last `collect` handed them to a round log."""
         self.dropped = 0
         """Requests dropped unanswered: answers and declines were all running already."""
         self._offer: Offer | None = None
@@ -180,11 +214,12 @@ class UpdateExchange:
     async def collect(
         self, peers: list[PeerInfo], round_number: int, timeout: float, enough: int | None = None
     ) -> Collected:
-        """Ask each peer for its update; wait until `enough` (default: all) sent a usable one,
-        every peer answered, or `timeout` passed."""
-        self._learn(peers)
+        """Ask each peer whose entry verifies for its update (the others are skipped with the reason); wait until
+        `enough` (default: all asked) sent a usable one, every peer asked answered, or `timeout` passed."""
         result = Collected()
-        asked = {secrets.token_hex(16): peer for peer in peers}
+        trusted = self._trusted(peers, result)
+        self._learn([peer for peer in peers if peer.node_id in trusted])
+        asked = {secrets.token_hex(16): peer for peer in trusted.values()}
         for request_id, peer in asked.items():
             self._pending[request_id] = _Pending(peer, asyncio.get_running_loop().create_future())
             await self._ask(request_id, peer, round_number, result)
@@ -195,16 +230,33 @@ class UpdateExchange:
         finally:
             for request_id in asked:
                 self._pending.pop(request_id, None)
+        result.refused = self.take_refused()
         return result
 
-    async def _ask(self, request_id: str, peer: PeerInfo, round_number: int, result: Collected) -> None:
-        request = UpdateRequest(request_id=request_id, task=self.task, round=round_number)
+    def _trusted(self, peers: list[PeerInfo], result: Collected) -> dict[str, VerifiedPeer]:
+        """The peers whose directory entries verify; the rest skipped (never asked) with the reason."""
+        trusted: dict[str, VerifiedPeer] = {}
+        for peer in peers:
+            try:
+                trusted[peer.node_id] = self.verifier.verify(peer)
+            except PeerRefused as exc:
+                result.skipped[peer.node_id] = f"not verified, not asked: {exc}"
+                log.warning("not asking peer %s: its entry does not verify (%s): %s", peer.node_id[:8], exc.code, exc)
+        return trusted
+
+    def take_refused(self) -> dict[str, str]:
+        """The requests refused since the last call (for the round log), forgotten here."""
+        refused, self.refused = self.refused, {}
+        return refused
+
+    async def _ask(self, request_id: str, peer: VerifiedPeer, round_number: int, result: Collected) -> None:
+        request = sign_request(self.network.identity, peer.node_id, self.task, round_number, request_id=request_id)
         try:
             await self.network.send_to(peer.node_id, frames.control(request))
         except (ConnectionError, RuntimeError) as exc:
             self._pending[request_id].answer.set_exception(UpdateRejected(f"request not sent: {exc}"))
 
-    async def _await_answers(self, asked: dict[str, PeerInfo], timeout: float, enough: int) -> str:
+    async def _await_answers(self, asked: dict[str, VerifiedPeer], timeout: float, enough: int) -> str:
         """Wait for answers; returns the skip reason for peers still silent when the wait ended."""
         answers = [self._pending[r].answer for r in asked]
         loop = asyncio.get_running_loop()
@@ -220,7 +272,7 @@ class UpdateExchange:
         return f"no answer within {timeout:g}s"
 
     @staticmethod
-    def _gather(answer: asyncio.Future[Update], peer: PeerInfo, result: Collected, unanswered: str) -> None:
+    def _gather(answer: asyncio.Future[Update], peer: VerifiedPeer, result: Collected, unanswered: str) -> None:
         if not answer.done():
             answer.cancel()
             result.skipped[peer.node_id] = unanswered
@@ -259,8 +311,12 @@ class UpdateExchange:
         if pending is None or pending.answer.done() or request_id in self._checks:
             log.warning("unsolicited update from %s ignored", manifest.sender[:8])
             return True
-        if manifest.sender != pending.peer.node_id:
-            log.warning("update for request to %s came from %s: ignored", pending.peer.node_id[:8], manifest.sender[:8])
+        if manifest.sender != pending.peer.node_id or manifest.sender_key != pending.peer.public_key:
+            log.warning(
+                "update for request to %s is signed by %s, not by the key we verified: ignored",
+                pending.peer.node_id[:8],
+                manifest.sender[:8],
+            )
             return True
         self.bytes_in += manifest.total_size
         check = asyncio.create_task(self._settle(pending.answer, received))
@@ -310,13 +366,26 @@ class UpdateExchange:
             return True
         if isinstance(message, UpdateDeclined):
             pending = self._pending.get(message.request_id)
-            if pending and pending.peer.node_id == peer_id and not pending.answer.done():
-                pending.answer.set_exception(UpdateRejected(f"peer declined: {message.reason}"))
+            if pending is None or pending.peer.node_id != peer_id or pending.answer.done():
+                return True
+            if not decline_signed_by(message, pending.peer):
+                log.warning("a decline of our request to %s is not signed by it: ignored", peer_id[:8])
+                return True
+            pending.answer.set_exception(UpdateRejected(f"peer declined: {message.reason}"))
             return True
         return False
 
     def _take_request(self, peer_id: str, request: UpdateRequest) -> None:
-        """Decide at once (nothing awaited) whether to answer or decline; each runs on its own bounded task set."""
+        """Decide at once (nothing awaited) whether to answer or decline; each runs on its own bounded task set.
+
+        What needs no key is checked here (requester, target, time window, a spent id); the signature
+        against the requester's verified key in `_answer`, which refunds the budget of a refused request."""
+        problem = request_problem(request, peer_id, self.network.identity.node_id)
+        if problem is None and self.requests.spent(request):
+            problem = "replayed", "the request was used already (a replayed copy)"
+        if problem is not None:
+            self._refuse_soon(peer_id, request, *problem)
+            return
         reason = self._decline_reason(request)
         if reason:
             self._decline_soon(peer_id, request, "declined", reason)
@@ -328,6 +397,19 @@ class UpdateExchange:
         else:
             self.answered[peer_id] += 1
             _spawn(self._answer(peer_id, request), self._answers)
+
+    def _refuse_soon(self, peer_id: str, request: UpdateRequest, code: str, reason: str) -> None:
+        """A request that is not genuine (or not current): logged, counted, kept for the round log, and declined
+        only when its requester may be waiting for it (`stale`, `unverified`: a clock or a directory to fix). A
+        forged, misdirected or replayed copy is not the requester's word to us: a decline under its request id
+        could only fail the genuine request (a replay's original being answered right now)."""
+        log.warning("refused an update request from %s (%s): %s", peer_id[:8], code, reason)
+        if peer_id in self.refused or len(self.refused) < MAX_REFUSED:
+            self.refused[peer_id] = f"{code}: {reason}"
+        if code in _TOLD:
+            self._decline_soon(peer_id, request, code, reason)
+        else:
+            self.declined[code] += 1
 
     def _decline_soon(self, peer_id: str, request: UpdateRequest, code: str, reason: str) -> None:
         if len(self._notes) >= MAX_NOTES:
@@ -341,10 +423,20 @@ class UpdateExchange:
 
     async def _answer(self, peer_id: str, request: UpdateRequest) -> None:
         try:
-            peer = await self._directory_entry(peer_id)
+            try:
+                peer = await self._requester(peer_id)
+            except PeerRefused as exc:
+                self._refunded(peer_id, request, "unverified", f"could not verify you: {exc}")
+                return
             if peer is None:
                 self.declined["unknown"] += 1
                 await self._decline(peer_id, request, "requester is not in the swarm directory")
+                return
+            if not request_signed_by(request, peer):
+                self._refunded(peer_id, request, "forged", f"the request is not signed by {peer_id[:8]}'s key")
+                return
+            if not self.requests.spend(request):
+                self._refunded(peer_id, request, "replayed", "the request was used already (a replayed copy)")
                 return
             try:
                 await self._send_offer(peer, request)
@@ -354,12 +446,17 @@ class UpdateExchange:
         except (ConnectionError, RuntimeError, TimeoutError, TransferError) as exc:
             log.info("could not answer %s: %s", peer_id[:8], exc)
 
+    def _refunded(self, peer_id: str, request: UpdateRequest, code: str, reason: str) -> None:
+        """A request refused after it was charged to its requester's budget: the charge is given back (a forger
+        must not spend another cart's answers); the refusal goes on as `_refuse_soon` says."""
+        self.answered[peer_id] = max(0, self.answered[peer_id] - 1)
+        self._refuse_soon(peer_id, request, code, reason)
+
     async def _decline(self, peer_id: str, request: UpdateRequest, reason: str) -> None:
         text = reason if len(reason) <= _REASON_LIMIT else f"{reason[: _REASON_LIMIT - 3]}..."
+        decline = sign_decline(self.network.identity, request.request_id, text)
         try:
-            await self.network.send_to(
-                peer_id, frames.control(UpdateDeclined(request_id=request.request_id, reason=text))
-            )
+            await self.network.send_to(peer_id, frames.control(decline))
         except (ConnectionError, RuntimeError) as exc:
             log.info("could not decline a request of %s: %s", peer_id[:8], exc)
 
@@ -370,16 +467,24 @@ class UpdateExchange:
             return self._withdrawn or "no trained update yet"
         return ""
 
-    async def _directory_entry(self, peer_id: str) -> PeerInfo | None:
-        """The requester's entry from what we learned already, else from one lookup at the bridge."""
+    async def _requester(self, peer_id: str) -> VerifiedPeer | None:
+        """The requester, verified: from the entries learned already, else from one lookup at the bridge; None
+        when the bridge does not know it, PeerRefused when its entry does not verify."""
         known = self._known.get(peer_id)
         if known is not None:
             self._known.move_to_end(peer_id)
-            return known
+            try:
+                return self.verifier.verify(known)
+            except PeerRefused:
+                pass  # learned a while ago (its presence may have expired since): ask the bridge afresh
         found = await self.network.lookup(peer_id)
-        if found is not None:
-            self._learn([found])
-        return found
+        if found is None:
+            return None
+        if found.node_id != peer_id:
+            raise PeerRefused("id_mismatch", f"the bridge answered a lookup of {peer_id[:8]} with {found.node_id[:8]}")
+        verified = self.verifier.verify(found)
+        self._learn([found])
+        return verified
 
     def _learn(self, peers: list[PeerInfo]) -> None:
         for peer in peers:
@@ -388,7 +493,7 @@ class UpdateExchange:
         while len(self._known) > MAX_KNOWN:
             self._known.popitem(last=False)
 
-    async def _send_offer(self, peer: PeerInfo, request: UpdateRequest) -> None:
+    async def _send_offer(self, peer: VerifiedPeer, request: UpdateRequest) -> None:
         offer = self._offer
         if offer is None:  # withdrawn while this answer looked the requester up
             await self._decline(peer.node_id, request, self._withdrawn or "no trained update yet")
@@ -398,7 +503,7 @@ class UpdateExchange:
         await self.network.transfers.send_blob(peer.node_id, sealed, WeightUpdate.purpose, meta.to_meta())
         self.bytes_out += len(sealed)
 
-    async def _sealed_for(self, peer: PeerInfo, offer: Offer) -> bytes | bytearray:
+    async def _sealed_for(self, peer: VerifiedPeer, offer: Offer) -> bytes | bytearray:
         """The offer sealed for `peer`: sealed once per requester and offer (concurrent answers share
         the one sealing), then reused."""
         cached = self._sealed.get(peer.node_id)
@@ -411,7 +516,7 @@ class UpdateExchange:
         self._sealed.move_to_end(peer.node_id)
         return await asyncio.shield(cached.sealing)
 
-    async def _seal(self, peer: PeerInfo, offer: Offer) -> bytes | bytearray:
+    async def _seal(self, peer: VerifiedPeer, offer: Offer) -> bytes | bytearray:
         self.seals[peer.node_id] += 1
         plain = await offer.blob()
         return await asyncio.to_thread(e2e.seal, plain, peer.kx_public_key, self.network.identity.node_id)
@@ -425,6 +530,8 @@ class UpdateExchange:
 
 _REASON_LIMIT = 512
 """What `UpdateDeclined.reason` holds."""
+_TOLD = frozenset({"stale", "unverified"})
+"""Refusals the requester is told of (declined); the others are logged and counted only."""
 
 
 def _spawn(job: Coroutine[Any, Any, None], into: set[asyncio.Task[None]]) -> None:

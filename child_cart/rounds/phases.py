@@ -72,7 +72,8 @@ class Exchange(RoundPhase):
 
     The bridge draws them at random from the carts that announced themselves for our
     task, those with an update ready first, so one silent or declining peer costs the
-    round no wait and no directory is ever listed whole.
+    round no wait and no directory is ever listed whole. A drawn peer whose entry does not
+    verify (its own signed presence and swarm certificate, cartnet.peers) is skipped, never asked.
     """
 
     name = Phase.EXCHANGE
@@ -82,7 +83,7 @@ class Exchange(RoundPhase):
         drawn = await engine.network.peers(sample=settings.k + settings.over_ask, task=engine.task.name)
         ctx.asked = [p for p in drawn if p.node_id != engine.node_id]
         collected = await engine.exchange.collect(ctx.asked, ctx.number, settings.peer_timeout, enough=settings.k)
-        ctx.peer_updates, ctx.skipped = collected.updates, collected.skipped
+        ctx.peer_updates, ctx.skipped, ctx.refused = collected.updates, collected.skipped, collected.refused
 
 
 class Aggregate(RoundPhase):

@@ -55,6 +55,10 @@ class RoundRecord(BaseModel):
     peers_asked: list[str] = []
     peers_answered: list[str] = []
     skipped: dict[str, str] = Field(default_factory=dict, description="peer -> why its update was not used")
+    refused: dict[str, str] = Field(
+        default_factory=dict,
+        description="claimed requester -> why this cart refused its update request (forged, replayed, unverified, ...)",
+    )
     samples: dict[str, int] = Field(default_factory=dict, description="node id -> training rows behind its update")
     bridges: list[str] = Field(
         default_factory=list, description="bridge ids behind the updates the round used, own included"

@@ -73,10 +73,12 @@ class RoundContext:
     trained: bool = False  # False when too few rows were new and the current model was offered untrained
     # PRIVATIZE (differential privacy on): what was shared, ε spent so far; `own` is then the privatized update
     privacy: PrivacyRecord | None = None
-    # EXCHANGE: whom we asked, the updates that passed every check, who was skipped and why
+    # EXCHANGE: whom we asked, the updates that passed every check, who was skipped and why;
+    # whose update requests we refused as not genuine (forged, replayed, unverifiable), and why
     asked: list[PeerInfo] = field(default_factory=list)
     peer_updates: list[Update] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
     # AGGREGATE: the combined weights, or why there are none
     aggregated: Weights | None = None
     aggregate_error: str = ""

@@ -30,9 +30,14 @@ EXAMPLES = st.one_of(
     st.builds(
         m.UpdateRequest,
         request_id=tids,
+        requester=node_ids,
+        target=node_ids,
         task=st.sampled_from(["recommend", "iot-anomaly"]),
         round=st.integers(0, 10**6),
+        issued_ms=st.integers(0, 2**45),
+        signature=st.binary(min_size=64, max_size=64),
     ),
+    st.builds(m.UpdateDeclined, request_id=tids, reason=texts, signature=st.binary(min_size=64, max_size=64)),
     st.builds(
         m.PeersRequest,
         sample=st.none() | st.integers(1, m.MAX_SAMPLE),
@@ -89,16 +94,43 @@ def test_oversized_message_refused_before_parsing():
         m.decode(data)
 
 
-def test_oversized_message_refused_on_encode():
-    peer = m.PeerInfo(
+def _largest_peer_info() -> m.PeerInfo:
+    """A directory entry as large as its fields allow (longest bridge URL, longest task)."""
+    record = m.PresenceRecord(
         node_id="a" * 40,
-        bridge_id="b" * 40,
-        bridge_url="http://x" * 30,
-        kx_public_key=bytes(32),
         public_key=bytes(32),
+        kx_public_key=bytes(32),
+        bridge_id="b" * 40,
+        issued_ms=2**45,
+        expires_ms=2**45,
+        task="t" * 32,
+        ready=True,
+        signature=bytes(64),
     )
+    certificate = m.Certificate(
+        swarm_id="c" * 32,
+        node_id="a" * 40,
+        public_key=bytes(32),
+        role="cart",
+        not_before_ms=2**45,
+        not_after_ms=2**45,
+        signature=bytes(64),
+    )
+    card = m.CertifiedPresence(record=record, certificate=certificate)
+    return m.PeerInfo.of(card, "http://" + "x" * 249)
+
+
+def test_oversized_message_refused_on_encode():
     with pytest.raises(m.MessageError, match="exceeds"):
-        m.encode(m.PeerList(peers=[peer] * 1000))
+        m.encode(m.PeerList(peers=[_largest_peer_info()] * 1000))
+
+
+def test_the_largest_sample_and_roster_fit_one_message():
+    """Entries carry each cart's signed presence and certificate: the bounds on samples and rosters keep them in."""
+    peer = _largest_peer_info()
+    assert len(m.encode(m.PeerList(peers=[peer] * m.MAX_SAMPLE, total=10**6))) <= m.MAX_CONTROL_BYTES
+    card = m.CertifiedPresence(record=peer.record, certificate=peer.certificate)
+    assert len(m.encode(m.Roster(joined=[card] * m.MAX_ROSTER_JOINED))) <= m.MAX_CONTROL_BYTES
 
 
 # --- bounded decoding: nothing but MessageError / FrameError, whatever arrives ------------------

@@ -9,7 +9,6 @@ refusal, not as a peer that never answered.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,23 +18,15 @@ from cartnet import e2e, frames, weights
 from cartnet.identity import Identity
 from cartnet.messages import PeerInfo, TransferManifest, UpdateDeclined, UpdateRequest
 from cartnet.payloads import WeightUpdate
+from cartnet.peers import sign_request
 from cartnet.transfer import Received, TransferHub, TransferLimits, build_manifest
 from child_cart.rounds.exchange import ANSWERS_PER_PEER, UPDATE_PURPOSE, Collected, UpdateExchange
+from tests.trustkit import entry, verifier
 
 DEADLINE = 60.0
 TASK = "recommend"
 MIB = 1 << 20
 LAYOUT = [np.arange(12, dtype="float32").reshape(3, 4), np.ones(4, "float32")]
-
-
-def _info(identity: Identity) -> PeerInfo:
-    return PeerInfo(
-        node_id=identity.node_id,
-        bridge_id="b" * 40,
-        bridge_url="http://127.0.0.1:8470",
-        kx_public_key=identity.kx_public_key,
-        public_key=identity.public_key,
-    )
 
 
 @dataclass
@@ -77,8 +68,9 @@ class FakeNetwork:
         pass
 
 
-def _request() -> UpdateRequest:
-    return UpdateRequest(request_id=secrets.token_hex(16), task=TASK, round=1)
+def _request(requester: Identity, network: FakeNetwork) -> UpdateRequest:
+    """A fresh request of `requester`'s, signed, for the cart on `network`."""
+    return sign_request(requester, network.identity.node_id, TASK, 1)
 
 
 async def _next(queue: asyncio.Queue, what: str):
@@ -91,13 +83,13 @@ async def _next(queue: asyncio.Queue, what: str):
 async def test_a_flood_of_requests_gets_its_budget_from_one_sealed_copy_and_declines_for_the_rest():
     flooder, honest = Identity.generate(), Identity.generate()
     blobs = Blobs()
-    network = FakeNetwork({p.node_id: _info(p) for p in (flooder, honest)}, blobs)
-    exchange = UpdateExchange(network, TASK)
+    network = FakeNetwork({p.node_id: entry(p) for p in (flooder, honest)}, blobs)
+    exchange = UpdateExchange(network, TASK, verifier())
     exchange.offer(LAYOUT, 10, 1)
-    flood = [_request() for _ in range(40)]
+    flood = [_request(flooder, network) for _ in range(40)]
     for request in flood:
         exchange.on_message(flooder.node_id, request)
-    exchange.on_message(honest.node_id, _request())
+    exchange.on_message(honest.node_id, _request(honest, network))
     answered = {await _next(blobs.sent, "an answer being sent") for _ in range(ANSWERS_PER_PEER + 1)}
     declines = [await _next(network.routed, "a decline") for _ in range(len(flood) - ANSWERS_PER_PEER)]
     assert answered == {flooder.node_id, honest.node_id}, "the flood did not take the honest requester's place"
@@ -115,11 +107,11 @@ async def test_a_flood_of_requests_gets_its_budget_from_one_sealed_copy_and_decl
 async def test_answers_beyond_the_bound_are_declined_as_busy_and_close_cancels_the_rest():
     requesters = [Identity.generate() for _ in range(3)]
     blobs = Blobs()
-    network = FakeNetwork({p.node_id: _info(p) for p in requesters}, blobs)
-    exchange = UpdateExchange(network, TASK, max_answers=2)
+    network = FakeNetwork({p.node_id: entry(p) for p in requesters}, blobs)
+    exchange = UpdateExchange(network, TASK, verifier(), max_answers=2)
     exchange.offer(LAYOUT, 10, 1)
     for requester in requesters:
-        exchange.on_message(requester.node_id, _request())
+        exchange.on_message(requester.node_id, _request(requester, network))
     peer, busy = await _next(network.routed, "the third requester's decline")
     assert peer == requesters[2].node_id and busy.reason.startswith("busy answering 2 requests")
     for _ in range(2):
@@ -132,10 +124,10 @@ async def test_answers_beyond_the_bound_are_declined_as_busy_and_close_cancels_t
 
 async def test_a_round_goes_on_once_enough_peers_answered():
     peers = [Identity.generate() for _ in range(3)]
-    network = FakeNetwork({p.node_id: _info(p) for p in peers}, Blobs())
-    exchange = UpdateExchange(network, TASK)
+    network = FakeNetwork({p.node_id: entry(p) for p in peers}, Blobs())
+    exchange = UpdateExchange(network, TASK, verifier())
     exchange.offer(LAYOUT, 10, 1)
-    collecting = asyncio.create_task(exchange.collect([_info(p) for p in peers], 1, DEADLINE, enough=1))
+    collecting = asyncio.create_task(exchange.collect([entry(p) for p in peers], 1, DEADLINE, enough=1))
     asked = dict([await _next(network.routed, "a request") for _ in peers])
     first = peers[0]
     sealed = e2e.seal(weights.encode(LAYOUT), network.identity.kx_public_key, first.node_id)
@@ -158,11 +150,11 @@ async def test_a_transfer_our_buffer_refused_is_logged_with_the_refusal():
 
     me = Identity.generate()
     hub = TransferHub(me, reply, TransferLimits(max_size=MIB, max_buffered=MIB))
-    network = FakeNetwork({peer.node_id: _info(peer)}, hub, identity=me)
-    exchange = UpdateExchange(network, TASK)
+    network = FakeNetwork({peer.node_id: entry(peer)}, hub, identity=me)
+    exchange = UpdateExchange(network, TASK, verifier())
     exchange.offer(LAYOUT, 10, 1)
     await hub.handle(squatter.node_id, await build_manifest(squatter, bytes(MIB), "update", {}, MIB))
-    collecting = asyncio.create_task(exchange.collect([_info(peer)], 1, DEADLINE))
+    collecting = asyncio.create_task(exchange.collect([entry(peer)], 1, DEADLINE))
     _, request = await _next(network.routed, "the request")
     meta = WeightUpdate(request_id=request.request_id, samples=7, task=TASK, round=1).to_meta()
     answer: TransferManifest = await build_manifest(peer, bytes(MIB), UPDATE_PURPOSE, meta, MIB)

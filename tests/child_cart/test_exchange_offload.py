@@ -18,10 +18,11 @@ import pytest
 
 from cartnet import e2e, frames, weights
 from cartnet.identity import Identity
-from cartnet.messages import PeerInfo, UpdateRequest
+from cartnet.messages import UpdateRequest
 from cartnet.payloads import WeightUpdate
 from cartnet.transfer import Received, build_manifest
 from child_cart.rounds.exchange import UPDATE_PURPOSE, UpdateExchange
+from tests.trustkit import entry, verifier
 
 DEADLINE = 60.0
 PARAMS = 4 * 1024 * 1024
@@ -71,16 +72,6 @@ async def ticker() -> AsyncIterator[Ticker]:
         await asyncio.gather(task, return_exceptions=True)
 
 
-def _peer_info(identity: Identity) -> PeerInfo:
-    return PeerInfo(
-        node_id=identity.node_id,
-        bridge_id="b" * 40,
-        bridge_url="http://127.0.0.1:8470",
-        kx_public_key=identity.kx_public_key,
-        public_key=identity.public_key,
-    )
-
-
 async def _answer(peer: Identity, to: Identity, request: UpdateRequest, tensors: list[np.ndarray]) -> Received:
     """What the peer's answer looks like on arrival: its weights, encoded and sealed for us, with a signed manifest."""
     sealed = e2e.seal(weights.encode(tensors, compress=True), to.kx_public_key, peer.node_id)
@@ -96,10 +87,10 @@ def _large_update(seed: int) -> list[np.ndarray]:
 
 async def test_the_loop_keeps_running_while_a_large_update_is_checked(ticker: Ticker) -> None:
     network, peer = FakeNetwork(), Identity.generate()
-    exchange = UpdateExchange(network, "recommend")
+    exchange = UpdateExchange(network, "recommend", verifier())
     ours, theirs = _large_update(1), _large_update(2)
     exchange.offer(ours, 100, 1)
-    asking = asyncio.create_task(exchange.collect([_peer_info(peer)], 1, DEADLINE))
+    asking = asyncio.create_task(exchange.collect([entry(peer)], 1, DEADLINE))
     _, request = await asyncio.wait_for(network.sent.get(), DEADLINE)
     received = await _answer(peer, network.identity, request, theirs)
 
@@ -120,7 +111,7 @@ async def test_the_loop_keeps_running_while_a_large_update_is_checked(ticker: Ti
 
 
 async def test_the_offer_is_encoded_off_the_loop(ticker: Ticker) -> None:
-    exchange = UpdateExchange(FakeNetwork(), "recommend")
+    exchange = UpdateExchange(FakeNetwork(), "recommend", verifier())
     before = ticker.ticks
     exchange.offer(_large_update(3), 100, 1)
     assert ticker.ticks == before

@@ -31,7 +31,8 @@ from typer.testing import CliRunner
 
 from cartnet import frames
 from cartnet.identity import Identity
-from cartnet.messages import Message, UpdateDeclined, UpdateRequest
+from cartnet.messages import Message, UpdateDeclined
+from cartnet.peers import sign_request
 from child_cart.models.versions import ModelVersions
 from child_cart.rounds import accountant
 from child_cart.rounds import settings as round_settings
@@ -54,6 +55,7 @@ from child_cart.store import Store, open_store
 from child_cart.synth import shoppers as synth
 from fedcart.cli import app
 from tests.rounds.swarmkit import CATALOGUE, TASK
+from tests.trustkit import verifier
 
 DELTA = 1e-5
 COORDINATES = 200_000
@@ -246,7 +248,7 @@ class RecordingExchange(UpdateExchange):
     """The real exchange, remembering what it was told to offer and why it withdrew."""
 
     def __init__(self, network: FakeNetwork) -> None:
-        super().__init__(network, TASK.name)  # type: ignore[arg-type]
+        super().__init__(network, TASK.name, verifier())  # type: ignore[arg-type]
         self.offers: list[list[np.ndarray]] = []
         self.withdrawals: list[str] = []
 
@@ -345,8 +347,8 @@ async def test_sharing_stops_at_the_budget_says_so_and_survives_a_restart(cart: 
     assert isinstance(logged, RoundRecord) and logged.privacy == privacy, "the round log says why"
 
     # a peer asking now is told why
-    request = UpdateRequest(request_id="ab" * 16, task=TASK.name, round=3)
-    exchange.on_message("cd" * 20, request)
+    asker = Identity.generate()
+    exchange.on_message(asker.node_id, sign_request(asker, cart.network.identity.node_id, TASK.name, 3))
     peer, answer = await asyncio.wait_for(cart.network.sent.get(), 10)
     assert isinstance(answer, UpdateDeclined) and answer.reason.startswith(BUDGET_SPENT), answer
 

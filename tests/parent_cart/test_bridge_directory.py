@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import random
 
-from bridgekit import cart, http_peers, listed, raw_cart, until, within
+from bridgekit import cart, certificate, http_peers, listed, raw_cart, until, within
 
 from cartnet import messages, presence
 from cartnet.identity import Identity
-from cartnet.messages import PeerList
+from cartnet.messages import CertifiedPresence, PeerList
 from parent_cart.directory import Directory
 from parent_cart.session import MAX_PEER_LIST
 
@@ -76,7 +76,8 @@ def _crowd(directory: Directory, count: int) -> set[str]:
     for index in range(count):
         identity = Identity.generate()
         signed = presence.sign(identity, elsewhere, 600, task="recommend", ready=index % 2 == 0)
-        directory.learn_record(signed.record, "http://127.0.0.1:9")
+        card = CertifiedPresence(record=signed.record, certificate=certificate(identity))
+        directory.learn_record(card, "http://127.0.0.1:9")
         if signed.record.ready:
             ready.add(identity.node_id)
     return ready
@@ -102,7 +103,8 @@ async def test_a_bridge_with_a_thousand_carts_answers_sample_requests_itself(swa
     bridge = await swarm.add_bridge()
     ready = _crowd(bridge.directory, SWARM)
     async with cart(bridge, task="recommend") as asker:
-        drawn = await within(asker.peers(sample=messages.MAX_SAMPLE, task="recommend"), "a sample of 100 of 1000")
+        sampled = asker.peers(sample=messages.MAX_SAMPLE, task="recommend")
+        drawn = await within(sampled, f"a sample of {messages.MAX_SAMPLE} of {SWARM}")
         assert len(drawn) == messages.MAX_SAMPLE and {p.node_id for p in drawn} <= ready
         listing = await within(asker.peers(), "the directory as far as one message holds it")
     assert len(listing) == MAX_PEER_LIST - 1, "a listing is cut (the asker, listed first, left out): rounds sample"

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from bridgekit import authority, bridge_settings, enrol, until, within
+from bridgekit import authority, bridge_settings, certificate, enrol, until, within
 
+from cartnet import presence
 from cartnet.authority import Authority, store_revocations
 from cartnet.certificates import CertificateError
 from cartnet.identity import Identity
+from cartnet.messages import CertifiedPresence
 from parent_cart.bridge import Bridge
 from parent_cart.membership import Membership
 
@@ -36,6 +38,25 @@ def test_revocation_lists_are_adopted_only_from_the_authority_and_only_when_newe
     store_revocations(data_dir, newest)
     assert membership.reload() and membership.revocations == newest, "a list dropped into the data dir is read"
     assert not membership.reload(), "an unchanged file is not read again"
+
+
+def test_a_roster_entry_counts_only_with_a_current_cart_certificate_of_this_swarm(tmp_path):
+    """Rosters from linked bridges reach the directory (and so carts) only with such a certificate (Links)."""
+    data_dir = enrol(tmp_path / "bridge")
+    membership = Membership(data_dir, Identity.load_or_create(data_dir))
+    cart, other = Identity.generate(), Identity.generate()
+    record = presence.sign(cart, membership.identity.node_id, 60).record
+
+    def card(cert) -> CertifiedPresence:
+        return CertifiedPresence(record=record, certificate=cert)
+
+    assert membership.certifies(card(certificate(cart))) is None
+    stranger = Authority.create(tmp_path / "stranger")
+    assert "not this swarm" in (membership.certifies(card(stranger.issue(cart.public_key, "cart"))) or "")
+    assert "not for this key" in (membership.certifies(card(certificate(other))) or "")
+    assert "not a cart" in (membership.certifies(card(certificate(cart, "bridge"))) or "")
+    membership.offer(authority().revoke([cart.node_id]), "the operator")
+    assert "is revoked" in (membership.certifies(card(certificate(cart))) or "")
 
 
 async def test_a_revoked_bridge_is_unlinked_and_refused(swarm, linked):

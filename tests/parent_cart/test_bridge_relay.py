@@ -8,7 +8,8 @@ import os
 from bridgekit import cart, http_peers, listed, seen_everywhere, until, within
 
 from cartnet import e2e
-from cartnet.messages import Heartbeat, UpdateRequest
+from cartnet.messages import Heartbeat
+from cartnet.peers import sign_request
 
 
 async def test_20mb_transfer_from_bridge1_cart_to_bridge2_cart_arrives_intact(linked):
@@ -39,7 +40,7 @@ async def test_control_messages_both_ways_and_inbox_iteration(linked):
     b1, b2 = linked
     async with cart(b1) as a, cart(b2) as b:
         await seen_everywhere(b.node_id, b1, b2)
-        request = UpdateRequest(request_id="ab" * 16, task="recommend", round=4)
+        request = sign_request(a.identity, b.node_id, "recommend", 4)
         await a.send_message(b.node_id, request)
         incoming = await within(anext(aiter(b)), "the update request at B")
         await b.send_message(incoming.peer, Heartbeat(seq=1))

@@ -93,7 +93,7 @@ def with_attacker(attack: Attack):
         made["count"] += 1
         seed_training(node, index)
         if attack is not Attack.NONE and index == ATTACKER:
-            exchange = AttackingExchange(node.client, node.task.name)
+            exchange = AttackingExchange(node.client, node.task.name, node.verifier)
             exchange.attack = attack
             node.exchange = node.engine.exchange = exchange
         return node

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import os
-import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import pytest
 
 from cartnet import e2e, frames, weights
 from cartnet.messages import Message, TransferManifest, UpdateDeclined, UpdateRequest
+from cartnet.peers import sign_request
 from cartnet.transfer import Received, build_manifest
 from child_cart.node import CartNode
 from child_cart.rounds.exchange import ANSWERS_PER_PEER, UPDATE_PURPOSE, UpdateExchange
@@ -83,7 +83,7 @@ class FaultyExchange(UpdateExchange):
 
     async def _flood(self, peer_id: str) -> None:
         for _ in range(FLOOD):
-            request = UpdateRequest(request_id=secrets.token_hex(16), task=self.task, round=0)
+            request = sign_request(self.network.identity, peer_id, self.task, 0)
             self.flood_ids.add(request.request_id)
             await self.network.send_to(peer_id, frames.control(request))
 
@@ -121,7 +121,7 @@ def faulty_node(fault: Fault, position: int):
 
     def make(settings, **options) -> CartNode:
         node = CartNode(settings, **options)
-        exchange = FaultyExchange(node.client, node.task.name)
+        exchange = FaultyExchange(node.client, node.task.name, node.verifier)
         exchange.fault = fault
         node.exchange = node.engine.exchange = exchange
         return node
