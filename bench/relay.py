@@ -1,10 +1,13 @@
-"""Relay cost: throughput and latency through one and two bridges vs a direct WebSocket, and how
-many carts one bridge holds.
+"""Relay cost: throughput and latency through one and two bridges vs a direct WebSocket; the WebSocket layer
+of the relay path against faster ones; what the default rate limits cost a large transfer and whether they
+keep carts fair; and how many carts one bridge holds.
 
-Bridges are real `fedcart bridge` processes (rate limits off, other settings default);
-every receiver runs in a process of its own; the sender runs here. Frames carry opaque
-payloads: `S`+size starts a count, `D...` is data, `P...` is echoed, `A` acknowledges
-the whole count. Through a bridge they travel as routed frames between admitted carts.
+Bridges are real `fedcart bridge` processes (rate limits off for the path table, default settings where a
+table says so); every receiver runs in a process of its own; the sender runs here. Frames carry opaque
+payloads: `S`+size starts a count, `D...` is data, `P...` is echoed, `A` acknowledges the whole count,
+anything else is dropped. Through a bridge they travel as routed frames between admitted carts. The layer
+table runs the bridge's routing step alone (bench/_bare_relay.py) on each WebSocket layer, with the same
+clients.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import _bare_relay
 import aiohttp
 from _machine import describe
 from aiohttp import web
@@ -52,8 +56,22 @@ def certified(identity: Identity) -> Certificate:
 
 
 def receiver_main(pipe, mode: str, url: str) -> None:
-    """Child process entry: `direct` serves a sink, `raw` is a raw cart, `client` a BridgeClient."""
-    asyncio.run({"direct": _direct_sink, "raw": _raw_sink, "client": _client_sink}[mode](pipe, url))
+    """Child process entry: `direct` serves a sink, `raw` is a raw cart, `client` a BridgeClient, `bare` a
+    connection registered at a bare relay."""
+    modes = {"direct": _direct_sink, "raw": _raw_sink, "client": _client_sink, "bare": _bare_sink}
+    asyncio.run(modes[mode](pipe, url))
+
+
+async def _bare_sink(pipe, url: str) -> None:
+    me = Identity.generate()
+    async with aiohttp.ClientSession() as session, session.ws_connect(ws_url(url), max_msg_size=MAX_FRAME) as ws:
+        await ws.send_bytes(bytes.fromhex(me.node_id))
+        pipe.send(me.node_id)
+        counter = _Counter()
+        async for msg in ws:
+            route = frames.parse_route(memoryview(msg.data))
+            if (reply := counter.on(route.inner)) is not None:
+                await ws.send_bytes(frames.routed(route.sender, me.node_id, reply))
 
 
 class _Counter:
@@ -205,14 +223,14 @@ class BridgeProc:
     drain: asyncio.Task[None] | None = None
 
 
-async def start_bridge(root: Path, name: str, bootstrap: str = "") -> BridgeProc:
-    env = {
-        **os.environ,
-        "RATE_FRAMES": "0",
-        "RATE_BYTES": "0",
-        "LOG_LEVEL": "WARNING",
-        "PYTHONPATH": str(REPO),
-    }
+async def start_bridge(root: Path, name: str, bootstrap: str = "", limits: bool = False, **extra: str) -> BridgeProc:
+    """A `fedcart bridge` process: rate limits off unless `limits` (then the defaults), `extra` settings as env."""
+    env = {**os.environ, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(REPO), **extra}
+    for name_ in ("RATE_FRAMES", "RATE_BYTES"):
+        if limits:
+            env.pop(name_, None)
+        else:
+            env[name_] = "0"
     ensure_enrolled(Authority.load(Path(os.environ[AUTHORITY_ENV])), root / name, "bridge")
     proc = await asyncio.create_subprocess_exec(
         *bridge_argv(root / name, bootstrap=bootstrap),
@@ -302,7 +320,10 @@ async def _measure(name: str, channel: Channel, args: argparse.Namespace) -> Row
     return Row(name, mbps, p(samples, 50), p(samples, 99))
 
 
-async def measure_transfer(args: argparse.Namespace, src: str, dst: str) -> Row:
+async def measure_transfer(
+    args: argparse.Namespace, src: str, dst: str, name: str = "", size: int = 0, repeat: int = 1
+) -> Row:
+    """A cartnet transfer (streamed, each chunk signed and checked) between two BridgeClients: best of `repeat`."""
     proc, receiver = spawn_receiver("client", dst)
     try:
         me = Identity.generate()
@@ -310,47 +331,243 @@ async def measure_transfer(args: argparse.Namespace, src: str, dst: str) -> Row:
             await client.wait_connected()
             async with aiohttp.ClientSession() as session:
                 await wait_listed(session, src, receiver)
-            blob = os.urandom(args.mb * 1024 * 1024)
-            start = time.perf_counter()
-            await client.transfers.send_blob(receiver, blob, "bench")
-            return Row(
-                "cartnet transfer via 2 bridges (signed, sha256-verified)",
-                len(blob) / (time.perf_counter() - start) / 1e6,
-            )
+            blob = os.urandom(size or args.mb * 1024 * 1024)
+            best = float("inf")
+            for _ in range(repeat):
+                start = time.perf_counter()
+                await client.transfers.send_blob(receiver, blob, "bench")
+                best = min(best, time.perf_counter() - start)
+            return Row(name or "cartnet transfer via 2 bridges (streamed, chunks signed)", len(blob) / best / 1e6)
     finally:
         proc.kill()
+
+
+# --- the WebSocket layer of the relay path --------------------------------------------------------
+
+
+async def measure_layers(
+    args: argparse.Namespace, session: aiohttp.ClientSession, bridges: dict[str, str]
+) -> list[Row | str]:
+    """The routing step alone on each WebSocket layer, and the bridges in `bridges` (name -> url), all connected
+    at once and measured in turns (each round runs every path once), so a change of load hits all alike; the
+    best round of each is reported. A layer that cannot run here is a line saying why."""
+    lines: list[Row | str] = []
+    ctx = mp.get_context("spawn")
+    procs: list[mp.Process] = []
+    channels: dict[str, Channel] = {}
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            for layer in _bare_relay.LAYERS:
+                missing = _bare_relay.available(layer)
+                if missing:
+                    lines.append(f"{layer}: skipped, {missing}")
+                    continue
+                parent, child = ctx.Pipe()
+                relay = ctx.Process(target=_bare_relay.serve, args=(child, layer), daemon=True)
+                relay.start()
+                procs.append(relay)
+                if not parent.poll(60):
+                    raise RuntimeError(f"bare relay on {layer} never came up")
+                url = parent.recv()
+                receiver, them = spawn_receiver("bare", url)
+                procs.append(receiver)
+                me = Identity.generate()
+                ws = await stack.enter_async_context(session.ws_connect(ws_url(url), max_msg_size=MAX_FRAME))
+                await ws.send_bytes(bytes.fromhex(me.node_id))
+                channels[f"bare relay: {layer}"] = Channel(ws, me.node_id, them)
+            for name, url in bridges.items():
+                receiver, them = spawn_receiver("raw", url)
+                procs.append(receiver)
+                await wait_listed(session, url, them)
+                me = Identity.generate()
+                channels[name] = Channel(await stack.enter_async_context(raw_cart(session, url, me)), me.node_id, them)
+            total, frame = args.mb * 1024 * 1024, args.frame_kib * 1024
+            best = dict.fromkeys(channels, 0.0)
+            for channel in channels.values():
+                await throughput(channel, frame * 4, frame)
+            for _ in range(args.repeat):
+                for name, channel in channels.items():
+                    best[name] = max(best[name], await throughput(channel, total, frame))
+            for name, channel in channels.items():
+                samples = await latencies(channel, args.pings)
+                lines.append(Row(name, best[name], p(samples, 50), p(samples, 99)))
+    finally:
+        for proc in procs:
+            proc.kill()
+    return lines
+
+
+# --- rate limits: a large transfer at the defaults, and fairness ------------------------------------
+
+
+@dataclass
+class Limits:
+    big: list[Row]
+    pair: list[float]
+    pair_alone: float
+    honest_alone: float
+    honest_flooded: float
+    flood_fps: float
+    settings: str
+
+
+async def measure_limits(args: argparse.Namespace, free: BridgeProc, default: BridgeProc) -> Limits:
+    """A `--big-mb` transfer through one bridge with limits off and at the defaults; two carts sending at once
+    through the default bridge; an honest cart's throughput alone and beside a cart flooding small frames."""
+    size = args.big_mb * 1_000_000
+    big = [
+        await measure_transfer(args, free.url, free.url, f"{args.big_mb} MB transfer, 1 bridge, limits off", size, 2),
+        await measure_transfer(
+            args, default.url, default.url, f"{args.big_mb} MB transfer, 1 bridge, defaults", size, 2
+        ),
+    ]
+    async with aiohttp.ClientSession() as session:
+        alone = await _senders(session, default.url, 1, args)
+        pair = await _senders(session, default.url, 2, args)
+        honest_alone = alone[0]
+        flood = asyncio.Event()
+        flooder = asyncio.create_task(_flood(session, default.url, flood))
+        try:
+            await asyncio.wait_for(flood.wait(), 60)
+            before, start = await _relayed_frames(session, default.url), time.perf_counter()
+            honest_flooded = (await _senders(session, default.url, 1, args))[0]
+            flood_fps = (await _relayed_frames(session, default.url) - before) / (time.perf_counter() - start)
+        finally:
+            flooder.cancel()
+            await asyncio.gather(flooder, return_exceptions=True)
+    from parent_cart.settings import BridgeSettings
+
+    defaults = BridgeSettings(_env_file=None)
+    settings = f"rate_bytes {defaults.rate_bytes / 2**20:g} MiB/s, rate_frames {defaults.rate_frames:g}/s"
+    return Limits(big, pair, alone[0], honest_alone, honest_flooded, flood_fps, settings)
+
+
+async def _senders(session: aiohttp.ClientSession, url: str, count: int, args: argparse.Namespace) -> list[float]:
+    """`count` raw carts each sending `--mb` MiB to a receiver of its own through `url`, all at once: MB/s each."""
+    receivers = [spawn_receiver("raw", url) for _ in range(count)]
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            channels = []
+            for _, receiver in receivers:
+                await wait_listed(session, url, receiver)
+                me = Identity.generate()
+                ws = await stack.enter_async_context(raw_cart(session, url, me))
+                channels.append(Channel(ws, me.node_id, receiver))
+            total, frame = args.mb * 1024 * 1024, args.frame_kib * 1024
+            return list(await asyncio.gather(*(throughput(channel, total, frame) for channel in channels)))
+    finally:
+        for proc, _ in receivers:
+            proc.kill()
+
+
+async def _flood(session: aiohttp.ClientSession, url: str, started: asyncio.Event) -> None:
+    """A cart sending 64-byte frames to a receiver as fast as its socket takes them (the bridge paces it)."""
+    proc, receiver = spawn_receiver("raw", url)
+    me = Identity.generate()
+    try:
+        await wait_listed(session, url, receiver)
+        async with raw_cart(session, url, me) as ws:
+            junk = frames.routed(receiver, me.node_id, b"X" * 64)
+            started.set()
+            while True:
+                await ws.send_bytes(junk)
+    finally:
+        proc.kill()
+
+
+async def _relayed_frames(session: aiohttp.ClientSession, url: str) -> float:
+    """Frames the bridge has relayed so far (its /metrics), so a flooder is counted by what got through."""
+    async with session.get(f"{url}/metrics") as response:
+        text = await response.text()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("fedcart_bridge_frames_relayed_total{")
+    )
 
 
 @dataclass
 class Capacity:
     carts: int
+    workers: int
     admit_s: float
-    health_ms: float
+    idle_health: list[float]
+    health: list[float]
     ping_ms: float
     rss_mb: float
     listed: int
+    interval: float
 
 
-async def measure_capacity(count: int, bridge: BridgeProc) -> Capacity:
-    """`count` raw carts on one bridge at once; is /health still quick, does routing still work?"""
+def cart_worker(pipe, url: str, count: int, concurrency: int) -> None:
+    """Child process: `count` raw carts admitted to `url` (`concurrency` handshakes at a time), then held,
+    heartbeating, until the parent says stop. Reports (admitted, seconds) once all are in."""
+    asyncio.run(_cart_worker(pipe, url, count, concurrency))
+
+
+async def _cart_worker(pipe, url: str, count: int, concurrency: int) -> None:
+    identities = [Identity.generate() for _ in range(count)]
+    authority = Authority.load(Path(os.environ[AUTHORITY_ENV]))
+    certs = {me.node_id: authority.issue(me.public_key, "cart") for me in identities}
+    pipe.send("ready")
+    pipe.recv()  # go
+    gate = asyncio.Semaphore(concurrency)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session, contextlib.AsyncExitStack() as stack:
-        identities = [Identity.generate() for _ in range(count)]
-        certs = {me.node_id: certified(me) for me in identities}
-        gate = asyncio.Semaphore(64)
 
-        async def admit(me: Identity) -> aiohttp.ClientWebSocketResponse:
+        async def admit(me: Identity) -> None:
             async with gate:
-                return await stack.enter_async_context(raw_cart(session, bridge.url, me, certs[me.node_id]))
+                await stack.enter_async_context(raw_cart(session, url, me, certs[me.node_id]))
 
         start = time.perf_counter()
-        sockets = await asyncio.gather(*(admit(me) for me in identities))
-        admit_s = time.perf_counter() - start
-        health, listed = await _health_samples(session, bridge.url, 50)
-        echo = asyncio.create_task(_echo(sockets[-1], identities[-1].node_id))
-        pings = await latencies(Channel(sockets[0], identities[0].node_id, identities[-1].node_id), 200)
-        echo.cancel()
-        return Capacity(count, admit_s, p(health, 50), p(pings, 50), rss_mb(bridge.proc.pid), listed)
+        await asyncio.gather(*(admit(me) for me in identities))
+        pipe.send((count, time.perf_counter() - start))
+        await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # stop
+
+
+async def measure_capacity(count: int, bridge: BridgeProc, workers: int = 4, concurrency: int = 32) -> Capacity:
+    """`count` raw heartbeating carts on one bridge, spread over `workers` processes, admitted all at once:
+    the admission rate, /health latency before (idle bridge, the baseline) and while they all heartbeat,
+    and a routed ping between two more carts."""
+    ctx = mp.get_context("spawn")
+    share = [count // workers + (index < count % workers) for index in range(workers)]
+    pipes, procs = [], []
+    for size in share:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=cart_worker, args=(child, bridge.url, size, concurrency), daemon=True)
+        proc.start()
+        pipes.append(parent)
+        procs.append(proc)
+    connector = aiohttp.TCPConnector(limit=0)
+    try:
+        async with aiohttp.ClientSession(connector=connector) as session, contextlib.AsyncExitStack() as stack:
+            idle, _ = await _health_samples(session, bridge.url, 200)
+            for pipe in pipes:
+                await asyncio.to_thread(pipe.recv)  # identities and certificates made
+            start = time.perf_counter()
+            for pipe in pipes:
+                pipe.send("go")
+            for pipe in pipes:
+                await asyncio.to_thread(pipe.recv)
+            admit_s = time.perf_counter() - start
+            a, b = Identity.generate(), Identity.generate()
+            ws_a = await stack.enter_async_context(raw_cart(session, bridge.url, a))
+            ws_b = await stack.enter_async_context(raw_cart(session, bridge.url, b))
+            async with session.get(f"{bridge.url}/health") as response:
+                interval = float((await response.json()).get("heartbeat_interval", 5.0))
+            health, listed = await _health_samples(session, bridge.url, 500)
+            echo = asyncio.create_task(_echo(ws_b, b.node_id))
+            pings = await latencies(Channel(ws_a, a.node_id, b.node_id), 200)
+            echo.cancel()
+            rss = rss_mb(bridge.proc.pid)
+    finally:
+        for pipe in pipes:
+            with contextlib.suppress(OSError):
+                pipe.send("stop")
+        for proc in procs:
+            proc.join(30)
+            proc.kill()
+    return Capacity(count, workers, admit_s, idle, health, p(pings, 50), rss, listed, interval)
 
 
 async def _health_samples(session: aiohttp.ClientSession, url: str, count: int) -> tuple[list[float], int]:
@@ -373,28 +590,57 @@ async def _echo(ws: aiohttp.ClientWebSocketResponse, me: str) -> None:
 # --- main ---------------------------------------------------------------------------------------
 
 
-async def run(args: argparse.Namespace) -> tuple[list[Row], Capacity]:
+@dataclass
+class Results:
+    rows: list[Row]
+    layers: list[Row | str]
+    limits: Limits | None
+    capacity: Capacity | None
+
+
+async def run(args: argparse.Namespace) -> Results:
+    only = set(args.only.split(",")) if args.only else {"paths", "layers", "limits", "carts"}
     with tempfile.TemporaryDirectory(prefix="bench-relay-") as tmp:
         root = Path(tmp)
         os.environ[AUTHORITY_ENV] = str(Authority.create(root / "authority").directory)
         b1 = await start_bridge(root, "b1")
         b2 = await start_bridge(root, "b2", f"127.0.0.1:{b1.dht_port}")
+        b3 = await start_bridge(root, "b3", limits=True)
+        b4 = await start_bridge(root, "b4", EVENT_LOOP="asyncio") if "layers" in only else None
+        b5 = (
+            await start_bridge(root, "b5", f"127.0.0.1:{b1.dht_port}", MAX_CARTS=str(args.carts + 16))
+            if "carts" in only
+            else None
+        )
+        results = Results([], [], None, None)
         try:
             async with aiohttp.ClientSession() as session:
-                rows = [await measure_direct(args, session)]
-                rows.append(await measure_relay(args, session, "through 1 bridge", b1.url, b1.url))
-                rows.append(await measure_relay(args, session, "through 2 bridges (link)", b1.url, b2.url))
-            rows.append(await measure_transfer(args, b1.url, b2.url))
-            capacity = await measure_capacity(args.carts, b2)
+                results.rows.append(await measure_direct(args, session))
+                results.rows.append(await measure_relay(args, session, "through 1 bridge", b1.url, b1.url))
+                if "paths" in only:
+                    results.rows.append(await measure_relay(args, session, "through 2 bridges (link)", b1.url, b2.url))
+                if b4 is not None:
+                    bridges = {f"the bridge on {_loop()}": b1.url, "the bridge on asyncio's own loop": b4.url}
+                    results.layers = await measure_layers(args, session, bridges)
+            if "paths" in only:
+                results.rows.append(await measure_transfer(args, b1.url, b2.url))
+            if "limits" in only:
+                results.limits = await measure_limits(args, b1, b3)
+            if b5 is not None:
+                results.capacity = await measure_capacity(args.carts, b5, args.workers)
         finally:
-            await asyncio.gather(stop_bridge(b1), stop_bridge(b2))
-    return rows, capacity
+            await asyncio.gather(*(stop_bridge(bridge) for bridge in (b1, b2, b3, b4, b5) if bridge is not None))
+    return results
 
 
-def report(args: argparse.Namespace, rows: list[Row], capacity: Capacity) -> None:
+def report(args: argparse.Namespace, results: Results) -> None:
     import aiohttp as _aiohttp
 
-    console.print(f"{describe()}, aiohttp {_aiohttp.__version__}; bridges: `fedcart bridge` processes, rate limits off")
+    rows = results.rows
+    console.print(
+        f"{describe()}, aiohttp {_aiohttp.__version__}; load average {os.getloadavg()[0]:.2f} (1 min) after the run;"
+        " bridges: `fedcart bridge` processes, rate limits off unless said"
+    )
     base = rows[0]
     table = Table(
         title=f"relay: {args.mb} MiB as {args.frame_kib} KiB frames (best of {args.repeat}), {args.pings} pings"
@@ -409,24 +655,91 @@ def report(args: argparse.Namespace, rows: list[Row], capacity: Capacity) -> Non
         )
         table.add_row(row.path, f"{row.mbps:.0f}", f"{row.mbps / base.mbps:.2f}", *lat)
     console.print(table)
-    cap = Table(title="one bridge holding many carts (raw admitted carts, one process)")
-    for column in (
-        "carts admitted",
-        "admission s",
-        "admissions/s",
-        "/health p50 ms",
-        "routed ping p50 ms",
-        "bridge RSS MB",
-    ):
-        cap.add_column(column, justify="right")
-    cap.add_row(
-        f"{capacity.listed}/{capacity.carts}",
-        f"{capacity.admit_s:.2f}",
-        f"{capacity.carts / capacity.admit_s:.0f}",
-        f"{capacity.health_ms:.2f}",
-        f"{capacity.ping_ms:.3f}",
-        f"{capacity.rss_mb:.0f}",
+    if results.layers:
+        _report_layers(results.layers, rows)
+    if results.limits is not None:
+        _report_limits(args, results.limits)
+    if results.capacity is not None:
+        _report_capacity(results.capacity)
+
+
+def _report_layers(layers: list[Row | str], rows: list[Row]) -> None:
+    measured = [row for row in layers if isinstance(row, Row)]
+    if not measured:
+        return
+    base = measured[0]
+    table = Table(
+        title="the relay path's WebSocket layer: the routing step alone, and the bridge, on each loop "
+        "(same clients, measured in turns)"
     )
+    for column in ("relay", "MB/s", "vs aiohttp", "vs direct", "ping p50 ms", "ping p99 ms"):
+        table.add_column(column, justify="left" if column == "relay" else "right")
+    for row in measured:
+        table.add_row(
+            row.path,
+            f"{row.mbps:.0f}",
+            f"{row.mbps / base.mbps:.2f}",
+            f"{row.mbps / rows[0].mbps:.2f}",
+            f"{row.p50:.3f}" if row.p50 is not None else "-",
+            f"{row.p99:.3f}" if row.p99 is not None else "-",
+        )
+    console.print(table)
+    for line in layers:
+        if isinstance(line, str):
+            console.print(f"  {line}")
+
+
+def _loop() -> str:
+    from parent_cart.server import loop_factory
+    from parent_cart.settings import BridgeSettings
+
+    return "uvloop" if loop_factory(BridgeSettings(_env_file=None).event_loop) else "asyncio's own loop"
+
+
+def _report_limits(args: argparse.Namespace, limits: Limits) -> None:
+    table = Table(title=f"rate limits at the defaults ({limits.settings})")
+    for column in ("case", "figure", "vs baseline"):
+        table.add_column(column, justify="left" if column == "case" else "right")
+    off, on = limits.big
+    size = args.big_mb * 1_000_000
+    table.add_row(off.path, f"{size / off.mbps / 1e6:.2f} s ({off.mbps:.0f} MB/s)", "baseline")
+    table.add_row(on.path, f"{size / on.mbps / 1e6:.2f} s ({on.mbps:.0f} MB/s)", f"{on.mbps / off.mbps:.2f}x")
+    pair = limits.pair
+    table.add_row(
+        f"2 carts sending {args.mb} MiB at once (defaults)",
+        " + ".join(f"{mbps:.0f}" for mbps in pair) + " MB/s",
+        f"fairness {min(pair) / max(pair):.2f} (slower/faster); sum {sum(pair) / limits.pair_alone:.2f}x one alone",
+    )
+    table.add_row(f"1 cart sending {args.mb} MiB alone (defaults)", f"{limits.honest_alone:.0f} MB/s", "baseline")
+    table.add_row(
+        "the same beside a cart flooding 64-byte frames",
+        f"{limits.honest_flooded:.0f} MB/s; flooder {limits.flood_fps:.0f} frames/s",
+        f"{limits.honest_flooded / limits.honest_alone:.2f}x alone",
+    )
+    console.print(table)
+
+
+def _report_capacity(capacity: Capacity) -> None:
+    cap = Table(
+        title=f"one bridge holding {capacity.carts} idle carts that heartbeat (raw admitted carts over "
+        f"{capacity.workers} processes, admitted at once; /health: 500 requests one after another)"
+    )
+    for column in ("figure", "value", "vs baseline"):
+        cap.add_column(column, justify="left" if column == "figure" else "right")
+    idle50, idle99 = p(capacity.idle_health, 50), p(capacity.idle_health, 99)
+    cap.add_row("carts listed by /health", f"{capacity.listed}", f"of {capacity.carts + 2}")
+    cap.add_row("admission", f"{capacity.admit_s:.1f} s, {capacity.carts / capacity.admit_s:.0f} carts/s", "")
+    cap.add_row("/health p50 on the idle bridge (baseline)", f"{idle50:.2f} ms", "baseline")
+    cap.add_row("/health p99 on the idle bridge (baseline)", f"{idle99:.2f} ms", "baseline")
+    cap.add_row(
+        "/health p50 holding them", f"{p(capacity.health, 50):.2f} ms", f"{p(capacity.health, 50) / idle50:.1f}x"
+    )
+    cap.add_row(
+        "/health p99 holding them", f"{p(capacity.health, 99):.2f} ms", f"{p(capacity.health, 99) / idle99:.1f}x"
+    )
+    cap.add_row("heartbeats the bridge answers", f"{capacity.carts / capacity.interval:.0f}/s", "")
+    cap.add_row("routed ping p50 between two more carts", f"{capacity.ping_ms:.3f} ms", "")
+    cap.add_row("bridge RSS", f"{capacity.rss_mb:.0f} MB", f"{capacity.rss_mb * 1024 / capacity.carts:.0f} KB a cart")
     console.print(cap)
 
 
@@ -436,10 +749,12 @@ def main() -> None:
     parser.add_argument("--frame-kib", type=int, default=1024, help="payload per frame (KiB, below 4 MiB)")
     parser.add_argument("--repeat", type=int, default=3, help="throughput runs per path (best is reported)")
     parser.add_argument("--pings", type=int, default=2000, help="sequential pings per path")
-    parser.add_argument("--carts", type=int, default=300, help="concurrent carts on one bridge")
+    parser.add_argument("--carts", type=int, default=10_000, help="idle heartbeating carts on one bridge")
+    parser.add_argument("--workers", type=int, default=4, help="processes the carts are spread over")
+    parser.add_argument("--big-mb", type=int, default=206, help="MB of the large transfer in the limits table")
+    parser.add_argument("--only", default="", help="comma-separated subset of: paths,layers,limits,carts")
     args = parser.parse_args()
-    rows, capacity = asyncio.run(run(args))
-    report(args, rows, capacity)
+    report(args, asyncio.run(run(args)))
 
 
 if __name__ == "__main__":

@@ -211,7 +211,7 @@ class ModelStore:
             revocations.serial,
         )
 
-    def _write(self, meta: PublishedModel, chunks: list[bytes | memoryview]) -> None:
+    def _write(self, meta: PublishedModel, chunks: list[bytes | bytearray | memoryview]) -> None:
         write_atomic(self.path(meta), chunks)
         write_atomic(self.directory / LATEST, meta.model_dump_json(indent=1).encode())
         self._prune(meta)

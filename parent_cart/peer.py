@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from aiohttp import WSMsgType, web
 from aiohttp.client_ws import ClientWebSocketResponse
@@ -146,6 +147,11 @@ class Peer:
     @property
     def node_id(self) -> str:
         return self.auth.node_id
+
+    @cached_property
+    def id_bytes(self) -> bytes:
+        """The node id as the 20 raw bytes routed frames carry."""
+        return bytes.fromhex(self.auth.node_id)
 
     @property
     def role(self) -> str:

@@ -1,6 +1,7 @@
 """Bridge settings (flags > environment > .env > defaults)."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -40,7 +41,15 @@ class BridgeSettings(NodeSettings):
         2.0, gt=0, description="Seconds a sender waits for room at a slow receiver before Undeliverable"
     )
     rate_frames: float = Field(2000.0, ge=0, description="Frames per second one cart may send (0 = unlimited)")
-    rate_bytes: float = Field(64 * 1024 * 1024, ge=0, description="Bytes per second one cart may send (0 = unlimited)")
+    rate_bytes: float = Field(
+        1024 * 1024 * 1024,
+        ge=0,
+        description="Bytes per second one cart may send (0 = unlimited); the default is above what one bridge relays "
+        "here (bench/relay.py), so one large transfer is not capped: carts stay fair by being read in turn",
+    )
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop", description="Event loop the bridge serves on: uvloop (faster relaying; asyncio's if not installed)"
+    )
     dht_timeout: float = Field(
         2.0, gt=0, le=30, description="Seconds to wait for one Kademlia RPC (package default is 5)"
     )
