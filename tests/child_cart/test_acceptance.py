@@ -200,13 +200,13 @@ class Offline:
     identity, bridge_id = Identity(), ""
     bytes_in = bytes_out = 0
 
-    async def peers(self) -> list:
+    async def peers(self, *, sample: int | None = None, task: str | None = None) -> list:
         return []
 
     def offer(self, *args: object) -> None:
         return None
 
-    async def collect(self, *args: object) -> Collected:
+    async def collect(self, *args: object, **options: object) -> Collected:
         return Collected()
 
 
