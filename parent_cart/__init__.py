@@ -4,7 +4,8 @@ One module per idea:
 
     bridge.py     assembles one bridge (start/stop), used by `fedcart bridge` and by tests
     server.py     runs a bridge until SIGTERM/SIGINT, then shuts it down gracefully
-    app.py        HTTP routes: /ws, /health, /peers, /metrics, /models/latest(.json), /pairing(.svg)
+    app.py        HTTP routes: /ws, / (status page), /health, /peers, /metrics, /models/latest(.json), /pairing(.svg)
+    status_page.py  the operator's status page at /: carts, links, the published model (server-rendered, no script)
     header_deadline.py  closes connections whose request headers do not arrive in time
     gate.py       swarm admission on /ws, hand-off to a cart session or a bridge link
     session.py    one cart's connection: heartbeats, directory, presence, pacing, routing

@@ -1,14 +1,17 @@
-"""The bridge's HTTP face: `/ws` for carts and bridges, JSON for people and phones (models, pairing), metrics for Prometheus."""
+"""The bridge's HTTP face: `/ws` for carts and bridges, a status page at `/` for operators, JSON for people and
+phones (models, pairing), metrics for Prometheus."""
 
 from __future__ import annotations
 
 import base64
+import io
 import logging
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from cartnet.phone_models import pairing_uri
+from parent_cart import status_page
 from parent_cart.metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:
@@ -22,6 +25,7 @@ def build(bridge: Bridge) -> web.Application:
     app = web.Application(middlewares=[bridge.header_deadline.middleware])
     routes = _Routes(bridge)
     app.router.add_get("/ws", bridge.gate.handle)
+    app.router.add_get("/", routes.status)
     app.router.add_get("/health", routes.health)
     app.router.add_get("/peers", routes.peers)
     app.router.add_get("/metrics", routes.metrics)
@@ -35,6 +39,10 @@ def build(bridge: Bridge) -> web.Application:
 class _Routes:
     def __init__(self, bridge: Bridge) -> None:
         self.bridge = bridge
+
+    async def status(self, _request: web.Request) -> web.Response:
+        """The status page: this bridge's carts, links and published model, for a browser (`status_page`)."""
+        return web.Response(text=status_page.render(self.bridge), content_type="text/html", headers=status_page.HEADERS)
 
     async def health(self, _request: web.Request) -> web.Response:
         return web.json_response(self.bridge.health())
@@ -89,8 +97,10 @@ class _Routes:
         """The pairing URI as a QR code (SVG) for the app to scan; set PUBLIC_URL to an address phones can reach."""
         import segno
 
-        svg = segno.make(pairing_uri(self.bridge.url, self.bridge.membership.swarm), error="m").svg_inline(scale=6)
-        return web.Response(text=svg, content_type="image/svg+xml")
+        code = segno.make(pairing_uri(self.bridge.url, self.bridge.membership.swarm), error="m")
+        svg = io.BytesIO()  # a standalone document (with its xmlns), so browsers draw it as an image too
+        code.save(svg, kind="svg", scale=6, xmldecl=False, svgclass=None, lineclass=None)
+        return web.Response(body=svg.getvalue(), content_type="image/svg+xml")
 
 
 def _no_model() -> web.Response:

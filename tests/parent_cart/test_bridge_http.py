@@ -1,4 +1,4 @@
-"""The bridge's HTTP side: health, Prometheus metrics, and the model store phones download from."""
+"""The bridge's HTTP side: the status page, health, Prometheus metrics, and the model store phones download from."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 
 import aiohttp
 import pytest
-from bridgekit import cart, certificate, get_json, seen_everywhere, within
+from bridgekit import cart, certificate, get_json, seen_everywhere, until, within
 from phonekit import CATEGORIES, CREATED, PROFILES, claims, tiny_tflite
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
@@ -52,6 +52,41 @@ async def test_health_and_metrics_parse_as_prometheus_text(linked):
     assert samples[("fedcart_bridge_frames_relayed_total", (("path", "link_out"),))] >= 3
     assert samples[("fedcart_bridge_bytes_relayed_total", (("path", "link_out"),))] >= 3 << 20
     assert ("fedcart_bridge_transfers_in_flight", ()) in samples
+
+
+async def test_status_page_shows_carts_links_and_the_published_model(linked):
+    b1, b2 = linked
+    async with cart(b1, task="recommend") as a, cart(b2, task="recommend") as b:
+        await a.announce(ready=True)
+        await seen_everywhere(b.node_id, b1, b2)
+        await until(lambda: (m := b1.directory.member(a.node_id)) is not None and m.record.ready, "a never ready", b1)
+        before = await get_bytes(f"{b1.url}/")
+        await publish(b1, a, tiny_tflite(seed=3), version=3)
+        status, headers, body = await get_bytes(f"{b1.url}/")
+    page = body.decode()
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    csp = headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "script-src" not in csp, "no script may run on the page"
+    assert "<script" not in page
+    assert 'id="carts-here">1<' in page and 'id="carts-swarm">2<' in page and 'id="links">1<' in page
+    own = page.split(f'data-node="{a.node_id}"', 1)[1].split("</tr>", 1)[0]
+    assert "this bridge" in own and ">recommend<" in own and ">yes<" in own
+    other = page.split(f'data-node="{b.node_id}"', 1)[1].split("</tr>", 1)[0]
+    assert b2.node_id[:12] in other and b2.url in other and ">no<" in other
+    link = page.split(f'data-bridge="{b2.node_id}"', 1)[1].split("</tr>", 1)[0]
+    assert b2.url in link and '<td class="num">1</td>' in link, "b2 vouches for one cart"
+    assert b"No model published yet" in before[2]
+    assert "Version</th><td>3<" in page and "its round 4" in page and a.node_id[:12] in page
+    assert "accuracy 0.820" in page
+
+
+async def test_status_page_escapes_what_it_shows(swarm):
+    hostile = 'http://127.0.0.1:9/"><script>alert(1)</script>'
+    bridge = await swarm.add_bridge(public_url=hostile)
+    status, _, body = await get_bytes(f"http://127.0.0.1:{bridge.port}/")
+    page = body.decode()
+    assert status == 200 and "No cart is known" in page and "No other bridge is linked" in page
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
 async def test_rejects_are_counted_by_reason(swarm):
@@ -131,7 +166,8 @@ async def test_pairing_names_this_bridge_and_the_swarm_key(swarm):
     assert pairing["uri"].startswith("fedcart://pair?v=1&bridge=http%3A%2F%2F127.0.0.1%3A")
     assert (pairing["bridge"], pairing["swarm_id"]) == (bridge.url, swarm_key.swarm_id)
     status, headers, svg = await get_bytes(f"{bridge.url}/pairing.svg")
-    assert status == 200 and headers["Content-Type"].startswith("image/svg+xml") and b"<svg" in svg
+    assert status == 200 and headers["Content-Type"].startswith("image/svg+xml")
+    assert svg.startswith(b'<svg xmlns="http://www.w3.org/2000/svg"'), "a document browsers draw as an image"
 
 
 async def test_published_model_survives_a_crash_mid_write_and_a_restart(swarm):
