@@ -1,4 +1,5 @@
-"""The admin's JSON API: this cart, peers, rounds, models (with .tflite download), settings and the live stream.
+"""The admin's JSON API: this cart, peers, the swarm, rounds, models (with .tflite download), settings and the live
+stream. Rounds and models cover every task unless `?task=` names one.
 
 Every route needs an admin session; changing settings also needs the CSRF token.
 """
@@ -9,17 +10,27 @@ import io
 import logging
 
 from flask import Blueprint, Response, jsonify, request, send_file
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from child_cart.models.versions import ModelCorrupt
 from child_cart.rounds import settings as round_settings
 from child_cart.rounds.roundlog import recent_rounds
-from child_cart.tasks import DEFAULT_TASK
+from child_cart.tasks import task_names
 from child_cart.ui.auth import admin_required
 from child_cart.ui.body import json_object, validated
 from child_cart.ui.context import cart_ui
 from child_cart.ui.errors import ApiError
-from child_cart.ui.present import GAIN_LOOKBACK, cart_json, model_json, round_json, swarm_gain_json
+from child_cart.ui.present import (
+    GAIN_LOOKBACK,
+    SWARM_LOOKBACK,
+    cart_json,
+    known_tasks,
+    model_json,
+    round_json,
+    swarm_gain_json,
+    swarm_json,
+    task_rounds,
+)
 from child_cart.ui.settings_change import change_settings
 from child_cart.ui.settings_form import setting_fields
 
@@ -30,15 +41,28 @@ api_admin = Blueprint("api_admin", __name__, url_prefix="/api")
 MAX_ROUNDS = 1000
 
 
+TASK_PATTERN = r"^[a-z0-9_-]{1,32}$"
+
+
 class RoundsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     limit: int = Field(200, ge=1, le=MAX_ROUNDS)
+    task: str | None = Field(None, pattern=TASK_PATTERN)
+
+
+class ModelsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task: str | None = Field(None, pattern=TASK_PATTERN)
 
 
 @api_admin.get("/cart")
 @admin_required
 def cart() -> Response:
     ui = cart_ui()
-    return jsonify(cart_json(ui.store, ui.node, ui.models.latest(DEFAULT_TASK)))
+    task = ui.settings.task
+    return jsonify(cart_json(ui.store, ui.node, ui.models.latest(task), task))
 
 
 @api_admin.get("/peers")
@@ -47,19 +71,34 @@ def peers() -> Response:
     return jsonify(peers=cart_ui().node.peers())
 
 
+@api_admin.get("/swarm")
+@admin_required
+def swarm() -> Response:
+    """Every cart the bridge lists, with its last round and score as this cart's round log saw them."""
+    ui = cart_ui()
+    return jsonify(swarm_json(ui.node, recent_rounds(ui.store, SWARM_LOOKBACK)))
+
+
 @api_admin.get("/rounds")
 @admin_required
 def rounds() -> Response:
-    """The latest `limit` rounds, oldest first, and the swarm-gain headline over the latest rounds, whatever `limit` is."""
+    """The latest `limit` rounds (of `task`, if given), oldest first, and the swarm-gain headline over the latest
+    rounds, whatever `limit` is."""
     query = validated(RoundsQuery, request.args.to_dict(), strict=False)
-    records = recent_rounds(cart_ui().store, max(query.limit, GAIN_LOOKBACK))
+    records = task_rounds(cart_ui().store, query.task, max(query.limit, GAIN_LOOKBACK))
     return jsonify(rounds=[round_json(r) for r in records[-query.limit :]], swarm_gain=swarm_gain_json(records))
 
 
 @api_admin.get("/models")
 @admin_required
 def models() -> Response:
-    return jsonify(models=[model_json(v) for v in cart_ui().models.versions(DEFAULT_TASK)])
+    """Model versions of every task (or of `task`): the task the cart runs first, each task's newest first."""
+    query = validated(ModelsQuery, request.args.to_dict(), strict=False)
+    ui = cart_ui()
+    if query.task is not None and query.task not in task_names():
+        raise ApiError(422, "unknown_task", f"Unknown task {query.task!r}; known tasks: {', '.join(task_names())}.")
+    tasks = [query.task] if query.task is not None else known_tasks(ui.store, ui.settings.task)
+    return jsonify(models=[model_json(v) for task in tasks for v in ui.models.versions(task)])
 
 
 @api_admin.get("/models/<version_id>/tflite")

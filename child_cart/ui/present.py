@@ -12,13 +12,22 @@ from typing import Any
 
 from child_cart.models.versions import ModelVersion
 from child_cart.rounds import accountant
-from child_cart.rounds.roundlog import RoundRecord
+from child_cart.rounds.roundlog import RoundRecord, recent_rounds
 from child_cart.rounds.settings import RoundSettings
 from child_cart.shop import Bill, BillLine, Receipt
 from child_cart.store import Category, Product, Store
 from child_cart.ui.node import NodeView
 
 COUNTED = ("products", "purchases", "rounds", "models")
+COUNT_LABELS = {
+    "products": "products in the catalogue",
+    "purchases": "purchase rows (one per item bought; training and held-out)",
+    "rounds": "federated rounds logged",
+    "models": "model versions stored (every task)",
+}
+"""What each "This cart" tile counts, said on the tile."""
+SWARM_LOOKBACK = 200
+"""Rounds read to find each peer's last answer for the swarm view."""
 GAIN_WINDOW = 5
 """The swarm-gain headline averages this many of the latest rounds that measured one."""
 GAIN_LOOKBACK = 50
@@ -82,16 +91,105 @@ def counts(store: Store) -> dict[str, int]:
     return {name: store.collection(name).count_documents({}) for name in COUNTED}
 
 
-def cart_json(store: Store, node: NodeView, latest_model: ModelVersion | None) -> dict[str, Any]:
-    """The "this cart" panel: identity, bridge, connection, store and data counts."""
+def cart_json(store: Store, node: NodeView, latest_model: ModelVersion | None, task: str) -> dict[str, Any]:
+    """The "this cart" panel: identity, bridge, connection, store, data counts, the task it runs and its newest model."""
     return {
         "node_id": node.node_id,
         "bridge_url": node.bridge_url,
         "connected": node.connected,
         "store": store.backend,
         "counts": counts(store),
+        "task": task,
         "model": latest_model.id if latest_model else None,
     }
+
+
+def known_tasks(store: Store, first: str) -> list[str]:
+    """Every task this cart has model versions or rounds of, and `first` (the one it runs now) first, then by name."""
+    found = {str(t) for t in store.models.distinct("task")} | {str(t) for t in store.rounds.distinct("task")}
+    return [first] + sorted(found - {first})
+
+
+def task_rounds(store: Store, task: str | None, limit: int) -> list[RoundRecord]:
+    """The latest `limit` rounds of `task` (None: of every task), oldest first."""
+    if task is None:
+        return recent_rounds(store, limit)
+    docs = list(store.rounds.find({"task": task}).sort("round", -1).limit(limit))
+    return [RoundRecord.model_validate({k: v for k, v in doc.items() if k != "_id"}) for doc in reversed(docs)]
+
+
+def metric_names(versions: Sequence[ModelVersion], primary: str) -> list[str]:
+    """The metrics a task's versions carry, its primary metric first, then by name (the Models page's columns)."""
+    names = {name for version in versions for name in version.metrics}
+    return ([primary] if primary in names else []) + sorted(names - {primary})
+
+
+def swarm_json(node: NodeView, records: Sequence[RoundRecord]) -> dict[str, Any]:
+    """Every cart the bridge lists now, with its last round and score as this cart saw them (rounds oldest first).
+
+    For a peer: the newest of this cart's rounds it answered (`last_round`, `finished`), its update's
+    held-out score in that round's metric on this cart's rows (`score`) and the training rows it claimed
+    (`rows`); `note` says why the newest round that asked it got nothing, when that is newer. For this
+    cart: its newest round, the kept model's held-out score and its own training rows. A cart the bridge
+    no longer lists is left out; one listed but never heard from has nulls.
+    """
+    listed = node.peers()
+    ids = [str(peer.get("node_id", "")) for peer in listed]
+    if node.node_id not in ids:
+        listed = [{"node_id": node.node_id, "bridge_url": node.bridge_url}, *listed]
+    carts = []
+    for peer in listed:
+        node_id = str(peer.get("node_id", ""))
+        entry: dict[str, Any] = {
+            "node_id": node_id,
+            "bridge_id": peer.get("bridge_id"),
+            "bridge_url": peer.get("bridge_url"),
+            "this_cart": node_id == node.node_id,
+            "last_round": None,
+            "finished": None,
+            "task": None,
+            "metric": None,
+            "score": None,
+            "rows": None,
+            "note": "",
+        }
+        entry.update(_own_round(records, node_id) if entry["this_cart"] else _peer_round(records, node_id))
+        carts.append(entry)
+    return {"connected": node.connected, "bridge_url": node.bridge_url, "rounds_read": len(records), "carts": carts}
+
+
+def _seen(record: RoundRecord, score: float | None, rows: int | None) -> dict[str, Any]:
+    return {
+        "last_round": record.round,
+        "finished": record.finished.isoformat(),
+        "task": record.task,
+        "metric": record.metric or None,
+        "score": score,
+        "rows": rows,
+    }
+
+
+def _own_round(records: Sequence[RoundRecord], node_id: str) -> dict[str, Any]:
+    if not records:
+        return {"note": "no round yet"}
+    last = records[-1]
+    return _seen(last, last.kept_metrics.get(last.metric) if last.metric else None, last.samples.get(node_id))
+
+
+def _peer_round(records: Sequence[RoundRecord], node_id: str) -> dict[str, Any]:
+    answered = next((r for r in reversed(records) if node_id in r.peers_answered), None)
+    asked = next((r for r in reversed(records) if node_id in r.peers_asked), None)
+    shown: dict[str, Any] = {}
+    if answered is not None:
+        received = answered.received.get(node_id, {})
+        score = received.get(answered.metric) if answered.metric else None
+        shown = _seen(answered, score, answered.samples.get(node_id))
+    if asked is not None and (answered is None or asked.round > answered.round):
+        why = asked.skipped.get(node_id, "no answer")
+        shown["note"] = f"asked in round {asked.round}: {why}"
+    elif asked is None and answered is None:
+        shown["note"] = f"not asked in the last {len(records)} rounds" if records else "no round yet"
+    return shown
 
 
 def round_json(record: RoundRecord) -> dict[str, Any]:

@@ -183,6 +183,7 @@ def test_admin_cart_counts(admin_api: Api, store: Store):
     api.call("POST", "/api/checkout", json={"profile": "senior"})
     cart = api.call("GET", "/api/cart").get_json()
     assert cart["node_id"] == NODE_ID and cart["connected"] is False and cart["model"] is None
+    assert cart["task"] == "recommend"
     assert cart["counts"] == {"products": 50, "purchases": 1, "rounds": 0, "models": 0}
     assert api.call("GET", "/api/peers").get_json() == {"peers": []}
 
@@ -370,6 +371,7 @@ BAD_REQUESTS = (
         for path in (
             "/api/cart",
             "/api/peers",
+            "/api/swarm",
             "/api/rounds",
             "/api/models",
             "/api/models/x/tflite",
@@ -399,6 +401,11 @@ ADMIN_BAD_REQUESTS = [
     ),
     ("rounds-limit-zero", "GET", "/api/rounds?limit=0", {}, 422, "invalid_fields"),
     ("rounds-limit-text", "GET", "/api/rounds?limit=all", {}, 422, "invalid_fields"),
+    ("rounds-bad-task", "GET", "/api/rounds?task=Not%20A%20Task", {}, 422, "invalid_fields"),
+    ("rounds-unknown-parameter", "GET", "/api/rounds?order=desc", {}, 422, "invalid_fields"),
+    ("models-unknown-task", "GET", "/api/models?task=weather", {}, 422, "unknown_task"),
+    ("models-bad-task", "GET", "/api/models?task=%3Cscript%3E", {}, 422, "invalid_fields"),
+    ("swarm-wrong-method", "POST", "/api/swarm", {}, 405, "method_not_allowed"),
     ("tflite-unknown-model", "GET", "/api/models/recommend-v999999/tflite", {}, 404, "unknown_model"),
 ]
 

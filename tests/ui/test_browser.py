@@ -1,5 +1,6 @@
 """The cart UI in real headless Chromium: scan, search and browse, bill (+, −, ×), checkout and receipt,
-recommendations, the camera-less message, admin login, settings, charts, live rounds.
+recommendations, the camera-less message, admin login, settings, charts, live rounds, peers and the swarm
+view; and the bridge's own status page.
 
 One browser (with a fake camera) for this module, and one without any camera for the
 camera-less test; Playwright stops when the module ends, so asyncio tests that run
@@ -12,21 +13,31 @@ with FEDCART_UPDATE_SCREENSHOTS=1 the ones the README shows are copied to docs/s
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
-from collections.abc import Iterator
+import threading
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
+from cartnet.authority import Authority, ensure_enrolled
+from cartnet.client import Backoff, BridgeClient
+from cartnet.identity import Identity
 from child_cart.models.versions import ModelVersions
 from child_cart.rounds import settings as round_settings
 from child_cart.rounds.roundlog import log_round
 from child_cart.store import Store
 from child_cart.tasks.recommend import RecommendTask
-from child_cart.ui import serve
+from child_cart.ui import create_app, serve
 from child_cart.ui.server import UIServer
+from parent_cart.bridge import Bridge
+from parent_cart.settings import BridgeSettings
 
 from .conftest import PASSWORD, round_record
 from .images import blank_png, camera_video, foreign_qr_png, product, product_png
@@ -372,3 +383,207 @@ def test_without_a_camera_the_page_says_so_and_points_at_the_upload(camera_less_
         expect(home.locator("#message")).to_contain_text(f"Added {product('P001').name} (€1.69)")
     finally:
         context.close()
+
+
+# --- the swarm: real bridges and carts on an event loop of their own ----------------------------
+
+
+class LoopThread:
+    """An asyncio loop on a thread, for the bridges and carts a sync browser test looks at."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="swarm-loop", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, Any], timeout: float = DEADLINE_MS / 1000 * 3) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(DEADLINE_MS / 1000)
+        self.loop.close()
+
+
+@dataclass
+class Swarm:
+    """Two linked bridges, carts A and B on the first and C on the second, all enrolled in one test authority."""
+
+    root: Path
+    loop: LoopThread
+    bridges: list[Bridge] = field(default_factory=list)
+    carts: list[BridgeClient] = field(default_factory=list)
+
+    async def start(self) -> None:
+        authority = Authority.create(self.root / "authority")
+        for name in ("b1", "b2"):
+            data_dir = self.root / name
+            ensure_enrolled(authority, data_dir, "bridge")
+            bootstrap = ",".join(f"127.0.0.1:{b.dht_port}" for b in self.bridges)
+            bridge = Bridge(_bridge_settings(data_dir, bootstrap))
+            await bridge.start()
+            self.bridges.append(bridge)
+        b1, b2 = self.bridges
+        assert await b1.directory.wait_until(lambda: b2.node_id in b1.links.ids(), DEADLINE_MS / 1000 * 2), "no link"
+        for bridge in (b1, b1, b2):
+            identity = Identity.generate()
+            cart = BridgeClient(
+                identity,
+                bridge.url,
+                authority.issue(identity.public_key, "cart"),
+                task="recommend",
+                backoff=Backoff(initial=0.05, maximum=0.5),
+            )
+            await cart.start()
+            await cart.wait_connected(DEADLINE_MS / 1000)
+            self.carts.append(cart)
+        await self.carts[1].announce(ready=True)
+        listed = await b1.directory.wait_until(lambda: b1.directory.count() == 3, DEADLINE_MS / 1000 * 2)
+        assert listed, "b1 never listed all three carts"
+
+    async def stop(self) -> None:
+        for cart in self.carts:
+            await cart.close()
+        for bridge in reversed(self.bridges):
+            await bridge.stop()
+
+
+def _bridge_settings(data_dir: Path, bootstrap: str) -> BridgeSettings:
+    return BridgeSettings(
+        _env_file=None,
+        data_dir=data_dir,
+        port=0,
+        dht_port=0,
+        bridge_bootstrap=bootstrap,
+        heartbeat_interval=1.0,
+        dht_timeout=0.5,
+        refresh_interval=1.0,
+        link_timeout=3.0,
+        shutdown_grace=1.0,
+    )
+
+
+class LiveNode:
+    """What the cart process gives its UI (child_cart.node), around a real BridgeClient on the swarm's loop."""
+
+    def __init__(self, client: BridgeClient, loop: LoopThread) -> None:
+        self.client, self.loop = client, loop
+        self.node_id, self.bridge_url = client.node_id, client.url
+
+    @property
+    def connected(self) -> bool:
+        return True
+
+    def peers(self) -> list[dict[str, Any]]:
+        listed = self.loop.run(self.client.peers())
+        return [peer.model_dump(mode="json", exclude={"record", "certificate"}) for peer in listed]
+
+
+@pytest.fixture
+def swarm(tmp_path: Path) -> Iterator[Swarm]:
+    loop = LoopThread()
+    running = Swarm(tmp_path / "swarm", loop)
+    try:
+        loop.run(running.start())
+        yield running
+    finally:
+        loop.run(running.stop())
+        loop.close()
+
+
+def test_swarm_view_peers_and_the_bridge_status_page(browser, swarm: Swarm, settings, store: Store, bus):
+    """Cart A's admin lists every cart its bridge knows with its last round and score, ids shortened with a copy
+    button; bridge 1's own page shows its carts, the cart behind bridge 2, and the link, without any login."""
+    a, b, c = swarm.carts
+    for n in range(3):
+        log_round(
+            store,
+            round_record(n).model_copy(
+                update={
+                    "node_id": a.node_id,
+                    "peers_asked": [b.node_id, c.node_id],
+                    "peers_answered": [b.node_id, c.node_id] if n < 2 else [b.node_id],
+                    "received": {b.node_id: {"accuracy": 0.40 + n / 100}, c.node_id: {"accuracy": 0.35}},
+                    "samples": {a.node_id: 494, b.node_id: 512, c.node_id: 455},
+                    "skipped": {} if n < 2 else {c.node_id: "no answer before the deadline"},
+                }
+            ),
+        )
+    cart_ui = serve(create_app(settings, store, bus, LiveNode(a, swarm.loop)), "127.0.0.1", 0)
+    context = browser.new_context(viewport=DESKTOP, base_url=cart_ui.url)
+    context.set_default_timeout(DEADLINE_MS)
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=cart_ui.url)
+    try:
+        page = context.new_page()
+        page.goto("/admin/swarm")
+        _login(page, PASSWORD)
+        rows = page.locator("#swarm-table tbody tr")
+        expect(rows).to_have_count(3)
+        own = page.locator(f'#swarm-table tr[data-node="{a.node_id}"]')
+        expect(own).to_contain_text("this cart")
+        expect(own.locator(".last-round")).to_have_text("2")
+        expect(own.locator(".rows")).to_have_text("494")
+        peer_b = page.locator(f'#swarm-table tr[data-node="{b.node_id}"]')
+        expect(peer_b.locator(".last-round")).to_have_text("2")
+        expect(peer_b.locator(".score")).to_have_text("accuracy 0.420")
+        expect(peer_b.locator(".rows")).to_have_text("512")
+        expect(peer_b.locator("code").first).to_have_text(f"{b.node_id[:12]}…")
+        peer_c = page.locator(f'#swarm-table tr[data-node="{c.node_id}"]')
+        expect(peer_c.locator(".last-round")).to_have_text("1")
+        expect(peer_c.locator(".note")).to_have_text("asked in round 2: no answer before the deadline")
+        peer_b.get_by_role("button", name="Copy the whole node id").click()
+        expect(peer_b.get_by_role("button", name="Copy the whole node id")).to_have_text("Copied")
+        assert page.evaluate("() => navigator.clipboard.readText()") == b.node_id
+        _screenshot(page, "admin-swarm-desktop")
+
+        page.goto("/admin/peers")
+        expect(page.locator("#peers-table tbody tr")).to_have_count(2)  # the bridge lists the others
+        expect(page.locator("#peer-count")).to_contain_text("2 carts in the bridge directory besides this one")
+        expect(page.locator("#peers-table .copy")).to_have_count(8)  # node id, bridge id and two keys per cart
+        table = page.locator("#peers-table")
+        assert table.evaluate("t => t.scrollWidth <= t.parentElement.clientWidth"), "the key columns fit the page"
+        _screenshot(page, "admin-peers-desktop")
+
+        b1, b2 = swarm.bridges
+        status = context.new_page()
+        status.goto(f"{b1.url}/")
+        expect(status.locator("#carts-here")).to_have_text("2")
+        expect(status.locator("#carts-swarm")).to_have_text("3")
+        expect(status.locator("#links")).to_have_text("1")
+        expect(status.locator("#carts tbody tr")).to_have_count(3)
+        expect(status.locator(f'#carts tr[data-node="{a.node_id}"]')).to_contain_text("this bridge")
+        expect(status.locator(f'#carts tr[data-node="{b.node_id}"]')).to_contain_text("yes")
+        expect(status.locator(f'#carts tr[data-node="{c.node_id}"]')).to_contain_text(b2.node_id[:12])
+        expect(status.locator(f'#links-table tr[data-bridge="{b2.node_id}"]')).to_contain_text(b2.url)
+        expect(status.locator("#no-model")).to_contain_text("No model published yet")
+        status.wait_for_function("() => document.querySelector('.pair img').naturalWidth > 0")
+        _screenshot(status, "bridge-status-desktop")
+    finally:
+        context.close()
+        cart_ui.stop()
+
+
+def test_admin_pages_say_what_each_figure_counts_for_every_task(open_page, store: Store, settings):
+    """The same rounds give the same "own rows" on the Rounds and Models pages, and an IoT task's models show."""
+    models = ModelVersions(store, settings.data_dir)
+    for n in range(2):
+        log_round(store, round_record(n))
+        models.save("recommend", [np.zeros((2, 2), np.float32)], samples=800, metrics={"accuracy": 0.4 + n / 100})
+    models.save("iot-anomaly", [np.zeros((2, 2), np.float32)], samples=300, metrics={"f1": 0.93, "threshold": 0.21})
+    page = open_page("/admin")
+    _login(page, PASSWORD)
+    expect(page.locator("#count-purchases + .label")).to_have_text(
+        "purchase rows (one per item bought; training and held-out)"
+    )
+    expect(page.locator("#current-model")).to_have_text("recommend-v000002")
+    expect(page.locator("#current-model-facts")).to_have_text("held-out accuracy 0.410, trained on 800 own rows")
+    expect(page.locator("#last-round")).to_contain_text("Kept model: held-out accuracy 0.355.")
+    _screenshot(page, "admin-cart-desktop")
+    page.goto("/admin/models")
+    expect(page.locator("#models-recommend tbody tr").first.locator("td").nth(3)).to_have_text("800")
+    expect(page.locator("#models-iot-anomaly thead")).to_contain_text("f1")
+    expect(page.locator("#models-iot-anomaly tbody tr").first).to_contain_text("0.930")
+    _screenshot(page, "admin-models-desktop")
+    page.goto("/admin/rounds")
+    expect(page.locator("#round-1 td.own-rows")).to_have_text("800")
+    expect(page.locator("#round-1 td.all-rows")).to_have_text("2450")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from child_cart.rounds import settings as round_settings
@@ -11,7 +12,7 @@ from child_cart.ui import NodeView, create_app
 
 from .conftest import PASSWORD, Api, round_record
 
-ADMIN_PAGES = ["/admin", "/admin/peers", "/admin/rounds", "/admin/models", "/admin/settings"]
+ADMIN_PAGES = ["/admin", "/admin/peers", "/admin/swarm", "/admin/rounds", "/admin/models", "/admin/settings"]
 
 
 def _form_login(api: Api, password: str, next_path: str = "/admin"):
@@ -138,8 +139,77 @@ def test_peers_and_connection_come_from_the_node_view(settings, store, bus):
     assert api.call("GET", "/api/peers").get_json()["peers"] == node.peers()
     assert api.call("GET", "/api/cart").get_json()["connected"] is True
     page = api.client.get("/admin/peers").get_data(as_text=True)
-    assert page.index("node id") < page.index("bridge url") < page.index("public key")
-    assert "d" * 40 in page and "this cart" in page
+    assert page.index("Cart (node id)") < page.index("Bridge URL") < page.index("Signing key (Ed25519)")
+    assert f'data-copy="{"d" * 40}"' in page and f'<code title="{"d" * 40}">{"d" * 12}…</code>' in page
+    assert f'data-copy="{"ab" * 32}"' in page, "keys are shortened, with a button that copies the whole key"
+    assert "this cart" in page and "same bridge" in page
+
+
+def test_swarm_view_lists_every_listed_cart_with_its_last_round_and_score(settings, store, bus):
+    node, peer = ConnectedNode(), "d" * 40
+    for n in range(3):
+        answered = n < 2
+        log_round(
+            store,
+            round_record(n).model_copy(
+                update={
+                    "peers_asked": [peer],
+                    "peers_answered": [peer] if answered else [],
+                    "received": {peer: {"accuracy": 0.5 + n / 10, "loss": 1.5}} if answered else {},
+                    "samples": {node.node_id: 800 + n, peer: 640} if answered else {node.node_id: 802},
+                    "skipped": {} if answered else {peer: "peer declined: busy"},
+                }
+            ),
+        )
+    api = Api(create_app(settings, store, bus, node).test_client())
+    api.login()
+    swarm = api.call("GET", "/api/swarm").get_json()
+    assert swarm["connected"] is True and swarm["rounds_read"] == 3
+    me, other = swarm["carts"]
+    kept = round_record(2).kept_metrics["accuracy"]
+    assert (me["this_cart"], me["last_round"], me["score"], me["rows"], me["metric"]) == (
+        True,
+        2,
+        kept,
+        802,
+        "accuracy",
+    )
+    assert (other["this_cart"], other["last_round"], other["score"], other["rows"]) == (False, 1, 0.6, 640)
+    assert other["bridge_id"] == "b" * 40 and other["note"] == "asked in round 2: peer declined: busy"
+    page = api.client.get("/admin/swarm").get_data(as_text=True)
+    row = page.split(f'data-node="{peer}"', 1)[1].split("</tr>", 1)[0]
+    assert "accuracy 0.600" in row and ">640<" in row and "peer declined: busy" in row
+
+
+def test_swarm_view_of_an_offline_cart_lists_only_itself(admin_api: Api):
+    swarm = admin_api.call("GET", "/api/swarm").get_json()
+    assert [c["this_cart"] for c in swarm["carts"]] == [True] and swarm["carts"][0]["note"] == "no round yet"
+    assert "not connected to its bridge" in admin_api.client.get("/admin/swarm").get_data(as_text=True)
+
+
+def test_every_task_the_cart_has_shows_on_the_models_and_rounds_pages(admin_api: Api, store: Store, settings):
+    from child_cart.models.versions import ModelVersions
+
+    models = ModelVersions(store, settings.data_dir)
+    models.save("recommend", [np.zeros((2, 2), np.float32)], samples=494, metrics={"accuracy": 0.41, "loss": 1.2})
+    models.save("iot-anomaly", [np.zeros((2, 2), np.float32)], samples=300, metrics={"f1": 0.93, "threshold": 0.2})
+    log_round(store, round_record(0))
+    log_round(store, round_record(1).model_copy(update={"task": "iot-anomaly", "metric": "f1"}))
+    page = admin_api.client.get("/admin/models").get_data(as_text=True)
+    assert page.index('data-task="recommend"') < page.index('data-task="iot-anomaly"'), "the running task first"
+    assert "this cart runs it" in page and ">0.930<" in page and ">494<" in page and "Own rows" in page
+    listed = admin_api.call("GET", "/api/models").get_json()["models"]
+    assert [m["task"] for m in listed] == ["recommend", "iot-anomaly"]
+    assert [m["task"] for m in admin_api.call("GET", "/api/models?task=iot-anomaly").get_json()["models"]] == [
+        "iot-anomaly"
+    ]
+    rounds = admin_api.client.get("/admin/rounds").get_data(as_text=True)
+    assert 'data-task="recommend" data-metric="accuracy"' in rounds and "?task=iot-anomaly" in rounds
+    iot = admin_api.client.get("/admin/rounds?task=iot-anomaly").get_data(as_text=True)
+    assert 'data-task="iot-anomaly" data-metric="f1"' in iot and "held-out f1" in iot
+    assert admin_api.client.get("/admin/rounds?task=nope").status_code == 404
+    only = admin_api.call("GET", "/api/rounds?task=iot-anomaly").get_json()
+    assert [r["round"] for r in only["rounds"]] == [1] and only["swarm_gain"]["metric"] == "f1"
 
 
 def test_admin_login_and_logout_keep_the_cart_screens_csrf_token(api: Api):

@@ -22,8 +22,10 @@
 
   function showRound(event) {
     const r = event.detail;
+    const kept = r.metric && r.kept_metrics && typeof r.kept_metrics[r.metric] === "number"
+      ? ` Kept model: held-out ${r.metric} ${r.kept_metrics[r.metric].toFixed(3)}.` : "";
     document.getElementById("last-round").textContent =
-      `Round ${r.round} (${r.aggregator}): ${r.accepted ? "accepted" : "not accepted"}${r.reason ? `, ${r.reason}` : ""}.`;
+      `Round ${r.round} (${r.task}, ${r.aggregator}): ${r.accepted ? "accepted" : "not accepted"}${r.reason ? `, ${r.reason}` : ""}.${kept}`;
   }
 
   document.addEventListener("DOMContentLoaded", () => {

@@ -1,5 +1,5 @@
-// Rounds: the swarm-gain headline, the round log table and four charts (accuracy with the swarm gain, loss, bytes,
-// time), updated live from round events.
+// Rounds of one task (the page's data-task): the swarm-gain headline, the round log table and four charts (the task's
+// held-out metric with the swarm gain, loss, bytes, time), updated live from that task's round events.
 "use strict";
 
 (() => {
@@ -12,6 +12,9 @@
   const PHASE_COLORS = ["#38bdf8", "#f59e0b", "#10b981", "#f43f5e", "#a78bfa", "#84cc16"];
   const rounds = new Map();
   const charts = {};
+  const page = document.getElementById("rounds-page").dataset;
+  const TASK = page.task;
+  const METRIC = page.metric || "accuracy";
 
   const seconds = (r) => (Date.parse(r.finished) - Date.parse(r.started)) / 1000;
   const metric = (m, name) => (m && typeof m[name] === "number" ? m[name] : null);
@@ -19,6 +22,8 @@
   const signed = (value) => (value === null ? "–" : `${value >= 0 ? "+" : ""}${value.toFixed(3)}`);
   const gain = (r) => (typeof r.swarm_gain === "number" ? r.swarm_gain : null);
   const sumSamples = (r) => Object.values(r.samples || {}).reduce((a, b) => a + b, 0);
+  const ownSamples = (r) => (r.samples && typeof r.samples[r.node_id] === "number" ? r.samples[r.node_id] : "–");
+  const primary = (r) => r.metric || METRIC;
 
   function bytes(n) {
     if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
@@ -35,11 +40,12 @@
       el("td", {}, r.finished.slice(0, 19).replace("T", " ")),
       el("td", {}, r.aggregator),
       el("td", { class: "num" }, `${r.peers_answered.length}/${r.peers_asked.length}`),
-      el("td", { class: "num" }, sumSamples(r)),
-      el("td", { class: "num" }, fixed(metric(r.local, "accuracy"), 3)),
-      el("td", { class: "num" }, fixed(metric(r.aggregated, "accuracy"), 3)),
-      el("td", { class: "num" }, fixed(metric(r.kept_metrics, "accuracy"), 3)),
-      el("td", { class: "num" }, fixed(metric(r.local_only, "accuracy"), 3)),
+      el("td", { class: "num own-rows" }, ownSamples(r)),
+      el("td", { class: "num all-rows" }, sumSamples(r)),
+      el("td", { class: "num" }, fixed(metric(r.local, primary(r)), 3)),
+      el("td", { class: "num" }, fixed(metric(r.aggregated, primary(r)), 3)),
+      el("td", { class: "num" }, fixed(metric(r.kept_metrics, primary(r)), 3)),
+      el("td", { class: "num" }, fixed(metric(r.local_only, primary(r)), 3)),
       el("td", { class: "num gain" }, signed(gain(r))),
       el("td", { class: "num" }, fixed(metric(r.local, "loss"), 3)),
       el("td", { class: "num" }, fixed(metric(r.aggregated, "loss"), 3)),
@@ -80,10 +86,10 @@
     const labels = ordered.map((r) => r.round);
     return {
       accuracy: { labels, datasets: [
-        line("local", COLORS.local, ordered.map((r) => metric(r.local, "accuracy"))),
-        line("aggregated", COLORS.aggregated, ordered.map((r) => metric(r.aggregated, "accuracy"))),
-        line("kept", COLORS.kept, ordered.map((r) => metric(r.kept_metrics, "accuracy"))),
-        { ...line("local-only", COLORS.localOnly, ordered.map((r) => metric(r.local_only, "accuracy"))), borderDash: [6, 4] },
+        line("local", COLORS.local, ordered.map((r) => metric(r.local, primary(r)))),
+        line("aggregated", COLORS.aggregated, ordered.map((r) => metric(r.aggregated, primary(r)))),
+        line("kept", COLORS.kept, ordered.map((r) => metric(r.kept_metrics, primary(r)))),
+        { ...line("local-only", COLORS.localOnly, ordered.map((r) => metric(r.local_only, primary(r)))), borderDash: [6, 4] },
         { ...line("swarm gain (right axis)", COLORS.gain, ordered.map(gain)), yAxisID: "gain", borderWidth: 3 },
       ] },
       loss: { labels, datasets: [
@@ -142,6 +148,7 @@
   }
 
   function addRound(record) {
+    if (record.task !== TASK) return;
     rounds.set(record.round, record);
     renderGain();
     renderTable();
