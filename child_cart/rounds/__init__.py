@@ -5,6 +5,7 @@ of round is another workflow, not an edit of the engine:
 
     workflow.py    Phase names, the RoundContext phases share, the RoundPhase interface, Workflow
     phases.py      the built-in phases (train, exchange, aggregate, evaluate, local-only, decide, publish), DEFAULT_WORKFLOW
+    personalize.py PERSONALIZE: fine-tune the aggregate on the cart's own rows (personalization), the workflow by settings
     privacy.py     client-level differential privacy: PRIVATIZE (clip + Gaussian noise before offering), the workflow by settings
     accountant.py  the privacy accountant: each cart's ledger of shared rounds, ε by RDP, the privacy settings' checks
     acceptance.py  the acceptance rule: which of aggregate, local, current and best-so-far model a round keeps

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from child_cart.tasks.base import Dataset, Task
+from child_cart.tasks.proximal import proximal
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +45,18 @@ class Learner:
         self.dataset = self.task.make_dataset(rows)
         self.rows_seen = len(rows)
 
-    def train(self, weights: list[np.ndarray], epochs: int) -> list[np.ndarray]:
-        """Start from `weights`, fit on the training rows, return the new weights."""
+    def train(self, weights: list[np.ndarray], epochs: int, mu: float = 0.0) -> list[np.ndarray]:
+        """Start from `weights`, fit on the training rows, return the new weights.
+
+        `mu` > 0 trains with FedProx's proximal term mu/2 * ||w - weights||^2 (`tasks.proximal`).
+        """
         dataset = self.dataset
         if dataset is None or not len(dataset.x_train):
             raise ValueError("no training rows yet")
         with KERAS_LOCK:
             self._model.set_weights(weights)
-            self.task.fit(self._model, dataset, epochs, self.batch_size)
+            with proximal(self._model, mu):
+                self.task.fit(self._model, dataset, epochs, self.batch_size)
             return self._weights()
 
     def evaluate(self, weights: list[np.ndarray]) -> dict[str, float]:

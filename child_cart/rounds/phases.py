@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 class Train(RoundPhase):
     """Train on this cart's rows (unless too few are new), score the result and offer it to peers.
 
+    With `prox_mu` > 0 in the settings the training is FedProx's: pulled toward the model it starts from.
+
     `Train(offer=False)` leaves the offer to a later phase that changes the update
     before it leaves the cart (`privacy.Privatize`): nothing is on offer meanwhile.
     """
@@ -61,7 +63,9 @@ class Train(RoundPhase):
         if engine.trained_rows >= 0 and fresh < ctx.settings.min_new_rows:
             log.info("only %d new rows (< %d): offering the current model untrained", fresh, ctx.settings.min_new_rows)
             return engine.current
-        local = await asyncio.to_thread(engine.learner.train, engine.current, ctx.settings.local_epochs)
+        local = await asyncio.to_thread(
+            engine.learner.train, engine.current, ctx.settings.local_epochs, ctx.settings.prox_mu
+        )
         engine.trained_rows = rows
         ctx.trained = True
         return local

@@ -61,6 +61,7 @@ import numpy as np
 
 from child_cart.aggregation import Update
 from child_cart.rounds import accountant
+from child_cart.rounds.personalize import personalized
 from child_cart.rounds.phases import DEFAULT_WORKFLOW, Train
 from child_cart.rounds.roundlog import PrivacyRecord
 from child_cart.rounds.settings import RoundSettings
@@ -213,14 +214,15 @@ PRIVATE_WORKFLOW = DEFAULT_WORKFLOW.replaced(Phase.TRAIN, Train(offer=False)).in
 
 
 def workflow_for(settings: RoundSettings, chosen: Workflow | None = None) -> Workflow:
-    """The workflow a round with `settings` runs: `chosen` if given, else today's round, privatized when asked for.
+    """The workflow a round with `settings` runs: `chosen` if given, else today's round, privatized when asked for,
+    with PERSONALIZE after AGGREGATE when `personalize_epochs` > 0 (`personalize.py`).
 
     With differential privacy on, a chosen workflow without a PRIVATIZE phase, or
     with a TRAIN that offers, is refused (ValueError): it would offer the raw update.
     """
     enabled = accountant.dp_enabled(settings)
     if chosen is None:
-        return PRIVATE_WORKFLOW if enabled else DEFAULT_WORKFLOW
+        return personalized(PRIVATE_WORKFLOW if enabled else DEFAULT_WORKFLOW, settings.personalize_epochs)
     raw = PRIVATIZE not in chosen.names or any(isinstance(phase, Train) and phase.offer for phase in chosen)
     if enabled and raw:
         raise ValueError(

@@ -84,6 +84,21 @@ class RoundSettings(BaseModel):
         description="Peers asked beyond k; the round goes on once k have sent their update, so a silent or "
         "declining peer costs no wait",
     )
+    prox_mu: float = Field(
+        0.0,
+        ge=0.0,
+        le=10.0,
+        description="FedProx: local training adds prox_mu/2 * ||w - w_start||^2, pulling each cart's update toward "
+        "the model it started the round from (0 = plain FedAvg). Helps when carts' rows differ (non-IID); "
+        "0.01 to 1 is the usual range",
+    )
+    personalize_epochs: int = Field(
+        0,
+        ge=0,
+        le=20,
+        description="Personalization: epochs the aggregate is fine-tuned on this cart's own rows before it is "
+        "scored and kept (0 = off). The cart then keeps a model fitted to its own shoppers",
+    )
 
     dp_noise_multiplier: float = Field(
         0.0,

@@ -82,6 +82,8 @@ class RoundContext:
     # AGGREGATE: the combined weights, or why there are none
     aggregated: Weights | None = None
     aggregate_error: str = ""
+    # PERSONALIZE: the aggregate as the swarm made it, before this cart fine-tuned `aggregated` on its own rows
+    shared: Weights | None = None
     # EVALUATE: held-out metrics of every received update and of the aggregate
     received: dict[str, Metrics] = field(default_factory=dict)
     aggregated_metrics: Metrics = field(default_factory=dict)
