@@ -168,6 +168,10 @@ class BridgeClient:
         """Why the last attempt to reach the bridge failed (empty once admitted)."""
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self.refused: Counter[str] = Counter()
+        self.wire_bytes_in = 0
+        self.wire_bytes_out = 0
+        """WebSocket bytes received from and sent to the bridge since start, frame headers included (the
+        admission handshake aside): what a round costs on the wire, not only its payload."""
         self.certificate = certificate
         self._token = swarm_token
         self._presence_ttl = presence_ttl
@@ -313,6 +317,7 @@ class BridgeClient:
         try:
             async with self._send_lock:
                 await ws.send_bytes(frame)
+                self.wire_bytes_out += ws_frame_size(len(frame), masked=True)
         except (aiohttp.ClientError, ConnectionResetError) as exc:
             raise NotConnected(f"connection to {self.url} lost: {exc}") from None
 
@@ -339,6 +344,7 @@ class BridgeClient:
                 data = memoryview(msg.data.encode("utf-8", "surrogatepass"))
             else:
                 return _ending(ws, msg)
+            self.wire_bytes_in += ws_frame_size(len(data), masked=False)
             said = await boundary.guard(self._from_bridge(data), self._refused_by_bridge, source)
             if said is not None:
                 return f"bridge said bye: {said}"
@@ -483,6 +489,13 @@ class BridgeClient:
         self._contacts.clear()
         if self._peer_list is not None and not self._peer_list.done():
             self._peer_list.set_exception(NotConnected("connection to the bridge was lost"))
+
+
+def ws_frame_size(payload: int, *, masked: bool) -> int:
+    """Bytes of one unfragmented WebSocket frame carrying `payload` bytes (RFC 6455 5.2): a 2-byte header,
+    2 or 8 more for a long length, 4 for the mask a client adds."""
+    extended = 0 if payload < 126 else 2 if payload < 1 << 16 else 8
+    return payload + 2 + extended + (4 if masked else 0)
 
 
 def _enqueue(queue: asyncio.Queue[Incoming], item: Incoming) -> bool:

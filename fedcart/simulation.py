@@ -10,6 +10,17 @@ centralized (all rows pooled, same epoch budget) and local-only (no exchange).
 Every model is scored on the pooled held-out rows of all carts, next to the
 generator's Bayes ceiling for those rows (`bayes_ceiling`, exact).
 
+`method` picks how the carts learn under skew: `fedavg`, `fedprox` (the
+proximal term, `mu`) or `personalized` (PERSONALIZE fine-tunes each round's
+aggregate on the cart's own rows, `personalize_epochs`). Whatever the method,
+`summary.json` in the output folder holds the final top-1/top-3/recall@5 of
+every method, the "personalized" one (each cart's kept model fine-tuned on its
+own rows, on its own held-out rows; in a `personalized` run the kept model
+itself), the same methods on each cart's own held-out rows (`own_rows`), and
+per round the bytes on the wire (every WebSocket frame the carts sent or
+received, headers included; `payload_bytes_per_round` is the weights alone)
+and the seconds.
+
 Rows per cart: 600 purchase rows make ~150 baskets and ~440 task rows (one per
 new category of a basket), ~90 of them held out. Pooled over 10 carts that is
 ~880 held-out rows, so a top-1/top-3/recall@5 has a standard error of at most
@@ -20,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import logging
 import tempfile
 import time
@@ -29,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import Progress
 
+from cartnet.files import write_atomic
 from child_cart.node import CartNode
 from child_cart.rounds.learner import Learner
 from child_cart.store import load_catalogue
@@ -39,6 +52,8 @@ from child_cart.tasks.recommend import RecommendTask
 from fedcart.inprocess import pooled_accuracy, run_round, start_bridges, start_carts
 
 log = logging.getLogger(__name__)
+
+METHODS = ("fedavg", "fedprox", "personalized")
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,9 @@ class SimConfig:
     dp_clip: float = 0.0
     dp_delta: float = 1e-5
     dp_budget: float = 10.0
+    method: str = "fedavg"
+    mu: float = 0.1
+    personalize_epochs: int = 1
 
     @property
     def dp(self) -> bool:
@@ -66,6 +84,12 @@ class SimConfig:
     def round_options(self) -> dict[str, object]:
         """The round settings every cart starts with (validated by `RoundSettings` when saved)."""
         options: dict[str, object] = {"aggregator": self.aggregator, "k": self.k, "local_epochs": self.epochs}
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.method == "fedprox":
+            options["prox_mu"] = self.mu
+        if self.method == "personalized":
+            options["personalize_epochs"] = self.personalize_epochs
         if self.dp:
             options.update(
                 dp_noise_multiplier=self.dp_noise,
@@ -86,6 +110,7 @@ class RoundRow:
     local_mean: float
     bytes_moved: int
     seconds: float
+    wire_bytes: int
     accepted: int
     epsilon: float | None = None  # differential privacy: the most any cart has spent so far, at dp_delta
     sharing: int | None = None  # differential privacy: carts that offered an update this round
@@ -103,6 +128,9 @@ class SimResult:
     held_out: int = 0
     final: dict[str, dict[str, float]] = field(default_factory=dict)
     """After the last round, per method (federated and local-only: mean over carts): top1, top3, recall5."""
+    own_rows: dict[str, dict[str, float]] = field(default_factory=dict)
+    """The same on each cart's own held-out rows (mean over carts), personalized included."""
+    summary_path: Path | None = None
 
 
 async def simulate(config: SimConfig) -> SimResult:
@@ -127,7 +155,40 @@ async def simulate(config: SimConfig) -> SimResult:
     config.out_dir.mkdir(parents=True, exist_ok=True)
     result.csv_path = _write_csv(result.rows, config.out_dir / "simulate.csv")
     result.plot_path = _plot(result.rows, config, config.out_dir / "simulate.png")
+    result.summary_path = _write_summary(result, config, task.name, config.out_dir / "summary.json")
     return result
+
+
+def summary(result: SimResult, config: SimConfig, task: str) -> dict[str, object]:
+    """What `summary.json` holds: the run's shape, the ceiling, each method's final scores, bytes and seconds per round."""
+    doc: dict[str, object] = {
+        "task": task,
+        "method": config.method,
+        "carts": config.carts,
+        "rounds": config.rounds,
+        "skew": config.skew,
+        "epochs": config.epochs,
+        "k": config.k,
+        "held_out": result.held_out,
+        "bayes_ceiling": result.ceiling.as_dict() if result.ceiling is not None else None,
+        **{method: result.final.get(method) for method in ("federated", "centralized", "local_only", "personalized")},
+        "own_rows": result.own_rows,
+        "wire_bytes_per_round": [r.wire_bytes for r in result.rows],
+        "payload_bytes_per_round": [r.bytes_moved for r in result.rows],
+        "seconds_per_round": [round(r.seconds, 3) for r in result.rows],
+    }
+    if config.dp:
+        doc["epsilon"] = result.rows[-1].epsilon if result.rows else None
+    return doc
+
+
+def _write_summary(result: SimResult, config: SimConfig, task: str, path: Path) -> Path:
+    write_atomic(path, json.dumps(summary(result, config, task), indent=2).encode())
+    return path
+
+
+def _wire_bytes(nodes: list[CartNode]) -> int:
+    return sum(n.client.wire_bytes_in + n.client.wire_bytes_out for n in nodes)
 
 
 async def _run_rounds(
@@ -145,9 +206,10 @@ async def _run_rounds(
     with Progress() as progress:
         bar = progress.add_task("simulating rounds", total=config.rounds)
         for number in range(config.rounds):
-            start = time.perf_counter()
+            start, wire_before = time.perf_counter(), _wire_bytes(nodes)
             records = await run_round(nodes)
             seconds = time.perf_counter() - start
+            wire = _wire_bytes(nodes) - wire_before
             fed = [pooled_accuracy(n, pooled) for n in nodes]
             central_w = await asyncio.to_thread(central.train, central_w, config.epochs)
             local_ws = [await asyncio.to_thread(lr.train, w, config.epochs) for lr, w in zip(locals_, local_ws)]
@@ -163,6 +225,7 @@ async def _run_rounds(
                     local_mean=float(np.mean(local_acc)),
                     bytes_moved=sum(r.bytes_in for r in records),
                     seconds=seconds,
+                    wire_bytes=wire,
                     accepted=sum(r.accepted for r in records),
                     epsilon=max(p.epsilon for p in privacy) if privacy else None,
                     sharing=sum(p.shared for p in privacy) if privacy else None,
@@ -174,11 +237,39 @@ async def _run_rounds(
         "centralized": [central.evaluate_on(central_w, pooled.x_val, pooled.y_val)],
         "local_only": [lr.evaluate_on(w, pooled.x_val, pooled.y_val) for lr, w in zip(locals_, local_ws)],
     }
-    result.final = {
-        method: {name: float(np.mean([m[metric] for m in metrics])) for name, metric in FINAL_METRICS.items()}
+    tuned = [await asyncio.to_thread(_personal, n, config) for n in nodes]
+    own = {
+        "federated": [n.learner.evaluate(n.engine.current) for n in nodes],
+        "centralized": [central.evaluate_on(central_w, *_own_val(n)) for n in nodes],
+        "local_only": [lr.evaluate(w) for lr, w in zip(locals_, local_ws)],
+        "personalized": [n.learner.evaluate(w) for n, w in zip(nodes, tuned)],
+    }
+    result.final, result.own_rows = _means(scores), _means(own)
+    result.final["personalized"] = result.own_rows["personalized"]  # a personal model is judged on its own cart's rows
+    return result
+
+
+def _personal(node: CartNode, config: SimConfig) -> list[np.ndarray]:
+    """The cart's personal model: in a personalized run its kept model, else the kept model fine-tuned on its rows."""
+    if config.method == "personalized":
+        return node.engine.current
+    return node.learner.train(node.engine.current, config.personalize_epochs)
+
+
+def _own_val(node: CartNode) -> tuple[np.ndarray, np.ndarray]:
+    dataset = node.learner.dataset
+    if dataset is None:
+        raise RuntimeError("a cart without rows after its rounds")
+    return dataset.x_val, dataset.y_val
+
+
+def _means(scores: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:
+    return {
+        method: {
+            name: float(np.mean([m[metric] for m in metrics if metric in m])) for name, metric in FINAL_METRICS.items()
+        }
         for method, metrics in scores.items()
     }
-    return result
 
 
 def _write_csv(rows: list[RoundRow], path: Path) -> Path:

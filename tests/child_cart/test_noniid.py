@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
+from cartnet.client import ws_frame_size
 from child_cart.aggregation import Update, make_aggregator
 from child_cart.rounds.learner import Learner
 from child_cart.rounds.personalize import PERSONALIZE, Personalize, personalized
@@ -21,6 +25,7 @@ from child_cart.store import load_catalogue
 from child_cart.synth import shoppers as synth
 from child_cart.tasks.proximal import proximal
 from child_cart.tasks.recommend import RecommendTask
+from fedcart.cli import app
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +105,38 @@ def test_personalize_does_nothing_without_an_aggregate(task: RecommendTask) -> N
     ctx = RoundContext(cast(Any, SimpleNamespace(learner=learner)), RoundSettings(personalize_epochs=2), 1)
     asyncio.run(Personalize().run(ctx))
     assert ctx.aggregated is None and ctx.shared is None
+
+
+# ---------------------------------------------------------------- fedcart simulate: summary.json
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["fedprox", "personalized"])
+def test_simulate_writes_a_summary_with_every_method(
+    method: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MONGO_URL", "")
+    args = ["--carts", "3", "--rounds", "2", "--bridges", "1", "--rows", "300", "--epochs", "1", "--k", "2"]
+    result = CliRunner().invoke(app, ["simulate", *args, "--method", method, "--out", "report"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert {"task", "carts", "rounds", "skew", "bayes_ceiling", "federated", "centralized", "local_only"} <= set(
+        summary
+    )
+    assert (summary["task"], summary["carts"], summary["rounds"], summary["method"]) == ("recommend", 3, 2, method)
+    for name in ("bayes_ceiling", "federated", "centralized", "local_only", "personalized"):
+        assert set(summary[name]) == {"top1", "top3", "recall5"}, name
+        assert all(0.0 <= value <= 1.0 for value in summary[name].values()), name
+    assert set(summary["own_rows"]) == {"federated", "centralized", "local_only", "personalized"}
+    wire, payload = summary["wire_bytes_per_round"], summary["payload_bytes_per_round"]
+    assert len(wire) == len(payload) == len(summary["seconds_per_round"]) == 2
+    assert all(w > p > 0 for w, p in zip(wire, payload)), (wire, payload)  # frames carry the payload and more
+    assert "epsilon" not in summary
+
+
+def test_ws_frame_size_counts_headers_and_mask() -> None:
+    assert ws_frame_size(10, masked=False) == 12
+    assert ws_frame_size(10, masked=True) == 16
+    assert ws_frame_size(200, masked=False) == 204
+    assert ws_frame_size(70_000, masked=True) == 70_014
