@@ -17,6 +17,7 @@ It depends on asyncio, aiohttp and the standard crypto/tensor libraries only;
     phone_models.py signed phone models: the manifest a cart signs, what bridges and phones check, pairing URIs
     weights.py     the weight codec: safetensors + zstd with an inflation cap
     e2e.py         end-to-end sealing for one receiver: a whole blob, or a stream segment by segment
+    secagg.py      masked secure aggregation: fixed point, pairwise + self masks, dropout recovery (no round uses it yet)
     presence.py    self-certifying presence records (where a cart can be reached)
     peers.py       peers verified end to end: a listed cart's keys against its own signature and certificate; signed requests
     client.py      BridgeClient: a cart's one long-lived connection to the swarm

@@ -1,0 +1,344 @@
+"""Masked secure aggregation among a cohort of peers: the asking cart learns only the sum.
+
+Pure arithmetic and key derivation, no I/O (the round that carries it is not built yet). The
+shape is SecAgg's double masking (Bonawitz et al., CCS 2017) with the pairwise seeds revealed
+for dropped peers instead of Shamir shares:
+
+* The requester names a `Cohort`: itself, the round, the task, and every member's node id and
+  X25519 key (taken from verified peers, so a bridge cannot slip in a key of its own).
+* Each member quantizes its vector to fixed point (`Quantizer`: clip to [-clip, clip], round to
+  1/scale, wrap mod 2^32; a sum of up to `peers` such vectors never overflows), then adds
+
+  - one pairwise mask per other member j, expanded (ChaCha20) from a seed HKDF-derived from the
+    X25519 agreement with j and the cohort's digest: added by the lower node id, subtracted by
+    the higher, so each pair cancels in the sum;
+  - a self mask from a fresh random seed, so that a member falsely called "dropped" stays
+    hidden even when every pairwise seed with it is revealed.
+
+  The `MaskedUpdate` carries a SHA-256 commitment to every seed it used; the member signs it
+  (`signed_bytes`). Each masked vector alone is uniform on uint32 to anyone without the seeds.
+* The requester sums what arrived and names the survivors once. Each survivor answers one
+  `Reveal` (signed): its own self seed, and its pairwise seeds with the members that did not
+  submit, never those with a survivor; a `Masker` answers one survivor set only, so asking twice
+  with different sets gets nothing more. The `Unmasker` checks every revealed seed against the
+  commitment its revealer signed (`SeedMismatch` names the liar), removes the masks and decodes.
+
+What it does not stop (docs/SECURITY.md): a requester that tells different members different
+survivor sets (SecAgg's consistency round is not built) can expose one member; a member that
+submitted and then drops before revealing its self seed makes the round's sum unrecoverable
+(Shamir shares of the self seed would fix that).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+U32 = npt.NDArray[np.uint32]
+F64 = npt.NDArray[np.float64]
+
+MODULUS = 2**32
+MIN_COHORT = 3
+"""Members a cohort needs: with two, a member that knows the sum and its own update knows the other's."""
+MIN_SURVIVORS = 2
+"""Submitted updates needed to unmask: the sum of one update is that update."""
+SEED = 32
+
+_CONTEXT_LABEL = b"fedcart-secagg-cohort-v1|"
+_PAIR_LABEL = b"fedcart-secagg-pair-v1|"
+_COMMIT_LABEL = b"fedcart-secagg-commit-v1|"
+_UPDATE_LABEL = b"fedcart-secagg-update-v1|"
+_REVEAL_LABEL = b"fedcart-secagg-reveal-v1|"
+_NONCE = bytes(16)
+"""ChaCha20's counter and nonce: zero is safe because every seed keys one expansion only."""
+
+
+class SecAggError(ValueError):
+    """A masked update, a reveal or a request that does not fit the cohort; the message says why."""
+
+
+class SeedMismatch(SecAggError):
+    """A revealed seed does not match the commitment its revealer signed: `peer` lied (or its data broke)."""
+
+    def __init__(self, peer: str, message: str) -> None:
+        super().__init__(message)
+        self.peer = peer
+
+
+@dataclass(frozen=True)
+class Quantizer:
+    """Fixed point for sums mod 2^32: clip each coordinate to [-clip, clip], round to a multiple of 1/scale.
+
+    Rounding moves a coordinate by at most 1/(2 scale), so a sum of n updates is off by at most
+    n/(2 scale) per coordinate (plus what clipping removed, which `encode` counts). Construction
+    refuses a clip and scale for which `peers` updates could overflow the signed 32-bit range.
+    """
+
+    clip: float
+    scale: float
+    peers: int
+
+    def __post_init__(self) -> None:
+        if not (self.clip > 0 and self.scale > 0 and self.peers >= 1):
+            raise SecAggError(f"quantizer needs clip > 0, scale > 0, peers >= 1 (got {self})")
+        if self.peers * self.largest >= MODULUS // 2:
+            raise SecAggError(
+                f"a sum of {self.peers} updates clipped to ±{self.clip:g} at scale {self.scale:g} can reach "
+                f"{self.peers * self.largest}, beyond 2^31: lower the clip or the scale"
+            )
+
+    @property
+    def largest(self) -> int:
+        """The largest fixed-point magnitude one coordinate can take."""
+        return int(np.rint(self.clip * self.scale))
+
+    def error_bound(self, updates: int) -> float:
+        """The most a decoded sum of `updates` unclipped updates can differ from the exact sum, per coordinate."""
+        return updates / (2 * self.scale)
+
+    def encode(self, values: npt.ArrayLike) -> tuple[U32, int]:
+        """(fixed-point vector mod 2^32, how many coordinates clipping changed); refuses NaN and infinities."""
+        flat = np.asarray(values, dtype=np.float64).ravel()
+        if not np.all(np.isfinite(flat)):
+            raise SecAggError("cannot quantize NaN or infinite values")
+        clipped = int(np.count_nonzero(np.abs(flat) > self.clip))
+        fixed = np.rint(np.clip(flat, -self.clip, self.clip) * self.scale).astype(np.int64)
+        return (fixed % MODULUS).astype(np.uint32), clipped
+
+    def decode_sum(self, total: U32) -> F64:
+        """The real-valued sum a wrapped sum of at most `peers` encoded vectors stands for."""
+        return np.asarray(total, dtype=np.uint32).view(np.int32).astype(np.float64) / self.scale
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """Who takes part in one masked sum, named by the requester: every member's X25519 key, by node id."""
+
+    requester: str
+    request_id: str
+    task: str
+    round: int
+    kx_keys: Mapping[str, bytes]
+
+    def __post_init__(self) -> None:
+        if len(self.kx_keys) < MIN_COHORT:
+            raise SecAggError(f"a cohort needs at least {MIN_COHORT} members, got {len(self.kx_keys)}")
+        if self.requester in self.kx_keys:
+            raise SecAggError("the requester cannot be a member of its own cohort")
+        if any(len(key) != 32 for key in self.kx_keys.values()):
+            raise SecAggError("every member's X25519 key must be 32 bytes")
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return tuple(sorted(self.kx_keys))
+
+    def digest(self) -> bytes:
+        """What binds every seed and signature to this cohort: requester, request, task, round, members and keys."""
+        h = hashlib.sha256(_CONTEXT_LABEL)
+        for part in (self.requester, self.request_id, self.task, str(self.round)):
+            h.update(part.encode() + b"|")
+        for member in self.members:
+            h.update(member.encode() + b"=" + self.kx_keys[member] + b"|")
+        return h.digest()
+
+
+def pairwise_seed(own_key: X25519PrivateKey, own_id: str, peer_id: str, peer_kx: bytes, context: bytes) -> bytes:
+    """The seed two members share for one cohort: both compute it, from either side of the X25519 agreement.
+
+    It is derived for this cohort's digest only, so revealing it gives away nothing of other rounds
+    (nor the long-term agreement).
+    """
+    try:
+        shared = own_key.exchange(X25519PublicKey.from_public_bytes(peer_kx))
+    except ValueError as exc:
+        raise SecAggError(f"no key agreement with {peer_id}: {exc}") from None
+    low, high = sorted((own_id, peer_id))
+    info = _PAIR_LABEL + low.encode() + b"|" + high.encode()
+    return HKDF(algorithm=hashes.SHA256(), length=SEED, salt=context, info=info).derive(shared)
+
+
+def expand(seed: bytes, length: int) -> U32:
+    """`length` uint32 values from a seed's ChaCha20 keystream (uniform to anyone without the seed)."""
+    if len(seed) != SEED:
+        raise SecAggError(f"a seed is {SEED} bytes, got {len(seed)}")
+    encryptor = Cipher(algorithms.ChaCha20(seed, _NONCE), mode=None).encryptor()
+    stream = encryptor.update(bytes(4 * length))
+    return np.frombuffer(stream, dtype="<u4").astype(np.uint32)
+
+
+def commitment(seed: bytes) -> bytes:
+    """The hash a member signs for each seed it used, checked when the seed is revealed."""
+    return hashlib.sha256(_COMMIT_LABEL + seed).digest()
+
+
+def _sign(own_id: str, peer_id: str) -> int:
+    """+1 when the lower node id adds the pair's mask, -1 for the higher one: the pair cancels."""
+    return 1 if own_id < peer_id else -1
+
+
+@dataclass(frozen=True)
+class MaskedUpdate:
+    """One member's quantized, masked vector and its commitments (by peer id; its own id for the self seed)."""
+
+    sender: str
+    context: bytes
+    values: U32
+    commitments: Mapping[str, bytes]
+    clipped: int
+
+    def signed_bytes(self) -> bytes:
+        """What the sender signs: the cohort, itself, the vector's digest and every commitment."""
+        parts = [_UPDATE_LABEL, self.context, self.sender.encode(), str(self.values.size).encode()]
+        parts.append(hashlib.sha256(np.ascontiguousarray(self.values, dtype="<u4").tobytes()).digest())
+        parts += [peer.encode() + b"=" + self.commitments[peer] for peer in sorted(self.commitments)]
+        return b"|".join(parts)
+
+
+@dataclass(frozen=True)
+class Reveal:
+    """A survivor's answer to the unmask request: its self seed and its pairwise seeds with the dropped only."""
+
+    sender: str
+    context: bytes
+    survivors: frozenset[str]
+    self_seed: bytes
+    pairwise: Mapping[str, bytes] = field(default_factory=dict)
+
+    def signed_bytes(self) -> bytes:
+        parts = [_REVEAL_LABEL, self.context, self.sender.encode(), ",".join(sorted(self.survivors)).encode()]
+        parts.append(self.self_seed)
+        parts += [peer.encode() + b"=" + self.pairwise[peer] for peer in sorted(self.pairwise)]
+        return b"|".join(parts)
+
+
+class Masker:
+    """One member's side: mask its vector once, then answer one unmask request."""
+
+    def __init__(self, cohort: Cohort, own_id: str, kx_key: X25519PrivateKey, quantizer: Quantizer) -> None:
+        if own_id not in cohort.kx_keys:
+            raise SecAggError(f"{own_id} is not a member of this cohort")
+        if cohort.kx_keys[own_id] != kx_key.public_key().public_bytes_raw():
+            raise SecAggError("the cohort names another X25519 key for this member")
+        if len(cohort.kx_keys) > quantizer.peers:
+            raise SecAggError(f"the quantizer allows sums of {quantizer.peers}, the cohort has {len(cohort.kx_keys)}")
+        self.cohort = cohort
+        self.own_id = own_id
+        self.quantizer = quantizer
+        self.context = cohort.digest()
+        self._seeds = {
+            peer: pairwise_seed(kx_key, own_id, peer, key, self.context)
+            for peer, key in cohort.kx_keys.items()
+            if peer != own_id
+        }
+        self._self_seed = secrets.token_bytes(SEED)
+        self._revealed: Reveal | None = None
+
+    def mask(self, values: npt.ArrayLike) -> MaskedUpdate:
+        fixed, clipped = self.quantizer.encode(values)
+        total = fixed.copy()
+        total += expand(self._self_seed, fixed.size)
+        for peer, seed in self._seeds.items():
+            mask = expand(seed, fixed.size)
+            if _sign(self.own_id, peer) > 0:
+                total += mask
+            else:
+                total -= mask
+        commitments = {peer: commitment(seed) for peer, seed in self._seeds.items()}
+        commitments[self.own_id] = commitment(self._self_seed)
+        return MaskedUpdate(self.own_id, self.context, total, commitments, clipped)
+
+    def reveal(self, survivors: Collection[str]) -> Reveal:
+        """The seeds the requester needs for this survivor set; refused for a second, different set."""
+        named = frozenset(survivors)
+        if self._revealed is not None:
+            if self._revealed.survivors != named:
+                raise SecAggError("already answered for another survivor set: revealing more could expose a member")
+            return self._revealed
+        if self.own_id not in named:
+            raise SecAggError("named as dropped: this member reveals nothing (its self mask keeps its update hidden)")
+        if not named <= set(self.cohort.kx_keys):
+            raise SecAggError("the survivor set names nodes outside the cohort")
+        if len(named) < MIN_SURVIVORS:
+            raise SecAggError(f"fewer than {MIN_SURVIVORS} survivors: their sum would be one update")
+        dropped = {peer: seed for peer, seed in self._seeds.items() if peer not in named}
+        self._revealed = Reveal(self.own_id, self.context, named, self._self_seed, dropped)
+        return self._revealed
+
+
+class Unmasker:
+    """The requester's side: collect masked updates, name the survivors, remove the revealed masks."""
+
+    def __init__(self, cohort: Cohort, quantizer: Quantizer) -> None:
+        self.cohort = cohort
+        self.quantizer = quantizer
+        self.context = cohort.digest()
+        self.updates: dict[str, MaskedUpdate] = {}
+
+    def add(self, update: MaskedUpdate) -> None:
+        """Keep one member's (already signature-checked) masked update; refuse one that does not fit."""
+        members = set(self.cohort.kx_keys)
+        if update.sender not in members:
+            raise SecAggError(f"{update.sender} is not a member of this cohort")
+        if update.context != self.context:
+            raise SecAggError(f"{update.sender}'s update was masked for another cohort")
+        if update.sender in self.updates:
+            raise SecAggError(f"{update.sender} already sent its update")
+        if set(update.commitments) != members:
+            raise SecAggError(f"{update.sender}'s update does not commit to one seed per cohort member")
+        sizes = {other.values.size for other in self.updates.values()}
+        if sizes and update.values.size not in sizes:
+            raise SecAggError(f"{update.sender}'s update has {update.values.size} values, the others {sizes.pop()}")
+        self.updates[update.sender] = update
+
+    @property
+    def survivors(self) -> frozenset[str]:
+        return frozenset(self.updates)
+
+    def unmask(self, reveals: Mapping[str, Reveal]) -> tuple[F64, int]:
+        """(the sum of the survivors' vectors, how many of their coordinates clipping changed).
+
+        Needs a reveal from every survivor; a seed that does not match its revealer's commitment
+        raises SeedMismatch naming that revealer.
+        """
+        survivors = self.survivors
+        if len(survivors) < MIN_SURVIVORS:
+            raise SecAggError(f"only {len(survivors)} updates arrived: at least {MIN_SURVIVORS} are needed")
+        missing = survivors - set(reveals)
+        if missing:
+            raise SecAggError(f"no reveal from {', '.join(sorted(missing))}: the sum stays masked")
+        dropped = set(self.cohort.kx_keys) - survivors
+        length = next(iter(self.updates.values())).values.size
+        total = np.zeros(length, dtype=np.uint32)
+        for member in sorted(survivors):
+            update, reveal = self.updates[member], reveals[member]
+            if reveal.sender != member or reveal.context != self.context or reveal.survivors != survivors:
+                raise SecAggError(f"{member}'s reveal is for another sender, cohort or survivor set")
+            if set(reveal.pairwise) != dropped:
+                raise SecAggError(f"{member} must reveal its seeds with the dropped members exactly")
+            _check(member, "its self seed", reveal.self_seed, update.commitments[member])
+            total += update.values
+            total -= expand(reveal.self_seed, length)
+            for gone in sorted(dropped):
+                seed = reveal.pairwise[gone]
+                _check(member, f"its seed with {gone}", seed, update.commitments[gone])
+                mask = expand(seed, length)
+                if _sign(member, gone) > 0:
+                    total -= mask
+                else:
+                    total += mask
+        clipped = sum(self.updates[member].clipped for member in survivors)
+        return self.quantizer.decode_sum(total), clipped
+
+
+def _check(peer: str, what: str, seed: bytes, committed: bytes) -> None:
+    if len(seed) != SEED or not secrets.compare_digest(commitment(seed), committed):
+        raise SeedMismatch(peer, f"{peer} revealed {what} that does not match the commitment it signed")

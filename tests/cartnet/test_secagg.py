@@ -1,0 +1,204 @@
+"""Masked secure aggregation (cartnet.secagg): masks cancel, the sum is right within the bound, one update alone is noise."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from cartnet.identity import Identity, verify_signature
+from cartnet.secagg import (
+    MODULUS,
+    Cohort,
+    MaskedUpdate,
+    Masker,
+    Quantizer,
+    SecAggError,
+    SeedMismatch,
+    Unmasker,
+    expand,
+    pairwise_seed,
+)
+
+SIZE = 20_000
+QUANT = Quantizer(clip=4.0, scale=2**16, peers=8)
+
+
+def make_cohort(members: int, request_id: str = "req-1") -> tuple[Cohort, dict[str, Identity]]:
+    ids = {identity.node_id: identity for identity in (Identity.generate() for _ in range(members))}
+    requester = Identity.generate()
+    cohort = Cohort(requester.node_id, request_id, "baskets", 7, {n: i.kx_public_key for n, i in ids.items()})
+    return cohort, ids
+
+
+def run(members: int, drop: int = 0, seed: int = 0) -> tuple[np.ndarray, np.ndarray, Unmasker, dict[str, Masker]]:
+    """Mask `members` random vectors, lose `drop` of them before they arrive; the requester's sum and the plain one."""
+    rng = np.random.default_rng(seed)
+    cohort, ids = make_cohort(members)
+    maskers = {n: Masker(cohort, n, ids[n].kx_key, QUANT) for n in cohort.members}
+    vectors = {n: rng.normal(0, 1, SIZE).clip(-4, 4) for n in cohort.members}
+    unmasker = Unmasker(cohort, QUANT)
+    arrived = cohort.members[drop:]
+    for member in arrived:
+        unmasker.add(maskers[member].mask(vectors[member]))
+    reveals = {m: maskers[m].reveal(unmasker.survivors) for m in arrived}
+    total, clipped = unmasker.unmask(reveals)
+    assert clipped == 0
+    plain = np.sum([vectors[m] for m in arrived], axis=0)
+    return total, plain, unmasker, maskers
+
+
+def test_pairwise_seeds_agree_from_both_sides_and_differ_by_cohort() -> None:
+    a, b = Identity.generate(), Identity.generate()
+    ab = pairwise_seed(a.kx_key, a.node_id, b.node_id, b.kx_public_key, b"ctx")
+    assert ab == pairwise_seed(b.kx_key, b.node_id, a.node_id, a.kx_public_key, b"ctx")
+    assert ab != pairwise_seed(a.kx_key, a.node_id, b.node_id, b.kx_public_key, b"other round")
+
+
+@pytest.mark.parametrize("members", [3, 5, 8])
+def test_masks_cancel_and_the_sum_is_the_plain_sum_within_the_quantization_bound(members: int) -> None:
+    total, plain, _, _ = run(members)
+    error = np.max(np.abs(total - plain))
+    assert error <= QUANT.error_bound(members)
+    assert error > 0  # measured, not assumed: rounding happened
+    print(f"{members} members: max error {error:.2e} <= bound {QUANT.error_bound(members):.2e}")
+
+
+def test_masks_alone_sum_to_zero() -> None:
+    cohort, ids = make_cohort(4)
+    maskers = [Masker(cohort, n, ids[n].kx_key, QUANT) for n in cohort.members]
+    unmasker = Unmasker(cohort, QUANT)
+    for masker in maskers:
+        unmasker.add(masker.mask(np.zeros(1000)))
+    total, _ = unmasker.unmask({m.own_id: m.reveal(unmasker.survivors) for m in maskers})
+    assert np.array_equal(total, np.zeros(1000))
+
+
+def chi_square(values: np.ndarray, bins: int = 256) -> float:
+    counts = np.bincount((values >> np.uint32(24)).astype(np.int64), minlength=bins)
+    low = np.bincount((values & np.uint32(0xFF)).astype(np.int64), minlength=bins)
+    expected = values.size / bins
+    return float(max(((counts - expected) ** 2).sum() / expected, ((low - expected) ** 2).sum() / expected))
+
+
+def test_a_single_masked_update_is_indistinguishable_from_uniform() -> None:
+    """The requester holds one member's masked vector of all-zero (the least uniform input there is)."""
+    cohort, ids = make_cohort(3)
+    member = cohort.members[0]
+    masked = Masker(cohort, member, ids[member].kx_key, QUANT).mask(np.zeros(200_000)).values
+    plain, _ = QUANT.encode(np.zeros(200_000))
+    # 255 degrees of freedom: mean 255, sd ~22.6; 400 is over six sd, and the plain encoding is far beyond it
+    assert chi_square(masked) < 400
+    assert chi_square(plain) > 10_000
+    # and it tells nothing of a real update either: it correlates with it no better than noise
+    vector = np.random.default_rng(1).normal(0, 1, 200_000)
+    other = Masker(cohort, member, ids[member].kx_key, QUANT).mask(vector).values
+    assert chi_square(other) < 400
+    signed = other.view(np.int32).astype(np.float64)
+    assert abs(np.corrcoef(signed, vector)[0, 1]) < 0.02
+
+
+def test_one_of_k_dropping_out_still_yields_the_right_sum_and_no_more_is_revealed() -> None:
+    total, plain, unmasker, maskers = run(5, drop=1)
+    assert np.max(np.abs(total - plain)) <= QUANT.error_bound(4)
+    gone = sorted(maskers)[0]
+    reveal = maskers[sorted(maskers)[1]].reveal(unmasker.survivors)
+    assert set(reveal.pairwise) == {gone}  # only the seed with the dropped member
+
+
+def test_two_dropping_out_of_five_still_sums() -> None:
+    total, plain, _, _ = run(5, drop=2, seed=3)
+    assert np.max(np.abs(total - plain)) <= QUANT.error_bound(3)
+
+
+def test_a_wrong_revealed_seed_is_detected_and_names_the_liar() -> None:
+    cohort, ids = make_cohort(4)
+    maskers = {n: Masker(cohort, n, ids[n].kx_key, QUANT) for n in cohort.members}
+    unmasker = Unmasker(cohort, QUANT)
+    dropped, *arrived = cohort.members
+    for member in arrived:
+        unmasker.add(maskers[member].mask(np.ones(100)))
+    reveals = {m: maskers[m].reveal(unmasker.survivors) for m in arrived}
+    liar = arrived[1]
+    reveals[liar] = dataclasses.replace(reveals[liar], pairwise={dropped: bytes(32)})
+    with pytest.raises(SeedMismatch) as refused:
+        unmasker.unmask(reveals)
+    assert refused.value.peer == liar
+    reveals[liar] = dataclasses.replace(maskers[liar].reveal(unmasker.survivors), self_seed=bytes(32))
+    with pytest.raises(SeedMismatch, match="self seed"):
+        unmasker.unmask(reveals)
+
+
+def test_the_commitments_and_the_vector_are_signed() -> None:
+    cohort, ids = make_cohort(3)
+    member = cohort.members[0]
+    update = Masker(cohort, member, ids[member].kx_key, QUANT).mask(np.ones(10))
+    signature = ids[member].sign(update.signed_bytes())
+    assert verify_signature(ids[member].public_key, signature, update.signed_bytes())
+    changed_values = dataclasses.replace(update, values=update.values + np.uint32(1))
+    other = cohort.members[1]
+    changed_commitment = dataclasses.replace(update, commitments={**update.commitments, other: bytes(32)})
+    for forged in (changed_values, changed_commitment):
+        assert not verify_signature(ids[member].public_key, signature, forged.signed_bytes())
+
+
+def test_a_member_called_dropped_reveals_nothing_and_a_second_survivor_set_gets_nothing_more() -> None:
+    cohort, ids = make_cohort(4)
+    a, b, c, d = (Masker(cohort, n, ids[n].kx_key, QUANT) for n in cohort.members)
+    with pytest.raises(SecAggError, match="named as dropped"):
+        a.reveal({b.own_id, c.own_id, d.own_id})
+    first = b.reveal({b.own_id, c.own_id, d.own_id})
+    assert set(first.pairwise) == {a.own_id}
+    with pytest.raises(SecAggError, match="another survivor set"):
+        b.reveal({a.own_id, b.own_id, c.own_id})
+    with pytest.raises(SecAggError, match="fewer than 2"):
+        c.reveal({c.own_id})
+
+
+def test_a_falsely_dropped_members_update_stays_masked() -> None:
+    """Even with every pairwise seed of a member revealed, its self mask hides its vector."""
+    cohort, ids = make_cohort(3)
+    maskers = {n: Masker(cohort, n, ids[n].kx_key, QUANT) for n in cohort.members}
+    victim, *others = cohort.members
+    update = maskers[victim].mask(np.zeros(50_000))
+    survivors = set(others)
+    stripped = update.values.copy()
+    for other in others:
+        seed = maskers[other].reveal(survivors).pairwise[victim]
+        mask = expand(seed, stripped.size)
+        stripped = stripped - mask if victim < other else stripped + mask
+    assert chi_square(stripped) < 400
+
+
+def test_refusals() -> None:
+    with pytest.raises(SecAggError, match="beyond 2"):
+        Quantizer(clip=100.0, scale=2**24, peers=8)
+    with pytest.raises(SecAggError, match="at least 3"):
+        make_cohort(2)
+    with pytest.raises(SecAggError, match="NaN"):
+        QUANT.encode([np.nan])
+    cohort, ids = make_cohort(3)
+    stranger = Identity.generate()
+    with pytest.raises(SecAggError, match="not a member"):
+        Masker(cohort, stranger.node_id, stranger.kx_key, QUANT)
+    member = cohort.members[0]
+    with pytest.raises(SecAggError, match="another X25519 key"):
+        Masker(cohort, member, stranger.kx_key, QUANT)
+    unmasker = Unmasker(cohort, QUANT)
+    update = Masker(cohort, member, ids[member].kx_key, QUANT).mask(np.ones(5))
+    other_cohort, _ = make_cohort(3, "req-2")
+    with pytest.raises(SecAggError, match="another cohort"):
+        Unmasker(other_cohort, QUANT).add(MaskedUpdate(**{**update.__dict__, "sender": other_cohort.members[0]}))
+    unmasker.add(update)
+    with pytest.raises(SecAggError, match="already sent"):
+        unmasker.add(update)
+    with pytest.raises(SecAggError, match="at least 2"):
+        unmasker.unmask({})
+
+
+def test_encoding_wraps_and_decodes_signed_values() -> None:
+    fixed, clipped = QUANT.encode([-1.0, 0.5, 9.0])
+    assert clipped == 1
+    assert int(fixed[0]) == MODULUS - 2**16
+    assert np.allclose(QUANT.decode_sum(fixed), [-1.0, 0.5, 4.0])
