@@ -513,7 +513,11 @@ async def _cart_worker(pipe, url: str, count: int, concurrency: int) -> None:
     pipe.recv()  # go
     gate = asyncio.Semaphore(concurrency)
     connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as session, contextlib.AsyncExitStack() as stack:
+    patient = aiohttp.ClientTimeout(total=None, sock_connect=300)  # a loaded bridge accepts late; count it, do not fail
+    async with (
+        aiohttp.ClientSession(connector=connector, timeout=patient) as session,
+        contextlib.AsyncExitStack() as stack,
+    ):
 
         async def admit(me: Identity) -> None:
             async with gate:
@@ -525,7 +529,7 @@ async def _cart_worker(pipe, url: str, count: int, concurrency: int) -> None:
         await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # stop
 
 
-async def measure_capacity(count: int, bridge: BridgeProc, workers: int = 4, concurrency: int = 32) -> Capacity:
+async def measure_capacity(count: int, bridge: BridgeProc, workers: int = 4, concurrency: int = 16) -> Capacity:
     """`count` raw heartbeating carts on one bridge, spread over `workers` processes, admitted all at once:
     the admission rate, /health latency before (idle bridge, the baseline) and while they all heartbeat,
     and a routed ping between two more carts."""

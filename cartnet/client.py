@@ -1,6 +1,6 @@
-"""BridgeClient: a cart's single connection to the swarm, through the bridge it dials out to.
+"""BridgeClient: a cart's single connection to the swarm, through one of the bridges it dials out to.
 
-Carts sit behind NAT, so a cart never listens: it opens one WebSocket to its bridge's
+Carts sit behind NAT, so a cart never listens: it opens one WebSocket to a bridge's
 `/ws`, proves its identity and shows its swarm certificate (cartnet.admission), and from then on
 reaches any other cart by node id. Everything a cart sends to a peer travels as a
 routed frame `R <to> <from> <inner>`; the bridge reads only the 41-byte header.
@@ -13,8 +13,14 @@ What the client takes care of, so the rounds engine does not have to:
 * asking the bridge whom to talk to: `peers(sample=k, task=T)` draws k random announced
   carts (ready ones first), `lookup(node_id)` one cart's entry;
 * heartbeats at the interval the bridge asked for, and noticing a silent bridge;
-* reconnecting with exponential backoff plus jitter whenever the bridge goes away
-  (a refused admission is final: retrying a refused certificate cannot help);
+* failing over: given several bridges (primary first), it dials the next one in the list
+  whenever its bridge goes away or a dial fails, with exponential backoff plus jitter once
+  a whole pass over the list failed, and announces its presence afresh on the new bridge;
+* admission refusals: one that judges our certificate, key or token (revoked, expired,
+  another swarm, ...; `AdmissionRefused.of_the_node`) rules that bridge out, and once every
+  bridge in the list has refused us so the refusal is final (every bridge of a swarm checks
+  alike, and no single bridge's word ends a cart); any other refusal (no answer in time,
+  bridge full or stopping) is retried like an unreachable bridge;
 * TLS to an https:// or wss:// bridge, verified against the SSL context given (a cart's
   comes from cartnet.tls: TLS_CA, else the swarm CA, else the system's); a bridge whose
   certificate is not trusted is logged as an error saying so, and kept being retried (it may
@@ -32,7 +38,7 @@ What the client takes care of, so the rounds engine does not have to:
 
 Typical use::
 
-    async with BridgeClient(identity, "http://bridge:8470", certificate) as client:
+    async with BridgeClient(identity, ["http://bridge-0:8470", "http://bridge-1:8470"], certificate) as client:
         await client.wait_connected()
         peers = await client.peers()
         await client.send_message(peers[0].node_id, UpdateRequest(...))
@@ -48,7 +54,7 @@ import logging
 import random
 import ssl
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -122,6 +128,8 @@ class BridgeClient:
       session ends, cleared at the next admission; `closed` (Event): set after `close()` or
       a final refusal (then `failure` holds the AdmissionRefused).
     * `bridge_id`, `heartbeat_interval`: from the last Welcome; `sessions`: admissions so far.
+    * `urls`: the bridges' `/ws` URLs, primary first; `url`: the one we are on or dialing next;
+      `refused_by`: bridges that refused our certificate, key or token, with their refusal.
     * `transfers` (TransferHub): cart-to-cart blobs; verified arrivals on `transfers.received`.
     * `inbox` (Queue[Incoming]): control messages peers routed to us; also `async for x in client`.
     * `undeliverable` (Queue[Undeliverable]): frames the bridge could not deliver, with reasons;
@@ -137,7 +145,7 @@ class BridgeClient:
     def __init__(
         self,
         identity: Identity,
-        bridge_url: str,
+        bridge_url: str | Sequence[str],
         certificate: Certificate,
         *,
         swarm_token: str = "",
@@ -152,7 +160,12 @@ class BridgeClient:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.identity = identity
-        self.url = ws_url(bridge_url)
+        urls = [bridge_url] if isinstance(bridge_url, str) else list(bridge_url)
+        self.urls = list(dict.fromkeys(ws_url(url) for url in urls))
+        if not self.urls:
+            raise ValueError("a BridgeClient needs at least one bridge URL")
+        self._at = 0
+        self.refused_by: dict[str, AdmissionRefused] = {}
         self.transfers = TransferHub(identity, self._hub_send, limits)
         self.inbox: asyncio.Queue[Incoming] = asyncio.Queue(queue_size)
         self.undeliverable: asyncio.Queue[Undeliverable] = asyncio.Queue(queue_size)
@@ -193,6 +206,11 @@ class BridgeClient:
     def node_id(self) -> str:
         return self.identity.node_id
 
+    @property
+    def url(self) -> str:
+        """The `/ws` URL of the bridge we are connected to, or dialing next."""
+        return self.urls[self._at]
+
     # --- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -213,7 +231,8 @@ class BridgeClient:
         if self.failure is not None:
             raise self.failure
         why = f": {self.last_error}" if self.last_error else ""
-        raise TimeoutError(f"not admitted by {self.url} within {timeout}s{why}")
+        where = self.url if len(self.urls) == 1 else f"any of {', '.join(self.urls)}"
+        raise TimeoutError(f"not admitted by {where} within {timeout}s{why}")
 
     async def close(self, reason: str = "cart shutting down") -> None:
         """Say Bye to the bridge (so peers learn we left on purpose) and stop reconnecting."""
@@ -406,7 +425,7 @@ class BridgeClient:
     # --- connection loop -----------------------------------------------------------------
 
     async def _run(self) -> None:
-        attempt = 0
+        failures = 0  # dials since the last admission that did not end in one
         async with contextlib.AsyncExitStack() as stack:
             session = self._session
             if session is None:
@@ -417,9 +436,9 @@ class BridgeClient:
                     reason = await self._connect_once(session)
                     log.info("%s: connection to %s ended: %s", self.node_id[:8], self.url, reason)
                 except AdmissionRefused as exc:
-                    log.error("%s: %s", self.node_id[:8], exc)
-                    self.failure = exc
-                    break
+                    if self._refused(exc):
+                        self.failure = exc
+                        break
                 except (
                     aiohttp.ClientError,
                     ConnectionError,
@@ -431,10 +450,44 @@ class BridgeClient:
                     self._unreachable(exc)
                 except Exception:  # noqa: BLE001 - a bug in one session must not end reconnecting for good
                     log.exception("%s: session with %s failed", self.node_id[:8], self.url)
-                attempt = 0 if self.sessions > admitted_before else attempt + 1
+                failures = 0 if self.sessions > admitted_before else failures + 1
+                passes = failures // len(self._candidates())  # whole passes over the list that failed
+                self._fail_over()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._closing.wait(), self._backoff.delay(attempt))
+                    await asyncio.wait_for(self._closing.wait(), self._backoff.delay(passes))
         self.closed.set()
+
+    def _candidates(self) -> list[str]:
+        """The bridges still worth dialing: every one in the list that has not refused our certificate."""
+        return [url for url in self.urls if url not in self.refused_by]
+
+    def _fail_over(self) -> None:
+        """Move on to the next bridge of the list that has not refused us (with one bridge: the same again)."""
+        for step in range(1, len(self.urls) + 1):
+            at = (self._at + step) % len(self.urls)
+            if self.urls[at] not in self.refused_by:
+                if at != self._at:
+                    log.info("%s: trying bridge %s next", self.node_id[:8], self.urls[at])
+                self._at = at
+                return
+
+    def _refused(self, refusal: AdmissionRefused) -> bool:
+        """Take a bridge's refusal to admit us; True when it is final.
+
+        A refusal that judges our certificate, key or token rules that bridge out for good; it is final once
+        every bridge of the list has said so. Any other refusal is worth another try, as an unreachable bridge is."""
+        self.last_error = f"{self.url}: {refusal}"
+        if not refusal.of_the_node:
+            log.warning("%s: %s (will try again)", self.node_id[:8], self.last_error)
+            return False
+        self.refused_by[self.url] = refusal
+        if not self._candidates():
+            everyone = "" if len(self.urls) == 1 else f" (and by every other bridge of the {len(self.urls)} it knows)"
+            log.error("%s: %s%s", self.node_id[:8], self.last_error, everyone)
+            return True
+        log.error("%s: %s; trying the other bridges", self.node_id[:8], self.last_error)
+        return False
+
 
     def _unreachable(self, exc: BaseException) -> None:
         """Log why the bridge could not be reached: a TLS failure as an error, once per new reason."""

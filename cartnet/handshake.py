@@ -19,12 +19,37 @@ MAX_FRAME = 4 * 1024 * 1024
 """aiohttp's default message limit on both ends; a bigger frame would close the socket (1009)."""
 
 
+REFUSALS_OF_THE_NODE = (
+    "not this swarm",
+    "bad certificate signature",
+    "certificate's node id",
+    "not for this key",
+    "certificate is for a",
+    "not valid before",
+    "certificate expired",
+    "is revoked",
+    "wrong swarm token",
+    "bad signature",
+    "not the SHA-1 of the public key",
+)
+"""Words of the refusals that judge the node itself (its certificate, key or token), which every bridge of the
+swarm checks alike: retrying cannot change them. Every other refusal (no answer in time, a full or stopping
+bridge, a failure on the bridge's side) is about that bridge at that moment."""
+
+
 class AdmissionRefused(ConnectionError):
-    """The bridge rejected our admission; `reason` is the bridge's own words. Final, not retried."""
+    """The bridge rejected our admission; `reason` is the bridge's own words.
+
+    `of_the_node`: the refusal judged our certificate, key or token (REFUSALS_OF_THE_NODE), so that
+    bridge will say the same on every retry; any other refusal is worth another try later."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"bridge refused admission: {reason}")
         self.reason = reason
+
+    @property
+    def of_the_node(self) -> bool:
+        return any(words in self.reason for words in REFUSALS_OF_THE_NODE)
 
 
 def ws_url(bridge_url: str) -> str:

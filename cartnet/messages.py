@@ -323,7 +323,7 @@ class TransferManifest(Message):
     streamed: bool = Field(
         False,
         description="chunks are not listed: each one carries its own proof (the sender's signature over its "
-        "SHA-256, or, sealed, its AES-GCM tag), made as it is produced, checked as it arrives",
+        "BLAKE3 digest, or, sealed, its AES-GCM tag), made as it is produced, checked as it arrives",
     )
     sealed: Key32 | None = Field(
         None, description="streamed and end-to-end encrypted for the receiver: the ephemeral X25519 key (cartnet.e2e)"

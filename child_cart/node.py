@@ -54,7 +54,7 @@ class CartNode:
         self.task = task or get_task(settings.task, settings)
         self.client = BridgeClient(
             self.identity,
-            settings.bridge_url,
+            settings.bridge_urls,  # primary first; the client fails over along the list
             self.certificate,
             swarm_token=settings.swarm_token,
             task=self.task.name,
@@ -147,7 +147,8 @@ class LiveNodeView:
 
     @property
     def bridge_url(self) -> str:
-        return self._node.settings.bridge_url
+        """The bridge the cart is on (or dialing next): the primary until it fails over."""
+        return self._node.client.url.removesuffix("/ws")
 
     @property
     def connected(self) -> bool:

@@ -1,18 +1,32 @@
 """Cart settings (flags > environment > .env > defaults)."""
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from cartnet.settings import NodeSettings
 
+BRIDGE_SCHEMES = frozenset({"http", "https", "ws", "wss"})
+"""What a BRIDGE_URLS entry may start with (a bridge's base URL or its /ws endpoint)."""
+
 
 class CartSettings(NodeSettings):
-    """One cart: its bridge, its store and its UI."""
+    """One cart: its bridges, its store and its UI."""
 
     data_dir: Path = Field(Path("data/cart"), description="Cart keys, embedded store and models")
-    bridge_url: str = Field("http://127.0.0.1:8470", description="Relay this cart connects out to")
+    bridge_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Bridges this cart connects out to, comma-separated, primary first: when one is lost or "
+        "refuses the dial the cart fails over to the next; empty = BRIDGE_URL alone",
+    )
+    bridge_url: str = Field(
+        "http://127.0.0.1:8470",
+        description="One bridge (the setting before BRIDGE_URLS), used when BRIDGE_URLS is empty; "
+        "with BRIDGE_URLS set it reads as its first, the primary",
+    )
     mongo_url: str = Field("", description="MongoDB URL; empty = embedded store in data_dir")
     mongo_db: str = Field("fedcart", description="Database name (one per cart on a shared server)")
     mongo_password_file: str = Field(
@@ -103,6 +117,34 @@ class CartSettings(NodeSettings):
     iot_forest_aggregator: Literal["tree_union", "tree_vote"] = Field(
         "tree_union", description="Join peers' forests with every tree voting equally, or weighted by its cart's rows"
     )
+
+    @field_validator("bridge_urls", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        """`BRIDGE_URLS=http://a:8470, http://b:8470` (or a list): each URL once, in order, blanks dropped."""
+        urls = value.split(",") if isinstance(value, str) else value
+        if not isinstance(urls, list):
+            return value
+        urls = [url.strip() if isinstance(url, str) else url for url in urls]
+        return list(dict.fromkeys(url for url in urls if url != ""))
+
+    @field_validator("bridge_urls")
+    @classmethod
+    def _bridge_addresses(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in BRIDGE_SCHEMES or not parts.hostname:
+                raise ValueError(f"{url!r} is not a bridge URL (http://, https://, ws:// or wss://, then host:port)")
+        return urls
+
+    @model_validator(mode="after")
+    def _one_bridge_list(self) -> "CartSettings":
+        """BRIDGE_URL alone is a list of one; with BRIDGE_URLS set, BRIDGE_URL reads as its primary."""
+        if self.bridge_urls:
+            self.bridge_url = self.bridge_urls[0]
+        else:
+            self.bridge_urls = [self.bridge_url]
+        return self
 
     @model_validator(mode="after")
     def _streams_leave_threads_free(self) -> "CartSettings":

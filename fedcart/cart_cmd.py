@@ -20,12 +20,14 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def node(
         data_dir: Path | None = typer.Option(None, help="Keys, store and models (DATA_DIR)"),
-        bridge: str | None = typer.Option(None, help="Bridge base URL (BRIDGE_URL)"),
+        bridge: str | None = typer.Option(
+            None, help="Bridge base URLs, comma-separated, primary first; the cart fails over along them (BRIDGE_URLS)"
+        ),
         ui_port: int | None = typer.Option(None, help="Flask UI port (UI_PORT)"),
         mongo_url: str | None = typer.Option(None, help="MongoDB URL; empty = embedded store (MONGO_URL)"),
     ) -> None:
         """Run a cart: connect to its bridge, run federated rounds, serve the UI."""
-        overrides = {"data_dir": data_dir, "bridge_url": bridge, "ui_port": ui_port, "mongo_url": mongo_url}
+        overrides = {"data_dir": data_dir, "bridge_urls": bridge, "ui_port": ui_port, "mongo_url": mongo_url}
         # model_validate runs BaseSettings.__init__ (a custom __init__), so env and .env still fill the rest
         try:
             settings = CartSettings.model_validate({k: v for k, v in overrides.items() if v is not None})
@@ -49,7 +51,8 @@ async def run_node(settings: CartSettings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await node.start(ui=True)
-    log.info("cart %s running (bridge %s, data %s)", node.node_id[:8], settings.bridge_url, settings.data_dir)
+    bridges = ", ".join(settings.bridge_urls)
+    log.info("cart %s running (bridges %s, data %s)", node.node_id[:8], bridges, settings.data_dir)
     await stop.wait()
     log.info("cart %s stopping", node.node_id[:8])
     await node.stop()

@@ -68,6 +68,9 @@ async def start_carts(
 ) -> list[CartNode]:
     """One CartNode per data share, spread over the bridges, connected and listed in every directory.
 
+    Cart i is given every bridge, bridge i mod B first (its primary), as `fedcart swarm` does: it fails
+    over along the list when its bridge goes away.
+
     `fill` writes a cart's share into its store (purchases by default; the IoT experiment writes telemetry);
     `round_options` are the round settings every cart starts with; every cart is enrolled in `authority`
     (default: the one under `root`, which `start_bridges` uses too).
@@ -78,7 +81,7 @@ async def start_carts(
         settings = CartSettings(
             _env_file=None,
             data_dir=root / f"cart-{index}",
-            bridge_url=bridges[index % len(bridges)].url,
+            bridge_urls=[bridges[(index + j) % len(bridges)].url for j in range(len(bridges))],
         )
         ensure_enrolled(authority, settings.data_dir, "cart")
         store = open_store(settings.data_dir)

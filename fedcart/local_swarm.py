@@ -68,10 +68,14 @@ class SwarmPlan:
             "--data-dir",
             str(self.cart_dir(i)),
             "--bridge",
-            self.bridge_url(i % self.bridges),
+            ",".join(self.cart_bridges(i)),
             "--ui-port",
             str(self.ui_port + i),
         ]
+
+    def cart_bridges(self, i: int) -> list[str]:
+        """Every bridge's URL, cart i's primary (bridge i mod B) first: the cart fails over along them."""
+        return [self.bridge_url((i + j) % self.bridges) for j in range(self.bridges)]
 
     def cart_dir(self, i: int) -> Path:
         return self.root / f"cart-{i}"

@@ -188,11 +188,12 @@ def test_urls_and_bootstrap_entries_name_real_services_and_their_ports():
     databases = {}
     for name, service in cf.services_of(MODEL, "cart").items():
         settings = build_settings(CartSettings, cf.container_environment(service))
-        host, port = cf.url_host_port(settings.bridge_url)
-        assert host in bridges and port == bridges[host].port, (
-            f"{name}: BRIDGE_URL {settings.bridge_url} is not a bridge's relay"
-        )
-        assert share_a_network(name, host), f"{name} cannot reach its bridge {host}"
+        for url in settings.bridge_urls:
+            host, port = cf.url_host_port(url)
+            assert host in bridges and port == bridges[host].port, f"{name}: BRIDGE_URLS names {url}, not a relay"
+            assert share_a_network(name, host), f"{name} cannot reach its bridge {host}"
+        named = [cf.url_host_port(url)[0] for url in settings.bridge_urls]
+        assert sorted(named) == sorted(bridges), f"{name} must know every bridge to fail over to: {named}"
         assert cf.url_host_port(settings.mongo_url) == ("mongo", 27017), (
             f"{name}: MONGO_URL {settings.mongo_url} is not the mongo service"
         )
@@ -202,7 +203,7 @@ def test_urls_and_bootstrap_entries_name_real_services_and_their_ports():
     assert set(cf.services_of(MODEL, "bridge")) == {
         cf.url_host_port(build_settings(CartSettings, cf.container_environment(s)).bridge_url)[0]
         for s in cf.services_of(MODEL, "cart").values()
-    }, "a bridge serves no cart"
+    }, "a bridge is no cart's primary"
 
 
 def test_the_seeder_fills_exactly_the_carts_databases():

@@ -341,7 +341,8 @@ def test_the_image_layout_serves_the_cart_ui(wheel, tmp_path):
     model = cf.resolved()
     cart_name = sorted(cf.services_of(model, "cart"))[0]
     cart_service = model["services"][cart_name]
-    bridge_service = model["services"][cf.url_host_port(cf.environment(cart_service)["BRIDGE_URL"])[0]]
+    bridge_name = cf.url_host_port(cf.environment(cart_service)["BRIDGE_URLS"].split(",")[0])[0]  # its primary
+    bridge_service = model["services"][bridge_name]
     relay, ui = free_port(), free_port()
     base = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
     base |= {"PYTHONPATH": str(site), "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
@@ -370,12 +371,11 @@ def test_the_image_layout_serves_the_cart_ui(wheel, tmp_path):
         **cf.container_environment(cart_service),
         "UI_HOST": "127.0.0.1",
         "UI_PORT": str(ui),
-        "BRIDGE_URL": f"http://127.0.0.1:{relay}",
+        "BRIDGE_URLS": f"http://127.0.0.1:{relay}",
         "MONGO_URL": "",
         "UI_WEB_DIR": str(web),
         "DATA_DIR": str(tmp_path / "cart"),
     }
-    bridge_name = cf.url_host_port(cf.environment(cart_service)["BRIDGE_URL"])[0]
     folders = {bridge_name: tmp_path / "bridge", cart_name: tmp_path / "cart"}
     for words in cf.enrolment_commands(model, tmp_path / "authority", folders):
         done = subprocess.run(

@@ -1,4 +1,5 @@
-"""The compose networks mirror NAT: each cart reaches its own bridge and mongo, and nothing else.
+"""The compose networks mirror NAT: each cart reaches the bridges (BRIDGE_URLS: it fails over between them) and
+mongo, and nothing else; no cart reaches another.
 
 Containers do not route between their networks (the file sets net.ipv4.ip_forward=0 on every
 multi-homed service), so what a container can reach is exactly the services it shares a network
@@ -30,19 +31,18 @@ def check_nat_layout(model: dict) -> None:
 
     for cart in sorted(carts):
         own = cf.networks_of(services[cart])
-        bridge = cf.url_host_port(cf.environment(services[cart])["BRIDGE_URL"])[0]
+        mine = {cf.url_host_port(url)[0] for url in cf.environment(services[cart])["BRIDGE_URLS"].split(",")}
+        assert mine == bridges, f"{cart} must be given every bridge to fail over to, has {mine}"
         uplinks = [n for n in own if cf.is_internal(model, n) and nets[n] & bridges]
-        assert len(uplinks) == 1, f"{cart} must sit on exactly one internal network with a bridge, has {uplinks}"
-        assert nets[uplinks[0]] == {cart, bridge}, (
-            f"{cart}'s uplink {uplinks[0]} must hold only {cart} and {bridge}: {nets[uplinks[0]]}"
+        assert len(uplinks) == 1, f"{cart} must sit on exactly one internal network with the bridges, has {uplinks}"
+        assert nets[uplinks[0]] == {cart, *mine}, (
+            f"{cart}'s uplink {uplinks[0]} must hold only {cart} and {sorted(mine)}: {nets[uplinks[0]]}"
         )
         for net in own:
             others = nets[net] - {cart}
             assert not others & carts, f"{cart} shares {net} with another cart: {others & carts}"
             if cf.is_internal(model, net):
-                assert others <= {bridge, "mongo"}, (
-                    f"{cart}'s internal network {net} also holds {others - {bridge, 'mongo'}}"
-                )
+                assert others <= {*mine, "mongo"}, f"{cart}'s internal network {net} also holds {others - mine}"
             else:
                 # Only there so the UI port can be published (Docker publishes nothing on internal-only containers).
                 assert not others, f"{cart}'s non-internal network {net} is shared with {others}"
@@ -50,17 +50,21 @@ def check_nat_layout(model: dict) -> None:
                 assert str(opts.get(MASQUERADE)).lower() == "false", (
                     f"{cart}'s published network {net} must not masquerade (no way out)"
                 )
-        assert neighbours(cart) == {bridge, "mongo"}, (
-            f"{cart} can reach {neighbours(cart)}, not just {bridge} and mongo"
+        assert neighbours(cart) == {*mine, "mongo"}, (
+            f"{cart} can reach {neighbours(cart)}, not just the bridges and mongo"
         )
 
     for bridge in bridges:
         assert not neighbours(bridge) & {"mongo", "seed"}, f"{bridge} can reach the database"
-    shared = [n for n, group in nets.items() if bridges <= group]
-    assert shared and all(not cf.is_internal(model, n) for n in shared), (
-        f"the bridges need a shared (public) network: {shared}"
+    public = [n for n, group in nets.items() if group == bridges]
+    assert public and all(not cf.is_internal(model, n) for n in public), (
+        f"the bridges need a shared (public) network of their own: {public}"
     )
-    assert all(not group & carts for n, group in nets.items() if n in shared), "a cart sits on the bridges' network"
+    for net, group in nets.items():
+        if group & bridges and group & carts:
+            assert cf.is_internal(model, net) and len(group & carts) == 1, (
+                f"{net} holds bridges and carts {sorted(group & carts)}: only one cart's internal uplink may"
+            )
     assert not any(len(group & carts) > 1 for group in nets.values()), "two carts share a network"
 
     for name in {"mongo", "seed"}:
@@ -81,7 +85,7 @@ def check_nat_layout(model: dict) -> None:
             )
 
 
-def test_each_cart_reaches_only_its_bridge_and_mongo():
+def test_each_cart_reaches_only_the_bridges_and_mongo():
     check_nat_layout(cf.resolved())
 
 

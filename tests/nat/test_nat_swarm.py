@@ -4,7 +4,7 @@ and no cart can dial another.
 The services of docker-compose.yml (2 bridges, 3 carts) run as real `fedcart bridge` / `fedcart node`
 processes, each in its own network namespace; every cart sits behind its own masquerading router
 namespace (natlab.py has the addresses and rules). Each process gets its compose service's container
-environment (.env from .env.example under `environment:`), so BRIDGE_URL, PUBLIC_URL, BRIDGE_BOOTSTRAP,
+environment (.env from .env.example under `environment:`), so BRIDGE_URLS, PUBLIC_URL, BRIDGE_BOOTSTRAP,
 HOST/UI_HOST and the ports are the compose file's, with the service names resolving through per-namespace
 hosts files. What differs from the containers: DATA_DIR (a temp folder), no MONGO_URL (no mongod here:
 the embedded store, seeded as `fedcart swarm` seeds it), UI_WEB_DIR (the checkout's web/) and a short
@@ -227,7 +227,7 @@ async def test_rounds_through_bridges_while_carts_cannot_reach_each_other(lab_av
                 ),
             )
 
-        # Out through the NAT: every cart reaches its bridge at the compose BRIDGE_URL, name and all, over TLS
+        # Out through the NAT: every cart reaches its primary bridge at the compose BRIDGE_URLS, name and all, over TLS
         # verified against the swarm CA its enrolment wrote (the certificate is for the bridge's service name).
         reach = await until_all(
             lab,
@@ -235,14 +235,14 @@ async def test_rounds_through_bridges_while_carts_cannot_reach_each_other(lab_av
                 lab.probe(
                     lab.namespace(cart),
                     "up",
-                    cf.environment(MODEL["services"][cart])["BRIDGE_URL"] + "/health",
+                    cf.environment(MODEL["services"][cart])["BRIDGE_URLS"].split(",")[0] + "/health",
                     60,
                     folder / "tls" / "ca.pem",
                     timeout=70,
                 )
                 for cart, folder in zip(CARTS, cart_dirs)
             ],
-            "the bridges to answer /health at BRIDGE_URL from inside the carts' namespaces",
+            "the bridges to answer /health at BRIDGE_URLS from inside the carts' namespaces",
         )
         assert all(r["ok"] for r in reach), f"a cart cannot reach its bridge through its NAT: {reach}\n{lab.logs()}"
 

@@ -55,10 +55,13 @@ def enrol(data_dir: Path, role: Role = "bridge") -> Path:
     return data_dir
 
 
-def new_client(bridge: Bridge | str, identity: Identity | None = None, **options: object) -> BridgeClient:
-    """A BridgeClient (not started) of a freshly enrolled cart."""
+def new_client(
+    bridge: Bridge | str | list[Bridge | str], identity: Identity | None = None, **options: object
+) -> BridgeClient:
+    """A BridgeClient (not started) of a freshly enrolled cart; given a list of bridges, it fails over along it."""
     identity = identity or Identity.generate()
-    return BridgeClient(identity, url_of(bridge), certificate(identity), **options)
+    urls = [url_of(b) for b in bridge] if isinstance(bridge, list) else url_of(bridge)
+    return BridgeClient(identity, urls, certificate(identity), **options)
 
 
 def bridge_settings(data_dir: Path, bootstrap: str = "", **overrides: object) -> BridgeSettings:
@@ -159,7 +162,7 @@ def url_of(bridge: Bridge | str) -> str:
 
 @contextlib.asynccontextmanager
 async def cart(
-    bridge: Bridge | str, identity: Identity | None = None, **options: object
+    bridge: Bridge | str | list[Bridge | str], identity: Identity | None = None, **options: object
 ) -> AsyncIterator[BridgeClient]:
     """A connected BridgeClient; closed (with Bye) at the end."""
     options.setdefault("backoff", FAST_BACKOFF)

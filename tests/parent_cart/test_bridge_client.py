@@ -1,5 +1,5 @@
 """BridgeClient on its own: backoff, reconnecting to a bridge that comes back, failing fast while it is gone,
-and the real `fedcart bridge` process shutting down gracefully on SIGTERM."""
+failing over along its list of bridges, and the real `fedcart bridge` process shutting down gracefully on SIGTERM."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import asyncio
 import os
 import re
 import signal
+import socket
 
 import pytest
-from bridgekit import DEADLINE, cart, enrol, new_client, raw_cart, until, within
+from bridgekit import DEADLINE, FAST_BACKOFF, cart, certificate, enrol, new_client, raw_cart, until, within
 
-from cartnet import frames
-from cartnet.client import Backoff, NotConnected
-from cartnet.handshake import MAX_FRAME, receive_control
+from cartnet import frames, presence
+from cartnet.client import Backoff, BridgeClient, NotConnected
+from cartnet.handshake import MAX_FRAME, AdmissionRefused, receive_control, ws_url
 from cartnet.identity import Identity
 from cartnet.messages import Bye, Heartbeat, PeersRequest, TransferManifest
 from cartnet.transfer import TransferError
@@ -139,3 +140,61 @@ async def test_a_full_bridge_turns_carts_away_for_now_not_for_good(swarm):
         finally:
             await waiting.close()
     assert bridge.metrics.registry.get_sample_value("fedcart_bridge_rejects_total", {"reason": "bridge_full"}) >= 1
+
+
+# --- failover between bridges (issue 14, finding 10) -------------------------------------------------
+
+
+async def test_a_cart_fails_over_to_its_next_bridge_when_its_bridge_dies_and_announces_itself_there(swarm):
+    b1 = await swarm.add_bridge()
+    b2 = await swarm.add_bridge()
+    async with cart([b1.url, b2.url]) as a, cart(b2) as b:
+        assert a.bridge_id == b1.node_id, "the primary, first in the list, is dialed first"
+        await a.announce(ready=True, task="recommend")
+        await b1.stop("dying")
+        await within(a.disconnected.wait(), "A noticing that its bridge went away")
+        await within(a.connected.wait(), "A being admitted by its second bridge")
+        assert a.bridge_id == b2.node_id and a.url == ws_url(b2.url) and a.sessions == 2
+        await until(lambda: a.node_id in b2.directory.presences, "A never announced itself on bridge 2", b2)
+        record = b2.directory.presences[a.node_id].record
+        assert record.bridge_id == b2.node_id and record.ready and record.task == "recommend", record
+        await b.send_message(a.node_id, Heartbeat(seq=3))
+        assert (await within(a.inbox.get(), "B reaching A on its new bridge")).message == Heartbeat(seq=3)
+
+
+async def test_a_refused_dial_moves_on_to_the_next_bridge_at_once(swarm):
+    bridge = await swarm.add_bridge()
+    with socket.socket() as probe:  # a port nothing listens on: the dial is refused
+        probe.bind(("127.0.0.1", 0))
+        nobody = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    # a second failed dial before the good bridge would cost 25 s or more: only moving on at once gets in within DEADLINE
+    slow_after_one_pass = Backoff(initial=0.05, maximum=60.0, factor=1000.0)
+    async with cart([nobody, bridge.url], backoff=slow_after_one_pass) as a:
+        assert a.bridge_id == bridge.node_id and a.url == ws_url(bridge.url)
+        assert a.sessions == 1
+
+
+async def test_a_certificate_refusal_rules_out_that_bridge_only_until_every_bridge_said_it(swarm):
+    """A bridge that refuses the cart's token is not dialed again while another admits it; a certificate every
+    bridge refuses (expired) ends the client after one pass over the list, not at the first bridge's word."""
+    picky = await swarm.add_bridge(swarm_token="an-extra-secret-for-b1")
+    other = await swarm.add_bridge()
+    async with cart([picky.url, other.url], swarm_token="not-the-extra-secret") as a:
+        assert a.bridge_id == other.node_id
+        assert list(a.refused_by) == [ws_url(picky.url)], a.refused_by
+        assert "wrong swarm token" in a.refused_by[ws_url(picky.url)].reason
+        assert a.failure is None and not a.closed.is_set()
+        await other.stop("dying")
+        await within(a.disconnected.wait(), "A noticing that its only admitting bridge went away")
+        assert not a.closed.is_set(), "a bridge that is down has not refused anyone: keep dialing it"
+    third = await swarm.add_bridge()
+    identity = Identity.generate()
+    expired = certificate(identity, days=1, now=presence.now_ms() - 3 * 24 * 3600 * 1000)
+    late = BridgeClient(identity, [picky.url, third.url], expired, backoff=FAST_BACKOFF)
+    await late.start()
+    try:
+        with pytest.raises(AdmissionRefused, match="certificate expired"):
+            await late.wait_connected(DEADLINE)
+    finally:
+        await late.close()
+    assert late.sessions == 0 and set(late.refused_by) == {ws_url(picky.url), ws_url(third.url)}, late.refused_by

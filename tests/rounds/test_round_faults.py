@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import os
+import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,14 +23,21 @@ import numpy as np
 import pytest
 
 from cartnet import e2e, frames, weights
+from cartnet.authority import ensure_enrolled
 from cartnet.messages import Message, TransferManifest, UpdateDeclined, UpdateRequest
 from cartnet.peers import sign_request
 from cartnet.transfer import Received, build_manifest
 from child_cart.node import CartNode
+from child_cart.rounds import settings as round_settings
 from child_cart.rounds.exchange import ANSWERS_PER_PEER, UPDATE_PURPOSE, UpdateExchange
-from fedcart.inprocess import local_authority, run_round, start_carts
+from child_cart.settings import CartSettings
+from child_cart.store import open_store
+from child_cart.synth import shoppers as synth
+from fedcart.inprocess import local_authority, run_round, start_bridges, start_carts
+from fedcart.local_swarm import bridge_argv
 from parent_cart.bridge import Bridge
 
+from . import swarmkit
 from .swarmkit import TestSwarm as Swarm
 from .swarmkit import swarm
 
@@ -256,3 +264,83 @@ async def test_round_survives_a_bridge_restart(tmp_path):
         assert await again.directory.wait_until(lambda: len(again.directory.members()) == 3, 30)
         records = await run_round(s.nodes)
     assert all(len(r.peers_answered) == 2 for r in records)
+
+
+async def _bridge_process(root: Path, bootstrap: str) -> tuple[asyncio.subprocess.Process, str, str]:
+    """A real `fedcart bridge` process in the swarm under `root`: (the process, its node id, its relay URL)."""
+    data_dir = root / "bridge-process"
+    ensure_enrolled(local_authority(root), data_dir, "bridge")
+    env = {**os.environ, "SWARM_TOKEN": "", "LOG_LEVEL": "WARNING", "REFRESH_INTERVAL": "2", "DHT_TIMEOUT": "0.5"}
+    proc = await asyncio.create_subprocess_exec(
+        *bridge_argv(data_dir, bootstrap=bootstrap),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**env, "COLUMNS": "300"},
+        cwd=root,
+    )
+    while line := await asyncio.wait_for(proc.stdout.readline(), DEADLINE):
+        if found := re.search(r"bridge ([0-9a-f]{40}) relay (\S+) dht", line.decode()):
+            return proc, found[1], found[2]
+    raise AssertionError("the bridge process exited before it announced itself")
+
+
+async def _drain(stream: asyncio.StreamReader) -> None:
+    while await stream.readline():
+        pass
+
+
+async def test_a_killed_bridge_costs_its_carts_at_most_one_round(tmp_path):
+    """Issue 14, finding 10. Bridge 0 is a real process, bridge 1 runs here; every cart is given both bridges,
+    its primary first (carts 0 and 2: bridge 0). Bridge 0 is SIGKILLed in the middle of a round: its carts are
+    admitted by bridge 1 within the deadline, and the next round completes on every cart through bridge 1."""
+    [b1] = await start_bridges(1, tmp_path)
+    proc, b0_id, b0_url = await _bridge_process(tmp_path, f"127.0.0.1:{b1.dht_port}")
+    drain = asyncio.create_task(_drain(proc.stdout))
+    nodes: list[CartNode] = []
+    try:
+        assert await b1.directory.wait_until(lambda: b0_id in b1.links.ids(), DEADLINE), "the bridges never linked"
+        data = synth.generate(swarmkit.CATALOGUE, 200, 3, 1, 1.0)
+        for index, rows in enumerate(data):
+            urls = [b0_url, b1.url] if index % 2 == 0 else [b1.url, b0_url]
+            settings = CartSettings(_env_file=None, data_dir=tmp_path / f"cart-{index}", bridge_urls=urls)
+            ensure_enrolled(local_authority(tmp_path), settings.data_dir, "cart")
+            store = open_store(settings.data_dir)
+            synth.fill_store(store, rows)
+            round_settings.save(store, {"k": 2, "local_epochs": 2, "peer_timeout": PEER_TIMEOUT})
+            nodes.append(CartNode(settings, store=store, publish=False))
+            await nodes[-1].start(scheduled_rounds=False)
+        await asyncio.wait_for(asyncio.gather(*(node.client.wait_connected() for node in nodes)), DEADLINE)
+        assert await b1.directory.wait_until(lambda: len(b1.directory.members()) == 3, DEADLINE), "not all listed"
+        first = await asyncio.wait_for(run_round(nodes), DEADLINE)
+        assert all(len(r.peers_answered) == 2 for r in first), [r.skipped for r in first]
+        assert {bridge for r in first for bridge in r.bridges} == {b0_id, b1.node_id}
+
+        trained = asyncio.Barrier(len(nodes))
+
+        async def kill_bridge_0_once_all_trained() -> None:
+            if await trained.wait() == 0:
+                proc.kill()
+
+        during = asyncio.gather(
+            *(node.engine.run_round(after_training=kill_bridge_0_once_all_trained) for node in nodes),
+            return_exceptions=True,
+        )
+        await asyncio.wait_for(during, DEADLINE)  # this round may be lost to the kill: it only has to end
+        everyone = {node.node_id for node in nodes}
+        moved = await b1.directory.wait_until(lambda: everyone <= set(b1.directory.local), DEADLINE)
+        assert moved, f"bridge 0's carts were not admitted by bridge 1 within {DEADLINE}s"
+        assert await b1.directory.wait_until(lambda: len(b1.directory.members()) == 3, DEADLINE), "not announced"
+        assert [node.client.sessions for node in nodes] == [2, 1, 2], "only bridge 0's carts moved, once"
+        after = await asyncio.wait_for(run_round(nodes), DEADLINE)
+    finally:
+        for node in nodes:
+            await node.stop()
+        await b1.stop()
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+        drain.cancel()
+    for record in after:
+        assert len(record.peers_answered) == 2, record.skipped
+        assert record.bridges == [b1.node_id], record.bridges
+        assert record.aggregated, "the round after the kill aggregated its peers' updates"
