@@ -240,9 +240,14 @@ class Masker:
             if peer != own_id
         }
         self._self_seed = secrets.token_bytes(SEED)
+        self._masked = False
         self._revealed: Reveal | None = None
 
     def mask(self, values: npt.ArrayLike) -> MaskedUpdate:
+        """The masked update, once: two vectors under the same masks would give away their difference."""
+        if self._masked:
+            raise SecAggError("this member already masked an update for this cohort: masks are never reused")
+        self._masked = True
         fixed, clipped = self.quantizer.encode(values)
         total = fixed.copy()
         total += expand(self._self_seed, fixed.size)
@@ -292,6 +297,10 @@ class Unmasker:
             raise SecAggError(f"{update.sender}'s update was masked for another cohort")
         if update.sender in self.updates:
             raise SecAggError(f"{update.sender} already sent its update")
+        if update.values.dtype != np.uint32 or update.values.ndim != 1 or update.values.size == 0:
+            raise SecAggError(f"{update.sender}'s update is not a non-empty vector of uint32")
+        if any(len(value) != SEED for value in update.commitments.values()):
+            raise SecAggError(f"{update.sender}'s commitments are not {SEED} bytes each")
         if set(update.commitments) != members:
             raise SecAggError(f"{update.sender}'s update does not commit to one seed per cohort member")
         sizes = {other.values.size for other in self.updates.values()}

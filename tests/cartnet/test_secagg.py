@@ -190,6 +190,8 @@ def test_refusals() -> None:
     other_cohort, _ = make_cohort(3, "req-2")
     with pytest.raises(SecAggError, match="another cohort"):
         Unmasker(other_cohort, QUANT).add(MaskedUpdate(**{**update.__dict__, "sender": other_cohort.members[0]}))
+    with pytest.raises(SecAggError, match="not a non-empty vector"):
+        unmasker.add(dataclasses.replace(update, values=update.values.astype(np.int64)))
     unmasker.add(update)
     with pytest.raises(SecAggError, match="already sent"):
         unmasker.add(update)
@@ -202,3 +204,12 @@ def test_encoding_wraps_and_decodes_signed_values() -> None:
     assert clipped == 1
     assert int(fixed[0]) == MODULUS - 2**16
     assert np.allclose(QUANT.decode_sum(fixed), [-1.0, 0.5, 4.0])
+
+
+def test_a_member_masks_once_so_no_two_vectors_share_masks() -> None:
+    cohort, ids = make_cohort(3)
+    member = cohort.members[0]
+    masker = Masker(cohort, member, ids[member].kx_key, QUANT)
+    masker.mask(np.zeros(10))
+    with pytest.raises(SecAggError, match="never reused"):
+        masker.mask(np.ones(10))
