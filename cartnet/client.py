@@ -488,7 +488,6 @@ class BridgeClient:
         log.error("%s: %s; trying the other bridges", self.node_id[:8], self.last_error)
         return False
 
-
     def _unreachable(self, exc: BaseException) -> None:
         """Log why the bridge could not be reached: a TLS failure as an error, once per new reason."""
         problem = tls.explain(exc, self.url)
