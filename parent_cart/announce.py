@@ -212,7 +212,7 @@ class Announcer:
             return None
         found = await self.dht.believed(records.cart_key(node_id))
         entry = found.entry if found is not None else None
-        record = entry.record if entry is not None else None
+        record = entry.record if isinstance(entry, records.CartEntry) else None
         if (
             isinstance(entry, records.CartEntry)
             and isinstance(record, PresenceRecord)
@@ -268,5 +268,5 @@ class Announcer:
 
 
 def _linked_of(believed: records.Believed) -> list[str]:
-    record = believed.entry.record
+    record = believed.record
     return list(record.linked) if isinstance(record, records.BridgeRecord) else []

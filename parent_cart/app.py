@@ -31,6 +31,7 @@ def build(bridge: Bridge) -> web.Application:
     app.router.add_get("/metrics", routes.metrics)
     app.router.add_get("/models/latest", routes.model)
     app.router.add_get("/models/latest.json", routes.model_meta)
+    app.router.add_get("/models/{sha256:[0-9a-f]{64}}", routes.model_by_digest)
     app.router.add_get("/pairing", routes.pairing)
     app.router.add_get("/pairing.svg", routes.pairing_qr)
     return app
@@ -75,6 +76,14 @@ class _Routes:
             "Content-Disposition": f'attachment; filename="{meta.filename}"',
         }
         return web.FileResponse(self.bridge.models.path(meta), headers=headers)
+
+    async def model_by_digest(self, request: web.Request) -> web.StreamResponse:
+        """The served model's bytes by SHA-256, for bridges agreeing on the newest model (parent_cart.agreement);
+        404 when this bridge does not serve that model (the fetcher checks the bytes against the signed digest)."""
+        path = self.bridge.models.file_of(request.match_info["sha256"])
+        if path is None:
+            return web.json_response({"error": "no such model here"}, status=404)
+        return web.FileResponse(path, headers={"Content-Type": "application/octet-stream"})
 
     async def model_meta(self, _request: web.Request) -> web.Response:
         """The newest model's signed manifest, signature and certificate, and its fields (cartnet.phone_models)."""

@@ -34,8 +34,10 @@ from cartnet import frames, tls
 from cartnet.certificates import Certificate
 from cartnet.identity import Identity
 from cartnet.messages import Bye, PresenceRecord, RevocationList
+from cartnet.phone_models import PublishedModel
 from cartnet.transfer import TransferHub, TransferLimits
 from parent_cart import app, records
+from parent_cart.agreement import ModelAgreement
 from parent_cart.announce import Announcer
 from parent_cart.dht import Dht
 from parent_cart.directory import Directory
@@ -110,6 +112,7 @@ class Bridge:
             self.membership.certificate,
             self._cart_certificate,
         )
+        self.agreement = ModelAgreement(self.models, self.dht, self.links, self._peer_urls, settings.link_timeout)
         self.sessions = CartSessions(
             self.identity, settings, self.directory, self.relay, self.hub, self.metrics, self._joined, self._left
         )
@@ -159,6 +162,7 @@ class Bridge:
             asyncio.create_task(self._announce()),
             asyncio.create_task(self._intake()),
             asyncio.create_task(self._watch_membership()),
+            asyncio.create_task(self._agree()),
         ]
         log.info(
             "bridge %s: relay %s, DHT udp/%d, %d DHT contacts",
@@ -260,6 +264,33 @@ class Bridge:
             await asyncio.wait_for(self._stop.wait(), self.settings.refresh_interval)
         await self.announcer.run(self._stop)
 
+    async def _agree(self) -> None:
+        """Every refresh interval: serve the newest model the bridges agreed on in the DHT (parent_cart.agreement)."""
+        while not self._stop.is_set():
+            try:
+                await self.agreement.sync()
+            except Exception:  # noqa: BLE001 - one failed round must not end the agreement
+                log.exception("model agreement round failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.settings.refresh_interval)
+
+    async def _publish_model(self, meta: PublishedModel) -> None:
+        await self.agreement.publish(meta)
+
+    def _peer_urls(self) -> list[str]:
+        """Relay URLs of the linked bridges (the link's own, else what the directory or the DHT says)."""
+        urls = []
+        for bridge_id in self.links.ids():
+            link = self.links.current(bridge_id)
+            believed = self.announcer.bridges.get(bridge_id)
+            record = believed.record if believed is not None else None
+            urls.append(
+                (link.url if link is not None else "")
+                or self.directory.bridge_urls.get(bridge_id, "")
+                or (record.relay_url if isinstance(record, records.BridgeRecord) else "")
+            )
+        return urls
+
     async def _watch_membership(self) -> None:
         """Every refresh interval: pick up a revocation list dropped in the data dir, drop who no longer belongs."""
         while not self._stop.is_set():
@@ -312,8 +343,12 @@ class Bridge:
         while True:
             received = await self.hub.received.get()
             try:
-                if await self.models.save(received):
+                meta = await self.models.save(received)
+                if meta is not None:
                     self.metrics.models.inc()
+                    task = asyncio.create_task(self._publish_model(meta))
+                    self._sweeps.add(task)
+                    task.add_done_callback(self._sweeps.discard)
             except (ModelError, OSError) as exc:
                 log.error("could not store the model from %s: %s", received.peer[:8], exc)
 

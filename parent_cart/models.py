@@ -153,6 +153,47 @@ class ModelStore:
         )
         return meta
 
+    async def adopt(self, signed: SignedModel, data: bytes) -> PublishedModel | None:
+        """Serve a model another bridge accepted (agreed in the DHT, parent_cart.agreement) once it verifies like an
+        upload (signature, certificate, not from the future; the bytes' hash and LiteRT's view) and is still newer
+        than the one served by (version, sha256); returns it, or None when it is not newer. ModelError otherwise."""
+        try:
+            model = phone_models.verify(
+                signed,
+                self.trust.swarm.public_key,
+                self.clock(),
+                revocations=self.trust.revocations,
+                max_skew_ms=self.max_skew_ms,
+            )
+            if len(data) > self.max_bytes:
+                raise ModelRefused("size", f"model of {len(data)} bytes exceeds the {self.max_bytes}-byte limit")
+            await asyncio.to_thread(phone_models.check_model, data, model)
+        except ModelRefused as exc:
+            raise ModelError(self._refuse(exc.code, f"agreed model refused: {exc}")) from None
+        meta = PublishedModel.of(signed, model)
+        async with self._lock:
+            if not self.older_than(meta.version, meta.sha256):
+                return None
+            await asyncio.to_thread(self._write, meta, [data])
+            self.latest = meta
+            self._published.set()
+            self._published = asyncio.Event()
+        log.info("serving agreed model v%d (sha256 %s) of cart %s", meta.version, meta.sha256[:12], meta.publisher[:8])
+        return meta
+
+    def older_than(self, version: int, sha256: str) -> bool:
+        """True when the model served (if any) loses to (version, sha256): the swarm-wide order of models."""
+        latest = self.latest
+        return latest is None or (latest.version, latest.sha256) < (version, sha256)
+
+    def file_of(self, sha256: str) -> Path | None:
+        """The file of the model served, if its SHA-256 is `sha256` (what a peer bridge fetches)."""
+        latest = self.latest
+        if latest is None or latest.sha256 != sha256:
+            return None
+        path = self.path(latest)
+        return path if path.is_file() else None
+
     def verified(self, peer: str, manifest: TransferManifest) -> ModelManifest:
         """The upload's model manifest, signed by `peer` (a certified cart of this swarm) and not from the future;
         ModelError with the reason otherwise."""

@@ -9,6 +9,11 @@ an *entry*: a record signed by its owner plus the owner's swarm certificate, che
   (cartnet.presence; its withdrawal too) and the cart's certificate (role cart).
 * `fedcart/bridge/<bridge id>` a BridgeEntry: the bridge's signed BridgeRecord (its relay
   URL and the bridges it is linked with) and the bridge's certificate (role bridge).
+* `fedcart/model/<task>`      a ModelEntry: the newest accepted phone model of a task, as
+  its publishing cart signed it (cartnet.phone_models: the manifest's exact bytes, the
+  cart's signature, its certificate, role cart). Any bridge that accepted the model may
+  store it; the one kept is the highest (version, sha256), so concurrent publications
+  settle on the same model everywhere. It holds until the publisher's certificate expires.
 
 The check, in order of cost: at most MAX_VALUE_BYTES of JSON in the shape of an entry;
 stored under the key derived from the owner's node id; node id = SHA-1 of the record's
@@ -46,7 +51,7 @@ from typing import Annotated, Literal
 from kademlia.utils import digest
 from pydantic import Field, TypeAdapter, ValidationError
 
-from cartnet import certificates, presence
+from cartnet import certificates, phone_models, presence
 from cartnet.certificates import Certificate, CertificateError, RevocationList, SwarmKey
 from cartnet.identity import Identity, node_id_of, verify_signature
 from cartnet.messages import Key32, Message, NodeId, PresenceRecord, Signature
@@ -55,6 +60,7 @@ log = logging.getLogger(__name__)
 
 CART_PREFIX = "fedcart/cart/"
 BRIDGE_PREFIX = "fedcart/bridge/"
+MODEL_PREFIX = "fedcart/model/"
 MAX_VALUE_BYTES = 7 * 1024
 """kademlia's rpcudp refuses a request over 8 KB (name, ids and value included); stay well below."""
 MAX_LINKED = 32
@@ -115,7 +121,22 @@ class BridgeEntry(Message):
     certificate: Certificate
 
 
-Entry = CartEntry | BridgeEntry
+class ModelEntry(Message):
+    """The DHT value under a task's model key: the publisher-signed model manifest (base64 of its exact bytes),
+    the publisher's signature over it, and the publisher's certificate (the one the manifest names)."""
+
+    type: Literal["model_entry"] = "model_entry"
+    manifest: Annotated[str, Field(max_length=MAX_VALUE_BYTES)]
+    signature: Annotated[str, Field(max_length=128)]
+    certificate: Certificate
+
+    @property
+    def signed(self) -> phone_models.SignedModel:
+        """ModelRefused('malformed') when the base64 is not."""
+        return phone_models.SignedModel.from_base64(self.manifest, self.signature)
+
+
+Entry = CartEntry | BridgeEntry | ModelEntry
 _adapter: TypeAdapter[Entry] = TypeAdapter(Annotated[Entry, Field(discriminator="type")])
 
 
@@ -125,6 +146,14 @@ def cart_key(node_id: str) -> str:
 
 def bridge_key(bridge_id: str) -> str:
     return BRIDGE_PREFIX + bridge_id
+
+
+def model_key(task: str) -> str:
+    return MODEL_PREFIX + task
+
+
+def model_entry(signed: phone_models.SignedModel, certificate: Certificate) -> ModelEntry:
+    return ModelEntry(manifest=signed.manifest_b64, signature=signed.signature_b64, certificate=certificate)
 
 
 def encode(entry: Entry) -> str:
@@ -226,17 +255,26 @@ class Believed:
     entry: Entry
     expires_ms: int
     """The earlier of the record's expiry and its certificate's."""
+    model: phone_models.ModelManifest | None = None
+    """A ModelEntry's verified manifest (None for every other kind)."""
 
     @property
     def owner(self) -> str:
         return self.entry.certificate.node_id
 
     @property
-    def record(self) -> PresenceRecord | BridgeRecord:
-        return self.entry.record
+    def record(self) -> PresenceRecord | BridgeRecord | None:
+        return None if isinstance(self.entry, ModelEntry) else self.entry.record
 
     def fresher_than(self, other: Believed) -> bool:
-        """True when this is the owner's later word than `other` (same key, so same owner and kind)."""
+        """True when this is the owner's later word than `other` (same key, so same owner and kind); for a
+        task's model, the higher (version, sha256), whoever published it."""
+        if self.model is not None or other.model is not None:
+            if self.model is None or other.model is None:
+                return self.model is not None
+            return (self.model.version, self.model.sha256) > (other.model.version, other.model.sha256)
+        if isinstance(self.entry, ModelEntry) or isinstance(other.entry, ModelEntry):
+            return False
         new, old = self.entry.record, other.entry.record
         if isinstance(new, PresenceRecord) and isinstance(old, PresenceRecord):
             return presence.supersedes(new, old)
@@ -348,6 +386,8 @@ class Verifier:
             return "no_certificate" if _lacks_certificate(raw) else "malformed"
         if self.swarm is None:
             return "not_enrolled"
+        if isinstance(entry, ModelEntry):
+            return self._verify_model(dkey, raw, entry, self.swarm)
         reason = self._cheap_problem(dkey, entry)
         if reason:
             return reason
@@ -373,7 +413,36 @@ class Verifier:
             return "bad_signature"
         return Believed(raw, entry, min(record.expires_ms, entry.certificate.not_after_ms))
 
-    def _cheap_problem(self, dkey: bytes, entry: Entry) -> str | None:
+    def _verify_model(self, dkey: bytes, raw: str, entry: ModelEntry, swarm: SwarmKey) -> Believed | str:
+        """A task's model entry: canonical manifest under its task's key, naming the certificate that comes with it,
+        a current cart certificate of this swarm, the publisher's signature, a version not from the future."""
+        try:
+            manifest = phone_models.parse(entry.signed.manifest)
+        except phone_models.ModelRefused:
+            return "malformed"
+        if digest(model_key(manifest.task)) != dkey:
+            return "wrong_key"
+        if manifest.certificate != entry.certificate or manifest.publisher != entry.certificate.node_id:
+            return "id_mismatch"
+        now = presence.now_ms()
+        if manifest.version > now + CLOCK_SKEW_MS:
+            return "from_future"
+        if manifest.publisher in self._revoked:
+            return "revoked"
+        self.verifications += 1
+        try:
+            certificates.verify(entry.certificate, swarm.public_key, "cart", revocations=self.revocations)
+        except CertificateError as exc:
+            return exc.code if exc.code in ("revoked", "wrong_role") else f"certificate_{exc.code}"
+        try:
+            manifest = phone_models.verify(
+                entry.signed, swarm.public_key, now, revocations=self.revocations, max_skew_ms=CLOCK_SKEW_MS
+            )
+        except phone_models.ModelRefused as exc:
+            return "bad_signature" if exc.code == "bad_signature" else "malformed"
+        return Believed(raw, entry, entry.certificate.not_after_ms, manifest)
+
+    def _cheap_problem(self, dkey: bytes, entry: CartEntry | BridgeEntry) -> str | None:
         """Everything that needs no signature: key binding, ids, times, URL, revocation."""
         record = entry.record
         if isinstance(record, PresenceRecord):
