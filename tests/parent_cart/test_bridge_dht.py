@@ -16,11 +16,13 @@ from bridgekit import cart, until
 from kademlia.network import Server
 from kademlia.node import Node
 from kademlia.utils import digest
+from phonekit import manifest, tiny_tflite
 
 from cartnet import presence
 from cartnet.authority import Authority
 from cartnet.identity import Identity
 from cartnet.messages import PresenceRecord
+from cartnet.phone_models import sign
 from parent_cart import records
 from parent_cart.dht import Dht
 
@@ -241,3 +243,31 @@ async def test_a_carts_presence_is_published_on_arrival_and_withdrawn_on_departu
     await until(lambda: a.node_id not in b1.directory.local, "the cart never left", b1)
     await b1.announcer.settled()
     assert (await believed(b2.dht, key)).state == "gone"
+
+
+def test_model_entry_is_checked_once_against_its_task_key_certificate_signature_and_clock(authority, tmp_path):
+    """A task's agreed-model entry (parent_cart.agreement): the publisher's signed manifest under its task's key,
+    a current cart certificate of this swarm, not from the future, not revoked; verified once per value."""
+    verifier = records.Verifier(authority.swarm)
+    cart_id, key = Identity.generate(), digest(records.model_key("recommend"))
+    now, tflite = presence.now_ms(), tiny_tflite(seed=1)
+
+    def value(certificate=None, version=now):
+        certificate = certificate or authority.issue(cart_id.public_key, "cart")
+        signed = sign(cart_id, manifest(tflite, certificate, version))
+        return records.encode(records.model_entry(signed, certificate))
+
+    genuine = value()
+    believed_value = verifier.check(key, genuine)
+    assert isinstance(believed_value, records.Believed) and believed_value.model is not None
+    assert believed_value.model.version == now
+    assert verifier.check(key, genuine) is believed_value and verifier.verifications == 1
+    assert verifier.check(digest(records.model_key("iot-anomaly")), genuine) == "wrong_key"
+    assert verifier.check(key, value(version=now + 3_600_000)) == "from_future"
+    expired = authority.issue(cart_id.public_key, "cart", days=1, now=now - 3 * 86_400_000)
+    assert verifier.check(key, value(expired, version=now - 3 * 86_400_000 + 1000)) == "certificate_expired"
+    stranger = Authority.create(tmp_path / "other-authority").issue(cart_id.public_key, "cart")
+    assert verifier.check(key, value(stranger)) == "certificate_wrong_swarm"
+    assert verifier.check(key, value(authority.issue(cart_id.public_key, "bridge"))) == "wrong_role"
+    verifier.accept_revocations(authority.revoke([cart_id.node_id]))
+    assert verifier.check(key, genuine) == "revoked"
