@@ -1,8 +1,9 @@
 """Settings shared by every node kind: read from flags, environment and `.env`."""
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PUBLISHED_TOKENS = frozenset(
@@ -16,6 +17,8 @@ PUBLISHED_TOKENS = frozenset(
     }
 )
 """SWARM_TOKEN values printed in fedcart's own files (examples, old defaults, tests): known to anyone."""
+SECRET_WORDS = ("token", "secret", "password", "mongo_url")
+"""A setting whose name holds one of these may carry a secret: an error about it never repeats its value."""
 
 
 class NodeSettings(BaseSettings):
@@ -35,7 +38,13 @@ class NodeSettings(BaseSettings):
         "",
         description="Optional shared secret checked at admission on top of the certificate; empty = off",
     )
-    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="DEBUG, INFO, WARNING, ERROR")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, level: object) -> object:
+        """`LOG_LEVEL=debug` means DEBUG, as the logging module reads it."""
+        return level.strip().upper() if isinstance(level, str) else level
 
     @field_validator("tls_ca")
     @classmethod
@@ -58,3 +67,27 @@ class NodeSettings(BaseSettings):
         if token and len(token) < 8:
             raise ValueError("SWARM_TOKEN, when set, must be at least 8 characters (empty turns it off)")
         return token
+
+
+def describe_error(exc: ValidationError) -> str:
+    """A settings error as one line: each bad setting by its environment name, the value given and what is wrong.
+
+    `UI_PORT='abc': Input should be a valid integer; VAL_FRACTION=3: Input should be less than 1`. A rule over
+    several settings (no single field) reads as its own message. Values of secrets (tokens, passwords, database
+    URLs) are never repeated.
+    """
+    parts = []
+    for error in exc.errors(include_url=False):
+        message = " ".join(str(error["msg"]).removeprefix("Value error, ").split())
+        names = [str(part) for part in error["loc"]]
+        if not names:
+            parts.append(message)
+            continue
+        name = names[0].upper() + "".join(f"[{part}]" for part in names[1:])
+        shown = "input" in error and not isinstance(error["input"], dict) and not _secret(names[0])
+        parts.append(f"{name}={error['input']!r}: {message}" if shown else f"{name}: {message}")
+    return "; ".join(parts)
+
+
+def _secret(field: str) -> bool:
+    return any(word in field for word in SECRET_WORDS)

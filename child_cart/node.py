@@ -33,6 +33,9 @@ from child_cart.ui.server import UIServer, start_ui
 
 log = logging.getLogger(__name__)
 
+FIRST_ROUND_SECONDS = 3.0
+"""Wait between the bridge's first admission and the first scheduled round (the peers get listed meanwhile)."""
+
 
 class CartNode:
     def __init__(
@@ -78,12 +81,17 @@ class CartNode:
     def node_id(self) -> str:
         return self.identity.node_id
 
-    async def start(self, scheduled_rounds: bool = True, ui: bool = False) -> None:
-        """Connect to the bridge and start the message pumps, the round loop (unless driven from outside) and the UI."""
+    async def start(self, scheduled_rounds: bool = True, ui: bool | UIServer = False) -> None:
+        """Connect to the bridge and start the message pumps, the round loop (unless driven from outside) and the UI.
+
+        `ui`: True serves the UI on UI_PORT; a `UIServer` (the one `fedcart node` answers with while it loads)
+        gets the UI mounted. A saved model is on offer to peers from here on (`RoundEngine.offer_saved`)."""
         await self.client.start()
+        await self.engine.offer_saved()
         if ui:
             view = LiveNodeView(self, asyncio.get_running_loop())
-            self.ui = await asyncio.to_thread(start_ui, self.settings, self.store, self.bus, view)
+            server = ui if isinstance(ui, UIServer) else None
+            self.ui = await asyncio.to_thread(start_ui, self.settings, self.store, self.bus, view, server)
             log.info("cart UI at %s (admin: %s/admin)", self.ui.url, self.ui.url)
         loops = [self._pump_messages(), self._pump_transfers(), self._pump_undeliverable()]
         if scheduled_rounds:
@@ -116,11 +124,17 @@ class CartNode:
             self.exchange.fail_peer(notice.to, notice.reason)
 
     async def _round_loop(self) -> None:
-        """Run a round whenever the schedule says so (or `wake` is set), once connected."""
+        """Run a round whenever the schedule says so (or `wake` is set), once connected.
+
+        The first round comes FIRST_ROUND_SECONDS after the bridge first admitted us, not a whole schedule
+        later: the sooner a cart has trained, the sooner its peers' rounds find an update on offer."""
+        await self.client.connected.wait()
+        first = True
         while True:
             schedule = (await asyncio.to_thread(round_settings.load, self.store)).schedule_seconds
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), schedule)
+                await asyncio.wait_for(self.wake.wait(), min(schedule, FIRST_ROUND_SECONDS) if first else schedule)
+            first = False
             self.wake.clear()
             if not self.client.connected.is_set():
                 log.info("not connected to a bridge: round postponed")

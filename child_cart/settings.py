@@ -49,6 +49,12 @@ class CartSettings(NodeSettings):
         "",
         description="werkzeug hash of the admin password; empty = generate one at first start, log it once, keep its hash in data_dir/ui",
     )
+    ui_admin_password_hint: str = Field(
+        "",
+        max_length=300,
+        description="Where an admin finds the password, said on the login page (fedcart swarm sets it); "
+        "empty = said from how the password was set",
+    )
     ui_session_secret: str = Field(
         "", description="Signs UI session cookies; empty = a random secret kept in data_dir/ui"
     )

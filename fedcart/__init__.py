@@ -6,6 +6,7 @@ cart_cmd.py       `fedcart node`
 authority_cmd.py  `fedcart authority init | show`, `fedcart enrol`, `fedcart revoke`
 swarm_cmd.py      `fedcart swarm` (what `make run` runs)
 local_swarm.py    the local swarm as supervised child processes
+swarm_status.py   the local swarm's live status, polled from every node's HTTP API
 simulate_cmd.py   `fedcart simulate`
 simulation.py     federated vs centralized vs local-only on one machine
 inprocess.py      an in-process swarm (real bridges and CartNodes on one loop):

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from cartnet import logs
 from cartnet.certificates import CertificateError
+from cartnet.settings import describe_error
 from cartnet.tls import TLSError
 
 if TYPE_CHECKING:
@@ -52,7 +53,8 @@ def register(app: typer.Typer) -> None:
             settings = BridgeSettings.model_validate({key: value for key, value in flags.items() if value is not None})
             peers = settings.bootstrap_addresses()
         except (ValidationError, ValueError) as exc:
-            console.print(f"[red]invalid bridge settings:[/red] {exc}")
+            problem = describe_error(exc) if isinstance(exc, ValidationError) else str(exc)
+            console.print(f"[red]invalid bridge settings:[/red] {problem}", soft_wrap=True, highlight=False)
             raise typer.Exit(2) from None
         if logging.getLogger().level != logging.DEBUG:
             logs.configure(level=settings.log_level)

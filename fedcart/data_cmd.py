@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from cartnet.settings import describe_error
 from child_cart.settings import CartSettings
 
 log = logging.getLogger(__name__)
@@ -17,8 +19,12 @@ console = Console()
 
 
 def _settings(**flags: Any) -> CartSettings:
-    """Settings from .env and the environment, with the flags the user actually gave on top."""
-    return CartSettings(**{k: v for k, v in flags.items() if v is not None})
+    """Settings from .env and the environment, with the flags the user actually gave on top; a bad one ends the
+    command with one line that names it."""
+    try:
+        return CartSettings.model_validate({k: v for k, v in flags.items() if v is not None})
+    except ValidationError as exc:
+        raise _fail(f"invalid cart settings: {describe_error(exc)}", 2) from None
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:

@@ -25,6 +25,7 @@ from cartnet.messages import PeerInfo
 from child_cart.events import EventBus
 from child_cart.models.versions import ModelVersion, ModelVersions
 from child_cart.rounds import settings as round_settings
+from child_cart.rounds.accountant import dp_enabled
 from child_cart.rounds.exchange import UpdateExchange
 from child_cart.rounds.learner import Learner
 from child_cart.rounds.network import Network
@@ -64,6 +65,25 @@ class RoundEngine:
         latest = models.latest(self.task.name)
         self.current = models.load_weights(latest) if latest else learner.initial_weights
         self.phase: str | None = None  # the phase running now (a `Phase` for the built-in ones), None between
+
+    async def offer_saved(self) -> ModelVersion | None:
+        """Offer the saved model (the current one) to peers now: a restarted cart has an update for the swarm at
+        once instead of after its next training. The next round's offer replaces it.
+
+        Offers nothing (None) before the first saved model, and with differential privacy on, where what may
+        leave the cart is for PRIVATIZE to decide against the budget in the round.
+        """
+        latest = await asyncio.to_thread(self.models.latest, self.task.name)
+        if latest is None:
+            return None
+        settings = await asyncio.to_thread(round_settings.load, self.store)
+        if dp_enabled(settings):
+            log.info("differential privacy is on: %s waits for the next round to be offered", latest.id)
+            return None
+        last_round = await asyncio.to_thread(next_round_number, self.store) - 1
+        self.exchange.offer(self.current, max(1, latest.samples), max(0, last_round))
+        log.info("offering the saved model %s (%d samples) to peers until the next round", latest.id, latest.samples)
+        return latest
 
     async def run_round(self, after_training: Hook | None = None) -> RoundRecord:
         """Run one round to the end and return its log record (also stored and published).

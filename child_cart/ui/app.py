@@ -27,12 +27,12 @@ from child_cart.ui.errors import register_error_handlers
 from child_cart.ui.headers import register_security_headers
 from child_cart.ui.home import home
 from child_cart.ui.node import NodeView
+from child_cart.ui.server import max_content_length
 from child_cart.ui.stream import EventStream
 from child_cart.ui.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 
-MULTIPART_SLACK = 64 * 1024
 BLUEPRINTS = (home, admin, api_shop, api_auth, api_admin, assets)
 
 
@@ -48,7 +48,8 @@ def create_app(settings: CartSettings, store: Store, bus: EventBus, node: NodeVi
     app.extensions[EXTENSION] = _cart_ui(settings, store, bus, node)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
-    app.context_processor(lambda: {"node_id": node.node_id})
+    hint = password_hint(settings)
+    app.context_processor(lambda: {"node_id": node.node_id, "password_hint": hint})
     log.debug("UI app ready for node %s", node.node_id[:12])
     return app
 
@@ -62,10 +63,24 @@ def _config(settings: CartSettings, node: NodeView) -> dict:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": settings.ui_secure_cookies,
         "PERMANENT_SESSION_LIFETIME": timedelta(minutes=settings.ui_session_minutes),
-        "MAX_CONTENT_LENGTH": settings.max_upload_bytes * 4 // 3 + MULTIPART_SLACK,
+        "MAX_CONTENT_LENGTH": max_content_length(settings),
         "WTF_CSRF_TIME_LIMIT": None,
         MAX_JSON_BYTES_KEY: settings.ui_max_json_bytes,
     }
+
+
+def password_hint(settings: CartSettings) -> str:
+    """Where the admin password is, as the login page says it: where whoever started the cart put it
+    (UI_ADMIN_PASSWORD_HINT: `fedcart swarm` names its terminal and its `admin_password` file), else
+    from how the password was set."""
+    if settings.ui_admin_password_hint:
+        return settings.ui_admin_password_hint
+    if settings.ui_admin_password_hash:
+        return "The admin password is the one whose hash this cart was given in UI_ADMIN_PASSWORD_HASH."
+    return (
+        "First start? The generated admin password was printed once in this cart's log when it first started "
+        f"(only its hash is kept, in {settings.data_dir / credentials.UI_DIR})."
+    )
 
 
 def _cart_ui(settings: CartSettings, store: Store, bus: EventBus, node: NodeView) -> CartUI:

@@ -11,6 +11,12 @@ backlog), UI_CHANNEL_TIMEOUT seconds for a connection with no request running
 MAX_HEADER_BYTES, bodies of at most Flask's MAX_CONTENT_LENGTH, and
 UI_MAX_STREAMS live-update streams (each holds a worker; `stream.py`).
 
+A cart process starts its server before the node is ready (`UIServer.starting`:
+the port answers at once with `starting.StartingApp`, a 503 that says the cart is
+loading its model runtime) and swaps in the full Flask app when the node is up
+(`mount`): one listening socket throughout, so the URL never refuses a connection.
+This module imports neither Flask nor the app until the app is built.
+
 `stop()` ends the open event streams first (they would otherwise hold their
 workers), lets running requests finish while their output is still sent, then
 closes every connection and the listening socket, all within STOP_TIMEOUT.
@@ -21,38 +27,70 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from flask import Flask
 from waitress import wasyncore
 from waitress.server import create_server
 
-from child_cart.events import EventBus
+from cartnet.identity import Identity
 from child_cart.settings import CartSettings
-from child_cart.store import Store
-from child_cart.ui.app import create_app
-from child_cart.ui.context import EXTENSION, CartUI
-from child_cart.ui.node import NodeView
+from child_cart.ui.starting import StartingApp, StartResponse
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from child_cart.events import EventBus
+    from child_cart.store import Store
+    from child_cart.ui.context import CartUI
+    from child_cart.ui.node import NodeView
 
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 10.0
 MAX_HEADER_BYTES = 64 * 1024
+MULTIPART_SLACK = 64 * 1024
 LOOP_SECONDS = 1.0
 """Longest the I/O loop waits for a socket event; `stop()` wakes it at once, and idle sweeps need no more."""
 
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+def max_content_length(settings: CartSettings) -> int:
+    """The largest request body the UI takes: an image upload as a data URL (4/3 of its bytes) plus form slack."""
+    return settings.max_upload_bytes * 4 // 3 + MULTIPART_SLACK
+
+
+class _Mounted:
+    """The WSGI app waitress calls: whatever is mounted now (a plain attribute swap, atomic under the GIL)."""
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        return self.app(environ, start_response)
+
 
 class UIServer:
-    """A running UI: `url` to reach it, `stop()` (or a `with` block) to end it."""
+    """A running UI: `url` to reach it, `stop()` (or a `with` block) to end it.
 
-    def __init__(self, app: Flask, host: str, port: int) -> None:
-        self.app = app
-        settings = self._ui.settings
+    Built around a Flask app from `create_app` (its settings are the app's), or with
+    `UIServer.starting(settings)` around the starting page until `mount(app)`.
+    """
+
+    def __init__(self, app: Flask | WSGIApp, host: str, port: int, settings: CartSettings | None = None) -> None:
+        self.app = None if isinstance(app, StartingApp) else cast("Flask", app)
+        if settings is None:
+            if self.app is None:
+                raise ValueError("a server around the starting page needs the cart's settings")
+            settings = _cart_ui(self.app).settings
+        self.settings = settings
+        self._mounted = _Mounted(app)
         host = host or "0.0.0.0"
         self._map: dict[int, Any] = {}
         self._server = create_server(
-            app,
+            self._mounted,
             map=self._map,
             host=host,
             port=port,
@@ -63,17 +101,24 @@ class UIServer:
             channel_timeout=settings.ui_channel_timeout,
             cleanup_interval=max(1, min(30, settings.ui_channel_timeout // 2)),
             max_request_header_size=MAX_HEADER_BYTES,
-            max_request_body_size=app.config["MAX_CONTENT_LENGTH"],
+            max_request_body_size=max_content_length(settings),
             ident="fedcart",
         )
         self.threads = settings.ui_threads
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._serve, name=f"ui-{self.port}", daemon=True)
 
-    @property
-    def _ui(self) -> CartUI:
-        ui: CartUI = self.app.extensions[EXTENSION]
-        return ui
+    @classmethod
+    def starting(cls, settings: CartSettings, node_id: str = "") -> UIServer:
+        """A server on UI_HOST:UI_PORT that says the cart is starting, until `mount`; not yet started."""
+        node_id = node_id or Identity.load_or_create(settings.data_dir).node_id
+        return cls(StartingApp(node_id), settings.ui_host, settings.ui_port, settings)
+
+    def mount(self, app: Flask) -> None:
+        """Serve `app` from now on (requests already running finish on the app they started on)."""
+        self.app = app
+        self._mounted.app = app
+        log.info("cart UI on %s ready", self.url)
 
     @property
     def host(self) -> str:
@@ -96,13 +141,14 @@ class UIServer:
             self.url,
             self.url,
             self.threads,
-            self._ui.settings.ui_max_streams,
+            self.settings.ui_max_streams,
         )
         return self
 
     def stop(self) -> None:
         """Close event streams, let running requests finish, close every connection, release the port; safe twice."""
-        self._ui.stream.close()
+        if self.app is not None:
+            _cart_ui(self.app).stream.close()
         self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=STOP_TIMEOUT)
         if self._thread.is_alive():
             self._stopping.set()
@@ -132,11 +178,27 @@ class UIServer:
         self.stop()
 
 
+def _cart_ui(app: Flask) -> CartUI:
+    from child_cart.ui.context import EXTENSION
+
+    ui: CartUI = app.extensions[EXTENSION]
+    return ui
+
+
 def serve(app: Flask, host: str, port: int) -> UIServer:
     """Start serving `app` on host:port (0 = any free port) from a daemon thread."""
     return UIServer(app, host, port).start()
 
 
-def start_ui(settings: CartSettings, store: Store, bus: EventBus, node: NodeView) -> UIServer:
-    """What the node runtime calls: build the app and serve it on UI_HOST:UI_PORT."""
-    return serve(create_app(settings, store, bus, node), settings.ui_host, settings.ui_port)
+def start_ui(
+    settings: CartSettings, store: Store, bus: EventBus, node: NodeView, server: UIServer | None = None
+) -> UIServer:
+    """What the node runtime calls: build the app and serve it on UI_HOST:UI_PORT, or mount it on `server`
+    (the one already answering with the starting page)."""
+    from child_cart.ui.app import create_app
+
+    app = create_app(settings, store, bus, node)
+    if server is None:
+        return serve(app, settings.ui_host, settings.ui_port)
+    server.mount(app)
+    return server

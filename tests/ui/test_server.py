@@ -8,6 +8,7 @@ import json
 import logging
 import socket
 import threading
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from http.cookiejar import CookieJar
@@ -18,6 +19,7 @@ from pydantic import ValidationError
 from child_cart.settings import CartSettings
 from child_cart.ui import create_app, serve
 from child_cart.ui.server import UIServer
+from child_cart.ui.starting import StartingApp
 
 from .conftest import PASSWORD
 
@@ -202,3 +204,68 @@ def test_idle_and_half_sent_connections_are_closed_after_the_channel_timeout(ser
         half_sent.close()
     with urllib.request.urlopen(server.url + "/api/health", timeout=STREAM_DEADLINE) as response:
         assert json.load(response)["status"] == "ok"
+
+
+def _answer(url: str) -> tuple[int, str, bytes]:
+    """(status, content type, body) of a GET, error statuses included."""
+    try:
+        with urllib.request.urlopen(url, timeout=STREAM_DEADLINE) as response:
+            return response.status, response.headers["Content-Type"], response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"], error.read()
+
+
+def test_the_starting_page_answers_until_the_app_is_mounted_on_the_same_socket(settings, store, bus, node):
+    """What `fedcart node` does: listen before the model runtime loads, say so, then serve the real UI."""
+    server = UIServer(StartingApp(node.node_id), "127.0.0.1", 0, settings).start()
+    try:
+        status, kind, body = _answer(server.url + "/api/health")
+        assert (status, kind) == (503, "application/json"), (status, kind)
+        assert json.loads(body) == {
+            "status": "starting",
+            "message": "starting: loading the model runtime",
+            "node_id": node.node_id,
+            "connected": False,
+        }
+        status, kind, body = _answer(server.url + "/api/bill")
+        assert status == 503 and json.loads(body)["error"]["code"] == "starting"
+        status, kind, body = _answer(server.url + "/admin")
+        assert status == 503 and kind.startswith("text/html") and b"starting: loading the model runtime" in body
+        assert b'http-equiv="refresh"' in body, "the starting page must reload itself into the real UI"
+        port = server.port
+        server.mount(create_app(settings, store, bus, node))
+        assert server.port == port
+        with urllib.request.urlopen(server.url + "/api/health", timeout=STREAM_DEADLINE) as response:
+            assert json.load(response)["status"] == "ok"
+        client = Browserless(server.url)
+        client.login()  # sessions, CSRF and the admin API work on the mounted app
+        assert "counts" in client.json("GET", "/api/cart")
+    finally:
+        server.stop()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((server.host, server.port), timeout=STREAM_DEADLINE)
+
+
+def test_a_starting_server_stops_cleanly_before_any_app_is_mounted(settings):
+    server = UIServer.starting(settings, node_id="ab" * 20).start()
+    assert _answer(server.url + "/")[0] == 503
+    server.stop()
+    server.stop()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((server.host, server.port), timeout=STREAM_DEADLINE)
+
+
+@pytest.mark.parametrize(
+    ("hint", "configured", "says"),
+    [
+        ("The admin password is printed by fedcart swarm.", True, "printed by fedcart swarm"),
+        ("", True, "UI_ADMIN_PASSWORD_HASH"),
+        ("", False, "printed once in this cart"),
+    ],
+)
+def test_the_login_page_says_where_the_password_is(settings, store, bus, node, hint, configured, says):
+    changed = settings.model_copy(
+        update={"ui_admin_password_hint": hint, "ui_admin_password_hash": settings.ui_admin_password_hash * configured}
+    )
+    page = create_app(changed, store, bus, node).test_client().get("/admin/login").get_data(as_text=True)
+    assert says in page, page
