@@ -377,6 +377,65 @@ class UpdateDeclined(Message):
     signature: Signature
 
 
+MAX_COHORT = 16
+"""Peers one masked request may name (each with its certified presence, so the request fits a control message)."""
+MAX_SAMPLE_CAP = 1_000_000
+
+
+class MaskedRequest(Message):
+    """Ask a peer for its update masked for a cohort (secure aggregation, `child_cart.rounds.secure`).
+
+    The requester names the whole cohort with every member's directory entry (signed presence and
+    swarm certificate), so each member checks every key itself. One `cohort_id` for all members, one
+    `request_id` per target; signed by the requester (`cartnet.peers.sign_masked_request`) over every
+    field. `clip`, `scale` and `sample_cap` fix the fixed-point encoding of the sample-weighted update."""
+
+    type: Literal["masked_request"] = "masked_request"
+    request_id: TransferId
+    cohort_id: TransferId
+    requester: NodeId
+    target: NodeId
+    task: TaskName
+    round: int = Field(ge=0)
+    issued_ms: int = Field(ge=0, description="Unix time in ms, by the requester's clock")
+    members: Annotated[list[PeerInfo], Field(min_length=3, max_length=MAX_COHORT)]
+    clip: float = Field(gt=0.0, le=1e9)
+    scale: float = Field(gt=0.0, le=1e9)
+    sample_cap: int = Field(ge=1, le=MAX_SAMPLE_CAP)
+    signature: Signature
+
+
+class UnmaskRequest(Message):
+    """The requester names the survivors of a masked cohort (those whose masked update it received), once."""
+
+    type: Literal["unmask_request"] = "unmask_request"
+    cohort_id: TransferId
+    requester: NodeId
+    target: NodeId
+    survivors: Annotated[list[NodeId], Field(min_length=2, max_length=MAX_COHORT)]
+    signature: Signature
+
+
+class RevealedSeed(Message):
+    """One pairwise seed a survivor reveals: the one it shares with the dropped member `peer`."""
+
+    peer: NodeId
+    seed: Key32
+
+
+class SeedReveal(Message):
+    """A survivor's answer to an `UnmaskRequest`: its self seed and its pairwise seeds with dropped members only,
+    signed by it over `cartnet.secagg.Reveal.signed_bytes` (checked against the commitments it signed before)."""
+
+    type: Literal["seed_reveal"] = "seed_reveal"
+    cohort_id: TransferId
+    sender: NodeId
+    survivors: Annotated[list[NodeId], Field(min_length=2, max_length=MAX_COHORT)]
+    self_seed: Key32
+    pairwise: Annotated[list[RevealedSeed], Field(max_length=MAX_COHORT)] = []
+    signature: Signature
+
+
 # --- presence and bridge-to-bridge links ---------------------------------------------------
 
 
@@ -432,6 +491,9 @@ AnyMessage = Annotated[
     | TransferDone
     | UpdateRequest
     | UpdateDeclined
+    | MaskedRequest
+    | UnmaskRequest
+    | SeedReveal
     | Presence
     | PresenceRecord
     | Roster

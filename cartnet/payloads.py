@@ -112,3 +112,21 @@ class WeightUpdate(Payload):
     samples: int
     task: str
     round: int
+
+
+class MaskedAnswer(Payload):
+    """A cart's masked, fixed-point, sample-weighted update answering a `MaskedRequest` (secure aggregation).
+
+    The blob (sealed for the requester) holds the masked uint32 vector and the commitments to its seeds;
+    `samples` is the sender's claimed sample count, already clipped to the request's `sample_cap`, which it
+    scaled its update by before masking; `signature` is base64 of its signature over the masked update's
+    `cartnet.secagg.MaskedUpdate.signed_bytes`."""
+
+    purpose: ClassVar[str] = "masked_update"
+
+    request_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    cohort_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    samples: Annotated[int, Field(ge=1, le=1_000_000)]
+    task: Annotated[str, Field(max_length=32)]
+    round: Annotated[int, Field(ge=0)]
+    signature: Annotated[str, Field(min_length=88, max_length=88)]

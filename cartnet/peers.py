@@ -41,12 +41,13 @@ import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from cartnet import certificates, messages
 from cartnet.certificates import CertificateError, RevocationList, SwarmKey
 from cartnet.files import write_atomic
 from cartnet.identity import Identity, node_id_of, verify_signature
-from cartnet.messages import Certificate, PeerInfo, UpdateDeclined, UpdateRequest
+from cartnet.messages import Certificate, MaskedRequest, PeerInfo, UnmaskRequest, UpdateDeclined, UpdateRequest
 from cartnet.presence import now_ms
 from cartnet.presence import signed_bytes as presence_bytes
 
@@ -61,6 +62,8 @@ MAX_SPENT = 65536
 
 _REQUEST_LABEL = b"fedcart-update-request-v1|"
 _DECLINE_LABEL = b"fedcart-update-declined-v1|"
+_MASKED_LABEL = b"fedcart-masked-request-v1|"
+_UNMASK_LABEL = b"fedcart-unmask-request-v1|"
 
 
 class PeerRefused(PermissionError):
@@ -346,3 +349,23 @@ def sign_decline(identity: Identity, request_id: str, reason: str) -> UpdateDecl
 
 def decline_signed_by(decline: UpdateDeclined, peer: VerifiedPeer) -> bool:
     return verify_signature(peer.public_key, decline.signature, decline_bytes(decline))
+
+
+# --- secure aggregation's requests (child_cart.rounds.secure) ----------------------------------
+
+
+_Secure = TypeVar("_Secure", MaskedRequest, UnmaskRequest)
+
+
+def sign_secure(identity: Identity, unsigned: _Secure) -> _Secure:
+    """`unsigned` (any signature) signed by `identity` over every other field, under its own kind's label."""
+    label = _MASKED_LABEL if isinstance(unsigned, MaskedRequest) else _UNMASK_LABEL
+    return unsigned.model_copy(update={"signature": identity.sign(messages.signed_bytes(unsigned, label))})
+
+
+def secure_signed_by(request: MaskedRequest | UnmaskRequest, peer: VerifiedPeer) -> bool:
+    """True when `peer` (verified) signed `request` and is the requester it names."""
+    label = _MASKED_LABEL if isinstance(request, MaskedRequest) else _UNMASK_LABEL
+    return request.requester == peer.node_id and verify_signature(
+        peer.public_key, request.signature, messages.signed_bytes(request, label)
+    )

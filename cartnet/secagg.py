@@ -1,6 +1,6 @@
 """Masked secure aggregation among a cohort of peers: the asking cart learns only the sum.
 
-Pure arithmetic and key derivation, no I/O (the round that carries it is not built yet). The
+Pure arithmetic and key derivation, no I/O (`child_cart/rounds/secure.py` carries it in a round). The
 shape is SecAgg's double masking (Bonawitz et al., CCS 2017) with the pairwise seeds revealed
 for dropped peers instead of Shamir shares:
 

@@ -7,6 +7,7 @@ of round is another workflow, not an edit of the engine:
     phases.py      the built-in phases (train, exchange, aggregate, evaluate, local-only, decide, publish), DEFAULT_WORKFLOW
     personalize.py PERSONALIZE: fine-tune the aggregate on the cart's own rows (personalization), the workflow by settings
     privacy.py     client-level differential privacy: PRIVATIZE (clip + Gaussian noise before offering), the workflow by settings
+    secure.py      secure aggregation: masked EXCHANGE, AGGREGATE and EVALUATE (the sum only, never one update), by settings
     accountant.py  the privacy accountant: each cart's ledger of shared rounds, ε by RDP, the privacy settings' checks
     acceptance.py  the acceptance rule: which of aggregate, local, current and best-so-far model a round keeps
     engine.py      RoundEngine: runs a workflow each round, times every phase, logs and announces the round

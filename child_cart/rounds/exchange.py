@@ -170,6 +170,10 @@ class UpdateExchange:
         self._sealed: OrderedDict[str, _Sealed] = OrderedDict()
         self._known: OrderedDict[str, PeerInfo] = OrderedDict()
         network.transfers.refusal_listeners.append(self._refused)
+        from child_cart.rounds.secure import SecureExchange  # it builds on this module
+
+        self.secure = SecureExchange(self)
+        """Secure aggregation's masked exchange (`secure.py`), riding on this exchange's offer and budget."""
 
     def offer(self, update_weights: list[np.ndarray], samples: int, round_number: int) -> None:
         """Publish our latest update to whoever asks; it also fixes the layout we accept from others.
@@ -203,6 +207,7 @@ class UpdateExchange:
 
     async def close(self) -> None:
         """Cancel every answer still running (a node's shutdown)."""
+        await self.secure.close()
         tasks: list[asyncio.Future[Any]] = [*self._answers, *self._notes, *self._checks.values()]
         tasks += [sealed.sealing for sealed in self._sealed.values()]
         for task in tasks:
@@ -301,6 +306,8 @@ class UpdateExchange:
 
     def on_transfer(self, received: Received) -> bool:
         """Take an `update` transfer; False when it is some other kind of transfer."""
+        if self.secure.on_transfer(received):
+            return True
         manifest = received.manifest
         if manifest.purpose != UPDATE_PURPOSE:
             return False
@@ -361,6 +368,8 @@ class UpdateExchange:
 
     def on_message(self, peer_id: str, message: Message) -> bool:
         """Handle exchange messages routed to us; False for anything else."""
+        if self.secure.on_message(peer_id, message):
+            return True
         if isinstance(message, UpdateRequest):
             self._take_request(peer_id, message)
             return True

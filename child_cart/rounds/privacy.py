@@ -64,6 +64,7 @@ from child_cart.rounds import accountant
 from child_cart.rounds.personalize import personalized
 from child_cart.rounds.phases import DEFAULT_WORKFLOW, Train
 from child_cart.rounds.roundlog import PrivacyRecord
+from child_cart.rounds.secure import is_secured, secured
 from child_cart.rounds.settings import RoundSettings
 from child_cart.rounds.workflow import Phase, RoundContext, RoundPhase, Weights, Workflow
 
@@ -215,14 +216,21 @@ PRIVATE_WORKFLOW = DEFAULT_WORKFLOW.replaced(Phase.TRAIN, Train(offer=False)).in
 
 def workflow_for(settings: RoundSettings, chosen: Workflow | None = None) -> Workflow:
     """The workflow a round with `settings` runs: `chosen` if given, else today's round, privatized when asked for,
-    with PERSONALIZE after AGGREGATE when `personalize_epochs` > 0 (`personalize.py`).
+    masked when `secure_aggregation` is on (`secure.secured`), with PERSONALIZE after AGGREGATE when
+    `personalize_epochs` > 0 (`personalize.py`).
 
     With differential privacy on, a chosen workflow without a PRIVATIZE phase, or
     with a TRAIN that offers, is refused (ValueError): it would offer the raw update.
     """
     enabled = accountant.dp_enabled(settings)
     if chosen is None:
-        return personalized(PRIVATE_WORKFLOW if enabled else DEFAULT_WORKFLOW, settings.personalize_epochs)
+        base = PRIVATE_WORKFLOW if enabled else DEFAULT_WORKFLOW
+        return personalized(secured(base) if settings.secure_aggregation else base, settings.personalize_epochs)
+    if settings.secure_aggregation and not is_secured(chosen):
+        raise ValueError(
+            f"secure aggregation is on but {chosen!r} would exchange, aggregate or score plain updates "
+            "(it needs secure.secured(...)): the round does not run"
+        )
     raw = PRIVATIZE not in chosen.names or any(isinstance(phase, Train) and phase.offer for phase in chosen)
     if enabled and raw:
         raise ValueError(

@@ -13,6 +13,8 @@ themselves adapt or refuse for that round (`child_cart.aggregation`).
 
 The `dp_*` fields switch on client-level differential privacy (`privacy.py`,
 off by default); `accountant.privacy_conflicts` checks them together.
+`secure_aggregation` switches on masked aggregation (`secure.py`, off by default),
+refused with the robust rules and with fewer than three peers (`secure_conflicts`).
 """
 
 from __future__ import annotations
@@ -121,6 +123,12 @@ class RoundSettings(BaseModel):
         "would go over it",
     )
 
+    secure_aggregation: bool = Field(
+        False,
+        description="Secure aggregation: peers answer with masked updates, so this cart learns only their "
+        "sum, never one peer's update (fedavg only; needs k >= 3). Off by default",
+    )
+
     @model_validator(mode="after")
     def _protections_stay_on(self) -> RoundSettings:
         """Refuse combinations that would switch the chosen rule's protection off; each error names its fields."""
@@ -138,6 +146,8 @@ def conflicts(settings: RoundSettings) -> list[tuple[tuple[str, ...], str]]:
     """What makes these settings switch a protection off: (fields to change, message naming them)."""
     n = settings.k + 1
     rule = settings.aggregator
+    if settings.secure_aggregation:
+        return secure_conflicts(settings)
     if rule == "median" and n < MIN_ROBUST_UPDATES:
         return [
             (
@@ -192,6 +202,35 @@ def conflicts(settings: RoundSettings) -> list[tuple[tuple[str, ...], str]]:
     return []
 
 
+MIN_SECURE_K = 3
+"""Peers a masked round needs: its cohort (the peers asked, never the requester) has at least three members
+(`cartnet.secagg.MIN_COHORT`), so a member that learns the aggregate and knows its own update still faces the
+sum of two others; the requester's own update is added in the clear by itself and does not count."""
+
+
+def secure_conflicts(settings: RoundSettings) -> list[tuple[tuple[str, ...], str]]:
+    """Secure aggregation with a rule that needs individual updates, or with too small a cohort."""
+    if settings.aggregator != "fedavg":
+        return [
+            (
+                ("aggregator", "secure_aggregation"),
+                f"secure_aggregation=true cannot be combined with aggregator={settings.aggregator}: the robust "
+                "rules (median, trimmed_mean, krum) need the individual updates, which secure aggregation hides "
+                "(the cart learns only their sum); choose fedavg or switch secure_aggregation off",
+            )
+        ]
+    if settings.k < MIN_SECURE_K:
+        return [
+            (
+                ("k", "secure_aggregation"),
+                f"secure_aggregation=true with k={settings.k} asks too few peers: the masked cohort needs at least "
+                f"{MIN_SECURE_K} peers (set k to at least {MIN_SECURE_K}), or with two each could learn the "
+                "other's update from the aggregate and its own",
+            )
+        ]
+    return []
+
+
 def _next_k(k: int, fits: Callable[[int], bool]) -> int | None:
     """The smallest k above `k` whose k + 1 updates satisfy `fits`, if any up to MAX_K does."""
     return next((more for more in range(k + 1, MAX_K + 1) if fits(more + 1)), None)
@@ -203,15 +242,15 @@ def load(store: Store) -> RoundSettings:
     Stored values that no longer validate (saved by an older version, before the
     fields were checked together) are reset to their defaults, with a warning, so
     the cart keeps running rounds with the rest: the defaults fit every rule. The
-    `dp_*` fields are never repaired that way (their default is "off"): settings
-    whose privacy fields fail raise, and the admin has to fix them.
+    `dp_*` fields and `secure_aggregation` are never repaired that way (their default
+    is "off"): settings whose privacy fields fail raise, and the admin has to fix them.
     """
     stored: dict[str, Any] = dict(store.get_setting(SETTINGS_KEY, {}))
     try:
         return RoundSettings.model_validate(stored)
     except ValidationError as exc:
         bad = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
-        if not bad or any(name.startswith("dp_") for name in bad):
+        if not bad or any(name.startswith("dp_") or name == "secure_aggregation" for name in bad):
             raise
         repaired = RoundSettings.model_validate({k: v for k, v in stored.items() if k not in bad})
         log.warning("stored round settings refused (%s); using the defaults for %s", exc, ", ".join(sorted(bad)))

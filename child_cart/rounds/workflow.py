@@ -33,6 +33,7 @@ from child_cart.rounds.settings import RoundSettings
 
 if TYPE_CHECKING:
     from child_cart.rounds.engine import RoundEngine
+    from child_cart.rounds.secure import MaskedSum
 
 Weights = list[np.ndarray]
 
@@ -79,6 +80,8 @@ class RoundContext:
     peer_updates: list[Update] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
+    # EXCHANGE with secure aggregation on (`secure.py`): the survivors' unmasked weighted sum, or why there is none
+    masked: MaskedSum | None = None
     # AGGREGATE: the combined weights, or why there are none
     aggregated: Weights | None = None
     aggregate_error: str = ""

@@ -58,6 +58,21 @@ REFUSED = [
         ["krum_f=2", "k=5", "6 updates", "k to at least 6", "krum_f to 1"],
     ),
     ("krum-two-updates", {"aggregator": "krum", "k": 1}, {"k", "krum_f"}, ["krum_f=0", "k=1", "k to at least 2"]),
+    *(
+        (
+            f"secure-with-{rule}",
+            {"aggregator": rule, "secure_aggregation": True},
+            {"aggregator", "secure_aggregation"},
+            ["secure_aggregation=true", f"aggregator={rule}", "need the individual updates", "choose fedavg"],
+        )
+        for rule in ("median", "trimmed_mean", "krum")
+    ),
+    (
+        "secure-cohort-of-two",
+        {"secure_aggregation": True, "k": 2},
+        {"k", "secure_aggregation"},
+        ["secure_aggregation=true", "k=2", "at least 3"],
+    ),
 ]
 
 
@@ -89,6 +104,8 @@ def test_defaults_fit_every_aggregator(aggregator):
         {"aggregator": "trimmed_mean", "trim_ratio": 0.25},
         {"aggregator": "trimmed_mean", "k": 10, "trim_ratio": 0.45},
         {"aggregator": "median", "k": 2},
+        {"secure_aggregation": True, "k": 3},
+        {"secure_aggregation": True, "aggregator": "fedavg", "k": 5},
         # fields of rules not chosen are not judged: switching to those rules later is
         {"aggregator": "fedavg", "k": 1, "trim_ratio": 0.0, "krum_f": 5},
     ],
@@ -116,4 +133,12 @@ def test_stored_privacy_settings_that_fail_are_never_repaired_by_switching_priva
     stored = {**RoundSettings().model_dump(), "dp_clip_norm": 1.0, "dp_noise_multiplier": 0.0, "k": 0}
     store.set_setting(round_settings.SETTINGS_KEY, stored)
     with pytest.raises(pydantic.ValidationError, match="dp_"):
+        round_settings.load(store)
+
+
+def test_secure_aggregation_is_off_by_default_and_never_repaired_off(store):
+    assert RoundSettings().secure_aggregation is False
+    stored = {**RoundSettings().model_dump(), "secure_aggregation": True, "k": 2}
+    store.set_setting(round_settings.SETTINGS_KEY, stored)
+    with pytest.raises(pydantic.ValidationError, match="secure_aggregation"):
         round_settings.load(store)

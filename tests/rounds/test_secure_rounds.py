@@ -1,0 +1,94 @@
+"""Secure aggregation in real rounds: small carts on one bridge exchange masked updates (`secure.py`).
+
+Each cart's aggregate must equal the plain FedAvg of the same offered updates (each weighted by its
+sample count clipped to `SAMPLE_CAP`) within the quantization bound, with no peer update ever seen or
+scored alone; a peer whose masked answer never arrives is dropped and the survivors' reveals still
+give the right sum.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from cartnet.payloads import MaskedAnswer
+from child_cart.rounds.phases import DEFAULT_WORKFLOW
+from child_cart.rounds.secure import MASKED, SAMPLE_CAP, MaskedSum, SecureExchange, flatten, secured
+from child_cart.rounds.workflow import Phase, RoundContext, RoundPhase
+from fedcart.inprocess import run_round
+
+from .swarmkit import swarm
+
+pytestmark = pytest.mark.slow
+DEADLINE = 240.0
+
+
+class Capture(RoundPhase):
+    """Keeps what each cart's round aggregated from (its own update, the masked sum) and the aggregate."""
+
+    name = "capture"
+
+    def __init__(self) -> None:
+        self.seen: dict[str, tuple[list[np.ndarray], int, MaskedSum | None, list[np.ndarray] | None]] = {}
+
+    async def run(self, ctx: RoundContext) -> None:
+        own = ctx.own
+        assert own is not None
+        self.seen[ctx.engine.node_id] = (own.weights, own.samples, ctx.masked, ctx.aggregated)
+
+
+def plain_fedavg(updates: list[tuple[list[np.ndarray], int]]) -> np.ndarray:
+    weights = [min(samples, SAMPLE_CAP) for _, samples in updates]
+    return sum(flatten(w) * n for (w, _), n in zip(updates, weights)) / sum(weights)
+
+
+def check_aggregate(capture: Capture, offers: dict[str, tuple[list[np.ndarray], int]], node_id: str) -> MaskedSum:
+    own, own_samples, masked, aggregated = capture.seen[node_id]
+    assert masked is not None and masked.total is not None, masked
+    assert aggregated is not None
+    expected = plain_fedavg([(own, own_samples), *(offers[peer] for peer in masked.survivors)])
+    weight = min(own_samples, SAMPLE_CAP) + masked.weight
+    bound = masked.error_bound / weight + 1e-6  # the quantization bound, plus float32 rounding of the weights
+    assert masked.clipped == 0
+    assert np.max(np.abs(flatten(aggregated) - expected)) <= bound + 1e-6 * np.max(np.abs(expected))
+    return masked
+
+
+async def test_a_masked_round_aggregates_the_plain_fedavg_of_the_same_updates(tmp_path):
+    capture = Capture()
+    async with swarm(tmp_path, carts=4, rows=200, secure_aggregation=True, k=3, peer_timeout=20.0) as s:
+        for node in s.nodes:
+            node.engine.workflow = secured(DEFAULT_WORKFLOW).inserted_after(Phase.AGGREGATE, capture)
+        records = await asyncio.wait_for(run_round(s.nodes), DEADLINE)
+        offers = {n.node_id: (n.exchange._reference or [], n.exchange._offer.samples) for n in s.nodes}  # type: ignore[union-attr]
+    for node, record in zip(s.nodes, records):
+        masked = check_aggregate(capture, offers, node.node_id)
+        others = sorted(n.node_id for n in s.nodes if n is not node)
+        assert masked.survivors == others
+        assert record.received == dict.fromkeys(others, MASKED)  # recorded as masked, never scored alone
+        assert record.peers_answered == [] and record.aggregated
+
+
+async def test_a_peer_whose_masked_answer_is_lost_is_dropped_and_the_survivors_reveal(tmp_path, monkeypatch):
+    capture = Capture()
+    async with swarm(tmp_path, carts=4, rows=200, secure_aggregation=True, k=3, peer_timeout=6.0) as s:
+        lost = s.nodes[3]
+        deliver = SecureExchange._deliver
+
+        async def lose_ours(self: SecureExchange, peer_id: str, sealed: bytes | bytearray, meta: MaskedAnswer) -> None:
+            if self is not lost.exchange.secure:  # the lost cart masks its update, but its answer never arrives
+                await deliver(self, peer_id, sealed, meta)
+
+        monkeypatch.setattr(SecureExchange, "_deliver", lose_ours)
+        for node in s.nodes:
+            node.engine.workflow = secured(DEFAULT_WORKFLOW).inserted_after(Phase.AGGREGATE, capture)
+        records = await asyncio.wait_for(run_round(s.nodes[:3] + [lost]), DEADLINE)
+        offers = {n.node_id: (n.exchange._reference or [], n.exchange._offer.samples) for n in s.nodes}  # type: ignore[union-attr]
+    for node, record in zip(s.nodes[:3], records):
+        masked = check_aggregate(capture, offers, node.node_id)
+        survivors = sorted(n.node_id for n in s.nodes[:3] if n is not node)
+        assert masked.survivors == survivors
+        assert "dropped" in record.skipped[lost.node_id]
+        assert lost.node_id not in record.received
