@@ -15,7 +15,19 @@ import pytest
 
 from cartnet.payloads import MaskedAnswer
 from child_cart.rounds.phases import DEFAULT_WORKFLOW
-from child_cart.rounds.secure import MASKED, SAMPLE_CAP, MaskedSum, SecureExchange, flatten, secured
+from child_cart.rounds.privacy import PRIVATIZE, workflow_for
+from child_cart.rounds.secure import (
+    MASKED,
+    SAMPLE_CAP,
+    MaskedAggregate,
+    MaskedEvaluate,
+    MaskedExchange,
+    MaskedSum,
+    SecureExchange,
+    flatten,
+    secured,
+)
+from child_cart.rounds.settings import RoundSettings
 from child_cart.rounds.workflow import Phase, RoundContext, RoundPhase
 from fedcart.inprocess import run_round
 
@@ -92,3 +104,14 @@ async def test_a_peer_whose_masked_answer_is_lost_is_dropped_and_the_survivors_r
         assert masked.survivors == survivors
         assert "dropped" in record.skipped[lost.node_id]
         assert lost.node_id not in record.received
+
+
+def test_the_settings_choose_the_masked_workflow_and_refuse_a_plain_one():
+    assert workflow_for(RoundSettings()) is DEFAULT_WORKFLOW  # off by default
+    on = RoundSettings(secure_aggregation=True)
+    phases = {type(p) for p in workflow_for(on)}
+    assert {MaskedExchange, MaskedAggregate, MaskedEvaluate} <= phases
+    private = workflow_for(RoundSettings(secure_aggregation=True, dp_noise_multiplier=1.0, dp_clip_norm=1.0))
+    assert PRIVATIZE in private.names and MaskedExchange in {type(p) for p in private}
+    with pytest.raises(ValueError, match="secure aggregation is on"):
+        workflow_for(on, DEFAULT_WORKFLOW)
