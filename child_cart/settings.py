@@ -62,6 +62,12 @@ class CartSettings(NodeSettings):
     ui_secure_cookies: bool = Field(
         False, description="Send UI cookies over HTTPS only (set it when TLS fronts the UI)"
     )
+    ui_tls_cert: str = Field(
+        "",
+        description="PEM certificate chain the UI serves HTTPS with (with UI_TLS_KEY); empty = DATA_DIR/tls/cert.pem "
+        "when fedcart enrol --tls-host wrote one, else plain HTTP",
+    )
+    ui_tls_key: str = Field("", description="Private key of UI_TLS_CERT; set both or neither")
     ui_cors_origins: str = Field(
         "", description="Comma-separated origins a browser may call /api/ from; empty = same origin only"
     )

@@ -17,6 +17,11 @@ loading its model runtime) and swaps in the full Flask app when the node is up
 (`mount`): one listening socket throughout, so the URL never refuses a connection.
 This module imports neither Flask nor the app until the app is built.
 
+With a UI certificate and key (UI_TLS_CERT/UI_TLS_KEY, or the data dir's `tls/` files from
+`fedcart enrol --role cart --tls-host NAME`) the UI serves HTTPS only: waitress listens on
+127.0.0.1 at a private port, told the scheme is https, and `tls.TLSTerminator` takes the
+public port, with a handshake deadline and the same connection limit (`tls.py`).
+
 `stop()` ends the open event streams first (they would otherwise hold their
 workers), lets running requests finish while their output is still sent, then
 closes every connection and the listening socket, all within STOP_TIMEOUT.
@@ -34,9 +39,11 @@ from typing import TYPE_CHECKING, Any, cast
 from waitress import wasyncore
 from waitress.server import create_server
 
+from cartnet import tls
 from cartnet.identity import Identity
 from child_cart.settings import CartSettings
 from child_cart.ui.starting import StartingApp, StartResponse
+from child_cart.ui.tls import Peers, TLSTerminator, handshake_seconds, ui_tls_files
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -54,6 +61,10 @@ MULTIPART_SLACK = 64 * 1024
 LOOP_SECONDS = 1.0
 """Longest the I/O loop waits for a socket event; `stop()` wakes it at once, and idle sweeps need no more."""
 
+BACKEND_SLACK = 8
+"""Behind the TLS terminator (which holds the UI_CONNECTION_LIMIT cap) waitress may take a few more: it counts its
+listening socket and wake-up trigger as connections, and closes a finished one a loop turn after the terminator did."""
+
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
@@ -63,12 +74,19 @@ def max_content_length(settings: CartSettings) -> int:
 
 
 class _Mounted:
-    """The WSGI app waitress calls: whatever is mounted now (a plain attribute swap, atomic under the GIL)."""
+    """The WSGI app waitress calls: whatever is mounted now (a plain attribute swap, atomic under the GIL).
 
-    def __init__(self, app: WSGIApp) -> None:
+    Behind the TLS terminator, `peers` says which client each of its back-end connections carries."""
+
+    def __init__(self, app: WSGIApp, peers: Peers | None = None) -> None:
         self.app = app
+        self.peers = peers
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if self.peers is not None and environ.get("REMOTE_ADDR") == "127.0.0.1":
+            client = self.peers.get(int(environ.get("REMOTE_PORT") or 0))
+            if client is not None:
+                environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = client[0], str(client[1])
         return self.app(environ, start_response)
 
 
@@ -86,9 +104,14 @@ class UIServer:
                 raise ValueError("a server around the starting page needs the cart's settings")
             settings = _cart_ui(self.app).settings
         self.settings = settings
-        self._mounted = _Mounted(app)
         host = host or "0.0.0.0"
+        files = ui_tls_files(settings)
+        context = tls.server_context(*files) if files is not None else None
         self._map: dict[int, Any] = {}
+        public_host, public_port = host, port
+        if context is not None:
+            host, port = "127.0.0.1", 0  # waitress in clear on a private port; the terminator takes the public one
+        self._mounted = _Mounted(app, {} if context is not None else None)
         self._server = create_server(
             self._mounted,
             map=self._map,
@@ -96,8 +119,9 @@ class UIServer:
             port=port,
             ipv4=":" not in host,
             ipv6=":" in host,  # one listening socket, so one real port when 0 asked for any
+            url_scheme="https" if context is not None else "http",
             threads=settings.ui_threads,
-            connection_limit=settings.ui_connection_limit,
+            connection_limit=settings.ui_connection_limit + (BACKEND_SLACK if context is not None else 0),
             channel_timeout=settings.ui_channel_timeout,
             cleanup_interval=max(1, min(30, settings.ui_channel_timeout // 2)),
             max_request_header_size=MAX_HEADER_BYTES,
@@ -105,6 +129,21 @@ class UIServer:
             ident="fedcart",
         )
         self.threads = settings.ui_threads
+        self.tls: TLSTerminator | None = None
+        if context is not None:
+            try:
+                self.tls = TLSTerminator(
+                    context,
+                    public_host,
+                    public_port,
+                    (str(self._server.effective_host), int(self._server.effective_port)),
+                    settings.ui_connection_limit,
+                    handshake_seconds(settings),
+                )
+            except OSError:
+                wasyncore.close_all(self._map, ignore_all=True)
+                raise
+            self._mounted.peers = self.tls.peers
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._serve, name=f"ui-{self.port}", daemon=True)
 
@@ -122,20 +161,22 @@ class UIServer:
 
     @property
     def host(self) -> str:
-        return str(self._server.effective_host)
+        return str(self.tls.host if self.tls is not None else self._server.effective_host)
 
     @property
     def port(self) -> int:
-        """The bound port (the real one when 0 asked for any free port)."""
-        return int(self._server.effective_port)
+        """The bound public port (the real one when 0 asked for any free port)."""
+        return int(self.tls.port if self.tls is not None else self._server.effective_port)
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls is not None else 'http'}://{host}:{self.port}"
 
     def start(self) -> UIServer:
         self._thread.start()
+        if self.tls is not None:
+            self.tls.start()
         log.info(
             "cart UI on %s (admin: %s/admin): %d threads, %d live-update streams at most",
             self.url,
@@ -147,6 +188,8 @@ class UIServer:
 
     def stop(self) -> None:
         """Close event streams, let running requests finish, close every connection, release the port; safe twice."""
+        if self.tls is not None:
+            self.tls.stop_accepting()
         if self.app is not None:
             _cart_ui(self.app).stream.close()
         self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=STOP_TIMEOUT)
@@ -156,6 +199,8 @@ class UIServer:
             self._thread.join(STOP_TIMEOUT)
         else:
             wasyncore.close_all(self._map, ignore_all=True)
+        if self.tls is not None:
+            self.tls.close()
         log.info("cart UI on %s stopped", self.url)
 
     def _serve(self) -> None:
