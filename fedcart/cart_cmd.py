@@ -28,6 +28,7 @@ from cartnet import logs
 from cartnet.certificates import CertificateError, load_enrolment
 from cartnet.identity import Identity
 from cartnet.settings import describe_error
+from cartnet.tls import TLSError
 from child_cart.settings import CartSettings
 from child_cart.ui.server import UIServer
 from child_cart.ui.starting import STARTING
@@ -71,6 +72,9 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from None
         except NodeUnbuildable as exc:
             typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except TLSError as exc:
+            typer.echo(f"error: {exc}", err=True)  # the UI's or the bridge dial's TLS files; it says which
             raise typer.Exit(2) from None
 
 

@@ -130,3 +130,12 @@ def test_the_cart_honours_log_level(cli, monkeypatch, enrolled_cart, root_level,
     monkeypatch.setenv("LOG_LEVEL", level)
     cli(*flags, "node", "--data-dir", str(enrolled_cart))
     assert seen == {"level": expected, "settings": level.upper()}
+
+
+def test_a_ui_certificate_without_its_key_is_one_line(cli, monkeypatch, enrolled_cart, root_level) -> None:
+    cert = enrolled_cart / "ui-cert.pem"
+    cert.write_text("not read: the key is missing")
+    monkeypatch.setenv("UI_TLS_CERT", str(cert))
+    monkeypatch.delenv("UI_TLS_KEY", raising=False)
+    result = cli("node", "--data-dir", str(enrolled_cart), code=2)
+    assert "error: UI_TLS_CERT and UI_TLS_KEY go together" in result.output, result.output
