@@ -225,12 +225,13 @@ class BridgeProc:
 
 async def start_bridge(root: Path, name: str, bootstrap: str = "", limits: bool = False, **extra: str) -> BridgeProc:
     """A `fedcart bridge` process: rate limits off unless `limits` (then the defaults), `extra` settings as env."""
-    env = {**os.environ, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(REPO), **extra}
-    for name_ in ("RATE_FRAMES", "RATE_BYTES"):
+    env = {**os.environ, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(REPO)}
+    for setting in ("RATE_FRAMES", "RATE_BYTES"):
         if limits:
-            env.pop(name_, None)
+            env.pop(setting, None)
         else:
-            env[name_] = "0"
+            env[setting] = "0"
+    env.update(extra)
     ensure_enrolled(Authority.load(Path(os.environ[AUTHORITY_ENV])), root / name, "bridge")
     proc = await asyncio.create_subprocess_exec(
         *bridge_argv(root / name, bootstrap=bootstrap),
@@ -411,27 +412,48 @@ class Limits:
     settings: str
 
 
-async def measure_limits(args: argparse.Namespace, free: BridgeProc, default: BridgeProc) -> Limits:
+async def measure_limits(args: argparse.Namespace, free: BridgeProc, default: BridgeProc, old: BridgeProc) -> Limits:
     """A `--big-mb` transfer through one bridge with limits off and at the defaults; two carts sending at once
-    through the default bridge; an honest cart's throughput alone and beside a cart flooding small frames."""
+    through the default bridge; an honest cart's throughput alone and beside a cart flooding small frames.
+    Each pair of figures to be compared is measured in turns, `--repeat` times, best kept."""
     size = args.big_mb * 1_000_000
+    async with contextlib.AsyncExitStack() as stack:
+        pairs = {
+            "off": await stack.enter_async_context(_transfer_pair(free.url)),
+            "on": await stack.enter_async_context(_transfer_pair(default.url)),
+            "old": await stack.enter_async_context(_transfer_pair(old.url)),
+        }
+        blob = os.urandom(size)
+        best = dict.fromkeys(pairs, float("inf"))
+        for _ in range(args.repeat):
+            for name, (client, receiver) in pairs.items():
+                start = time.perf_counter()
+                await client.transfers.send_blob(receiver, blob, "bench")
+                best[name] = min(best[name], time.perf_counter() - start)
+        del blob
     big = [
-        await measure_transfer(args, free.url, free.url, f"{args.big_mb} MB transfer, 1 bridge, limits off", size, 2),
-        await measure_transfer(
-            args, default.url, default.url, f"{args.big_mb} MB transfer, 1 bridge, defaults", size, 2
-        ),
+        Row(f"{args.big_mb} MB transfer, 1 bridge, limits off", size / best["off"] / 1e6),
+        Row(f"{args.big_mb} MB transfer, 1 bridge, defaults", size / best["on"] / 1e6),
+        Row(f"{args.big_mb} MB transfer, 1 bridge, before: RATE_BYTES 64 MiB/s", size / best["old"] / 1e6),
     ]
     async with aiohttp.ClientSession() as session:
-        alone = await _senders(session, default.url, 1, args)
         pair = await _senders(session, default.url, 2, args)
-        honest_alone = alone[0]
-        flood = asyncio.Event()
-        flooder = asyncio.create_task(_flood(session, default.url, flood))
+        flooding = asyncio.Event()
+        ready = asyncio.Event()
+        flooder = asyncio.create_task(_flood(session, default.url, ready, flooding))
         try:
-            await asyncio.wait_for(flood.wait(), 60)
-            before, start = await _relayed_frames(session, default.url), time.perf_counter()
-            honest_flooded = (await _senders(session, default.url, 1, args))[0]
-            flood_fps = (await _relayed_frames(session, default.url) - before) / (time.perf_counter() - start)
+            await asyncio.wait_for(ready.wait(), 60)
+            async with _channels(session, default.url, 1) as (honest,):
+                total, frame = args.mb * 1024 * 1024, args.frame_kib * 1024
+                alone = flooded = flood_fps = 0.0
+                for _ in range(args.repeat):
+                    alone = max(alone, await throughput(honest, total, frame))
+                    flooding.set()
+                    before, start = await _relayed_frames(session, default.url), time.perf_counter()
+                    flooded = max(flooded, await throughput(honest, total, frame))
+                    relayed = await _relayed_frames(session, default.url) - before
+                    flood_fps = max(flood_fps, relayed / (time.perf_counter() - start))
+                    flooding.clear()
         finally:
             flooder.cancel()
             await asyncio.gather(flooder, return_exceptions=True)
@@ -439,11 +461,27 @@ async def measure_limits(args: argparse.Namespace, free: BridgeProc, default: Br
 
     defaults = BridgeSettings(_env_file=None)
     settings = f"rate_bytes {defaults.rate_bytes / 2**20:g} MiB/s, rate_frames {defaults.rate_frames:g}/s"
-    return Limits(big, pair, alone[0], honest_alone, honest_flooded, flood_fps, settings)
+    return Limits(big, pair, alone, alone, flooded, flood_fps, settings)
 
 
-async def _senders(session: aiohttp.ClientSession, url: str, count: int, args: argparse.Namespace) -> list[float]:
-    """`count` raw carts each sending `--mb` MiB to a receiver of its own through `url`, all at once: MB/s each."""
+@contextlib.asynccontextmanager
+async def _transfer_pair(url: str) -> AsyncIterator[tuple[BridgeClient, str]]:
+    """A BridgeClient on `url` and the id of a receiving BridgeClient (own process) on the same bridge."""
+    proc, receiver = spawn_receiver("client", url)
+    try:
+        me = Identity.generate()
+        async with BridgeClient(me, url, certified(me)) as client:
+            await client.wait_connected()
+            async with aiohttp.ClientSession() as session:
+                await wait_listed(session, url, receiver)
+            yield client, receiver
+    finally:
+        proc.kill()
+
+
+@contextlib.asynccontextmanager
+async def _channels(session: aiohttp.ClientSession, url: str, count: int) -> AsyncIterator[list[Channel]]:
+    """`count` raw carts on `url`, each with a receiver of its own (own process) on the same bridge."""
     receivers = [spawn_receiver("raw", url) for _ in range(count)]
     try:
         async with contextlib.AsyncExitStack() as stack:
@@ -453,23 +491,63 @@ async def _senders(session: aiohttp.ClientSession, url: str, count: int, args: a
                 me = Identity.generate()
                 ws = await stack.enter_async_context(raw_cart(session, url, me))
                 channels.append(Channel(ws, me.node_id, receiver))
-            total, frame = args.mb * 1024 * 1024, args.frame_kib * 1024
-            return list(await asyncio.gather(*(throughput(channel, total, frame) for channel in channels)))
+            yield channels
     finally:
         for proc, _ in receivers:
             proc.kill()
 
 
-async def _flood(session: aiohttp.ClientSession, url: str, started: asyncio.Event) -> None:
-    """A cart sending 64-byte frames to a receiver as fast as its socket takes them (the bridge paces it)."""
+async def _senders(session: aiohttp.ClientSession, url: str, count: int, args: argparse.Namespace) -> list[float]:
+    """`count` raw carts, each in a process of its own, each sending `--mb` MiB to a receiver of its own through
+    `url`, all started at once: MB/s each."""
+    receivers = [spawn_receiver("raw", url) for _ in range(count)]
+    ctx = mp.get_context("spawn")
+    senders = []
+    try:
+        for _, receiver in receivers:
+            await wait_listed(session, url, receiver)
+            parent, child = ctx.Pipe()
+            total, frame = args.mb * 1024 * 1024, args.frame_kib * 1024
+            proc = ctx.Process(target=sender_main, args=(child, url, receiver, total, frame), daemon=True)
+            proc.start()
+            senders.append((proc, parent))
+        for _, pipe in senders:
+            await asyncio.to_thread(pipe.recv)  # admitted and warmed up
+        for _, pipe in senders:
+            pipe.send("go")
+        return [await asyncio.to_thread(pipe.recv) for _, pipe in senders]
+    finally:
+        for proc, _ in [*receivers, *senders]:
+            proc.kill()
+
+
+def sender_main(pipe, url: str, to: str, total: int, frame: int) -> None:
+    """Child process: a raw cart that, told to go, sends `total` bytes to `to` and reports its MB/s."""
+
+    async def send() -> None:
+        me = Identity.generate()
+        async with aiohttp.ClientSession() as session, raw_cart(session, url, me) as ws:
+            channel = Channel(ws, me.node_id, to)
+            await throughput(channel, frame * 4, frame)
+            pipe.send("ready")
+            await asyncio.to_thread(pipe.recv)
+            pipe.send(await throughput(channel, total, frame))
+
+    asyncio.run(send())
+
+
+async def _flood(session: aiohttp.ClientSession, url: str, ready: asyncio.Event, flooding: asyncio.Event) -> None:
+    """A cart sending 64-byte frames to a receiver as fast as its socket takes them (the bridge paces it), while
+    `flooding` is set."""
     proc, receiver = spawn_receiver("raw", url)
     me = Identity.generate()
     try:
         await wait_listed(session, url, receiver)
         async with raw_cart(session, url, me) as ws:
             junk = frames.routed(receiver, me.node_id, b"X" * 64)
-            started.set()
+            ready.set()
             while True:
+                await flooding.wait()
                 await ws.send_bytes(junk)
     finally:
         proc.kill()
@@ -622,14 +700,20 @@ async def run(args: argparse.Namespace) -> Results:
                 results.rows.append(await measure_direct(args, session))
                 results.rows.append(await measure_relay(args, session, "through 1 bridge", b1.url, b1.url))
                 if "paths" in only:
-                    results.rows.append(await measure_relay(args, session, "through 2 bridges (link)", b1.url, b2.url))
+                    for name, src, dst in (("b1 to b2", b1, b2), ("b2 to b1", b2, b1)):
+                        row = await measure_relay(args, session, f"through 2 bridges (link, {name})", src.url, dst.url)
+                        results.rows.append(row)
                 if b4 is not None:
                     bridges = {f"the bridge on {_loop()}": b1.url, "the bridge on asyncio's own loop": b4.url}
                     results.layers = await measure_layers(args, session, bridges)
             if "paths" in only:
                 results.rows.append(await measure_transfer(args, b1.url, b2.url))
             if "limits" in only:
-                results.limits = await measure_limits(args, b1, b3)
+                old = await start_bridge(root, "b6", limits=True, RATE_BYTES=str(64 * 1024 * 1024))
+                try:
+                    results.limits = await measure_limits(args, b1, b3, old)
+                finally:
+                    await stop_bridge(old)
             if b5 is not None:
                 results.capacity = await measure_capacity(args.carts, b5, args.workers)
         finally:
@@ -704,20 +788,21 @@ def _report_limits(args: argparse.Namespace, limits: Limits) -> None:
     table = Table(title=f"rate limits at the defaults ({limits.settings})")
     for column in ("case", "figure", "vs baseline"):
         table.add_column(column, justify="left" if column == "case" else "right")
-    off, on = limits.big
+    off, on, old = limits.big
     size = args.big_mb * 1_000_000
     table.add_row(off.path, f"{size / off.mbps / 1e6:.2f} s ({off.mbps:.0f} MB/s)", "baseline")
     table.add_row(on.path, f"{size / on.mbps / 1e6:.2f} s ({on.mbps:.0f} MB/s)", f"{on.mbps / off.mbps:.2f}x")
+    table.add_row(old.path, f"{size / old.mbps / 1e6:.2f} s ({old.mbps:.0f} MB/s)", f"{old.mbps / off.mbps:.2f}x")
     pair = limits.pair
     table.add_row(
-        f"2 carts sending {args.mb} MiB at once (defaults)",
+        f"2 carts (own processes) sending {args.mb} MiB at once (defaults)",
         " + ".join(f"{mbps:.0f}" for mbps in pair) + " MB/s",
         f"fairness {min(pair) / max(pair):.2f} (slower/faster); sum {sum(pair) / limits.pair_alone:.2f}x one alone",
     )
     table.add_row(f"1 cart sending {args.mb} MiB alone (defaults)", f"{limits.honest_alone:.0f} MB/s", "baseline")
     table.add_row(
         "the same beside a cart flooding 64-byte frames",
-        f"{limits.honest_flooded:.0f} MB/s; flooder {limits.flood_fps:.0f} frames/s",
+        f"{limits.honest_flooded:.0f} MB/s; {limits.flood_fps:.0f} frames/s relayed in all",
         f"{limits.honest_flooded / limits.honest_alone:.2f}x alone",
     )
     console.print(table)

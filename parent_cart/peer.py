@@ -176,9 +176,12 @@ async def incoming(ws: WebSocket, deadline: float) -> AsyncIterator[bytes]:
     """Binary frames from `ws` until it closes; raises Silent when nothing arrives within `deadline`.
 
     The clock only runs while we are waiting to read, so time the caller spends
-    forwarding (or pacing) a frame never counts as the peer's silence.
+    forwarding (or pacing) a frame never counts as the peer's silence. Between two frames
+    the loop gets one turn: a connection with frames queued would otherwise be read on
+    without a pause, and every other connection waits its turn frame by frame instead.
     """
     while True:
+        await asyncio.sleep(0)
         try:
             msg = await ws.receive(timeout=deadline)
         except TimeoutError:
