@@ -371,7 +371,7 @@ def test_the_image_layout_serves_the_cart_ui(wheel, tmp_path):
         **cf.container_environment(cart_service),
         "UI_HOST": "127.0.0.1",
         "UI_PORT": str(ui),
-        "BRIDGE_URLS": f"http://127.0.0.1:{relay}",
+        "BRIDGE_URLS": f"https://localhost:{relay}",  # TLS, verified against the swarm CA its enrolment wrote
         "MONGO_URL": "",
         "UI_WEB_DIR": str(web),
         "DATA_DIR": str(tmp_path / "cart"),
@@ -385,7 +385,7 @@ def test_the_image_layout_serves_the_cart_ui(wheel, tmp_path):
     processes = []
     try:
         for service, env, ready in (
-            (bridge_service, bridge_env, f"relay http://127.0.0.1:{relay}"),
+            (bridge_service, bridge_env, f"relay https://127.0.0.1:{relay}"),
             (cart_service, cart_env, "running (bridge"),
         ):
             process = subprocess.Popen(
