@@ -379,8 +379,9 @@ async def test_sealed_stream_for_someone_else_is_refused():
         ({"chunks": ["0" * 64]}, "lists no chunk digests"),
         ({"streamed": False, "root": None}, "only a streamed manifest can be sealed"),
         ({"total_size": 2000 * MIB, "chunk_size": MIB}, "exceed the limit"),
+        ({"sealed": bytes(32)}, "bad ephemeral key"),
     ],
-    ids=["streamed with digests", "listed but sealed", "too many chunks"],
+    ids=["streamed with digests", "listed but sealed", "too many chunks", "low-order ephemeral key"],
 )
 async def test_malformed_streamed_manifest_is_refused(change, reason):
     limits = TransferLimits(max_size=4096 * MIB)
