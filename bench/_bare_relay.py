@@ -31,11 +31,13 @@ def available(layer: str) -> str | None:
 
 
 def serve(pipe: Any, layer: str) -> None:
+    factory = None
     if "uvloop" in layer:
         import uvloop
 
-        uvloop.install()
-    asyncio.run((_picows if layer.startswith("picows") else _aiohttp)(pipe))
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run((_picows if layer.startswith("picows") else _aiohttp)(pipe))
 
 
 async def _aiohttp(pipe: Any) -> None:
@@ -102,7 +104,7 @@ async def _picows(pipe: Any) -> None:
 
     conns: dict[bytes, Relayed] = {}
 
-    class Relayed(WSListener):  # type: ignore[misc]
+    class Relayed(WSListener):
         def __init__(self) -> None:
             self.me: bytes | None = None
             self.transport: WSTransport | None = None
