@@ -27,7 +27,10 @@ A `TransferHub` serves one node. It does no I/O itself: the owner passes a
 over a direct WebSocket as well as over routed frames through a bridge. The owner
 may also pass `accept` (refuse a manifest before any chunk travels) and `check`
 (refuse a complete blob on its contents, say a model that does not load): the
-sender's TransferDone then carries the owner's reason.
+sender's TransferDone then carries the owner's reason. `accept` and every hook in
+`admission_checks` (added later by the hub's users, say a cart's update exchange,
+which refuses an `update` answering no request of its own) run before the manifest
+reserves or frees any buffer space: a refused manifest costs the receiver nothing.
 
 Buffer space belongs to the sender that asked for it. An accepted manifest reserves
 its declared size only while its sender is live: attached (`fail_peer` detaches it)
@@ -68,6 +71,8 @@ _T = TypeVar("_T")
 SendFn = Callable[[str, bytes], Awaitable[None]]
 RefusalFn = Callable[[str, TransferManifest, str], None]
 """(sender, manifest, reason): a transfer this hub refused or gave up receiving."""
+AdmitFn = Callable[[str, TransferManifest], str | None]
+"""(sender, manifest): None, or why the manifest is refused before it reserves any buffer space."""
 CheckFn = Callable[["Received"], Awaitable[str | None]]
 """The receiver's last word on a complete, verified blob before it is delivered: None, or why it is refused."""
 _HASH_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cartnet-hash")
@@ -350,6 +355,8 @@ class TransferHub:
         self._completed: OrderedDict[str, None] = OrderedDict()
         self._dropped: OrderedDict[str, str] = OrderedDict()
         self.refusal_listeners: list[RefusalFn] = []
+        self.admission_checks: list[AdmitFn] = []
+        """Asked, in order, before a manifest reserves buffer space: the first reason given refuses it."""
         self.clock: Callable[[], float] = time.monotonic
         """The hub's notion of now (monotonic seconds); tests may replace it."""
         self._verify_slots = asyncio.Semaphore(self.limits.verify_window)
@@ -546,15 +553,21 @@ class TransferHub:
         known = self._partials.get(manifest.transfer_id)
         if known is not None and not _same_content(known.manifest, manifest):
             return "transfer id reused for different content"
-        if known is not None and self._live(known, now):
-            return None
+        reason = self._owner_admits(peer, manifest)
+        if reason or (known is not None and self._live(known, now)):
+            return reason
         active = sum(1 for p in self._partials.values() if p.peer == peer and self._live(p, now))
         if active >= self.limits.max_concurrent_per_peer:
             return f"too many concurrent transfers from this peer (limit {self.limits.max_concurrent_per_peer})"
-        reason = self._make_room(peer, manifest.total_size, known, now)
-        if reason or known is not None:
-            return reason
-        return self._accept(peer, manifest) if self._accept else None
+        return self._make_room(peer, manifest.total_size, known, now)
+
+    def _owner_admits(self, peer: str, manifest: TransferManifest) -> str | None:
+        """The owner's word on a manifest before it reserves anything: None, or the first reason refusing it."""
+        for admit in [self._accept, *self.admission_checks]:
+            reason = admit(peer, manifest) if admit is not None else None
+            if reason:
+                return reason
+        return None
 
     def _live(self, partial: _Partial, now: float) -> bool:
         """Attached and sending: a live partial reserves its whole declared size."""

@@ -74,6 +74,8 @@ log = logging.getLogger(__name__)
 UPDATE_PURPOSE = WeightUpdate.purpose
 MAX_SAMPLES = 10_000_000
 MAX_UPDATE_BYTES = 256 * 1024 * 1024
+UPDATE_SLACK = 64 * 1024
+"""Bytes beyond twice our model's raw size an update transfer may declare (encoding header, sealing tags)."""
 ANSWERS_PER_PEER = 2
 """Update requests one peer gets answered per offer (round); a retry fits, a flood does not."""
 MAX_ANSWERS = 16
@@ -170,6 +172,7 @@ class UpdateExchange:
         self._sealed: OrderedDict[str, _Sealed] = OrderedDict()
         self._known: OrderedDict[str, PeerInfo] = OrderedDict()
         network.transfers.refusal_listeners.append(self._refused)
+        network.transfers.admission_checks.append(self.admit)
         from child_cart.rounds.secure import SecureExchange  # it builds on this module
 
         self.secure = SecureExchange(self)
@@ -301,6 +304,33 @@ class UpdateExchange:
         pending = self._pending.get(manifest.meta.get("request_id", ""))
         if pending is not None and pending.peer.node_id == peer_id and not pending.answer.done():
             pending.answer.set_exception(UpdateRejected(f"we refused its update: {reason}"))
+
+    def update_bound(self) -> int:
+        """The most bytes an honest sealed answer may declare: twice our own model's raw size plus room for the
+        encoding and sealing overhead (a peer's update has our shapes; compressed, it is smaller than raw), or
+        `MAX_UPDATE_BYTES` while we have no model yet."""
+        if self._reference is None:
+            return MAX_UPDATE_BYTES
+        raw = sum(int(np.asarray(w).nbytes) for w in self._reference)
+        return min(MAX_UPDATE_BYTES, 2 * raw + UPDATE_SLACK)
+
+    def admit(self, peer_id: str, manifest: TransferManifest) -> str | None:
+        """The transfer hub's question before an `update` or `masked_update` manifest reserves buffer space: None
+        when it answers a pending request of ours to that same peer, within what our model bounds; else why not.
+        Other purposes are not ours to judge."""
+        if manifest.purpose == UPDATE_PURPOSE:
+            pending = self._pending.get(str(manifest.meta.get("request_id", "")))
+            asked = pending.peer.node_id if pending is not None and not pending.answer.done() else None
+            bound = self.update_bound()
+        elif manifest.purpose == self.secure.purpose:
+            asked, bound = self.secure.admission(manifest)
+        else:
+            return None
+        if asked != peer_id or manifest.sender != peer_id:
+            return f"unsolicited {manifest.purpose}: it answers no pending request of ours to {peer_id[:8]}"
+        if manifest.total_size > bound:
+            return f"declared size {manifest.total_size} exceeds the {bound} bytes our model bounds an update to"
+        return None
 
     # --- receiving answers ----------------------------------------------------------------
 

@@ -58,6 +58,7 @@ from cartnet.messages import (
     PeerInfo,
     RevealedSeed,
     SeedReveal,
+    TransferManifest,
     UnmaskRequest,
     UpdateDeclined,
 )
@@ -220,6 +221,16 @@ class SecureExchange:
                 ask.answer.set_exception(SecAggError(f"peer declined: {message.reason}"))
             return True
         return False
+
+    purpose = MASKED_PURPOSE
+
+    def admission(self, manifest: TransferManifest) -> tuple[str | None, int]:
+        """For a `masked_update` manifest: the peer its request id was asked of (None: no pending ask of ours)
+        and the most bytes its sealed answer may declare (header, values, sealing tags, twice over)."""
+        ask = self._asks.get(str(manifest.meta.get("request_id", "")))
+        if ask is None or ask.answer.done():
+            return None, 0
+        return ask.peer.node_id, 2 * (4 + MAX_HEADER + 4 * ask.length) + 64 * 1024
 
     def on_transfer(self, received: Received) -> bool:
         manifest = received.manifest

@@ -255,6 +255,31 @@ async def test_a_stalled_transfer_keeps_its_chunks_until_the_space_is_needed():
     assert isinstance(late, Error) and "was dropped: it stalled and its buffer space was needed" in late.detail
 
 
+async def test_an_admission_check_refuses_a_manifest_before_it_reserves_or_evicts_anything():
+    """The owner's admission checks (a cart's exchange: an `update` answering no request of its own) run before a
+    manifest reserves buffer space or evicts a stalled partial: a refused manifest costs the receiver nothing, and
+    its sender hears the owner's reason."""
+    limits = TransferLimits(max_size=4 * MIB, max_buffered=4 * MIB, max_buffered_per_peer=4 * MIB, idle_timeout=5.0)
+    receiver, slow, squatter = Hub(limits), Identity.generate(), Identity.generate()
+    receiver.hub.admission_checks.append(
+        lambda peer, manifest: "answers no request of ours" if peer == squatter.node_id else None
+    )
+    blob = os.urandom(4 * MIB)
+    manifest = await build_manifest(slow, blob, "test", {}, MIB)
+    await receiver.hub.handle(slow.node_id, manifest)
+    await receiver.hub.handle(slow.node_id, frames.Chunk(manifest.transfer_id, 0, blob[:MIB]))
+    await asyncio.gather(*receiver.hub._verifying)
+    receiver.now += limits.idle_timeout
+    _, refused = await receiver.offer(squatter, 4 * MIB)
+    assert isinstance(refused, TransferDone) and not refused.ok and refused.reason == "answers no request of ours"
+    assert receiver.refusals == [(squatter.node_id, "answers no request of ours")]
+    assert receiver.hub.reserved(squatter.node_id) == 0
+    assert receiver.hub.reserved(slow.node_id) == MIB, "the stalled partial was not evicted for a refused manifest"
+    await receiver.hub.handle(slow.node_id, manifest)
+    assert isinstance(receiver.replies[slow.node_id][-1], TransferWant), "an admitted sender resumes as before"
+    assert receiver.replies[slow.node_id][-1].missing == [1, 2, 3]
+
+
 # --- streamed transfers: each chunk proves itself as it arrives; sealed ones are opened as they arrive (issue 19) ---
 
 

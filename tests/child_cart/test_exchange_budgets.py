@@ -16,10 +16,10 @@ import pytest
 
 from cartnet import e2e, frames, weights
 from cartnet.identity import Identity
-from cartnet.messages import PeerInfo, TransferManifest, UpdateDeclined, UpdateRequest
+from cartnet.messages import PeerInfo, TransferDone, TransferManifest, TransferWant, UpdateDeclined, UpdateRequest
 from cartnet.payloads import WeightUpdate
 from cartnet.peers import sign_request
-from cartnet.transfer import Received, TransferHub, TransferLimits, build_manifest
+from cartnet.transfer import Received, TransferHub, TransferLimits, build_manifest, stream_manifest
 from child_cart.rounds.exchange import ANSWERS_PER_PEER, UPDATE_PURPOSE, Collected, UpdateExchange
 from tests.trustkit import entry, verifier
 
@@ -34,6 +34,7 @@ class Blobs:
     """A transfer hub stand-in: `send_blob` is recorded and waits for `release` (an answer in flight)."""
 
     refusal_listeners: list = field(default_factory=list)
+    admission_checks: list = field(default_factory=list)
     sent: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -153,13 +154,74 @@ async def test_a_transfer_our_buffer_refused_is_logged_with_the_refusal():
     network = FakeNetwork({peer.node_id: entry(peer)}, hub, identity=me)
     exchange = UpdateExchange(network, TASK, verifier())
     exchange.offer(LAYOUT, 10, 1)
-    await hub.handle(squatter.node_id, await build_manifest(squatter, bytes(MIB), "update", {}, MIB))
+    # a purpose the exchange does not judge (an `update` answering no request of ours is refused at its manifest)
+    await hub.handle(squatter.node_id, await build_manifest(squatter, bytes(MIB), "model", {}, MIB))
     collecting = asyncio.create_task(exchange.collect([entry(peer)], 1, DEADLINE))
     _, request = await _next(network.routed, "the request")
     meta = WeightUpdate(request_id=request.request_id, samples=7, task=TASK, round=1).to_meta()
-    answer: TransferManifest = await build_manifest(peer, bytes(MIB), UPDATE_PURPOSE, meta, MIB)
+    answer: TransferManifest = await build_manifest(peer, bytes(4096), UPDATE_PURPOSE, meta, MIB)
     await hub.handle(peer.node_id, answer)
     collected = await asyncio.wait_for(collecting, DEADLINE)
     assert collected.skipped[peer.node_id].startswith("we refused its update: our transfer buffer is full"), (
         collected.skipped
     )
+
+
+def _refusals(replies: list[bytes]) -> list[str]:
+    done = [frames.parse(frame) for frame in replies]
+    return [m.reason for m in done if isinstance(m, TransferDone) and not m.ok]
+
+
+async def test_an_update_manifest_answering_no_request_of_ours_or_oversized_is_refused_before_it_reserves():
+    """Buffer squatting (issue 14): an `update` manifest that answers no pending request of ours to its sender, or
+    declares more than our model bounds, is refused at the manifest with the reason and reserves nothing; an honest
+    answer is still taken, and other purposes are not the exchange's to judge."""
+    squatter, peer = Identity.generate(), Identity.generate()
+    replies: list[bytes] = []
+
+    async def reply(_peer: str, frame: bytes) -> None:
+        replies.append(frame)
+
+    me = Identity.generate()
+    hub = TransferHub(me, reply, TransferLimits(max_size=256 * MIB))
+    network = FakeNetwork({peer.node_id: entry(peer)}, hub, identity=me)
+    exchange = UpdateExchange(network, TASK, verifier())
+    exchange.offer(LAYOUT, 10, 1)
+    bound = exchange.update_bound()
+    assert bound < MIB, "the bound follows our own (tiny) model, not the 256 MiB cap"
+    unasked = WeightUpdate(request_id="ab" * 16, samples=7, task=TASK, round=1).to_meta()
+    await hub.handle(squatter.node_id, stream_manifest(squatter, 256 * MIB, UPDATE_PURPOSE, unasked, MIB))
+    assert hub.reserved() == 0 and _refusals(replies) == [
+        f"unsolicited update: it answers no pending request of ours to {squatter.node_id[:8]}"
+    ]
+
+    collecting = asyncio.create_task(exchange.collect([entry(peer)], 1, DEADLINE))
+    _, request = await _next(network.routed, "the request")
+    meta = WeightUpdate(request_id=request.request_id, samples=7, task=TASK, round=1).to_meta()
+    replies.clear()
+    # the request id of another peer's request, from the squatter: still not an answer to a request of ours to it
+    await hub.handle(squatter.node_id, stream_manifest(squatter, 4096, UPDATE_PURPOSE, meta, MIB))
+    oversized = stream_manifest(peer, bound + 1, UPDATE_PURPOSE, meta, MIB)
+    assert exchange.admit(peer.node_id, oversized) == (
+        f"declared size {bound + 1} exceeds the {bound} bytes our model bounds an update to"
+    )
+    assert hub.reserved() == 0 and len(_refusals(replies)) == 1, _refusals(replies)
+
+    sealed = e2e.seal(weights.encode(LAYOUT), me.kx_public_key, peer.node_id)
+    assert len(sealed) <= bound
+    await hub.handle(peer.node_id, await build_manifest(peer, sealed, UPDATE_PURPOSE, meta, MIB))
+    await hub.handle(peer.node_id, frames.Chunk(_last_tid(replies), 0, bytes(sealed)))
+    exchange.on_transfer(await asyncio.wait_for(hub.received.get(), DEADLINE))
+    collected = await asyncio.wait_for(collecting, DEADLINE)
+    assert [u.source for u in collected.updates] == [peer.node_id], collected.skipped
+
+    replies.clear()
+    await hub.handle(squatter.node_id, stream_manifest(squatter, 4 * MIB, "model", {}, MIB))
+    assert _refusals(replies) == [] and hub.reserved() == 4 * MIB, "other purposes are not the exchange's to judge"
+    await hub.handle(peer.node_id, oversized)
+    assert _refusals(replies) == [f"unsolicited update: it answers no pending request of ours to {peer.node_id[:8]}"]
+
+
+def _last_tid(replies: list[bytes]) -> str:
+    wants = [m for m in (frames.parse(f) for f in replies) if isinstance(m, TransferWant)]
+    return wants[-1].transfer_id

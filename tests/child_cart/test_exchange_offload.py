@@ -36,7 +36,9 @@ class FakeNetwork:
     """Just what the exchange needs from a network: an identity, a transfer hub's hooks, routed frames."""
 
     identity: Identity = field(default_factory=Identity.generate)
-    transfers: SimpleNamespace = field(default_factory=lambda: SimpleNamespace(refusal_listeners=[]))
+    transfers: SimpleNamespace = field(
+        default_factory=lambda: SimpleNamespace(refusal_listeners=[], admission_checks=[])
+    )
     bridge_id: str | None = None
     sent: asyncio.Queue[tuple[str, UpdateRequest]] = field(default_factory=asyncio.Queue)
 

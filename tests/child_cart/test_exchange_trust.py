@@ -33,6 +33,7 @@ LAYOUT = [np.arange(12, dtype="float32").reshape(3, 4), np.ones(4, "float32")]
 @dataclass
 class Blobs:
     refusal_listeners: list = field(default_factory=list)
+    admission_checks: list = field(default_factory=list)
     sent: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
 
     async def send_blob(self, peer: str, blob: bytes, purpose: str, meta: dict[str, str]) -> str:

@@ -226,7 +226,9 @@ class FakeNetwork:
     """No peers: the directory is empty; frames routed to a peer are kept; announcements recorded."""
 
     identity: Identity = field(default_factory=Identity.generate)
-    transfers: SimpleNamespace = field(default_factory=lambda: SimpleNamespace(refusal_listeners=[]))
+    transfers: SimpleNamespace = field(
+        default_factory=lambda: SimpleNamespace(refusal_listeners=[], admission_checks=[])
+    )
     bridge_id: str | None = None
     sent: asyncio.Queue[tuple[str, Message]] = field(default_factory=asyncio.Queue)
     ready: list[bool] = field(default_factory=list)

@@ -83,6 +83,11 @@ class FaultyExchange(UpdateExchange):
             return True
         return super().on_message(peer_id, message)
 
+    def admit(self, peer_id: str, manifest: TransferManifest) -> str | None:
+        if manifest.meta.get("request_id") in self.flood_ids:
+            return None  # the flooder takes the answers to its own flood (not pending requests of its exchange)
+        return super().admit(peer_id, manifest)
+
     def on_transfer(self, received: Received) -> bool:
         if received.manifest.meta.get("request_id") in self.flood_ids:
             self.flood_replies.put_nowait((received.peer, "answered"))
@@ -115,12 +120,13 @@ class FaultyExchange(UpdateExchange):
         return [np.full_like(w, np.nan) for w in self._reference]
 
     async def _start_then_vanish(self, peer, meta: dict[str, str]) -> None:
-        blob = os.urandom(3 * 1024 * 1024)
-        manifest: TransferManifest = await build_manifest(
-            self.network.identity, blob, UPDATE_PURPOSE, meta, 1024 * 1024
-        )
+        # within what the requester's model bounds an update to (a bigger one is refused at its manifest)
+        chunk = 16 * 1024
+        blob = os.urandom(4 * chunk)
+        assert len(blob) <= self.update_bound()
+        manifest: TransferManifest = await build_manifest(self.network.identity, blob, UPDATE_PURPOSE, meta, chunk)
         await self.network.send_to(peer.node_id, frames.control(manifest))
-        await self.network.send_to(peer.node_id, frames.chunk(manifest.transfer_id, 0, blob[: 1024 * 1024]))
+        await self.network.send_to(peer.node_id, frames.chunk(manifest.transfer_id, 0, blob[:chunk]))
         await self.network._ws.close()
 
 
@@ -129,6 +135,7 @@ def faulty_node(fault: Fault, position: int):
 
     def make(settings, **options) -> CartNode:
         node = CartNode(settings, **options)
+        node.client.transfers.admission_checks.remove(node.exchange.admit)  # the replaced exchange has no say
         exchange = FaultyExchange(node.client, node.task.name, node.verifier)
         exchange.fault = fault
         node.exchange = node.engine.exchange = exchange
