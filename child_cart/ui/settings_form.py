@@ -47,6 +47,8 @@ def form_changes(form: Mapping[str, str]) -> dict[str, str]:
 def _field(name: str, info: FieldInfo) -> SettingField:
     label = name.replace("_", " ").capitalize()
     options = typing.get_args(info.annotation) if typing.get_origin(info.annotation) is typing.Literal else ()
+    if info.annotation is bool:
+        options = (False, True)  # a switch: shown as a choice whose text matches how the current value renders
     if options:
         return SettingField(name, label, info.description or "", "select", tuple(str(o) for o in options))
     minimum, maximum = _bounds(info)
