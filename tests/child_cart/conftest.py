@@ -17,9 +17,11 @@ from typing import Any
 
 import pymongo
 import pytest
+from typer.testing import CliRunner
 
 from child_cart.store import Catalogue, Store, load_catalogue, open_store
 from child_cart.synth import shoppers as synth
+from fedcart.cli import app
 
 MONGO_URL = os.environ.get("MONGO_URL", "")
 HAVE_MONGOMOCK = importlib.util.find_spec("mongomock") is not None
@@ -118,3 +120,18 @@ def trained(tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> T
     version = ModelVersions(store, data_dir).save(task.name, result.weights, result.train_samples, result.metrics)
     exported = export_tflite(store, data_dir, task)
     return Trained(data_dir, store, task, result, version, exported, rows)
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """Runs the real CLI in an empty folder, on the embedded store."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MONGO_URL", "")
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0):
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == code, result.output
+        return result
+
+    return run

@@ -7,29 +7,12 @@ import logging
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from cartnet.authority import Authority, ensure_enrolled
 from child_cart.models.versions import ModelVersions
 from child_cart.qr import decode_image
 from child_cart.store import open_store
 from fedcart import cart_cmd
-from fedcart.cli import app
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    """Runs the real CLI in an empty folder, on the embedded store."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MONGO_URL", "")
-    runner = CliRunner()
-
-    def run(*args: str, code: int = 0):
-        result = runner.invoke(app, list(args))
-        assert result.exit_code == code, result.output
-        return result
-
-    return run
 
 
 def test_synth_train_export_on_a_fresh_cart(cli, tmp_path: Path) -> None:

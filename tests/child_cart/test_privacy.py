@@ -27,7 +27,6 @@ import numpy as np
 import pytest
 from dp_accounting import pld, rdp
 from pydantic import ValidationError
-from typer.testing import CliRunner
 
 from cartnet import frames
 from cartnet.identity import Identity
@@ -53,7 +52,6 @@ from child_cart.rounds.settings import RoundSettings
 from child_cart.rounds.workflow import Phase
 from child_cart.store import Store, open_store
 from child_cart.synth import shoppers as synth
-from fedcart.cli import app
 from tests.rounds.swarmkit import CATALOGUE, TASK
 from tests.trustkit import verifier
 
@@ -386,20 +384,6 @@ async def test_privacy_off_runs_todays_round(cart: Cart):
 
 
 # ---------------------------------------------------------------- fedcart simulate
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MONGO_URL", "")
-    runner = CliRunner()
-
-    def run(*args: str, code: int = 0):
-        result = runner.invoke(app, list(args))
-        assert result.exit_code == code, result.output
-        return result
-
-    return run
 
 
 def test_simulate_refuses_noise_without_a_clip_norm(cli):

@@ -8,9 +8,11 @@ so bridge tests never import TensorFlow. `claims(version)` is what a cart signs 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any
 
+import aiohttp
 import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
@@ -20,6 +22,8 @@ from cartnet.certificates import Certificate
 from cartnet.identity import Identity
 from cartnet.payloads import ModelPublication
 from cartnet.phone_models import ModelClaims, ModelManifest
+from cartnet.presence import now_ms
+from parent_cart.bridge import Bridge
 
 PROFILES = ["student", "family"]
 CATEGORIES = ["dairy", "bakery", "produce"]
@@ -101,3 +105,18 @@ def forged_signature(identity: Identity, data: bytes) -> bytes:
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+async def served(bridge: Bridge) -> tuple[dict[str, Any], bytes]:
+    """`/models/latest.json` and `/models/latest`, checked as a phone does: against the swarm key alone."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{bridge.url}/models/latest.json") as response:
+            assert response.status == 200, f"bridge {bridge.node_id[:8]} serves no model"
+            document = await response.json()
+        async with session.get(f"{bridge.url}/models/latest") as response:
+            assert response.status == 200
+            data = await response.read()
+    published = phone_models.PublishedModel.model_validate(document)
+    model = phone_models.verify(published.signed, bridge.membership.swarm.public_key, now_ms())
+    await asyncio.to_thread(phone_models.check_model, data, model)
+    return document, data

@@ -11,17 +11,14 @@ entries of the same version, the higher SHA-256 is kept whatever the order they 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
-from typing import Any
 
-import aiohttp
 from bridgekit import Swarm, cart, certificate, within
 from kademlia.network import Server
 from kademlia.utils import digest
-from phonekit import CREATED, claims, manifest, tiny_tflite
+from phonekit import CREATED, claims, manifest, served, tiny_tflite
 
 from cartnet import phone_models
 from cartnet.identity import Identity
@@ -31,21 +28,6 @@ from parent_cart import records
 from parent_cart.bridge import Bridge
 
 KEY = records.model_key("recommend")
-
-
-async def served(bridge: Bridge) -> tuple[dict[str, Any], bytes]:
-    """`/models/latest.json` and `/models/latest`, checked as a phone does: against the swarm key alone."""
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"{bridge.url}/models/latest.json") as response:
-            assert response.status == 200, f"bridge {bridge.node_id[:8]} serves no model"
-            document = await response.json()
-        async with session.get(f"{bridge.url}/models/latest") as response:
-            assert response.status == 200
-            data = await response.read()
-    published = phone_models.PublishedModel.model_validate(document)
-    model = phone_models.verify(published.signed, bridge.membership.swarm.public_key, now_ms())
-    await asyncio.to_thread(phone_models.check_model, data, model)
-    return document, data
 
 
 def _refused(bridge: Bridge, reason: str) -> float:

@@ -14,7 +14,6 @@ applies (mobile_app/core `SignedModelVerifier`).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import enum
 import json
@@ -24,10 +23,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import pytest
 from bridgekit import DEADLINE, Swarm, authority, cart, certificate, get_json, within
-from phonekit import claims, forged_signature, manifest, publication_meta, tiny_tflite
+from phonekit import claims, forged_signature, manifest, publication_meta, served, tiny_tflite
 
 from cartnet import phone_models
 from cartnet.authority import Authority, store_revocations
@@ -266,21 +264,6 @@ async def publish_honestly(world: World, version: int, seed: int) -> bytes:
     await within(world.bridge.models.wait_for(version), f"the bridge serving v{version}")
     world.served = tflite
     return tflite
-
-
-async def served(bridge: Bridge) -> tuple[dict, bytes]:
-    """`/models/latest.json` and `/models/latest`, each checked as a phone would: against the swarm key alone."""
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"{bridge.url}/models/latest.json") as response:
-            assert response.status == 200
-            document = await response.json()
-        async with session.get(f"{bridge.url}/models/latest") as response:
-            assert response.status == 200
-            data = await response.read()
-    published = phone_models.PublishedModel.model_validate(document)
-    model = phone_models.verify(published.signed, bridge.membership.swarm.public_key, now_ms())
-    await asyncio.to_thread(phone_models.check_model, data, model)
-    return document, data
 
 
 @pytest.mark.parametrize("attack", list(Attack), ids=[a.name for a in Attack])
