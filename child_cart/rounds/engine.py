@@ -146,6 +146,7 @@ class RoundEngine:
             peers_asked=[p.node_id for p in ctx.asked],
             peers_answered=[u.source for u in ctx.peer_updates],
             skipped=ctx.skipped,
+            refused=ctx.refused,
             bridges=self._bridges_of(ctx.asked, ctx.received),
             samples={u.source: u.samples for u in ctx.updates},
             bytes_in=bytes_in - bytes_before[0],
@@ -166,7 +167,6 @@ class RoundEngine:
             best=ctx.best_metrics,
             local_only=ctx.local_only_metrics,
             swarm_gain=ctx.swarm_gain,
-            refused=ctx.refused,
             privacy=ctx.privacy,
         )
 
