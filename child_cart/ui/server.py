@@ -29,6 +29,7 @@ closes every connection and the listening socket, all within STOP_TIMEOUT.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -195,7 +196,8 @@ class UIServer:
         self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=STOP_TIMEOUT)
         if self._thread.is_alive():
             self._stopping.set()
-            self._server.pull_trigger()
+            with contextlib.suppress(OSError):  # the loop may be closing its trigger already; it wakes by itself too
+                self._server.pull_trigger()
             self._thread.join(STOP_TIMEOUT)
         else:
             wasyncore.close_all(self._map, ignore_all=True)
