@@ -63,6 +63,8 @@ class SwarmPlan:
     seed: int = 0
     round_seconds: float = 20.0
     task: str = "recommend"
+    secure_aggregation: bool = False
+    """Switch secure aggregation on in every cart's stored round settings at start (the admin page can switch it off)."""
 
     def bridge_url(self, i: int) -> str:
         return f"http://{self.host}:{self.bridge_port + i}"
@@ -140,6 +142,8 @@ def seed_carts(plan: SwarmPlan) -> None:
                 fill(store, rows)
                 round_settings.save(store, {"schedule_seconds": plan.round_seconds})
                 log.info("seeded cart-%d with %d %s rows for %s", i, len(rows), collection, plan.task)
+            if plan.secure_aggregation:
+                round_settings.save(store, {"secure_aggregation": True})
         finally:
             store.close()
 

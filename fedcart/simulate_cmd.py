@@ -48,6 +48,9 @@ def register(app: typer.Typer) -> None:
         personalize_epochs: int = typer.Option(
             1, min=1, max=20, help="Personalization: local epochs on each aggregate (with --method personalized)"
         ),
+        secure_aggregation: bool = typer.Option(
+            False, help="Secure aggregation: peers answer with masked updates, each cart learns only their sum (fedavg)"
+        ),
     ) -> None:
         """Run N carts through R real rounds and print per-round accuracy, bytes and time vs the baselines."""
         from fedcart.simulation import METHODS, SimConfig
@@ -75,6 +78,7 @@ def register(app: typer.Typer) -> None:
             method=method,
             mu=mu,
             personalize_epochs=personalize_epochs,
+            secure_aggregation=secure_aggregation,
         )
         refuse_bad_privacy(config)
         quiet_nodes()
@@ -117,15 +121,22 @@ def print_final(result: SimResult) -> None:
 
 
 def refuse_bad_privacy(config: SimConfig) -> None:
-    """The --dp-* options checked as the carts' round settings will check them, before anything starts."""
+    """The --dp-* and --secure-aggregation options checked as the carts' round settings will check them, before
+    anything starts (secure aggregation with a robust rule or too small a cohort is refused with the reason)."""
     from pydantic import ValidationError
 
+    from cartnet.secagg import MIN_COHORT
     from child_cart.rounds.settings import RoundSettings
 
     try:
         RoundSettings.model_validate(config.round_options())
     except ValidationError as exc:
-        raise typer.BadParameter("; ".join(str(error["msg"]) for error in exc.errors())) from None
+        raise typer.BadParameter("; ".join(dict.fromkeys(str(error["msg"]) for error in exc.errors()))) from None
+    if config.secure_aggregation and config.carts <= MIN_COHORT:
+        raise typer.BadParameter(
+            f"--secure-aggregation with {config.carts} carts leaves each cart {config.carts - 1} peers: a masked "
+            f"cohort needs at least {MIN_COHORT}, so run at least {MIN_COHORT + 1} carts"
+        )
 
 
 def print_privacy(rows: list[RoundRow], config: SimConfig) -> None:
@@ -142,6 +153,7 @@ def print_privacy(rows: list[RoundRow], config: SimConfig) -> None:
 def print_table(rows: list[RoundRow], config: SimConfig) -> None:
     dp = f", DP noise {config.dp_noise:g} clip {config.dp_clip:g}" if config.dp else ""
     dp = f", {config.method}{dp}" if config.method != "fedavg" else dp
+    dp += ", secure aggregation" if config.secure_aggregation else ""
     table = Table(
         title=f"{config.carts} carts, {config.bridges} bridges, {config.aggregator}, skew {config.skew}{dp}: pooled held-out accuracy"
     )

@@ -73,6 +73,7 @@ class SimConfig:
     dp_delta: float = 1e-5
     dp_budget: float = 10.0
     method: str = "fedavg"
+    secure_aggregation: bool = False
     mu: float = 0.1
     personalize_epochs: int = 1
 
@@ -97,6 +98,8 @@ class SimConfig:
                 dp_delta=self.dp_delta,
                 dp_epsilon_budget=self.dp_budget,
             )
+        if self.secure_aggregation:
+            options["secure_aggregation"] = True
         return options
 
 
@@ -169,6 +172,7 @@ def summary(result: SimResult, config: SimConfig, task: str) -> dict[str, object
         "skew": config.skew,
         "epochs": config.epochs,
         "k": config.k,
+        "secure_aggregation": config.secure_aggregation,
         "held_out": result.held_out,
         "bayes_ceiling": result.ceiling.as_dict() if result.ceiling is not None else None,
         **{method: result.final.get(method) for method in ("federated", "centralized", "local_only", "personalized")},

@@ -37,6 +37,11 @@ def register(app: typer.Typer) -> None:
             help="What the carts learn: recommend (seeded with shoppers' purchases) or an IoT task "
             "(iot-anomaly, iot-intrusion, iot-intrusion-forest: seeded with device telemetry)",
         ),
+        secure_aggregation: bool = typer.Option(
+            False,
+            help="Switch secure aggregation on in every cart's round settings (masked updates, fedavg only; "
+            "needs at least 4 carts; stays on until switched off on a cart's admin page)",
+        ),
     ) -> None:
         """Start bridges and carts locally, print their URLs and a live status, run rounds until Ctrl-C."""
         plan = SwarmPlan(
@@ -50,13 +55,18 @@ def register(app: typer.Typer) -> None:
             dht_port=dht_port,
             ui_port=ui_port,
             task=task,
+            secure_aggregation=secure_aggregation,
         )
         problem = settings_problem(plan)
         if problem:
             typer.echo(f"error: {problem}", err=True)
             raise typer.Exit(2)
         enrol_nodes(plan)
-        seed_carts(plan)
+        try:
+            seed_carts(plan)
+        except ValidationError as exc:  # a cart's stored settings refuse --secure-aggregation (a robust rule)
+            typer.echo(f"error: a cart's round settings refuse the change: {describe_error(exc)}", err=True)
+            raise typer.Exit(2) from None
         stopped = asyncio.run(_run(plan))
         typer.echo(stopped.line(plan.root))
 
@@ -65,12 +75,18 @@ def settings_problem(plan: SwarmPlan) -> str:
     """What is wrong with the settings the children will read (the same .env and environment), as one line;
     empty when nothing is. A published SWARM_TOKEN, a bad LOG_LEVEL or UI_PORT... stop the swarm here, not
     in a restart loop of every child."""
+    from cartnet.secagg import MIN_COHORT
     from child_cart.settings import CartSettings
     from child_cart.tasks.registry import task_names
     from parent_cart.settings import BridgeSettings
 
     if plan.task not in task_names():
         return f"unknown task {plan.task!r}; known tasks: {', '.join(task_names())}"
+    if plan.secure_aggregation and plan.carts <= MIN_COHORT:
+        return (
+            f"--secure-aggregation with {plan.carts} carts leaves each cart {plan.carts - 1} peers: a masked cohort "
+            f"needs at least {MIN_COHORT}, so start at least {MIN_COHORT + 1} carts"
+        )
     for kind, settings_class in (("cart", CartSettings), ("bridge", BridgeSettings)):
         try:
             settings_class.model_validate({})

@@ -197,6 +197,8 @@ class SecureExchange:
         self._asks: dict[str, _Ask] = {}
         self._awaited: dict[tuple[str, str], _Awaited] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed: OrderedDict[str, None] = OrderedDict()
+        """Request ids of asks whose round moved on (over-asked peers answer late): their answers are expected."""
         self.dropped = 0
 
     # --- routing -----------------------------------------------------------------------------
@@ -236,7 +238,11 @@ class SecureExchange:
         manifest = received.manifest
         if manifest.purpose != MASKED_PURPOSE:
             return False
-        ask = self._asks.get(manifest.meta.get("request_id", ""))
+        request_id = str(manifest.meta.get("request_id", ""))
+        ask = self._asks.get(request_id)
+        if ask is None and request_id in self._closed:
+            log.info("masked update from %s arrived after its round moved on: ignored", manifest.sender[:8])
+            return True
         if ask is None or ask.answer.done() or manifest.sender != ask.peer.node_id:
             log.warning("unsolicited masked update from %s ignored", manifest.sender[:8])
             return True
@@ -440,6 +446,9 @@ class SecureExchange:
         finally:
             for request_id in asked:
                 self._asks.pop(request_id, None)
+                self._closed[request_id] = None
+            while len(self._closed) > MAX_COHORTS * 16:
+                self._closed.popitem(last=False)
         survivors = sorted(unmasker.survivors)
         if len(survivors) < MIN_SURVIVORS:
             result.error = f"only {len(survivors)} masked updates arrived: at least {MIN_SURVIVORS} are needed"

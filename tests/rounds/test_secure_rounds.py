@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from cartnet.payloads import MaskedAnswer
+from child_cart.rounds import accountant
 from child_cart.rounds.phases import DEFAULT_WORKFLOW
-from child_cart.rounds.privacy import PRIVATIZE, workflow_for
+from child_cart.rounds.privacy import PRIVATE_WORKFLOW, PRIVATIZE, workflow_for
 from child_cart.rounds.secure import (
     MASKED,
     SAMPLE_CAP,
@@ -49,6 +50,19 @@ class Capture(RoundPhase):
         own = ctx.own
         assert own is not None
         self.seen[ctx.engine.node_id] = (own.weights, own.samples, ctx.masked, ctx.aggregated)
+
+
+class Trained(RoundPhase):
+    """Keeps each cart's start model and its trained, not yet privatized, weights (TRAIN's output)."""
+
+    name = "trained"
+
+    def __init__(self) -> None:
+        self.seen: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+
+    async def run(self, ctx: RoundContext) -> None:
+        assert ctx.own is not None
+        self.seen[ctx.engine.node_id] = (ctx.engine.current, ctx.own.weights)
 
 
 def plain_fedavg(updates: list[tuple[list[np.ndarray], int]]) -> np.ndarray:
@@ -104,6 +118,34 @@ async def test_a_peer_whose_masked_answer_is_lost_is_dropped_and_the_survivors_r
         assert masked.survivors == survivors
         assert "dropped" in record.skipped[lost.node_id]
         assert lost.node_id not in record.received
+
+
+async def test_differentially_private_updates_are_masked_and_their_sum_unmasks_with_epsilon_accounted(tmp_path):
+    """Each peer clips and noises its update (PRIVATIZE), then masks it: the requester unmasks the FedAvg of the
+    privatized offers, and every cart's ledger holds the one Gaussian release the accountant turns into ε."""
+    noise, clip, delta = 1.0, 0.5, 1e-5
+    trained, capture = Trained(), Capture()
+    options = {"dp_noise_multiplier": noise, "dp_clip_norm": clip, "dp_delta": delta, "dp_epsilon_budget": 100.0}
+    async with swarm(tmp_path, carts=4, rows=200, secure_aggregation=True, k=3, **options) as s:
+        workflow = secured(PRIVATE_WORKFLOW).inserted_after(Phase.TRAIN, trained)
+        for node in s.nodes:
+            node.engine.workflow = workflow.inserted_after(Phase.AGGREGATE, capture)
+        records = await asyncio.wait_for(run_round(s.nodes), DEADLINE)
+        offers = {n.node_id: (n.exchange._reference or [], n.exchange._offer.samples) for n in s.nodes}  # type: ignore[union-attr]
+        ledgers = [accountant.load_ledger(n.store) for n in s.nodes]
+    for node, record, ledger in zip(s.nodes, records, ledgers):
+        start, local = trained.seen[node.node_id]
+        offered = flatten(offers[node.node_id][0])
+        assert np.array_equal(flatten(capture.seen[node.node_id][0]), offered), "the kept update is the offered one"
+        delta_w = flatten(local) - flatten(start)
+        clipped = delta_w * min(1.0, clip / float(np.linalg.norm(delta_w)))
+        residual = offered - flatten(start) - clipped  # the noise PRIVATIZE added, masked with the rest
+        assert abs(float(np.std(residual)) / (noise * clip) - 1) < 0.15, f"noise std {np.std(residual)}"
+        check_aggregate(capture, offers, node.node_id)
+        assert record.privacy is not None and record.privacy.shared and record.privacy.spent
+        assert [spend.noise_multiplier for spend in ledger] == [noise]
+        assert record.privacy.epsilon == pytest.approx(accountant.epsilon([noise], delta))
+        assert record.received and all(metrics == MASKED for metrics in record.received.values())
 
 
 def test_the_settings_choose_the_masked_workflow_and_refuse_a_plain_one():
