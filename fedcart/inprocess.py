@@ -14,6 +14,7 @@ import asyncio
 import functools
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from cartnet.authority import Authority, ensure_enrolled
 from child_cart.node import CartNode
@@ -32,9 +33,10 @@ def local_authority(root: Path) -> Authority:
     return Authority.load_or_create(root / "authority")
 
 
-async def start_bridges(count: int, root: Path, authority: Authority | None = None) -> list[Bridge]:
+async def start_bridges(count: int, root: Path, authority: Authority | None = None, **overrides: Any) -> list[Bridge]:
     """`count` real bridges on 127.0.0.1 (ephemeral ports), each bootstrapping from the ones before,
-    enrolled in `authority` (default: the one under `root`)."""
+    enrolled in `authority` (default: the one under `root`); `overrides` are further `BridgeSettings`
+    (a thousand simulated carts need longer admission and heartbeat deadlines than the defaults)."""
     authority = authority or local_authority(root)
     bridges: list[Bridge] = []
     for index in range(count):
@@ -47,8 +49,7 @@ async def start_bridges(count: int, root: Path, authority: Authority | None = No
             port=0,
             dht_port=0,
             bridge_bootstrap=bootstrap,
-            refresh_interval=2.0,
-            dht_timeout=0.5,
+            **({"refresh_interval": 2.0, "dht_timeout": 0.5} | overrides),
         )
         bridge = Bridge(settings)
         await bridge.start()
@@ -68,20 +69,40 @@ async def start_carts(
 ) -> list[CartNode]:
     """One CartNode per data share, spread over the bridges, connected and listed in every directory.
 
-    Cart i is given every bridge, bridge i mod B first (its primary), as `fedcart swarm` does: it fails
-    over along the list when its bridge goes away.
-
     `fill` writes a cart's share into its store (purchases by default; the IoT experiment writes telemetry);
     `round_options` are the round settings every cart starts with; every cart is enrolled in `authority`
     (default: the one under `root`, which `start_bridges` uses too).
     """
+    urls = [bridge.url for bridge in bridges]
+    nodes = await open_carts(data, urls, root, round_options, make_node, publish, fill, authority)
+    await wait_listed(bridges, len(nodes))
+    return nodes
+
+
+async def open_carts(
+    data: list[list[dict]],
+    bridge_urls: list[str],
+    root: Path,
+    round_options: dict[str, object],
+    make_node: Callable[..., CartNode] = CartNode,
+    publish: bool = False,
+    fill: Callable[[Store, list[dict]], object] = synth.fill_store,
+    authority: Authority | None = None,
+    first: int = 0,
+) -> list[CartNode]:
+    """Carts `first`, `first`+1, ... (one per data share), started and connected; the bridges may be elsewhere.
+
+    Cart i is given every bridge, bridge i mod B first (its primary), as `fedcart swarm` does: it fails
+    over along the list when its bridge goes away. A Ray actor (`fedcart.raysim`) opens its share of the
+    carts with this while the bridges run in the driver.
+    """
     authority = authority or local_authority(root)
     nodes = []
-    for index, rows in enumerate(data):
+    for index, rows in enumerate(data, start=first):
         settings = CartSettings(
             _env_file=None,
             data_dir=root / f"cart-{index}",
-            bridge_urls=[bridges[(index + j) % len(bridges)].url for j in range(len(bridges))],
+            bridge_urls=[bridge_urls[(index + j) % len(bridge_urls)] for j in range(len(bridge_urls))],
         )
         ensure_enrolled(authority, settings.data_dir, "cart")
         store = open_store(settings.data_dir)
@@ -91,10 +112,14 @@ async def start_carts(
         await node.start(scheduled_rounds=False)
         nodes.append(node)
     await asyncio.gather(*(node.client.wait_connected() for node in nodes))
-    for bridge in bridges:
-        if not await bridge.directory.wait_until(functools.partial(_lists_all, bridge, len(nodes)), 60.0):
-            raise TimeoutError(f"bridge {bridge.node_id[:8]} never listed all {len(nodes)} carts within 60s")
     return nodes
+
+
+async def wait_listed(bridges: list[Bridge], count: int, timeout: float = 60.0) -> None:
+    """Until every bridge's directory lists `count` carts (its own and the other bridges'); TimeoutError if not."""
+    for bridge in bridges:
+        if not await bridge.directory.wait_until(functools.partial(_lists_all, bridge, count), timeout):
+            raise TimeoutError(f"bridge {bridge.node_id[:8]} never listed all {count} carts within {timeout:g}s")
 
 
 def _lists_all(bridge: Bridge, count: int) -> bool:

@@ -42,14 +42,14 @@ import numpy as np
 from rich.progress import Progress
 
 from cartnet.files import write_atomic
-from child_cart.node import CartNode
 from child_cart.rounds.learner import Learner
 from child_cart.store import load_catalogue
 from child_cart.synth import shoppers as synth
 from child_cart.synth.shoppers import Ceiling
 from child_cart.tasks import Dataset
 from child_cart.tasks.recommend import RecommendTask
-from fedcart.inprocess import pooled_accuracy, run_round, start_bridges, start_carts
+from fedcart.cartgroup import CartGroup, open_group
+from fedcart.inprocess import start_bridges
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,9 @@ class SimConfig:
     secure_aggregation: bool = False
     mu: float = 0.1
     personalize_epochs: int = 1
+    backend: str = "inprocess"  # or "ray": the carts spread over Ray actors (`fedcart.raysim`, the `ray` extra)
+    address: str | None = None  # backend ray: an existing cluster; None starts a local Ray instance
+    actors: int = 0  # backend ray: groups of carts, one actor (one TensorFlow runtime) each; 0 = one per CPU
 
     @property
     def dp(self) -> bool:
@@ -145,14 +148,16 @@ async def simulate(config: SimConfig) -> SimResult:
     ceiling = synth.bayes_ceiling(catalogue, config.carts, config.seed, config.skew)
     with tempfile.TemporaryDirectory(prefix="fedcart-sim-") as scratch:
         bridges = await start_bridges(config.bridges, Path(scratch))
-        nodes: list[CartNode] = []
+        carts: CartGroup | None = None
         try:
-            nodes = await start_carts(data, bridges, Path(scratch), config.round_options())
-            result = await _run_rounds(config, nodes, pooled, data, task)
+            carts = await open_group(
+                config.backend, data, bridges, Path(scratch), config.round_options(), config.address, config.actors
+            )
+            result = await _run_rounds(config, carts, pooled, data, task)
             result.ceiling, result.held_out = ceiling, len(pooled.y_val)
         finally:
-            for node in nodes:
-                await node.stop()
+            if carts is not None:
+                await carts.stop()
             for bridge in bridges:
                 await bridge.stop()
     config.out_dir.mkdir(parents=True, exist_ok=True)
@@ -191,12 +196,8 @@ def _write_summary(result: SimResult, config: SimConfig, task: str, path: Path) 
     return path
 
 
-def _wire_bytes(nodes: list[CartNode]) -> int:
-    return sum(n.client.wire_bytes_in + n.client.wire_bytes_out for n in nodes)
-
-
 async def _run_rounds(
-    config: SimConfig, nodes: list[CartNode], pooled: Dataset, data: list[list[dict]], task: RecommendTask
+    config: SimConfig, carts: CartGroup, pooled: Dataset, data: list[list[dict]], task: RecommendTask
 ) -> SimResult:
     central = Learner(task)
     central.load_rows([row for rows in data for row in rows])
@@ -210,11 +211,11 @@ async def _run_rounds(
     with Progress() as progress:
         bar = progress.add_task("simulating rounds", total=config.rounds)
         for number in range(config.rounds):
-            start, wire_before = time.perf_counter(), _wire_bytes(nodes)
-            records = await run_round(nodes)
+            start, wire_before = time.perf_counter(), await carts.wire_bytes()
+            records = await carts.run_round()
             seconds = time.perf_counter() - start
-            wire = _wire_bytes(nodes) - wire_before
-            fed = [pooled_accuracy(n, pooled) for n in nodes]
+            wire = await carts.wire_bytes() - wire_before
+            fed = [score["accuracy"] for score in await carts.scores_on(pooled.x_val, pooled.y_val)]
             central_w = await asyncio.to_thread(central.train, central_w, config.epochs)
             local_ws = [await asyncio.to_thread(lr.train, w, config.epochs) for lr, w in zip(locals_, local_ws)]
             local_acc = [lr.evaluate_on(w, pooled.x_val, pooled.y_val)["accuracy"] for lr, w in zip(locals_, local_ws)]
@@ -237,34 +238,20 @@ async def _run_rounds(
             )
             progress.advance(bar)
     scores = {
-        "federated": [n.learner.evaluate_on(n.engine.current, pooled.x_val, pooled.y_val) for n in nodes],
+        "federated": await carts.scores_on(pooled.x_val, pooled.y_val),
         "centralized": [central.evaluate_on(central_w, pooled.x_val, pooled.y_val)],
         "local_only": [lr.evaluate_on(w, pooled.x_val, pooled.y_val) for lr, w in zip(locals_, local_ws)],
     }
-    tuned = [await asyncio.to_thread(_personal, n, config) for n in nodes]
     own = {
-        "federated": [n.learner.evaluate(n.engine.current) for n in nodes],
-        "centralized": [central.evaluate_on(central_w, *_own_val(n)) for n in nodes],
+        "federated": await carts.own_scores(),
+        "centralized": [central.evaluate_on(central_w, *xy) for xy in await carts.own_val()],
         "local_only": [lr.evaluate(w) for lr, w in zip(locals_, local_ws)],
-        "personalized": [n.learner.evaluate(w) for n, w in zip(nodes, tuned)],
+        # a personalized run's kept model is personal already; otherwise the kept model fine-tuned on the cart's rows
+        "personalized": await carts.personal_scores(config.method == "personalized", config.personalize_epochs),
     }
     result.final, result.own_rows = _means(scores), _means(own)
     result.final["personalized"] = result.own_rows["personalized"]  # a personal model is judged on its own cart's rows
     return result
-
-
-def _personal(node: CartNode, config: SimConfig) -> list[np.ndarray]:
-    """The cart's personal model: in a personalized run its kept model, else the kept model fine-tuned on its rows."""
-    if config.method == "personalized":
-        return node.engine.current
-    return node.learner.train(node.engine.current, config.personalize_epochs)
-
-
-def _own_val(node: CartNode) -> tuple[np.ndarray, np.ndarray]:
-    dataset = node.learner.dataset
-    if dataset is None:
-        raise RuntimeError("a cart without rows after its rounds")
-    return dataset.x_val, dataset.y_val
 
 
 def _means(scores: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:

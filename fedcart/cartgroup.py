@@ -1,0 +1,164 @@
+"""The simulated carts as one group the simulator drives, wherever they run.
+
+`fedcart simulate` asks its carts for a few things: run a round, count the
+bytes on the wire, score their kept models. `LocalCarts` answers for carts on
+this process's event loop; a Ray actor hosts one `LocalCarts` per process and
+`fedcart.raysim.RayCarts` fans the same calls out over the actors. A round is
+split in two calls (`begin_round`, `finish_round`) so the driver can hold every
+cart, in every process, between training and exchange: each round's updates
+are on offer before anyone asks, as the in-process barrier ensures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from child_cart.node import CartNode
+from child_cart.rounds.roundlog import RoundRecord
+from fedcart.inprocess import open_carts, wait_listed
+from parent_cart.bridge import Bridge
+
+Scores = list[dict[str, float]]
+BACKENDS = ("inprocess", "ray")
+
+
+class CartGroup(Protocol):
+    """What the simulator needs from its carts; every list is in cart order."""
+
+    async def run_round(self) -> list[RoundRecord]: ...
+
+    async def wire_bytes(self) -> int: ...
+
+    async def scores_on(self, x: np.ndarray, y: np.ndarray) -> Scores: ...
+
+    async def own_scores(self) -> Scores: ...
+
+    async def own_val(self) -> list[tuple[np.ndarray, np.ndarray]]: ...
+
+    async def personal_scores(self, kept: bool, epochs: int) -> Scores: ...
+
+    async def stop(self) -> None: ...
+
+
+class LocalCarts:
+    """Real CartNodes on this process's loop (one TensorFlow runtime for all of them)."""
+
+    def __init__(self, nodes: list[CartNode] | None = None) -> None:
+        self.nodes = nodes or []
+        self._release = asyncio.Event()
+        self._rounds: list[asyncio.Task[RoundRecord]] = []
+
+    async def open(
+        self, data: list[list[dict]], bridge_urls: list[str], root: Path, round_options: dict[str, object], first: int
+    ) -> int:
+        """Start carts `first`... on this loop, connected to the bridges; returns how many."""
+        self.nodes = await open_carts(data, bridge_urls, root, round_options, first=first)
+        return len(self.nodes)
+
+    async def begin_round(self) -> None:
+        """Start a round on every cart; return once each has its update on offer (or its round ended early)."""
+        self._release = asyncio.Event()
+        offered = [asyncio.Event() for _ in self.nodes]
+        self._rounds = [
+            asyncio.create_task(node.engine.run_round(after_training=self._hold(event)))
+            for node, event in zip(self.nodes, offered)
+        ]
+        for event, task in zip(offered, self._rounds):
+            waiter = asyncio.ensure_future(event.wait())
+            await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+
+    def _hold(self, offered: asyncio.Event) -> Callable[[], Awaitable[None]]:
+        async def hold() -> None:
+            offered.set()
+            await self._release.wait()
+
+        return hold
+
+    async def finish_round(self) -> list[RoundRecord]:
+        """Let every cart ask its peers, aggregate and decide; the round records, in cart order."""
+        self._release.set()
+        return list(await asyncio.gather(*self._rounds))
+
+    async def run_round(self) -> list[RoundRecord]:
+        await self.begin_round()
+        return await self.finish_round()
+
+    async def wire_bytes(self) -> int:
+        """Every WebSocket frame the carts sent or received so far, headers included."""
+        return sum(n.client.wire_bytes_in + n.client.wire_bytes_out for n in self.nodes)
+
+    async def scores_on(self, x: np.ndarray, y: np.ndarray) -> Scores:
+        """Each cart's kept model on the given rows (the simulator's pooled held-out set)."""
+        return [await asyncio.to_thread(n.learner.evaluate_on, n.engine.current, x, y) for n in self.nodes]
+
+    async def own_scores(self) -> Scores:
+        """Each cart's kept model on its own held-out rows."""
+        return [await asyncio.to_thread(n.learner.evaluate, n.engine.current) for n in self.nodes]
+
+    async def own_val(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each cart's own held-out rows (the baselines are scored on them too)."""
+        return [_own_val(n) for n in self.nodes]
+
+    async def personal_scores(self, kept: bool, epochs: int) -> Scores:
+        """Each cart's personal model on its own rows: its kept model when `kept` (a personalized run),
+        else the kept model fine-tuned for `epochs` on its rows."""
+        return [await asyncio.to_thread(_personal_score, n, kept, epochs) for n in self.nodes]
+
+    async def peak_rss(self) -> int:
+        """This process's resident-memory high-water mark, in bytes."""
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    async def stop(self) -> None:
+        for node in self.nodes:
+            await node.stop()
+
+
+def _personal_score(node: CartNode, kept: bool, epochs: int) -> dict[str, float]:
+    weights = node.engine.current if kept else node.learner.train(node.engine.current, epochs)
+    return node.learner.evaluate(weights)
+
+
+def _own_val(node: CartNode) -> tuple[np.ndarray, np.ndarray]:
+    dataset = node.learner.dataset
+    if dataset is None:
+        raise RuntimeError("a cart without rows after its rounds")
+    return dataset.x_val, dataset.y_val
+
+
+async def open_group(
+    backend: str,
+    data: list[list[dict]],
+    bridges: list[Bridge],
+    root: Path,
+    round_options: dict[str, object],
+    address: str | None = None,
+    actors: int = 0,
+    listed_within: float = 60.0,
+) -> CartGroup:
+    """One cart per data share, on this loop (`inprocess`) or spread over Ray actors (`ray`: a local Ray
+    instance, or the cluster at `address`; `actors` groups, 0 = one per CPU), listed by every bridge."""
+    urls = [bridge.url for bridge in bridges]
+    carts: CartGroup
+    if backend == "ray":
+        from fedcart import raysim  # the optional extra: imported only when asked for
+
+        carts = await raysim.RayCarts.open(data, urls, root, round_options, address, actors)
+    elif backend == "inprocess":
+        local = LocalCarts()
+        await local.open(data, urls, root, round_options, first=0)
+        carts = local
+    else:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    try:
+        await wait_listed(bridges, len(data), listed_within)
+    except BaseException:
+        await carts.stop()
+        raise
+    return carts
