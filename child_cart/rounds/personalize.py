@@ -12,6 +12,19 @@ guards it. The raw aggregate stays in `ctx.shared`.
 
 The round settings switch it on (`personalize_epochs` > 0): `workflow_for`
 inserts the phase, so the engine is not edited.
+
+The other family is a shared body with a local head (`local_head` in the
+settings, FedPer's split): the cart offers peers only the shared body (every
+layer but the output layer) and keeps its own head, which never leaves it:
+
+    TRAIN (no offer) -> OFFER_BODY -> EXCHANGE -> ATTACH_HEAD -> AGGREGATE -> [PERSONALIZE] -> EVALUATE -> ...
+
+OFFER_BODY offers the body of the fresh local model (which also fixes the
+layout accepted from peers: bodies); ATTACH_HEAD puts this cart's fresh head
+on every peer's body, so EVALUATE scores each as this cart would use it, and
+any aggregation rule combines the bodies while every head is this cart's own
+(identical heads aggregate to themselves). Carts of one swarm must agree on
+it: a full model and a body do not have the same layout, and are refused.
 """
 
 from __future__ import annotations
@@ -19,11 +32,17 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from child_cart.rounds.workflow import Phase, RoundContext, RoundPhase, Workflow
+from child_cart.aggregation import Update
+from child_cart.rounds.phases import Train
+from child_cart.rounds.workflow import Phase, RoundContext, RoundPhase, Weights, Workflow
 
 log = logging.getLogger(__name__)
 
 PERSONALIZE = "personalize"
+OFFER_BODY = "offer_body"
+ATTACH_HEAD = "attach_head"
+HEAD_ARRAYS = 2
+"""The local head: the output layer's kernel and bias, the last two weight arrays of a Keras Dense model."""
 
 
 class Personalize(RoundPhase):
@@ -44,8 +63,62 @@ class Personalize(RoundPhase):
         ctx.aggregated = await asyncio.to_thread(learner.train, ctx.aggregated, epochs)
 
 
-def personalized(workflow: Workflow, epochs: int) -> Workflow:
-    """`workflow` with PERSONALIZE right after AGGREGATE when `epochs` > 0 and it has none yet; else unchanged."""
+def body(weights: Weights) -> Weights:
+    """The shared part of a model's weights: all arrays but the local head's."""
+    if len(weights) <= HEAD_ARRAYS:
+        raise ValueError(f"a model of {len(weights)} weight arrays has no body to share beside its head")
+    return weights[:-HEAD_ARRAYS]
+
+
+def head(weights: Weights) -> Weights:
+    """The local head: the last `HEAD_ARRAYS` arrays."""
+    return weights[-HEAD_ARRAYS:]
+
+
+class OfferBody(RoundPhase):
+    """Offer peers the shared body of this round's fresh local model, never its head (after `Train(offer=False)`)."""
+
+    name = OFFER_BODY
+
+    async def run(self, ctx: RoundContext) -> None:
+        own = ctx.own
+        if own is None:
+            raise RuntimeError("nothing to offer: the workflow needs a train phase before offer_body")
+        ctx.engine.exchange.offer(body(own.weights), own.samples, ctx.number)
+
+
+class AttachHead(RoundPhase):
+    """Put this cart's fresh head on every body a peer sent, so scoring and aggregation see whole models."""
+
+    name = ATTACH_HEAD
+
+    async def run(self, ctx: RoundContext) -> None:
+        own = head(ctx.local)
+        ctx.peer_updates = [Update(u.source, [*u.weights, *own], u.samples) for u in ctx.peer_updates]
+
+
+def personalized(workflow: Workflow, epochs: int, local_head: bool = False) -> Workflow:
+    """`workflow` with PERSONALIZE right after AGGREGATE when `epochs` > 0, and with a local head when `local_head`.
+
+    Each is added once; a workflow without the phases they attach to (AGGREGATE;
+    for the head also a TRAIN that offers and EXCHANGE) is returned as it is.
+    """
+    if local_head:
+        workflow = _with_local_head(workflow)
     if epochs <= 0 or PERSONALIZE in workflow.names or Phase.AGGREGATE not in workflow.names:
         return workflow
     return workflow.inserted_after(Phase.AGGREGATE, Personalize())
+
+
+def _with_local_head(workflow: Workflow) -> Workflow:
+    needed = {Phase.TRAIN, Phase.EXCHANGE, Phase.AGGREGATE}
+    if OFFER_BODY in workflow.names or not needed <= set(workflow.names):
+        return workflow
+    train = list(workflow)[workflow.index(Phase.TRAIN)]
+    if not (isinstance(train, Train) and train.offer):
+        return workflow  # another phase offers (differential privacy): the settings refuse local_head with it
+    return (
+        workflow.replaced(Phase.TRAIN, Train(offer=False))
+        .inserted_after(Phase.TRAIN, OfferBody())
+        .inserted_after(Phase.EXCHANGE, AttachHead())
+    )

@@ -225,7 +225,8 @@ def workflow_for(settings: RoundSettings, chosen: Workflow | None = None) -> Wor
     enabled = accountant.dp_enabled(settings)
     if chosen is None:
         base = PRIVATE_WORKFLOW if enabled else DEFAULT_WORKFLOW
-        return personalized(secured(base) if settings.secure_aggregation else base, settings.personalize_epochs)
+        base = secured(base) if settings.secure_aggregation else base
+        return personalized(base, settings.personalize_epochs, settings.local_head)
     if settings.secure_aggregation and not is_secured(chosen):
         raise ValueError(
             f"secure aggregation is on but {chosen!r} would exchange, aggregate or score plain updates "

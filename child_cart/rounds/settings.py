@@ -101,6 +101,12 @@ class RoundSettings(BaseModel):
         description="Personalization: epochs the aggregate is fine-tuned on this cart's own rows before it is "
         "scored and kept (0 = off). The cart then keeps a model fitted to its own shoppers",
     )
+    local_head: bool = Field(
+        False,
+        description="Personalization: offer peers only the shared body of the model and keep this cart's own "
+        "output layer (its head). Every cart of the swarm must agree (a body and a whole model do not mix); "
+        "not with differential privacy or secure aggregation",
+    )
 
     dp_noise_multiplier: float = Field(
         0.0,
@@ -146,6 +152,14 @@ def conflicts(settings: RoundSettings) -> list[tuple[tuple[str, ...], str]]:
     """What makes these settings switch a protection off: (fields to change, message naming them)."""
     n = settings.k + 1
     rule = settings.aggregator
+    if settings.local_head and (settings.secure_aggregation or settings.dp_noise_multiplier or settings.dp_clip_norm):
+        return [
+            (
+                ("local_head", "secure_aggregation", "dp_noise_multiplier"),
+                "local_head=true offers peers the model's body only, which masked or privatized updates do not "
+                "support yet: switch local_head off, or secure_aggregation and differential privacy off",
+            )
+        ]
     if settings.secure_aggregation:
         return secure_conflicts(settings)
     if rule == "median" and n < MIN_ROBUST_UPDATES:
