@@ -11,7 +11,8 @@ Every round each of the N simulated clients (one per cart) trains the global
 model for `epochs` epochs (batch 32, as a cart's `Learner`) on its cart's
 training rows; FedAvg weights the results by training rows. The global model
 is scored on the pooled held-out rows of all carts after every round (Flower's
-centralized evaluation; no client-side evaluation round). Payload bytes are
+centralized evaluation; no client-side evaluation round), and the last one
+also on each cart's own held-out rows (mean over carts). Payload bytes are
 Flower's own count of the arrays it carries (`ArrayRecord.count_bytes`: the
 float32 data and their keys), server to clients plus clients to server, with
 no message framing or transport. Results go to a JSON file, never a pickle.
@@ -114,7 +115,7 @@ def server_app(args: argparse.Namespace) -> ServerApp:
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        task, _, pooled = carts_data(*shape)
+        task, datasets, pooled = carts_data(*shape)
         model = task.build_model(seed=0)
         strategy = CountingFedAvg(
             fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=args.carts, min_available_nodes=args.carts
@@ -140,9 +141,11 @@ def server_app(args: argparse.Namespace) -> ServerApp:
             train_config=train_config,
             evaluate_fn=evaluate,
         )
+        own = [task.evaluate(model, d.x_val, d.y_val) for d in datasets]  # the last round's global model
         result = {
             "flwr": _flwr_version(),
             "held_out": len(pooled.y_val),
+            "own_rows": {name: sum(m[key] for m in own) / len(own) for name, key in METRICS.items()},
             "rounds": scores,
             "seconds_per_round": [round(b - a, 3) for a, b in zip(marks, marks[1:])],
             "payload_bytes_per_round": [strategy.payload[r] for r in sorted(strategy.payload)],

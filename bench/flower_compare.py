@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -128,7 +129,7 @@ def per_round_table(fed: SimResult, flower: dict, args: argparse.Namespace) -> T
 def final_table(fed: SimResult, flower: dict) -> Table:
     """Last round's accuracy, mean seconds and bytes per round, as fedcart / Flower."""
     ours_rows, theirs = fed.rows, flower
-    last = theirs["rounds"][-1]
+    last, own = theirs["rounds"][-1], theirs["own_rows"]
     ours_final = fed.final["federated"]
     wire = sum(r.wire_bytes for r in ours_rows) / len(ours_rows)
     payload = sum(r.bytes_moved for r in ours_rows) / len(ours_rows)
@@ -137,6 +138,8 @@ def final_table(fed: SimResult, flower: dict) -> Table:
         ("final top-1", ours_final["top1"], last["top1"]),
         ("final top-3", ours_final["top3"], last["top3"]),
         ("final recall@5", ours_final["recall5"], last["recall5"]),
+        ("final top-3, each cart's own rows: kept model", fed.own_rows["federated"]["top3"], own["top3"]),
+        ("final top-3, own rows: fedcart personal model", fed.own_rows["personalized"]["top3"], own["top3"]),
         (
             "s / round (after the first)",
             _mean([r.seconds for r in ours_rows[1:]]),
@@ -170,6 +173,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "flower_compare")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.ERROR)  # dozens of in-process nodes; the tables are the output
     console.print(f"machine: {describe()}; load average {os.getloadavg()[0]:.2f} at the start")
     flower_python()  # set up first, so neither side's timing includes an install
     fed = run_fedcart(args)

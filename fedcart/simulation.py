@@ -11,13 +11,14 @@ Every model is scored on the pooled held-out rows of all carts, next to the
 generator's Bayes ceiling for those rows (`bayes_ceiling`, exact).
 
 `method` picks how the carts learn under skew: `fedavg`, `fedprox` (the
-proximal term, `mu`) or `personalized` (PERSONALIZE fine-tunes each round's
-aggregate on the cart's own rows, `personalize_epochs`). Whatever the method,
+proximal term, `mu`), `personalized` (PERSONALIZE fine-tunes each round's
+aggregate on the cart's own rows, `personalize_epochs`) or `local_head` (carts
+share the model's body, each keeps its own output layer). Whatever the method,
 `summary.json` in the output folder holds the final top-1/top-3/recall@5 of
 every method, the "personalized" one (each cart's kept model fine-tuned on its
-own rows, on its own held-out rows; in a `personalized` run the kept model
-itself), the same methods on each cart's own held-out rows (`own_rows`), and
-per round the bytes on the wire (every WebSocket frame the carts sent or
+own rows, on its own held-out rows; in a `personalized` or `local_head` run the
+kept model itself), the same methods on each cart's own held-out rows
+(`own_rows`), and per round the bytes on the wire (every WebSocket frame the carts sent or
 received, headers included; `payload_bytes_per_round` is the weights alone)
 and the seconds.
 
@@ -53,7 +54,9 @@ from fedcart.inprocess import start_bridges
 
 log = logging.getLogger(__name__)
 
-METHODS = ("fedavg", "fedprox", "personalized")
+METHODS = ("fedavg", "fedprox", "personalized", "local_head")
+PERSONAL_METHODS = ("personalized", "local_head")
+"""Methods whose kept model is the cart's personal one already (the others are fine-tuned after the last round)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,8 @@ class SimConfig:
             options["prox_mu"] = self.mu
         if self.method == "personalized":
             options["personalize_epochs"] = self.personalize_epochs
+        if self.method == "local_head":
+            options["local_head"] = True
         if self.dp:
             options.update(
                 dp_noise_multiplier=self.dp_noise,
@@ -120,6 +125,7 @@ class RoundRow:
     accepted: int
     epsilon: float | None = None  # differential privacy: the most any cart has spent so far, at dp_delta
     sharing: int | None = None  # differential privacy: carts that offered an update this round
+    fed_top3: float = 0.0  # top-3 of the carts' kept models on the pooled held-out rows, mean over carts
 
 
 FINAL_METRICS = {"top1": "accuracy", "top3": "top3_accuracy", "recall5": "recall_at_5"}
@@ -215,7 +221,8 @@ async def _run_rounds(
             records = await carts.run_round()
             seconds = time.perf_counter() - start
             wire = await carts.wire_bytes() - wire_before
-            fed = [score["accuracy"] for score in await carts.scores_on(pooled.x_val, pooled.y_val)]
+            pooled_scores = await carts.scores_on(pooled.x_val, pooled.y_val)
+            fed = [score["accuracy"] for score in pooled_scores]
             central_w = await asyncio.to_thread(central.train, central_w, config.epochs)
             local_ws = [await asyncio.to_thread(lr.train, w, config.epochs) for lr, w in zip(locals_, local_ws)]
             local_acc = [lr.evaluate_on(w, pooled.x_val, pooled.y_val)["accuracy"] for lr, w in zip(locals_, local_ws)]
@@ -234,6 +241,7 @@ async def _run_rounds(
                     accepted=sum(r.accepted for r in records),
                     epsilon=max(p.epsilon for p in privacy) if privacy else None,
                     sharing=sum(p.shared for p in privacy) if privacy else None,
+                    fed_top3=float(np.mean([score["top3_accuracy"] for score in pooled_scores])),
                 )
             )
             progress.advance(bar)
@@ -247,7 +255,7 @@ async def _run_rounds(
         "centralized": [central.evaluate_on(central_w, *xy) for xy in await carts.own_val()],
         "local_only": [lr.evaluate(w) for lr, w in zip(locals_, local_ws)],
         # a personalized run's kept model is personal already; otherwise the kept model fine-tuned on the cart's rows
-        "personalized": await carts.personal_scores(config.method == "personalized", config.personalize_epochs),
+        "personalized": await carts.personal_scores(config.method in PERSONAL_METHODS, config.personalize_epochs),
     }
     result.final, result.own_rows = _means(scores), _means(own)
     result.final["personalized"] = result.own_rows["personalized"]  # a personal model is judged on its own cart's rows

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from cartnet.client import ws_frame_size
 from child_cart.aggregation import Update, make_aggregator
 from child_cart.rounds.learner import Learner
-from child_cart.rounds.personalize import PERSONALIZE, Personalize, personalized
-from child_cart.rounds.phases import DEFAULT_WORKFLOW
+from child_cart.rounds.personalize import ATTACH_HEAD, OFFER_BODY, PERSONALIZE, Personalize, personalized
+from child_cart.rounds.phases import DEFAULT_WORKFLOW, Train
 from child_cart.rounds.privacy import PRIVATIZE, workflow_for
 from child_cart.rounds.settings import RoundSettings
 from child_cart.rounds.workflow import Phase, RoundContext
@@ -74,6 +74,19 @@ def test_settings_put_personalize_right_after_aggregate() -> None:
     assert personalized(DEFAULT_WORKFLOW, 0) is DEFAULT_WORKFLOW
 
 
+def test_settings_give_a_local_head_its_phases_and_refuse_it_with_masking_or_privacy() -> None:
+    workflow = workflow_for(RoundSettings(local_head=True, personalize_epochs=1))
+    names = workflow.names
+    assert names[names.index(Phase.TRAIN) + 1] == OFFER_BODY
+    assert names[names.index(Phase.EXCHANGE) + 1] == ATTACH_HEAD
+    assert names[names.index(Phase.AGGREGATE) + 1] == PERSONALIZE
+    assert not any(isinstance(phase, Train) and phase.offer for phase in workflow), "TRAIN would offer the head"
+    assert personalized(workflow, 1, local_head=True).names == names
+    for other in ({"secure_aggregation": True}, {"dp_noise_multiplier": 1.0, "dp_clip_norm": 1.0}):
+        with pytest.raises(ValidationError, match="local_head"):
+            RoundSettings.model_validate({"local_head": True, **other})
+
+
 def test_personalization_beats_the_plain_aggregate_on_each_carts_own_rows(task: RecommendTask) -> None:
     """Three FedAvg rounds over four skewed carts, then PERSONALIZE on each cart: its own held-out rows score better."""
     data = synth.generate(load_catalogue(), 500, 4, 0, 1.0)
@@ -111,7 +124,7 @@ def test_personalize_does_nothing_without_an_aggregate(task: RecommendTask) -> N
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["fedprox", "personalized"])
+@pytest.mark.parametrize("method", ["fedprox", "personalized", "local_head"])
 def test_simulate_writes_a_summary_with_every_method(
     method: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
