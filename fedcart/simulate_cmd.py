@@ -105,7 +105,8 @@ def register(app: typer.Typer) -> None:
 
 
 MAX_CARTS = {"inprocess": 200, "ray": 1000}
-"""Carts a simulation takes per backend: one process and loop holds 200 (~10 MB each); 1000 measured on Ray."""
+"""Carts a simulation takes per backend: one process holds 200 (~10 MB a cart: its Keras model and traces). On Ray
+the carts' memory is the actors'; the baselines (one local-only model per cart) still train in the driver."""
 
 
 def refuse_bad_backend(backend: str, carts: int) -> None:
