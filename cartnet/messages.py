@@ -379,6 +379,10 @@ class UpdateDeclined(Message):
 
 MAX_COHORT = 16
 """Peers one masked request may name (each with its certified presence, so the request fits a control message)."""
+SHARE_BYTES = 66
+"""One Shamir share of a seed (`cartnet.secagg.SHARE`: an element of GF(2^521 - 1))."""
+MAX_SEALED_SHARES = SHARE_BYTES * MAX_COHORT + 16
+"""One holder's sealed bundle: a share of every cohort member's seed, plus the AEAD tag."""
 MAX_SAMPLE_CAP = 1_000_000
 
 
@@ -405,14 +409,24 @@ class MaskedRequest(Message):
     signature: Signature
 
 
+class SealedShares(Message):
+    """The Shamir shares one survivor (`dealer`) dealt to the target of an `UnmaskRequest`, sealed for the target
+    (`cartnet.secagg`): the requester forwards them without being able to read them."""
+
+    dealer: NodeId
+    sealed: Annotated[Base64Bytes, Field(min_length=1, max_length=MAX_SEALED_SHARES)]
+
+
 class UnmaskRequest(Message):
-    """The requester names the survivors of a masked cohort (those whose masked update it received), once."""
+    """The requester names the survivors of a masked cohort (those whose masked update it received), once, to each
+    member that may have masked, with the shares the survivors dealt that member."""
 
     type: Literal["unmask_request"] = "unmask_request"
     cohort_id: TransferId
     requester: NodeId
     target: NodeId
     survivors: Annotated[list[NodeId], Field(min_length=2, max_length=MAX_COHORT)]
+    shares: Annotated[list[SealedShares], Field(max_length=MAX_COHORT)] = []
     signature: Signature
 
 
@@ -423,16 +437,26 @@ class RevealedSeed(Message):
     seed: Key32
 
 
+class RevealedShare(Message):
+    """One Shamir share a member reveals: of `dealer`'s seed with `of` (`of` == `dealer`: its self seed)."""
+
+    dealer: NodeId
+    of: NodeId
+    value: Annotated[Base64Bytes, Field(min_length=SHARE_BYTES, max_length=SHARE_BYTES)]
+
+
 class SeedReveal(Message):
-    """A survivor's answer to an `UnmaskRequest`: its self seed and its pairwise seeds with dropped members only,
-    signed by it over `cartnet.secagg.Reveal.signed_bytes` (checked against the commitments it signed before)."""
+    """A member's answer to an `UnmaskRequest`: a survivor's self seed and its pairwise seeds with dropped members
+    only (none from a member named dropped), and its shares of the survivors' seeds; signed by it over
+    `cartnet.secagg.Reveal.signed_bytes` (checked against the commitments it, or each share's dealer, signed)."""
 
     type: Literal["seed_reveal"] = "seed_reveal"
     cohort_id: TransferId
     sender: NodeId
     survivors: Annotated[list[NodeId], Field(min_length=2, max_length=MAX_COHORT)]
-    self_seed: Key32
+    self_seed: Key32 | None = None
     pairwise: Annotated[list[RevealedSeed], Field(max_length=MAX_COHORT)] = []
+    shares: Annotated[list[RevealedShare], Field(max_length=MAX_COHORT * MAX_COHORT)] = []
     signature: Signature
 
 

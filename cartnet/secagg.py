@@ -1,8 +1,9 @@
 """Masked secure aggregation among a cohort of peers: the asking cart learns only the sum.
 
 Pure arithmetic and key derivation, no I/O (`child_cart/rounds/secure.py` carries it in a round). The
-shape is SecAgg's double masking (Bonawitz et al., CCS 2017) with the pairwise seeds revealed
-for dropped peers instead of Shamir shares:
+shape is SecAgg's double masking (Bonawitz et al., CCS 2017): pairwise seeds revealed for
+dropped peers by the survivors, and Shamir shares (as in SecAgg+) of every member's seeds so that a
+member that submitted and then drops before revealing does not cost the sum:
 
 * The requester names a `Cohort`: itself, the round, the task, and every member's node id and
   X25519 key (taken from verified peers, so a bridge cannot slip in a key of its own).
@@ -15,32 +16,42 @@ for dropped peers instead of Shamir shares:
   - a self mask from a fresh random seed, so that a member falsely called "dropped" stays
     hidden even when every pairwise seed with it is revealed.
 
-  The `MaskedUpdate` carries a SHA-256 commitment to every seed it used; the member signs it
-  (`signed_bytes`). Each masked vector alone is uniform on uint32 to anyone without the seeds.
-* The requester sums what arrived and names the survivors once. Each survivor answers one
-  `Reveal` (signed): its own self seed, and its pairwise seeds with the members that did not
-  submit, never those with a survivor; a `Masker` answers one survivor set only, so asking twice
-  with different sets gets nothing more. The `Unmasker` checks every revealed seed against the
-  commitment its revealer signed (`SeedMismatch` names the liar), removes the masks and decodes.
+  Each of its seeds (the self seed and every pairwise one) is also split into Shamir shares, one
+  per other member, `threshold(n)` of which rebuild it (a majority of the n - 1 holders); the
+  shares for one holder are sealed together for that holder alone (ChaCha20-Poly1305 under a key
+  from their X25519 agreement), so the requester, which carries them, cannot read them.
+  The `MaskedUpdate` carries a SHA-256 commitment to every seed and to every share it dealt; the
+  member signs them all (`signed_bytes`). Each masked vector alone is uniform on uint32 to anyone
+  without the seeds.
+* The requester sums what arrived and names the survivors (those that submitted) once, to every
+  member that masked, with the sealed shares addressed to it. Each answers one `Reveal` (signed):
+  a survivor its own self seed and its pairwise seeds with the members that did not submit, never
+  those with a survivor; every member its shares of each survivor's self seed and of each
+  survivor's seeds with non-survivors (never a share of a seed it is party to itself). A `Masker`
+  answers one survivor set only, so asking twice with different sets gets nothing more. The
+  `Unmasker` checks every revealed seed and share against the commitment its owner signed
+  (`SeedMismatch` names the liar), rebuilds the seeds of a survivor that did not reveal from
+  `threshold(n)` shares, removes the masks and decodes.
 
 What it does not stop (docs/SECURITY.md): a requester that tells different members different
-survivor sets (SecAgg's consistency round is not built) can expose one member; a member that
-submitted and then drops before revealing its self seed makes the round's sum unrecoverable
-(Shamir shares of the self seed would fix that).
+survivor sets (SecAgg's consistency round is not built) can expose one member; fewer than
+`threshold(n)` members answering the unmask request when a survivor has not revealed loses the sum.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 U32 = npt.NDArray[np.uint32]
@@ -58,6 +69,12 @@ _PAIR_LABEL = b"fedcart-secagg-pair-v1|"
 _COMMIT_LABEL = b"fedcart-secagg-commit-v1|"
 _UPDATE_LABEL = b"fedcart-secagg-update-v1|"
 _REVEAL_LABEL = b"fedcart-secagg-reveal-v1|"
+_SHARE_KEY_LABEL = b"fedcart-secagg-share-key-v1|"
+_SHARE_COMMIT_LABEL = b"fedcart-secagg-share-v1|"
+PRIME = 2**521 - 1
+"""Shamir's field: a Mersenne prime above 2^256, so a 32-byte seed is one field element."""
+SHARE = 66
+"""Bytes of one share (an element of the field, big-endian)."""
 _NONCE = bytes(16)
 """ChaCha20's counter and nonce: zero is safe because every seed keys one expansion only."""
 
@@ -157,13 +174,65 @@ def pairwise_seed(own_key: X25519PrivateKey, own_id: str, peer_id: str, peer_kx:
     It is derived for this cohort's digest only, so revealing it gives away nothing of other rounds
     (nor the long-term agreement).
     """
+    low, high = sorted((own_id, peer_id))
+    return _derive(own_key, peer_id, peer_kx, context, _PAIR_LABEL + low.encode() + b"|" + high.encode())
+
+
+def share_key(own_key: X25519PrivateKey, peer_kx: bytes, context: bytes, dealer: str, holder: str) -> bytes:
+    """The key that seals a dealer's shares for one holder in one cohort: only those two can compute it."""
+    return _derive(own_key, holder, peer_kx, context, _SHARE_KEY_LABEL + dealer.encode() + b">" + holder.encode())
+
+
+def _derive(own_key: X25519PrivateKey, peer_id: str, peer_kx: bytes, context: bytes, info: bytes) -> bytes:
     try:
         shared = own_key.exchange(X25519PublicKey.from_public_bytes(peer_kx))
     except ValueError as exc:
         raise SecAggError(f"no key agreement with {peer_id}: {exc}") from None
-    low, high = sorted((own_id, peer_id))
-    info = _PAIR_LABEL + low.encode() + b"|" + high.encode()
     return HKDF(algorithm=hashes.SHA256(), length=SEED, salt=context, info=info).derive(shared)
+
+
+def threshold(members: int) -> int:
+    """Shares that rebuild a member's seed: a majority of its n - 1 holders, so that no two disjoint groups of
+    holders (told different survivor sets) can both rebuild."""
+    return (members - 1) // 2 + 1
+
+
+def split(secret: bytes, points: Sequence[int], needed: int) -> list[bytes]:
+    """Shamir: a random polynomial of degree `needed` - 1 with f(0) = `secret`, evaluated at each of `points`.
+
+    A few lines over a prime field rather than a dependency: pycryptodome's Shamir takes 16-byte secrets.
+    """
+    if not 1 <= needed <= len(points) or 0 in points:
+        raise SecAggError(f"cannot split into {len(points)} shares with {needed} needed")
+    coefficients = [int.from_bytes(secret, "big"), *(secrets.randbelow(PRIME) for _ in range(needed - 1))]
+    values = []
+    for x in points:
+        y = 0
+        for c in reversed(coefficients):
+            y = (y * x + c) % PRIME
+        values.append(y.to_bytes(SHARE, "big"))
+    return values
+
+
+def combine(shares: Mapping[int, bytes]) -> bytes:
+    """The seed f(0) of the polynomial through `shares` ({point: value}, Lagrange); SecAggError if it is not one."""
+    secret = 0
+    for xi, yi in shares.items():
+        numerator, denominator = 1, 1
+        for xj in shares:
+            if xj != xi:
+                numerator = numerator * -xj % PRIME
+                denominator = denominator * (xi - xj) % PRIME
+        secret = (secret + int.from_bytes(yi, "big") * numerator * pow(denominator, -1, PRIME)) % PRIME
+    if secret >= 2 ** (8 * SEED):
+        raise SecAggError("the shares do not combine into a seed")
+    return secret.to_bytes(SEED, "big")
+
+
+def share_commitment(context: bytes, dealer: str, holder: str, of: str, value: bytes) -> bytes:
+    """The hash a dealer signs for `holder`'s share of its seed with `of` (its own id: its self seed)."""
+    parts = (context, dealer.encode(), holder.encode(), of.encode(), value)
+    return hashlib.sha256(_SHARE_COMMIT_LABEL + b"|".join(parts)).digest()
 
 
 def expand(seed: bytes, length: int) -> U32:
@@ -187,41 +256,50 @@ def _sign(own_id: str, peer_id: str) -> int:
 
 @dataclass(frozen=True)
 class MaskedUpdate:
-    """One member's quantized, masked vector and its commitments (by peer id; its own id for the self seed)."""
+    """One member's quantized, masked vector, its seed commitments (by peer id; its own id for the self seed),
+    its sealed shares (by holder) and its share commitments (by (holder, whose seed))."""
 
     sender: str
     context: bytes
     values: U32
     commitments: Mapping[str, bytes]
     clipped: int
+    sealed_shares: Mapping[str, bytes] = field(default_factory=dict)
+    share_commitments: Mapping[tuple[str, str], bytes] = field(default_factory=dict)
 
     def signed_bytes(self) -> bytes:
         """What the sender signs: the cohort, itself, the vector's digest and every commitment."""
         parts = [_UPDATE_LABEL, self.context, self.sender.encode(), str(self.values.size).encode()]
         parts.append(hashlib.sha256(np.ascontiguousarray(self.values, dtype="<u4").tobytes()).digest())
         parts += [peer.encode() + b"=" + self.commitments[peer] for peer in sorted(self.commitments)]
+        parts += [
+            f"{h}>{of}".encode() + b"=" + self.share_commitments[h, of] for h, of in sorted(self.share_commitments)
+        ]
         return b"|".join(parts)
 
 
 @dataclass(frozen=True)
 class Reveal:
-    """A survivor's answer to the unmask request: its self seed and its pairwise seeds with the dropped only."""
+    """A member's answer to the unmask request: a survivor's self seed and pairwise seeds with the dropped only
+    (empty from a member named dropped), and its shares of survivors' seeds, by (dealer, whose seed)."""
 
     sender: str
     context: bytes
     survivors: frozenset[str]
     self_seed: bytes
     pairwise: Mapping[str, bytes] = field(default_factory=dict)
+    shares: Mapping[tuple[str, str], bytes] = field(default_factory=dict)
 
     def signed_bytes(self) -> bytes:
         parts = [_REVEAL_LABEL, self.context, self.sender.encode(), ",".join(sorted(self.survivors)).encode()]
         parts.append(self.self_seed)
         parts += [peer.encode() + b"=" + self.pairwise[peer] for peer in sorted(self.pairwise)]
+        parts += [f"{d}>{of}".encode() + b"=" + self.shares[d, of] for d, of in sorted(self.shares)]
         return b"|".join(parts)
 
 
 class Masker:
-    """One member's side: mask its vector once, then answer one unmask request."""
+    """One member's side: mask its vector once (dealing shares of its seeds), then answer one unmask request."""
 
     def __init__(self, cohort: Cohort, own_id: str, kx_key: X25519PrivateKey, quantizer: Quantizer) -> None:
         if own_id not in cohort.kx_keys:
@@ -234,6 +312,7 @@ class Masker:
         self.own_id = own_id
         self.quantizer = quantizer
         self.context = cohort.digest()
+        self._kx_key = kx_key
         self._seeds = {
             peer: pairwise_seed(kx_key, own_id, peer, key, self.context)
             for peer, key in cohort.kx_keys.items()
@@ -259,24 +338,64 @@ class Masker:
                 total -= mask
         commitments = {peer: commitment(seed) for peer, seed in self._seeds.items()}
         commitments[self.own_id] = commitment(self._self_seed)
-        return MaskedUpdate(self.own_id, self.context, total, commitments, clipped)
+        sealed, share_commitments = self._deal()
+        return MaskedUpdate(self.own_id, self.context, total, commitments, clipped, sealed, share_commitments)
 
-    def reveal(self, survivors: Collection[str]) -> Reveal:
-        """The seeds the requester needs for this survivor set; refused for a second, different set."""
+    def _deal(self) -> tuple[dict[str, bytes], dict[tuple[str, str], bytes]]:
+        """Shamir shares of every seed of ours, one per other member, sealed per holder; and their commitments."""
+        members = self.cohort.members
+        seeds = {self.own_id: self._self_seed, **self._seeds}
+        holders = [m for m in members if m != self.own_id]
+        dealt = {of: split(seeds[of], [_point(members, h) for h in holders], threshold(len(members))) for of in members}
+        sealed, committed = {}, {}
+        for i, holder in enumerate(holders):
+            key = share_key(self._kx_key, self.cohort.kx_keys[holder], self.context, self.own_id, holder)
+            bundle = b"".join(dealt[of][i] for of in members)
+            sealed[holder] = ChaCha20Poly1305(key).encrypt(_AEAD_NONCE, bundle, _aad(self.context, self.own_id, holder))
+            for of in members:
+                committed[holder, of] = share_commitment(self.context, self.own_id, holder, of, dealt[of][i])
+        return sealed, committed
+
+    def reveal(self, survivors: Collection[str], sealed: Mapping[str, bytes] | None = None) -> Reveal:
+        """The seeds and shares the requester needs for this survivor set; refused for a second, different set.
+
+        `sealed` holds the shares other members dealt to us, by dealer, as the requester forwards them.
+        """
         named = frozenset(survivors)
         if self._revealed is not None:
             if self._revealed.survivors != named:
                 raise SecAggError("already answered for another survivor set: revealing more could expose a member")
             return self._revealed
-        if self.own_id not in named:
-            raise SecAggError("named as dropped: this member reveals nothing (its self mask keeps its update hidden)")
         if not named <= set(self.cohort.kx_keys):
             raise SecAggError("the survivor set names nodes outside the cohort")
         if len(named) < MIN_SURVIVORS:
             raise SecAggError(f"fewer than {MIN_SURVIVORS} survivors: their sum would be one update")
-        dropped = {peer: seed for peer, seed in self._seeds.items() if peer not in named}
-        self._revealed = Reveal(self.own_id, self.context, named, self._self_seed, dropped)
+        shares = self._shares(named, sealed or {})
+        if self.own_id not in named:  # named as dropped: our self mask keeps our update hidden, our seeds stay ours
+            self._revealed = Reveal(self.own_id, self.context, named, b"", {}, shares)
+        else:
+            dropped = {peer: seed for peer, seed in self._seeds.items() if peer not in named}
+            self._revealed = Reveal(self.own_id, self.context, named, self._self_seed, dropped, shares)
         return self._revealed
+
+    def _shares(self, named: frozenset[str], sealed: Mapping[str, bytes]) -> dict[tuple[str, str], bytes]:
+        """Our shares of each survivor's self seed and of its seeds with non-survivors other than us."""
+        members = self.cohort.members
+        out = {}
+        for dealer in sorted(named & set(sealed) - {self.own_id}):
+            key = share_key(self._kx_key, self.cohort.kx_keys[dealer], self.context, dealer, self.own_id)
+            try:
+                bundle = ChaCha20Poly1305(key).decrypt(
+                    _AEAD_NONCE, sealed[dealer], _aad(self.context, dealer, self.own_id)
+                )
+            except InvalidTag:
+                continue  # not sealed by that dealer for us: nothing of it to reveal
+            if len(bundle) != SHARE * len(members):
+                continue
+            values = {of: bundle[i * SHARE : (i + 1) * SHARE] for i, of in enumerate(members)}
+            out[dealer, dealer] = values[dealer]
+            out.update({(dealer, of): values[of] for of in members if of not in named and of != self.own_id})
+        return out
 
 
 class Unmasker:
@@ -299,10 +418,17 @@ class Unmasker:
             raise SecAggError(f"{update.sender} already sent its update")
         if update.values.dtype != np.uint32 or update.values.ndim != 1 or update.values.size == 0:
             raise SecAggError(f"{update.sender}'s update is not a non-empty vector of uint32")
-        if any(len(value) != SEED for value in update.commitments.values()):
+        if any(len(value) != SEED for value in [*update.commitments.values(), *update.share_commitments.values()]):
             raise SecAggError(f"{update.sender}'s commitments are not {SEED} bytes each")
         if set(update.commitments) != members:
             raise SecAggError(f"{update.sender}'s update does not commit to one seed per cohort member")
+        holders = members - {update.sender}
+        if set(update.sealed_shares) != holders or set(update.share_commitments) != {
+            (h, of) for h in holders for of in members
+        }:
+            raise SecAggError(f"{update.sender}'s update does not deal one share of each seed to each other member")
+        if any(len(box) != sealed_size(len(members)) for box in update.sealed_shares.values()):
+            raise SecAggError(f"{update.sender}'s sealed shares are not {sealed_size(len(members))} bytes each")
         sizes = {other.values.size for other in self.updates.values()}
         if sizes and update.values.size not in sizes:
             raise SecAggError(f"{update.sender}'s update has {update.values.size} values, the others {sizes.pop()}")
@@ -312,40 +438,103 @@ class Unmasker:
     def survivors(self) -> frozenset[str]:
         return frozenset(self.updates)
 
+    def sealed_for(self, holder: str) -> dict[str, bytes]:
+        """The shares each survivor dealt to `holder`, sealed for it: what the unmask request forwards to it."""
+        return {dealer: update.sealed_shares[holder] for dealer, update in self.updates.items() if dealer != holder}
+
     def unmask(self, reveals: Mapping[str, Reveal]) -> tuple[F64, int]:
         """(the sum of the survivors' vectors, how many of their coordinates clipping changed).
 
-        Needs a reveal from every survivor; a seed that does not match its revealer's commitment
-        raises SeedMismatch naming that revealer.
+        Needs, for each survivor, its own reveal or `threshold(n)` shares of its seeds in the others' reveals; a
+        seed or share that does not match its commitment raises SeedMismatch naming who revealed or dealt it.
         """
         survivors = self.survivors
         if len(survivors) < MIN_SURVIVORS:
             raise SecAggError(f"only {len(survivors)} updates arrived: at least {MIN_SURVIVORS} are needed")
-        missing = survivors - set(reveals)
-        if missing:
-            raise SecAggError(f"no reveal from {', '.join(sorted(missing))}: the sum stays masked")
         dropped = set(self.cohort.kx_keys) - survivors
+        for member, reveal in reveals.items():
+            self._check_reveal(member, reveal, dropped)
         length = next(iter(self.updates.values())).values.size
         total = np.zeros(length, dtype=np.uint32)
         for member in sorted(survivors):
-            update, reveal = self.updates[member], reveals[member]
-            if reveal.sender != member or reveal.context != self.context or reveal.survivors != survivors:
-                raise SecAggError(f"{member}'s reveal is for another sender, cohort or survivor set")
-            if set(reveal.pairwise) != dropped:
-                raise SecAggError(f"{member} must reveal its seeds with the dropped members exactly")
-            _check(member, "its self seed", reveal.self_seed, update.commitments[member])
-            total += update.values
-            total -= expand(reveal.self_seed, length)
+            self_seed, pairwise = self._seeds_of(member, reveals, dropped)
+            total += self.updates[member].values
+            total -= expand(self_seed, length)
             for gone in sorted(dropped):
-                seed = reveal.pairwise[gone]
-                _check(member, f"its seed with {gone}", seed, update.commitments[gone])
-                mask = expand(seed, length)
+                mask = expand(pairwise[gone], length)
                 if _sign(member, gone) > 0:
                     total -= mask
                 else:
                     total += mask
         clipped = sum(self.updates[member].clipped for member in survivors)
         return self.quantizer.decode_sum(total), clipped
+
+    def _check_reveal(self, member: str, reveal: Reveal, dropped: set[str]) -> None:
+        if reveal.sender != member or reveal.context != self.context or reveal.survivors != self.survivors:
+            raise SecAggError(f"{member}'s reveal is for another sender, cohort or survivor set")
+        if member not in self.survivors:
+            if reveal.self_seed or reveal.pairwise:
+                raise SecAggError(f"{member} was named dropped: it reveals shares only")
+            return
+        if set(reveal.pairwise) != dropped:
+            raise SecAggError(f"{member} must reveal its seeds with the dropped members exactly")
+        update = self.updates[member]
+        _check(member, "its self seed", reveal.self_seed, update.commitments[member])
+        for gone, seed in reveal.pairwise.items():
+            _check(member, f"its seed with {gone}", seed, update.commitments[gone])
+
+    def _seeds_of(
+        self, member: str, reveals: Mapping[str, Reveal], dropped: set[str]
+    ) -> tuple[bytes, Mapping[str, bytes]]:
+        """A survivor's self seed and its seeds with the dropped: as it revealed them, or rebuilt from shares."""
+        if member in reveals:
+            return reveals[member].self_seed, reveals[member].pairwise
+        return self._rebuild(member, member, reveals), {gone: self._rebuild(member, gone, reveals) for gone in dropped}
+
+    def _rebuild(self, dealer: str, of: str, reveals: Mapping[str, Reveal]) -> bytes:
+        """`dealer`'s seed with `of` (its own id: its self seed) from the shares in `reveals`, each checked."""
+        update, members = self.updates[dealer], self.cohort.members
+        points = {}
+        for holder in sorted(reveals):
+            value = reveals[holder].shares.get((dealer, of))
+            if value is None:
+                continue
+            committed = update.share_commitments.get((holder, of), b"")
+            if not secrets.compare_digest(share_commitment(self.context, dealer, holder, of, value), committed):
+                raise SeedMismatch(
+                    holder, f"{holder} revealed a share of {dealer}'s seeds that {dealer} never dealt it"
+                )
+            points[_point(members, holder)] = value
+        needed = threshold(len(members))
+        if len(points) < needed:
+            raise SecAggError(
+                f"{dealer} did not reveal and only {len(points)} of the {needed} shares that rebuild its seeds "
+                "arrived: the sum stays masked"
+            )
+        seed = combine(dict(list(points.items())[:needed]))
+        what = "its self seed" if of == dealer else f"its seed with {of}"
+        if not secrets.compare_digest(commitment(seed), update.commitments[of]):
+            raise SeedMismatch(dealer, f"{dealer} dealt shares that do not rebuild {what}, which it committed to")
+        return seed
+
+
+_AEAD_NONCE = bytes(12)
+"""ChaCha20-Poly1305's nonce: zero is safe because every share key seals one bundle only."""
+_AEAD_TAG = 16
+
+
+def sealed_size(members: int) -> int:
+    """Bytes of one holder's sealed bundle of shares in a cohort of `members`: a share of each member's seed."""
+    return SHARE * members + _AEAD_TAG
+
+
+def _aad(context: bytes, dealer: str, holder: str) -> bytes:
+    return context + b"|" + dealer.encode() + b">" + holder.encode()
+
+
+def _point(members: Sequence[str], holder: str) -> int:
+    """The Shamir point of a holder: its place in the cohort, from 1."""
+    return members.index(holder) + 1
 
 
 def _check(peer: str, what: str, seed: bytes, committed: bytes) -> None:

@@ -12,24 +12,29 @@ included: what is masked is then the privatized offer). The arithmetic is `cartn
 2. Each member verifies the request and every entry, clips its claimed sample count to the request's
    `sample_cap`, scales its offered weights by that count, quantizes (fixed point, `quantizer_for`), adds
    its pairwise and self masks, and answers with a transfer (`MaskedAnswer`, sealed for the requester):
-   the masked vector, the commitments to its seeds (signed) and the clipped count alongside, in the clear.
-3. The requester sums what arrived, names the survivors in a signed `UnmaskRequest`, collects one
-   `SeedReveal` from each (its self seed, its pairwise seeds with dropped members only, checked against
-   the commitments it signed), unmasks the sum and divides by the total weight: with its own update,
-   weighted the same way, that is the FedAvg aggregate.
+   the masked vector, the commitments to its seeds and to the Shamir shares it dealt (signed), the shares
+   sealed for each other member, and the clipped count alongside, in the clear.
+3. The requester sums what arrived and names the survivors in a signed `UnmaskRequest` to each survivor and
+   each member not heard from (it may have masked late), forwarding the shares dealt to it. It collects
+   one `SeedReveal` from each survivor (its self seed, its pairwise seeds with dropped members only,
+   checked against the commitments it signed) and whatever shares arrive meanwhile; a survivor that never
+   reveals has its seeds rebuilt from the others' shares (`MaskedSum.rebuilt`). It unmasks the sum and
+   divides by the total weight: with its own update, weighted the same way, that is the FedAvg aggregate.
 
-FedAvg's weights: the sample-count clip (`sample_cap`) works on the counts each member claims and sends
-alongside its masked vector; the requester cannot check that the vector was scaled by that count (it
-never sees the vector), so a member can weigh itself anywhere within 1..sample_cap, as a plain peer can
-with its claimed count. EVALUATE cannot score one peer's update: the round log marks each survivor's
-entry in `received` with `{"masked": 1.0}` instead of metrics, and `peers_answered` and `samples` stay
-empty for them (no update was seen).
+FedAvg's weights: each member clips its own claimed sample count to `sample_cap` (SAMPLE_CAP, fixed) and
+sends it alongside its masked vector. The plain rule's clip (3x the round's median claim) is not applied:
+the requester never sees a member's vector, so it cannot check that the vector was scaled by the count
+claimed; a member can add any vector the fixed-point range holds, whatever count it claims. A clip of
+claims would bound nothing (docs/SECURITY.md says what would: range proofs, not built). EVALUATE cannot
+score one peer's update: the round log marks each survivor's entry in `received` with `{"masked": 1.0}`
+instead of metrics, and `peers_answered` and `samples` stay empty for them (no update was seen).
 
 What it does not protect (docs/SECURITY.md): a requester that names different survivor sets to different
-members; a survivor that drops before revealing its self seed makes that round's sum unrecoverable (the
-round then keeps a local model, and says why); the seeds of a reveal travel in a routed control frame
-(signed, not sealed): a bridge that also held the masked vectors, which are sealed for the requester,
-could unmask; the requester's aggregate, published or offered later, is the sum of its cohort.
+members; a survivor silent at unmasking when fewer than `cartnet.secagg.threshold(n)` members answer with
+shares loses that round's sum (the round then keeps a local model, and says why); the seeds and shares of
+a reveal travel in a routed control frame (signed, not sealed): a bridge that also held the masked
+vectors, which are sealed for the requester, could unmask; a member's poisoned update goes into the sum
+unseen; the requester's aggregate, published or offered later, is the sum of its cohort.
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ from cartnet.messages import (
     Message,
     PeerInfo,
     RevealedSeed,
+    RevealedShare,
+    SealedShares,
     SeedReveal,
     TransferManifest,
     UnmaskRequest,
@@ -98,14 +105,16 @@ log = logging.getLogger(__name__)
 
 MASKED_PURPOSE = MaskedAnswer.purpose
 SAMPLE_CAP = 4096
-"""The most samples one update weighs in a masked sum (claimed counts are clipped to it, ours too)."""
+"""The most samples one update weighs in a masked sum (claimed counts are clipped to it, ours too): fixed, because
+the fixed-point range is sized by it before any count is known, and a clip of claims would not bind the vector."""
 WEIGHT_CLIP = 32.0
 """The largest weight magnitude a masked update carries exactly; beyond it coordinates are clipped (and counted)."""
 MAX_COHORTS = 16
 """Cohorts a member keeps its masker for, waiting for their unmask request."""
 MAX_TASKS = 64
 """Masked answers and reveals running at once; beyond that requests are dropped (and logged)."""
-MAX_HEADER = 16 * 1024
+MAX_HEADER = 128 * 1024
+"""A masked answer's JSON header: seed and share commitments, sealed shares (hex), for a cohort of up to 16."""
 MASKED: Metrics = {"masked": 1.0}
 """What EVALUATE records in `received` for a peer whose update went into the sum masked: never seen alone."""
 
@@ -132,9 +141,15 @@ def unflatten(vector: F64, layout: Weights) -> Weights:
 
 
 def pack(update: MaskedUpdate) -> bytes:
-    """A masked update's blob: header length, JSON header (commitments, clipped count), little-endian uint32s."""
+    """A masked update's blob: header length, JSON header (commitments, clipped count, sealed shares and their
+    commitments), little-endian uint32s."""
     header = json.dumps(
-        {"clipped": update.clipped, "commitments": {peer: c.hex() for peer, c in update.commitments.items()}},
+        {
+            "clipped": update.clipped,
+            "commitments": {peer: c.hex() for peer, c in update.commitments.items()},
+            "shares": {holder: box.hex() for holder, box in update.sealed_shares.items()},
+            "share_commitments": [[h, of, c.hex()] for (h, of), c in sorted(update.share_commitments.items())],
+        },
         sort_keys=True,
     ).encode()
     return struct.pack("<I", len(header)) + header + np.ascontiguousarray(update.values, dtype="<u4").tobytes()
@@ -151,10 +166,12 @@ def unpack(blob: bytes, sender: str, context: bytes, length: int) -> MaskedUpdat
         header = json.loads(blob[4 : 4 + size])
         commitments = {str(peer): bytes.fromhex(c) for peer, c in dict(header["commitments"]).items()}
         clipped = int(header["clipped"])
+        sealed = {str(holder): bytes.fromhex(box) for holder, box in dict(header["shares"]).items()}
+        share_commitments = {(str(h), str(of)): bytes.fromhex(c) for h, of, c in list(header["share_commitments"])}
     except (ValueError, KeyError, TypeError) as exc:
         raise SecAggError(f"masked update header unreadable: {exc}") from None
     values = np.frombuffer(blob, dtype="<u4", offset=4 + size).astype(np.uint32)
-    return MaskedUpdate(sender, context, values, commitments, max(0, clipped))
+    return MaskedUpdate(sender, context, values, commitments, max(0, clipped), sealed, share_commitments)
 
 
 @dataclass
@@ -166,6 +183,8 @@ class MaskedSum:
     total: F64 | None = None
     weight: int = 0
     clipped: int = 0
+    rebuilt: list[str] = field(default_factory=list)
+    """Survivors that did not reveal: their seeds were rebuilt from the other members' Shamir shares."""
     error_bound: float = 0.0
     """The most the sum may differ from the exact sum of the weighted updates, per coordinate (quantization)."""
     skipped: dict[str, str] = field(default_factory=dict)
@@ -358,8 +377,9 @@ class SecureExchange:
         if requester is None or not secure_signed_by(request, requester):
             log.warning("refused an unmask request from %s: not signed by its verified key", peer_id[:8])
             return
+        sealed = {shares.dealer: shares.sealed for shares in request.shares}
         try:
-            reveal = kept[1].reveal(request.survivors)
+            reveal = await asyncio.to_thread(kept[1].reveal, request.survivors, sealed)
         except SecAggError as exc:
             log.warning("revealing nothing to %s: %s", peer_id[:8], exc)
             return
@@ -367,8 +387,9 @@ class SecureExchange:
             cohort_id=request.cohort_id,
             sender=identity.node_id,
             survivors=sorted(reveal.survivors),
-            self_seed=reveal.self_seed,
+            self_seed=reveal.self_seed or None,
             pairwise=[RevealedSeed(peer=peer, seed=seed) for peer, seed in sorted(reveal.pairwise.items())],
+            shares=[RevealedShare(dealer=d, of=of, value=v) for (d, of), v in sorted(reveal.shares.items())],
             signature=identity.sign(reveal.signed_bytes()),
         )
         with contextlib.suppress(ConnectionError, RuntimeError):
@@ -429,10 +450,12 @@ class SecureExchange:
             answers = {request_id: self._asks[request_id].answer for request_id in asked}
             await _wait(list(answers.values()), timeout, enough)
             weights: dict[str, int] = {}
+            late: list[str] = []  # asked, not heard from: they may have masked and hold shares
             for request_id, answer in answers.items():
                 node_id = asked[request_id].node_id
                 if not answer.done():
                     answer.cancel()
+                    late.append(node_id)
                     result.skipped[node_id] = f"dropped: no masked update within {timeout:g}s or enough others first"
                 elif answer.exception() is not None:
                     result.skipped[node_id] = f"dropped: {answer.exception()}"
@@ -453,44 +476,53 @@ class SecureExchange:
         if len(survivors) < MIN_SURVIVORS:
             result.error = f"only {len(survivors)} masked updates arrived: at least {MIN_SURVIVORS} are needed"
             return result
-        reveals = await self._reveals(cohort, {node_id: trusted[node_id] for node_id in survivors}, timeout)
+        holders = {node_id: trusted[node_id] for node_id in [*survivors, *late]}
+        reveals = await self._reveals(cohort, unmasker, holders, timeout)
         try:
             total, clipped = await asyncio.to_thread(unmasker.unmask, reveals)
         except SecAggError as exc:
             result.error = f"the masked sum could not be unmasked: {exc}"
             return result
         result.survivors, result.total, result.clipped = survivors, total, clipped
+        result.rebuilt = [node_id for node_id in survivors if node_id not in reveals]
+        if result.rebuilt:
+            log.info("rebuilt the seeds of %d silent survivors from shares", len(result.rebuilt))
         result.weight = sum(weights.values())
         result.error_bound = quantizer.error_bound(len(survivors))
         return result
 
     async def _reveals(
-        self, cohort: Cohort, survivors: Mapping[str, VerifiedPeer], timeout: float
+        self, cohort: Cohort, unmasker: Unmasker, holders: Mapping[str, VerifiedPeer], timeout: float
     ) -> dict[str, Reveal]:
-        """Name the survivors to each of them and collect their reveals (those that came within `timeout`)."""
+        """Name the survivors to each of `holders` (the survivors and the members not heard from), with the shares
+        dealt to it, and collect the reveals that came before every survivor revealed or `timeout` passed."""
         ex = self.exchange
         identity = ex.network.identity
         loop = asyncio.get_running_loop()
         context = cohort.digest()
-        keys = [(cohort.request_id, node_id) for node_id in survivors]
-        for key, peer in zip(keys, survivors.values()):
+        survivors = sorted(unmasker.survivors)
+        keys = [(cohort.request_id, node_id) for node_id in holders]
+        for key, peer in zip(keys, holders.values()):
             self._awaited[key] = _Awaited(peer, context, loop.create_future())
         try:
-            for node_id in survivors:
+            for node_id in holders:
+                sealed = [SealedShares(dealer=d, sealed=box) for d, box in sorted(unmasker.sealed_for(node_id).items())]
                 request = sign_secure(
                     identity,
                     UnmaskRequest(
                         cohort_id=cohort.request_id,
                         requester=identity.node_id,
                         target=node_id,
-                        survivors=sorted(survivors),
+                        survivors=survivors,
+                        shares=sealed,
                         signature=bytes(64),
                     ),
                 )
                 with contextlib.suppress(ConnectionError, RuntimeError):
                     await ex.network.send_to(node_id, frames.control(request))
-            futures = [self._awaited[key].reveal for key in keys]
-            await _wait(futures, timeout, len(futures))
+            await _wait(
+                [self._awaited[(cohort.request_id, node_id)].reveal for node_id in survivors], timeout, len(survivors)
+            )
             return {
                 key[1]: awaited.reveal.result()
                 for key in keys
@@ -510,8 +542,9 @@ class SecureExchange:
             peer_id,
             awaited.context,
             frozenset(message.survivors),
-            message.self_seed,
+            message.self_seed or b"",
             {seed.peer: seed.seed for seed in message.pairwise},
+            {(share.dealer, share.of): share.value for share in message.shares},
         )
         if not verify_signature(awaited.peer.public_key, message.signature, reveal.signed_bytes()):
             log.warning("seed reveal from %s not signed by its verified key: ignored", peer_id[:8])

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import json
 
 import numpy as np
 import pytest
 
+from cartnet import messages, secagg
 from cartnet.identity import Identity, verify_signature
 from cartnet.secagg import (
     MODULUS,
@@ -14,11 +17,13 @@ from cartnet.secagg import (
     MaskedUpdate,
     Masker,
     Quantizer,
+    Reveal,
     SecAggError,
     SeedMismatch,
     Unmasker,
     expand,
     pairwise_seed,
+    threshold,
 )
 
 SIZE = 20_000
@@ -112,6 +117,76 @@ def test_two_dropping_out_of_five_still_sums() -> None:
     assert np.max(np.abs(total - plain)) <= QUANT.error_bound(3)
 
 
+def masked_round(members: int, seed: int = 0) -> tuple[Cohort, dict[str, Masker], Unmasker, dict[str, np.ndarray]]:
+    """Every member masks a random vector except the first (dropped before submitting); all updates arrived."""
+    rng = np.random.default_rng(seed)
+    cohort, ids = make_cohort(members)
+    maskers = {n: Masker(cohort, n, ids[n].kx_key, QUANT) for n in cohort.members}
+    vectors = {n: rng.normal(0, 1, 500).clip(-4, 4) for n in cohort.members[1:]}
+    unmasker = Unmasker(cohort, QUANT)
+    for member, vector in vectors.items():
+        unmasker.add(maskers[member].mask(vector))
+    return cohort, maskers, unmasker, vectors
+
+
+def share_reveals(maskers: dict[str, Masker], unmasker: Unmasker, who: list[str]) -> dict[str, Reveal]:
+    """The reveals of `who`, each given the shares the survivors dealt it (as the unmask request forwards them)."""
+    return {m: maskers[m].reveal(unmasker.survivors, unmasker.sealed_for(m)) for m in who}
+
+
+def test_a_survivor_that_drops_before_revealing_is_rebuilt_from_shares() -> None:
+    """Of five, one never submits and one submits but never reveals: three shares rebuild its seeds."""
+    cohort, maskers, unmasker, vectors = masked_round(5)
+    dropped, silent, *revealing = cohort.members
+    assert threshold(5) == 3 == len(revealing)
+    reveals = share_reveals(maskers, unmasker, revealing)
+    assert {(silent, silent), (silent, dropped)} <= set(reveals[revealing[0]].shares)
+    assert not any(of == revealing[0] for _, of in reveals[revealing[0]].shares), "never a share of its own seed"
+    total, _ = unmasker.unmask(reveals)
+    assert np.max(np.abs(total - np.sum(list(vectors.values()), axis=0))) <= QUANT.error_bound(4)
+    # the member that never submitted, alive, answers with shares only: of the silent one's self seed, never of
+    # the seed it shares with it (with its self seed rebuilt from others, that would unmask it if it had submitted)
+    shares = set(share_reveals(maskers, unmasker, [dropped])[dropped].shares)
+    assert shares == {(survivor, survivor) for survivor in unmasker.survivors}
+
+
+def test_too_few_shares_leave_the_sum_masked_and_shares_are_sealed_for_their_holder() -> None:
+    cohort, maskers, unmasker, _ = masked_round(5)
+    _, silent, *revealing = cohort.members
+    with pytest.raises(SecAggError, match=f"{silent} did not reveal and only 2 of the 3 shares"):
+        unmasker.unmask(share_reveals(maskers, unmasker, revealing[:2]))
+    stray = maskers[revealing[2]].reveal(unmasker.survivors, unmasker.sealed_for(revealing[0]))
+    assert stray.shares == {}, "shares sealed for another holder open for nobody else"
+
+
+def test_a_wrong_share_is_detected_and_names_the_liar() -> None:
+    cohort, maskers, unmasker, _ = masked_round(5)
+    _, silent, *revealing = cohort.members
+    reveals = share_reveals(maskers, unmasker, revealing)
+    liar = revealing[1]
+    forged = {**reveals[liar].shares, (silent, silent): bytes(66)}
+    reveals[liar] = dataclasses.replace(reveals[liar], shares=forged)
+    with pytest.raises(SeedMismatch) as refused:
+        unmasker.unmask(reveals)
+    assert refused.value.peer == liar
+
+
+def test_a_dealer_whose_shares_do_not_rebuild_its_committed_seed_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    cohort, ids = make_cohort(4)
+    maskers = {n: Masker(cohort, n, ids[n].kx_key, QUANT) for n in cohort.members}
+    unmasker = Unmasker(cohort, QUANT)
+    cheat, *honest = cohort.members
+    deal = secagg.split
+    monkeypatch.setattr(secagg, "split", lambda secret, points, needed: deal(bytes(32), points, needed))
+    unmasker.add(maskers[cheat].mask(np.ones(10)))  # shares of zeros, commitments to its real seeds
+    monkeypatch.setattr(secagg, "split", deal)
+    for member in honest:
+        unmasker.add(maskers[member].mask(np.ones(10)))
+    with pytest.raises(SeedMismatch) as refused:
+        unmasker.unmask(share_reveals(maskers, unmasker, honest))
+    assert refused.value.peer == cheat
+
+
 def test_a_wrong_revealed_seed_is_detected_and_names_the_liar() -> None:
     cohort, ids = make_cohort(4)
     maskers = {n: Masker(cohort, n, ids[n].kx_key, QUANT) for n in cohort.members}
@@ -143,11 +218,11 @@ def test_the_commitments_and_the_vector_are_signed() -> None:
         assert not verify_signature(ids[member].public_key, signature, forged.signed_bytes())
 
 
-def test_a_member_called_dropped_reveals_nothing_and_a_second_survivor_set_gets_nothing_more() -> None:
+def test_a_member_called_dropped_reveals_no_seed_and_a_second_survivor_set_gets_nothing_more() -> None:
     cohort, ids = make_cohort(4)
     a, b, c, d = (Masker(cohort, n, ids[n].kx_key, QUANT) for n in cohort.members)
-    with pytest.raises(SecAggError, match="named as dropped"):
-        a.reveal({b.own_id, c.own_id, d.own_id})
+    named_dropped = a.reveal({b.own_id, c.own_id, d.own_id})
+    assert named_dropped.self_seed == b"" and named_dropped.pairwise == {} and named_dropped.shares == {}
     first = b.reveal({b.own_id, c.own_id, d.own_id})
     assert set(first.pairwise) == {a.own_id}
     with pytest.raises(SecAggError, match="another survivor set"):
@@ -213,3 +288,27 @@ def test_a_member_masks_once_so_no_two_vectors_share_masks() -> None:
     masker.mask(np.zeros(10))
     with pytest.raises(SecAggError, match="never reused"):
         masker.mask(np.ones(10))
+
+
+def test_the_largest_unmask_request_and_reveal_round_trip_in_one_control_message() -> None:
+    """A cohort of MAX_COHORT: every sealed bundle forwarded, every share revealed, within MAX_CONTROL_BYTES."""
+    ids = [f"{i:040x}" for i in range(messages.MAX_COHORT)]
+    assert messages.SHARE_BYTES == secagg.SHARE and secagg.sealed_size(len(ids)) == messages.MAX_SEALED_SHARES
+    request = messages.UnmaskRequest(
+        cohort_id="c" * 32,
+        requester=ids[0],
+        target=ids[1],
+        survivors=ids,
+        shares=[messages.SealedShares(dealer=d, sealed=bytes(messages.MAX_SEALED_SHARES)) for d in ids],
+        signature=bytes(64),
+    )
+    shares = [messages.RevealedShare(dealer=d, of=of, value=bytes(secagg.SHARE)) for d in ids for of in ids]
+    reveal = messages.SeedReveal(cohort_id="c" * 32, sender=ids[1], survivors=ids, shares=shares, signature=bytes(64))
+    for message in (request, reveal):
+        encoded = messages.encode(message)
+        assert len(encoded) <= messages.MAX_CONTROL_BYTES
+        assert messages.decode(encoded) == message
+    short = json.loads(messages.encode(reveal))
+    short["shares"][0]["value"] = base64.b64encode(bytes(10)).decode()
+    with pytest.raises(messages.MessageError, match="value"):
+        messages.decode(json.dumps(short))

@@ -13,6 +13,7 @@ import asyncio
 import numpy as np
 import pytest
 
+from cartnet.messages import UnmaskRequest
 from cartnet.payloads import MaskedAnswer
 from child_cart.rounds import accountant
 from child_cart.rounds.phases import DEFAULT_WORKFLOW
@@ -146,6 +147,29 @@ async def test_differentially_private_updates_are_masked_and_their_sum_unmasks_w
         assert [spend.noise_multiplier for spend in ledger] == [noise]
         assert record.privacy.epsilon == pytest.approx(accountant.epsilon([noise], delta))
         assert record.received and all(metrics == MASKED for metrics in record.received.values())
+
+
+async def test_a_survivor_that_never_reveals_is_rebuilt_from_the_others_shares(tmp_path, monkeypatch):
+    """One cart masks and sends its update, then never answers an unmask request: every other cart's sum still
+    unmasks, its seeds rebuilt from the Shamir shares the others hold (SecAgg+), and equals the plain FedAvg."""
+    capture = Capture()
+    async with swarm(tmp_path, carts=4, rows=200, secure_aggregation=True, k=3, peer_timeout=6.0) as s:
+        silent = s.nodes[3]
+        reveal = SecureExchange._reveal
+
+        async def mute(self: SecureExchange, peer_id: str, request: UnmaskRequest) -> None:
+            if self is not silent.exchange.secure:
+                await reveal(self, peer_id, request)
+
+        monkeypatch.setattr(SecureExchange, "_reveal", mute)
+        for node in s.nodes:
+            node.engine.workflow = secured(DEFAULT_WORKFLOW).inserted_after(Phase.AGGREGATE, capture)
+        records = await asyncio.wait_for(run_round(s.nodes), DEADLINE)
+        offers = {n.node_id: (n.exchange._reference or [], n.exchange._offer.samples) for n in s.nodes}  # type: ignore[union-attr]
+    for node, record in zip(s.nodes[:3], records):
+        masked = check_aggregate(capture, offers, node.node_id)
+        assert silent.node_id in masked.survivors and masked.rebuilt == [silent.node_id]
+        assert record.aggregated
 
 
 def test_the_settings_choose_the_masked_workflow_and_refuse_a_plain_one():
