@@ -6,7 +6,9 @@ first) with a real UpdateExchange, learning a tiny numpy "model" (no Keras, so 5
 A round offers the cart's update (its weights plus noise), asks the bridge for k + over_ask peers (k,
 over_ask and the peer timeout are the round defaults), collects their sealed updates, checked as a
 cart checks them, and averages them; it completes when k updates arrived. Rounds follow each other
---pause apart, ±50% (default: the round schedule's default). Nothing here retries or bends a rule.
+--pause apart, ±50% (default: the round schedule's default), each cart drawing its pauses from its own
+seeded generator, so a cart attempts the same schedule in both runs and the ratio compares like with
+like. Nothing here retries or bends a rule.
 
 The soak runs twice on fresh bridges, --minutes each: the honest carts alone, then with the hostile
 mix running beside them in a process of its own, every attacker an enrolled, admitted cart:
@@ -104,7 +106,13 @@ class Cart:
     """One honest cart: a BridgeClient over both bridges and an UpdateExchange of a small numpy model."""
 
     def __init__(
-        self, identity: Identity, urls: list[str], cert: Certificate, swarm: SwarmKey, session: aiohttp.ClientSession
+        self,
+        identity: Identity,
+        urls: list[str],
+        cert: Certificate,
+        swarm: SwarmKey,
+        session: aiohttp.ClientSession,
+        index: int,
     ) -> None:
         self.client = BridgeClient(identity, urls, cert, task=TASK, session=session)
         self.verifier = PeerVerifier(swarm)
@@ -113,6 +121,8 @@ class Cart:
         self.rng = np.random.default_rng(int(identity.node_id[:8], 16))
         self.weights: list[np.ndarray] = []
         self.samples = int(self.rng.integers(100, 1000))
+        self.schedule = random.Random(index)
+        """The pauses between this cart's rounds: the same in both runs."""
         self._pumps: list[asyncio.Task[None]] = []
 
     async def start(self, shapes: list[tuple[int, ...]]) -> None:
@@ -143,7 +153,7 @@ class Cart:
     async def rounds(self, settings: RoundSettings, until: float, pause: float, stats: Honest) -> None:
         """Rounds one after another, a jittered `pause` apart, while the next one can start before `until`."""
         loop, number = asyncio.get_running_loop(), 0
-        while loop.time() + (wait := pause * random.uniform(0.5, 1.5)) < until:
+        while loop.time() + (wait := pause * self.schedule.uniform(0.5, 1.5)) < until:
             await asyncio.sleep(wait)  # the round schedule, not a wait for something to happen
             number += 1
             await self.round(number, settings, stats)
@@ -178,6 +188,8 @@ class Cart:
         counts.update({f"exchange declined: {why}": n for why, n in self.exchange.declined.items()})
         if self.exchange.dropped:
             counts["exchange dropped (declines all busy)"] += self.exchange.dropped
+        if self.exchange.untold:
+            counts["exchange declines not sent (the requester was told that reason this round)"] += self.exchange.untold
         return counts
 
 
@@ -525,7 +537,7 @@ async def _soak(
         for index in range(args.carts):
             me = Identity.generate()
             mine = [urls[index % 2], urls[(index + 1) % 2]]  # its primary first
-            carts.append(Cart(me, mine, authority.issue(me.public_key, "cart"), authority.swarm, session))
+            carts.append(Cart(me, mine, authority.issue(me.public_key, "cart"), authority.swarm, session, index))
             await carts[-1].start([(args.params // 16, 16), (16,)])
         await asyncio.wait_for(asyncio.gather(*(c.client.wait_connected(DEADLINE) for c in carts)), DEADLINE)
         for cart in carts:  # the update every cart starts with, on offer before the first round

@@ -51,9 +51,16 @@ class AggregationError(ValueError):
 
 class Aggregator(ABC):
     name: ClassVar[str]
+    notes: list[str]
+    """What the rule adapted on its last `aggregate` (Krum's f lowered to the updates it had), for the round log: a
+    protection weaker than configured is said where the round is recorded, not only in a log line."""
+
+    def __init__(self) -> None:
+        self.notes = []
 
     def aggregate(self, updates: Sequence[Update]) -> list[np.ndarray]:
         """Combine updates layer by layer; all must share one layout (checked here)."""
+        self.notes = []
         if not updates:
             raise AggregationError("no updates to aggregate")
         _check_layouts(updates)

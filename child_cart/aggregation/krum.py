@@ -7,7 +7,8 @@ small; the rule returns that one update unchanged. The paper needs n > 2f + 2.
 The round settings refuse an f that the configured k cannot bear. When fewer
 peers answer than were asked, Krum adapts f to the updates it has, as Flower's
 Krum does: the largest f with n > 2f + 2 (`bearable_f`), never more than
-configured. Below 3 updates no f fits and the rule refuses with a reason.
+configured, and says so in `notes` (the round log's `aggregation_notes`). Below 3
+updates no f fits and the rule refuses with a reason.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Krum(Aggregator):
     def __init__(self, f: int = 1) -> None:
         if f < 0:
             raise ValueError("f must be >= 0")
+        super().__init__()
         self.f = f
 
     def combine(self, updates: Sequence[Update]) -> list[np.ndarray]:
@@ -48,7 +50,10 @@ class Krum(Aggregator):
         require_robust_quorum(self.name, n, "to pick one by its nearest neighbours")
         f = min(self.f, bearable_f(n))
         if f < self.f:
-            log.info("krum: %d updates bear f=%d, not the configured f=%d; using f=%d this round", n, f, self.f, f)
+            note = f"krum: {n} updates bear f={f}, not the configured f={self.f}; used f={f}"
+            log.info("%s this round", note)
+            if note not in self.notes:
+                self.notes.append(note)
         return f
 
     def select(self, updates: Sequence[Update]) -> int:

@@ -27,6 +27,7 @@ class TreeUnion(Aggregator):
     name = "tree_union"
 
     def __init__(self, by_samples: bool = False) -> None:
+        super().__init__()
         self.by_samples = by_samples
 
     def aggregate(self, updates: Sequence[Update]) -> list[np.ndarray]:

@@ -39,6 +39,7 @@ class TrimmedMean(Aggregator):
     def __init__(self, trim_ratio: float = 0.2) -> None:
         if not 0 <= trim_ratio < 0.5:
             raise ValueError("trim_ratio must be in [0, 0.5)")
+        super().__init__()
         self.trim_ratio = trim_ratio
 
     def combine(self, updates: Sequence[Update]) -> list[np.ndarray]:

@@ -147,6 +147,7 @@ class RoundEngine:
             peers_answered=[u.source for u in ctx.peer_updates],
             skipped=ctx.skipped,
             refused=ctx.refused,
+            aggregation_notes=ctx.aggregation_notes,
             bridges=self._bridges_of(ctx.asked, ctx.received),
             samples={u.source: u.samples for u in ctx.updates},
             bytes_in=bytes_in - bytes_before[0],

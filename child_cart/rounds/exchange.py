@@ -26,15 +26,21 @@ we refused (a transfer our buffer could not take names the refusal), or that it 
 not answered when enough others had, or by the deadline.
 
 Answering is budgeted, so no peer can make us work for it without bound: a requester
-gets at most `answers_per_peer` answers per offer (one offer a round); further
-requests are declined with the reason. The offer is sealed once per requester and
-offer, and that copy reused. At most `max_answers` answers (sealing and sending) run at
-once, beside at most `MAX_NOTES` short sends (declines, our readiness): a request
-beyond those is declined as busy, or dropped and counted in `dropped`. So a flood of
-requests costs its sender two answers and declines, and never takes an honest
-requester's place. `close()` cancels everything still running. A requester's key comes
-from the entries already learned (the peers the bridge drew for us, earlier lookups);
-only a miss costs one lookup at the bridge, never a whole directory.
+gets at most `answers_per_peer` answers per offer (one offer a round), and has at most
+`answers_at_once` of them running at a time, across offers: an answer to a requester
+that never reads it holds its slot until the transfer's reply timeout, and a fresh
+offer's budget must not let one requester pile up more. Further requests are declined
+with the reason, each reason told to a requester once per offer; its repeats are only
+counted (`declined`, and `untold`), since a signed decline each would make a flood cost
+us, and the bridges relaying them, more than it costs the flooder. The offer is sealed
+once per requester and offer, and that copy reused. At most `max_answers` answers
+(sealing and sending) run at once, beside at most `MAX_NOTES` short sends (declines,
+our readiness): a request beyond those is declined as busy, or dropped and counted in
+`dropped`. So a flood of requests costs its sender one answer slot and a few declines,
+and never takes an honest requester's place. `close()` cancels everything still
+running. A requester's key comes from the entries already learned (the peers the
+bridge drew for us, earlier lookups); only a miss costs one lookup at the bridge, never
+a whole directory.
 """
 
 from __future__ import annotations
@@ -78,6 +84,8 @@ UPDATE_SLACK = 64 * 1024
 """Bytes beyond twice our model's raw size an update transfer may declare (encoding header, sealing tags)."""
 ANSWERS_PER_PEER = 2
 """Update requests one peer gets answered per offer (round); a retry fits, a flood does not."""
+ANSWERS_AT_ONCE = 1
+"""Answers to one requester running at once (an honest requester waits for one answer per round)."""
 MAX_ANSWERS = 16
 """Answers (sealing and sending our update) running at once."""
 MAX_NOTES = 64
@@ -88,6 +96,8 @@ MAX_KNOWN = 4096
 """Directory entries remembered for answering requests."""
 MAX_REFUSED = 64
 """Refused requesters remembered for the next round's log (the counters in `declined` count them all)."""
+MAX_TOLD = 4096
+"""(Requester, reason) pairs remembered per offer as told already; beyond that every decline is sent."""
 
 
 class UpdateRejected(ValueError):
@@ -139,6 +149,7 @@ class UpdateExchange:
         verifier: PeerVerifier,
         *,
         answers_per_peer: int = ANSWERS_PER_PEER,
+        answers_at_once: int = ANSWERS_AT_ONCE,
         max_answers: int = MAX_ANSWERS,
     ) -> None:
         self.network = network
@@ -146,6 +157,7 @@ class UpdateExchange:
         self.verifier = verifier
         self.requests = RequestLedger()
         self.answers_per_peer = answers_per_peer
+        self.answers_at_once = answers_at_once
         self.max_answers = max_answers
         self.bytes_out = 0
         self.bytes_in = 0
@@ -154,7 +166,8 @@ class UpdateExchange:
         self.seals: Counter[str] = Counter()
         """Times the current offer was sealed, per requester (reset by `offer`)."""
         self.declined: Counter[str] = Counter()
-        """Requests declined, by why: `declined` (other task, no update yet), `budget`, `busy`, `unknown`
+        """Requests declined, by why: `declined` (other task, no update yet), `budget`, `pending` (an answer to the
+        same requester still running), `busy`, `unknown`
         requester, `undelivered` (the transfer failed; the requester is told why); refused as not genuine:
         `forged` (not the requester's signature, or another requester), `misdirected`, `stale`, `replayed`,
         `unverified` (the requester's directory entry does not verify)."""
@@ -162,6 +175,10 @@ class UpdateExchange:
         """Requester -> why its request was refused, since the last `collect` handed them to a round log."""
         self.dropped = 0
         """Requests dropped unanswered: answers and declines were all running already."""
+        self.untold = 0
+        """Declines not sent: their requester was told that reason already for the current offer."""
+        self._told: set[tuple[str, str]] = set()
+        self._answering: Counter[str] = Counter()
         self._offer: Offer | None = None
         self._withdrawn = ""  # why the offer was taken back (`withdraw`), told to whoever asks meanwhile
         self._reference: list[np.ndarray] | None = None
@@ -188,6 +205,7 @@ class UpdateExchange:
         self.answered.clear()
         self.seals.clear()
         self._sealed.clear()
+        self._told.clear()
         _spawn(self._announce_ready(), self._notes)
 
     async def _announce_ready(self) -> None:
@@ -430,11 +448,14 @@ class UpdateExchange:
             self._decline_soon(peer_id, request, "declined", reason)
         elif self.answered[peer_id] >= self.answers_per_peer:
             reason = f"you had your {self.answers_per_peer} answers to update requests this round already"
-            self._decline_soon(peer_id, request, "budget", reason)
+            self._decline_once(peer_id, request, "budget", reason)
+        elif self._answering[peer_id] >= self.answers_at_once:
+            self._decline_once(peer_id, request, "pending", "still answering your previous request, ask later")
         elif len(self._answers) >= self.max_answers:
             self._decline_soon(peer_id, request, "busy", f"busy answering {self.max_answers} requests, ask later")
         else:
             self.answered[peer_id] += 1
+            self._answering[peer_id] += 1
             _spawn(self._answer(peer_id, request), self._answers)
 
     def _refuse_soon(self, peer_id: str, request: UpdateRequest, code: str, reason: str) -> None:
@@ -449,6 +470,17 @@ class UpdateExchange:
             self._decline_soon(peer_id, request, code, reason)
         else:
             self.declined[code] += 1
+
+    def _decline_once(self, peer_id: str, request: UpdateRequest, code: str, reason: str) -> None:
+        """Declined for a reason of its requester's own making: told once per offer, its repeats only counted."""
+        told = (peer_id, code)
+        if told in self._told:
+            self.declined[code] += 1
+            self.untold += 1
+            return
+        if len(self._told) < MAX_TOLD:
+            self._told.add(told)
+        self._decline_soon(peer_id, request, code, reason)
 
     def _decline_soon(self, peer_id: str, request: UpdateRequest, code: str, reason: str) -> None:
         if len(self._notes) >= MAX_NOTES:
@@ -484,6 +516,10 @@ class UpdateExchange:
                 await self._decline(peer_id, request, f"could not deliver our update: {exc}")
         except (ConnectionError, RuntimeError, TimeoutError, TransferError) as exc:
             log.info("could not answer %s: %s", peer_id[:8], exc)
+        finally:
+            self._answering[peer_id] -= 1
+            if self._answering[peer_id] <= 0:
+                del self._answering[peer_id]
 
     def _refunded(self, peer_id: str, request: UpdateRequest, code: str, reason: str) -> None:
         """A request refused after it was charged to its requester's budget: the charge is given back (a forger

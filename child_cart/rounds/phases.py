@@ -109,6 +109,7 @@ class Aggregate(RoundPhase):
             ctx.aggregated = await asyncio.to_thread(rule.aggregate, updates)
         except AggregationError as exc:
             ctx.aggregate_error = f"{ctx.aggregator} could not aggregate: {exc}"
+        ctx.aggregation_notes = rule.notes
 
 
 class Evaluate(RoundPhase):

@@ -59,6 +59,10 @@ class RoundRecord(BaseModel):
         default_factory=dict,
         description="claimed requester -> why this cart refused its update request (forged, replayed, unverified, ...)",
     )
+    aggregation_notes: list[str] = Field(
+        default_factory=list,
+        description="what the aggregation rule adapted to the updates it had, weaker than configured (Krum's f lowered)",
+    )
     samples: dict[str, int] = Field(default_factory=dict, description="node id -> training rows behind its update")
     bridges: list[str] = Field(
         default_factory=list, description="bridge ids behind the updates the round used, own included"

@@ -85,6 +85,7 @@ class RoundContext:
     # AGGREGATE: the combined weights, or why there are none
     aggregated: Weights | None = None
     aggregate_error: str = ""
+    aggregation_notes: list[str] = field(default_factory=list)  # what the rule adapted (Krum's f lowered, ...)
     # PERSONALIZE: the aggregate as the swarm made it, before this cart fine-tuned `aggregated` on its own rows
     shared: Weights | None = None
     # EVALUATE: held-out metrics of every received update and of the aggregate

@@ -99,6 +99,20 @@ def test_krum_adapts_f_to_the_updates_it_has(configured, n, used):
     assert Krum(f=configured).effective_f(n) == used
 
 
+def test_krum_says_when_it_lowered_f_and_only_then():
+    """The round log names a Krum weaker than configured (`Aggregator.notes`); a fresh aggregate starts clean."""
+    rng = np.random.default_rng(4)
+    krum = Krum(f=1)
+    krum.aggregate(make_updates(rng, 4))
+    assert krum.notes == ["krum: 4 updates bear f=0, not the configured f=1; used f=0"]
+    krum.aggregate(make_updates(rng, 5))
+    assert krum.notes == [], "five updates bear the configured f=1"
+    for name in AGGREGATORS:
+        rule = make_aggregator(name, krum_f=0)
+        rule.aggregate(make_updates(rng, 4))
+        assert rule.notes == [], name
+
+
 def test_krum_at_four_updates_aggregates_and_below_three_refuses():
     updates = make_updates(np.random.default_rng(3), 4)
     assert len(Krum(f=1).aggregate(updates)) == len(SHAPES)

@@ -1,6 +1,7 @@
 """The update exchange's budgets and reasons (issue 14, findings 3, 4, 6), without a bridge.
 
-A requester gets a bounded number of answers per round, all from one sealed copy;
+A requester gets a bounded number of answers per round, one at a time, all from one
+sealed copy, and hears each reason it is declined for once;
 answers and declines run on bounded task sets that `close()` cancels; a round goes on
 once `enough` peers answered; and a transfer our own buffer refused is logged with the
 refusal, not as a peer that never answered.
@@ -81,27 +82,38 @@ async def _next(queue: asyncio.Queue, what: str):
         pytest.fail(f"{what} never happened within {DEADLINE}s")
 
 
-async def test_a_flood_of_requests_gets_its_budget_from_one_sealed_copy_and_declines_for_the_rest():
+async def test_a_flood_of_requests_gets_its_budget_one_at_a_time_from_one_sealed_copy_and_is_told_once():
     flooder, honest = Identity.generate(), Identity.generate()
     blobs = Blobs()
     network = FakeNetwork({p.node_id: entry(p) for p in (flooder, honest)}, blobs)
     exchange = UpdateExchange(network, TASK, verifier())
     exchange.offer(LAYOUT, 10, 1)
-    flood = [_request(flooder, network) for _ in range(40)]
-    for request in flood:
-        exchange.on_message(flooder.node_id, request)
+    for _ in range(20):  # while its first answer is in flight (the flooder never reads it)
+        exchange.on_message(flooder.node_id, _request(flooder, network))
     exchange.on_message(honest.node_id, _request(honest, network))
-    answered = {await _next(blobs.sent, "an answer being sent") for _ in range(ANSWERS_PER_PEER + 1)}
-    declines = [await _next(network.routed, "a decline") for _ in range(len(flood) - ANSWERS_PER_PEER)]
+    answered = {await _next(blobs.sent, "an answer being sent") for _ in range(2)}
     assert answered == {flooder.node_id, honest.node_id}, "the flood did not take the honest requester's place"
-    assert all(peer == flooder.node_id and isinstance(d, UpdateDeclined) for peer, d in declines)
-    assert {d.reason for _, d in declines} == {
-        f"you had your {ANSWERS_PER_PEER} answers to update requests this round already"
-    }
-    assert exchange.answered[flooder.node_id] == ANSWERS_PER_PEER
-    assert exchange.seals[flooder.node_id] == 1, "concurrent answers to one requester share one sealing"
-    assert network.lookups == 2, "a requester's key is looked up once, then remembered"
+    peer, decline = await _next(network.routed, "the flooder's one decline")
+    assert peer == flooder.node_id and isinstance(decline, UpdateDeclined)
+    assert decline.reason == "still answering your previous request, ask later"
+    assert exchange.declined["pending"] == 19 and exchange.untold == 18, "told once, the repeats only counted"
+
     blobs.release.set()
+    await asyncio.gather(*exchange._answers)
+    for _ in range(20):  # its first answer done: one more fits its budget, then it is told once that it is spent
+        exchange.on_message(flooder.node_id, _request(flooder, network))
+    assert await _next(blobs.sent, "the flooder's second answer") == flooder.node_id
+    peer, decline = await _next(network.routed, "the flooder's budget decline")
+    assert decline.reason == f"you had your {ANSWERS_PER_PEER} answers to update requests this round already"
+    assert network.routed.empty() and blobs.sent.empty()
+    assert exchange.answered[flooder.node_id] == ANSWERS_PER_PEER
+    assert exchange.declined["budget"] == 20 - 1 and exchange.untold == 18 + 18
+    assert exchange.seals[flooder.node_id] == 1, "the answers to one requester share one sealing"
+    assert network.lookups == 2, "a requester's key is looked up once, then remembered"
+
+    exchange.offer(LAYOUT, 10, 2)
+    exchange.on_message(flooder.node_id, _request(flooder, network))
+    assert await _next(blobs.sent, "an answer under the next offer's budget") == flooder.node_id
     await exchange.close()
 
 

@@ -60,6 +60,7 @@ class Fault(enum.Enum):
     FLOODS_REQUESTS = "floods every cart that asks it with update requests"
     NEVER_ANNOUNCED = "is admitted but never announces itself"
     SILENT_AMONG_MANY = "never answers, one of the k + 2 peers asked"
+    SILENT_UNDER_KRUM = "never answers, leaving Krum fewer updates than its configured f needs"
 
 
 class FaultyExchange(UpdateExchange):
@@ -74,7 +75,7 @@ class FaultyExchange(UpdateExchange):
         self.flooding: list[asyncio.Task[None]] = []
 
     def on_message(self, peer_id: str, message: Message) -> bool:
-        if self.fault in (Fault.SILENT, Fault.SILENT_AMONG_MANY):
+        if self.fault in (Fault.SILENT, Fault.SILENT_AMONG_MANY, Fault.SILENT_UNDER_KRUM):
             return True
         if self.fault is Fault.FLOODS_REQUESTS and isinstance(message, UpdateRequest):
             self.flooding.append(asyncio.ensure_future(self._flood(peer_id)))
@@ -145,7 +146,10 @@ def faulty_node(fault: Fault, position: int):
 
     def factory(settings, **options) -> CartNode:
         made["count"] += 1
-        return make(settings, **options) if made["count"] == position else CartNode(settings, **options)
+        if made["count"] == position:
+            return make(settings, **options)
+        node = CartNode(settings, **options)
+        return _counting_requests(node) if fault is Fault.FLOODS_REQUESTS else node
 
     return factory
 
@@ -188,23 +192,54 @@ class Case:
     options: dict[str, object] = field(default_factory=dict)
     check: Check | None = None
     """The reaction itself, checked after the honest round."""
+    notes: tuple[str, ...] = ()
+    """What every honest round log says the aggregation rule adapted (`aggregation_notes`)."""
+
+
+def _counting_requests(node: CartNode) -> CartNode:
+    """An honest cart that also queues the id of every update request its exchange takes, for the flood row."""
+    take, node.requests_taken = node.exchange._take_request, asyncio.Queue()
+
+    def taking(peer_id: str, request: UpdateRequest) -> None:
+        take(peer_id, request)
+        node.requests_taken.put_nowait(request.request_id)
+
+    node.exchange._take_request = taking
+    return node
 
 
 async def _flood_was_answered_within_budget(s: Swarm, honest: list[CartNode], faulty: CartNode) -> None:
-    """Every flooded cart answered ANSWERS_PER_PEER requests from one sealed copy and declined the rest, saying why."""
-    replies: dict[str, Counter[str]] = {node.node_id: Counter() for node in honest}
-    while any(counts.total() < FLOOD for counts in replies.values()):
-        try:
-            peer, said = await asyncio.wait_for(faulty.exchange.flood_replies.get(), DEADLINE)
-        except TimeoutError:
-            pytest.fail(f"the flooded carts never replied to all {FLOOD} requests each: {replies}")
-        replies[peer]["answered" if said == "answered" else said] += 1
-    budget = f"you had your {ANSWERS_PER_PEER} answers to update requests this round already"
+    """Every flooded cart took all FLOOD requests and answered at most ANSWERS_PER_PEER, one at a time, from one
+    sealed copy; it told the flooder once of each reason it declined for, and only counted the repeats."""
+    flood_ids = faulty.exchange.flood_ids
+    due: dict[str, int] = {}
     for node in honest:
-        assert replies[node.node_id] == Counter({"answered": ANSWERS_PER_PEER, budget: FLOOD - ANSWERS_PER_PEER})
-        assert node.exchange.answered[faulty.node_id] == ANSWERS_PER_PEER
-        assert node.exchange.seals[faulty.node_id] == 1, "one sealed copy per requester and round, reused"
-        assert node.exchange.declined["budget"] == FLOOD - ANSWERS_PER_PEER and node.exchange.dropped == 0
+        taken = 0
+        while taken < FLOOD:
+            taken += await _next(node.requests_taken, f"{node.node_id[:8]} taking all {FLOOD} requests") in flood_ids
+        exchange, answered = node.exchange, node.exchange.answered[faulty.node_id]
+        codes = [code for code in ("budget", "pending") if exchange.declined[code]]
+        assert 1 <= answered <= ANSWERS_PER_PEER and exchange.seals[faulty.node_id] == 1, "one sealed copy, reused"
+        assert sum(exchange.declined[code] for code in codes) == FLOOD - answered and exchange.dropped == 0
+        assert exchange.untold == FLOOD - answered - len(codes), "each reason told once, its repeats only counted"
+        due[node.node_id] = answered + len(codes)
+    reasons = {
+        "answered",
+        f"you had your {ANSWERS_PER_PEER} answers to update requests this round already",
+        "still answering your previous request, ask later",
+    }
+    told: dict[str, Counter[str]] = {node.node_id: Counter() for node in honest}
+    while any(told[peer].total() < count for peer, count in due.items()):
+        peer, said = await _next(faulty.exchange.flood_replies, f"the flooder hearing every reply it was due: {told}")
+        assert said in reasons and (said == "answered" or not told[peer][said]), (said, told[peer])
+        told[peer][said] += 1
+
+
+async def _next(queue: asyncio.Queue, what: str):
+    try:
+        return await asyncio.wait_for(queue.get(), DEADLINE)
+    except TimeoutError:
+        pytest.fail(f"never happened within {DEADLINE:g}s: {what}")
 
 
 async def _never_offered(s: Swarm, honest: list[CartNode], faulty: CartNode) -> None:
@@ -227,6 +262,13 @@ CASES: dict[Fault, Case] = {
         honest=4,
         # a deadline no round here reaches: the round must go on once k = 2 peers answered, not wait
         options={"k": 2, "peer_timeout": 120.0},
+    ),
+    Fault.SILENT_UNDER_KRUM: Case(
+        f"no answer within {PEER_TIMEOUT:g}s",
+        honest=4,
+        # f=1 needs 5 updates (k=4 and our own); with the silent one there are 4, which bear f=0 only
+        options={"aggregator": "krum", "krum_f": 1, "k": 4},
+        notes=("krum: 4 updates bear f=0, not the configured f=1; used f=0",),
     ),
 }
 
@@ -255,6 +297,7 @@ async def test_honest_carts_finish_their_round_despite(fault, tmp_path):
         else:
             assert case.skip in record.skipped[faulty.node_id], record.skipped
         assert record.aggregated, "the honest carts still aggregated"
+        assert record.aggregation_notes == list(case.notes)
 
 
 async def test_round_survives_a_bridge_restart(tmp_path):
