@@ -6,13 +6,15 @@ privacy at a few noise multipliers (clip norm `--clip`, printed next to the medi
 local round's update on this data), secure aggregation, and both together. Each row gives the
 final federated accuracy on the pooled held-out rows and ε (δ = 1e-5, the RDP accountant's figure
 for the rounds shared), seconds and wire bytes per round, as ratios against the plain run. The
-budget is set out of reach, so every cart shares every round and ε is what the rounds cost.
+budget is set out of reach, so every cart shares every round and ε is what the rounds cost. One
+seed per run: the title gives the accuracy's standard error on the pooled held-out rows.
 
 Arithmetic (cartnet.secagg): for a cohort of k peers each sending the default task's
 update (and a 1M-parameter one, to show how it scales), the time a peer spends masking
-(quantize, k - 1 X25519 agreements, k ChaCha20 expansions), the time the requester spends
-summing and unmasking with one peer dropped out, and the bytes a peer sends (the encoded
-update as `cartnet.weights` ships it, plus commitments, signature and reveal), against the
+(quantize, k - 1 X25519 agreements, k ChaCha20 expansions, Shamir shares of its k seeds for
+k - 1 holders, sealed), the time the requester spends summing and unmasking with one peer dropped
+out, and with all k sent and one silent at unmasking (its seeds rebuilt from shares), and the
+bytes a peer sends (its masked answer as the round packs it, signature and reveal), against the
 plain exchange: each peer encodes its float32 update, the requester decodes and averages.
 It also prints the measured quantization error of the mean against its bound.
 
@@ -38,9 +40,10 @@ from _machine import describe
 from rich.console import Console
 from rich.table import Table
 
-from cartnet import weights
+from cartnet import messages, weights
 from cartnet.identity import Identity
-from cartnet.secagg import SEED, Cohort, Masker, Quantizer, Unmasker
+from cartnet.secagg import Cohort, Masker, Quantizer, Reveal, Unmasker
+from child_cart.rounds.secure import pack, unpack
 
 CLIP = 4.0
 SCALE = 2.0**16
@@ -78,46 +81,51 @@ def measure(layers: list[tuple[int, ...]], k: int, repeat: int, rng: np.random.G
         lambda: np.mean([np.concatenate([w.ravel() for w in weights.decode(b)]) for b in blobs], 0), repeat
     )
 
-    def mask_one() -> None:
-        masked = Masker(cohort, one, by_id[one].kx_key, quantizer).mask(flat[one])
-        weights.encode([masked.values])
+    masked_send = timed(lambda: pack(Masker(cohort, one, by_id[one].kx_key, quantizer).mask(flat[one])), repeat)
 
-    masked_send = timed(mask_one, repeat)
-
-    def round_with_one_dropped() -> np.ndarray:
+    def unmasked(submitting: list[str], silent: str | None) -> tuple[float, np.ndarray, dict[str, Reveal]]:
+        """(requester seconds, the mean, the reveals): `submitting` mask and send, all but `silent` reveal."""
         maskers = {m: Masker(cohort, m, by_id[m].kx_key, quantizer) for m in members}
-        masked = {m: maskers[m].mask(flat[m]) for m in members[1:]}
-        blobs = {m: weights.encode([u.values]) for m, u in masked.items()}
+        blobs = {m: pack(maskers[m].mask(flat[m])) for m in submitting}
         started = time.perf_counter()
         unmasker = Unmasker(cohort, quantizer)
-        for m, update in masked.items():
-            weights.decode(blobs[m])
-            unmasker.add(update)
-        reveals = {m: maskers[m].reveal(unmasker.survivors) for m in masked}
+        for m, blob in blobs.items():
+            unmasker.add(unpack(blob, m, cohort.digest(), cohort.members, flat[m].size))
+        reveals = {m: maskers[m].reveal(unmasker.survivors, unmasker.sealed_for(m)) for m in submitting if m != silent}
         total, _ = unmasker.unmask(reveals)
-        round_with_one_dropped.requester = time.perf_counter() - started  # type: ignore[attr-defined]
-        return total / len(masked)
+        return time.perf_counter() - started, total / len(submitting), reveals
 
-    best_requester = float("inf")
-    for _ in range(repeat):
-        mean = round_with_one_dropped()
-        best_requester = min(best_requester, round_with_one_dropped.requester)  # type: ignore[attr-defined]
+    runs = [unmasked(list(members[1:]), None) for _ in range(repeat)]
+    mean, reveals = runs[-1][1], runs[-1][2]
     exact = np.mean([flat[m] for m in members[1:]], axis=0)
-    error = float(np.max(np.abs(mean - exact)))
-
-    masked_update = Masker(cohort, one, by_id[one].kx_key, quantizer).mask(flat[one])
-    masked_bytes = len(weights.encode([masked_update.values])) + SEED * k + SIGNATURE + SEED * 2 + SIGNATURE
+    rebuilt = min(unmasked(list(members), members[0])[0] for _ in range(repeat))
+    masked_bytes = len(pack(Masker(cohort, one, by_id[one].kx_key, quantizer).mask(flat[one]))) + SIGNATURE
     return {
         "params": float(flat[one].size),
         "plain_send": plain_send,
         "masked_send": masked_send,
         "plain_sum": plain_sum,
-        "masked_sum": best_requester,
+        "masked_sum": min(r[0] for r in runs),
+        "rebuilt_sum": rebuilt,
         "plain_bytes": float(len(blobs[0])),
-        "masked_bytes": float(masked_bytes),
-        "error": error,
+        "masked_bytes": float(masked_bytes + reveal_bytes(reveals[members[1]])),
+        "error": float(np.max(np.abs(mean - exact))),
         "bound": quantizer.error_bound(k - 1) / (k - 1),
     }
+
+
+def reveal_bytes(reveal: Reveal) -> int:
+    """The encoded `SeedReveal` control message a survivor sends for `reveal`."""
+    message = messages.SeedReveal(
+        cohort_id="0" * 32,
+        sender=reveal.sender,
+        survivors=sorted(reveal.survivors),
+        self_seed=reveal.self_seed,
+        pairwise=[messages.RevealedSeed(peer=p, seed=seed) for p, seed in reveal.pairwise.items()],
+        shares=[messages.RevealedShare(dealer=d, of=of, value=v) for (d, of), v in reveal.shares.items()],
+        signature=bytes(SIGNATURE),
+    )
+    return len(messages.encode(message))
 
 
 @dataclass(frozen=True)
@@ -153,7 +161,6 @@ def simulate(run: Run, args: argparse.Namespace, out: Path) -> dict[str, float]:
     from fedcart.simulation import SimConfig
     from fedcart.simulation import simulate as run_simulation
 
-    dp = {"dp_noise": run.noise, "dp_clip": args.clip, "dp_budget": 1e6} if run.noise > 0 else {}
     config = SimConfig(
         carts=args.carts,
         rounds=args.rounds,
@@ -163,7 +170,9 @@ def simulate(run: Run, args: argparse.Namespace, out: Path) -> dict[str, float]:
         k=3,
         out_dir=out,
         secure_aggregation=run.secure,
-        **dp,  # type: ignore[arg-type]
+        dp_noise=run.noise,
+        dp_clip=args.clip if run.noise > 0 else 0.0,
+        dp_budget=1e6,
     )
     result = asyncio.run(run_simulation(config))
     federated = result.final["federated"]
@@ -175,6 +184,7 @@ def simulate(run: Run, args: argparse.Namespace, out: Path) -> dict[str, float]:
         "seconds": float(np.mean([r.seconds for r in result.rows])),
         "wire": float(np.mean([r.wire_bytes for r in result.rows])),
         "accepted": float(np.mean([r.accepted for r in result.rows])),
+        "held_out": float(result.held_out),
     }
 
 
@@ -199,7 +209,7 @@ def rounds_table(args: argparse.Namespace, console: Console) -> Table:
     table = Table(
         title=f"recommend, {args.carts} carts x {args.rows} rows, {args.rounds} rounds of {args.epochs} epoch(s), k=3, "
         f"fedavg: DP clip norm {args.clip:g} (median update norm {norm:.2f}), ε at δ=1e-5; local-only top-1 "
-        f"{plain['local']:.3f}"
+        f"{plain['local']:.3f}; top-1 standard error <= {50 / max(plain['held_out'], 1) ** 0.5:.1f} points"
     )
     columns = ("run", "top-1", "x", "top-3", "ε", "accepted/round", "s/round", "x", "wire KB/round", "x")
     for column in columns:
@@ -238,8 +248,10 @@ def main() -> None:
     console.print(rounds_table(args, console))
     console.print(f"load average after the rounds: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     table = Table(
-        title=f"Secure aggregation vs plain exchange, best of {args.repeat} (one of k peers dropped for the sum; "
-        f"clip ±{CLIP:g}, scale 2^{int(np.log2(SCALE))})"
+        title=f"Secure aggregation arithmetic vs plain exchange, best of {args.repeat}: one of k peers dropped before "
+        "sending; 'silent': all k sent, one never revealed, its seeds rebuilt from Shamir shares (requester ms include the members' reveals); bytes masked: the "
+        f"answer (masked vector, commitments, sealed shares), its signature and one reveal (clip ±{CLIP:g}, scale "
+        f"2^{int(np.log2(SCALE))})"
     )
     columns = (
         "model",
@@ -249,6 +261,8 @@ def main() -> None:
         "x",
         "requester ms plain",
         "requester ms masked",
+        "x",
+        "requester ms silent",
         "x",
         "bytes plain",
         "bytes masked",
@@ -269,6 +283,8 @@ def main() -> None:
                 f"{r['plain_sum'] * 1e3:.2f}",
                 f"{r['masked_sum'] * 1e3:.2f}",
                 f"{r['masked_sum'] / r['plain_sum']:.1f}",
+                f"{r['rebuilt_sum'] * 1e3:.2f}",
+                f"{r['rebuilt_sum'] / r['plain_sum']:.1f}",
                 f"{int(r['plain_bytes'])}",
                 f"{int(r['masked_bytes'])}",
                 f"{r['masked_bytes'] / r['plain_bytes']:.2f}",

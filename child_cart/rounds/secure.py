@@ -43,7 +43,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import json
 import logging
 import math
 import secrets
@@ -85,6 +84,7 @@ from cartnet.secagg import (
     MIN_COHORT,
     MIN_SURVIVORS,
     MODULUS,
+    SEED,
     Cohort,
     MaskedUpdate,
     Masker,
@@ -92,6 +92,7 @@ from cartnet.secagg import (
     Reveal,
     SecAggError,
     Unmasker,
+    sealed_size,
 )
 from cartnet.transfer import Received, TransferError
 from child_cart.rounds.phases import Aggregate, Evaluate, Exchange
@@ -113,8 +114,6 @@ MAX_COHORTS = 16
 """Cohorts a member keeps its masker for, waiting for their unmask request."""
 MAX_TASKS = 64
 """Masked answers and reveals running at once; beyond that requests are dropped (and logged)."""
-MAX_HEADER = 128 * 1024
-"""A masked answer's JSON header: seed and share commitments, sealed shares (hex), for a cohort of up to 16."""
 MASKED: Metrics = {"masked": 1.0}
 """What EVALUATE records in `received` for a peer whose update went into the sum masked: never seen alone."""
 
@@ -140,38 +139,43 @@ def unflatten(vector: F64, layout: Weights) -> Weights:
     return out
 
 
+def blob_size(members: int, length: int) -> int:
+    """Bytes of a masked update's blob (`pack`) in a cohort of `members`, for `length` values."""
+    return 4 + SEED * members + (members - 1) * (sealed_size(members) + SEED * members) + 4 * length
+
+
 def pack(update: MaskedUpdate) -> bytes:
-    """A masked update's blob: header length, JSON header (commitments, clipped count, sealed shares and their
-    commitments), little-endian uint32s."""
-    header = json.dumps(
-        {
-            "clipped": update.clipped,
-            "commitments": {peer: c.hex() for peer, c in update.commitments.items()},
-            "shares": {holder: box.hex() for holder, box in update.sealed_shares.items()},
-            "share_commitments": [[h, of, c.hex()] for (h, of), c in sorted(update.share_commitments.items())],
-        },
-        sort_keys=True,
-    ).encode()
-    return struct.pack("<I", len(header)) + header + np.ascontiguousarray(update.values, dtype="<u4").tobytes()
+    """A masked update's blob, binary, in the cohort's member order: the clipped count (uint32), a seed
+    commitment per member, per holder its sealed shares and its share commitments (one per member's seed),
+    then the masked values (little-endian uint32s)."""
+    members = sorted(update.commitments)
+    parts = [struct.pack("<I", update.clipped), *(update.commitments[m] for m in members)]
+    for holder in members:
+        if holder != update.sender:
+            parts += [update.sealed_shares[holder], *(update.share_commitments[holder, of] for of in members)]
+    parts.append(np.ascontiguousarray(update.values, dtype="<u4").tobytes())
+    return b"".join(parts)
 
 
-def unpack(blob: bytes, sender: str, context: bytes, length: int) -> MaskedUpdate:
-    """The masked update in a blob of `length` values; SecAggError for anything else."""
-    if len(blob) < 4:
-        raise SecAggError("masked update too short")
-    (size,) = struct.unpack_from("<I", blob)
-    if size > MAX_HEADER or len(blob) != 4 + size + 4 * length:
-        raise SecAggError(f"masked update of {len(blob)} bytes does not hold {length} values")
-    try:
-        header = json.loads(blob[4 : 4 + size])
-        commitments = {str(peer): bytes.fromhex(c) for peer, c in dict(header["commitments"]).items()}
-        clipped = int(header["clipped"])
-        sealed = {str(holder): bytes.fromhex(box) for holder, box in dict(header["shares"]).items()}
-        share_commitments = {(str(h), str(of)): bytes.fromhex(c) for h, of, c in list(header["share_commitments"])}
-    except (ValueError, KeyError, TypeError) as exc:
-        raise SecAggError(f"masked update header unreadable: {exc}") from None
-    values = np.frombuffer(blob, dtype="<u4", offset=4 + size).astype(np.uint32)
-    return MaskedUpdate(sender, context, values, commitments, max(0, clipped), sealed, share_commitments)
+def unpack(blob: bytes, sender: str, context: bytes, members: tuple[str, ...], length: int) -> MaskedUpdate:
+    """The masked update of `sender` in a blob of `length` values for a cohort of `members`; SecAggError if not."""
+    n = len(members)
+    if sender not in members or len(blob) != blob_size(n, length):
+        raise SecAggError(f"masked update of {len(blob)} bytes is not {blob_size(n, length)} for {length} values")
+    (clipped,) = struct.unpack_from("<I", blob)
+    at = 4
+    commitments = {}
+    for member in members:
+        commitments[member], at = blob[at : at + SEED], at + SEED
+    sealed, share_commitments = {}, {}
+    for holder in members:
+        if holder == sender:
+            continue
+        sealed[holder], at = blob[at : at + sealed_size(n)], at + sealed_size(n)
+        for of in members:
+            share_commitments[holder, of], at = blob[at : at + SEED], at + SEED
+    values = np.frombuffer(blob, dtype="<u4", offset=at).astype(np.uint32)
+    return MaskedUpdate(sender, context, values, commitments, clipped, sealed, share_commitments)
 
 
 @dataclass
@@ -196,6 +200,7 @@ class _Ask:
     peer: VerifiedPeer
     cohort_id: str
     context: bytes
+    members: tuple[str, ...]
     length: int
     answer: asyncio.Future[tuple[MaskedUpdate, int]]
 
@@ -251,7 +256,7 @@ class SecureExchange:
         ask = self._asks.get(str(manifest.meta.get("request_id", "")))
         if ask is None or ask.answer.done():
             return None, 0
-        return ask.peer.node_id, 2 * (4 + MAX_HEADER + 4 * ask.length) + 64 * 1024
+        return ask.peer.node_id, 2 * blob_size(len(ask.members), ask.length) + 64 * 1024
 
     def on_transfer(self, received: Received) -> bool:
         manifest = received.manifest
@@ -423,7 +428,9 @@ class SecureExchange:
         loop = asyncio.get_running_loop()
         asked = {secrets.token_hex(16): peer for peer in trusted.values()}
         for request_id, peer in asked.items():
-            self._asks[request_id] = _Ask(peer, cohort_id, cohort.digest(), length, loop.create_future())
+            self._asks[request_id] = _Ask(
+                peer, cohort_id, cohort.digest(), cohort.members, length, loop.create_future()
+            )
         try:
             for request_id, peer in asked.items():
                 request = sign_secure(
@@ -579,7 +586,7 @@ class SecureExchange:
             plain = e2e.open_sealed(received.data, self.exchange.network.identity.kx_key, manifest.sender)
         except e2e.DecryptionError as exc:
             raise SecAggError(f"garbage masked update: {exc}") from None
-        update = unpack(bytes(plain), ask.peer.node_id, ask.context, ask.length)
+        update = unpack(bytes(plain), ask.peer.node_id, ask.context, ask.members, ask.length)
         if not verify_signature(ask.peer.public_key, signature, update.signed_bytes()):
             raise SecAggError("masked update not signed by the peer's verified key")
         return update, meta.samples

@@ -13,8 +13,10 @@ import asyncio
 import numpy as np
 import pytest
 
+from cartnet.identity import Identity
 from cartnet.messages import UnmaskRequest
 from cartnet.payloads import MaskedAnswer
+from cartnet.secagg import Cohort, Masker, SecAggError
 from child_cart.rounds import accountant
 from child_cart.rounds.phases import DEFAULT_WORKFLOW
 from child_cart.rounds.privacy import PRIVATE_WORKFLOW, PRIVATIZE, workflow_for
@@ -26,8 +28,12 @@ from child_cart.rounds.secure import (
     MaskedExchange,
     MaskedSum,
     SecureExchange,
+    blob_size,
     flatten,
+    pack,
+    quantizer_for,
     secured,
+    unpack,
 )
 from child_cart.rounds.settings import RoundSettings
 from child_cart.rounds.workflow import Phase, RoundContext, RoundPhase
@@ -181,3 +187,20 @@ def test_the_settings_choose_the_masked_workflow_and_refuse_a_plain_one():
     assert PRIVATIZE in private.names and MaskedExchange in {type(p) for p in private}
     with pytest.raises(ValueError, match="secure aggregation is on"):
         workflow_for(on, DEFAULT_WORKFLOW)
+
+
+def test_a_masked_blob_round_trips_and_a_wrong_size_or_sender_is_refused():
+    identities = [Identity.generate() for _ in range(4)]
+    cohort = Cohort("f" * 40, "c" * 32, "recommend", 1, {i.node_id: i.kx_public_key for i in identities})
+    quantizer = quantizer_for(4)
+    sender = identities[0]
+    update = Masker(cohort, sender.node_id, sender.kx_key, quantizer).mask(np.arange(10.0))
+    blob = pack(update)
+    assert len(blob) == blob_size(4, 10)
+    back = unpack(blob, sender.node_id, cohort.digest(), cohort.members, 10)
+    assert back.signed_bytes() == update.signed_bytes() and np.array_equal(back.values, update.values)
+    assert back.sealed_shares == update.sealed_shares
+    with pytest.raises(SecAggError, match="is not"):
+        unpack(blob[:-1], sender.node_id, cohort.digest(), cohort.members, 10)
+    with pytest.raises(SecAggError, match="is not"):
+        unpack(blob, "0" * 40, cohort.digest(), cohort.members, 10)
