@@ -58,6 +58,28 @@ class Sealer:
         return self._aead.encrypt(_nonce(index, index == count - 1), plaintext, self._aad)
 
 
+class CachedSealer(Sealer):
+    """A Sealer that keeps every segment it seals, for a stream sent more than once (a second answer to the
+    same receiver, a resume): sending it again costs a copy per segment, never another encryption.
+
+    It holds the whole sealed stream, and is for one plaintext only: a segment is looked up by its position.
+    """
+
+    def __init__(self, recipient_kx_key: bytes, sender_id: str) -> None:
+        super().__init__(recipient_kx_key, sender_id)
+        self._segments: dict[tuple[int, int], bytes] = {}
+
+    def seal_into(
+        self, index: int, count: int, plaintext: bytes | bytearray | memoryview, out: bytearray | memoryview
+    ) -> None:
+        kept = self._segments.get((index, count))
+        if kept is None or len(kept) != len(plaintext) + TAG:
+            super().seal_into(index, count, plaintext, out)
+            self._segments[(index, count)] = bytes(out)
+        else:
+            out[:] = kept
+
+
 class Opener:
     """Opens the segments of one stream sealed for us (`kx_key`) by `sender_id` under `ephemeral_key`."""
 

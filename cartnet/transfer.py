@@ -69,6 +69,8 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 SendFn = Callable[[str, bytes], Awaitable[None]]
+"""(peer, frame): the hub never reads or sends a frame again once it is sent, so a WebSocket client may mask it
+in place (cartnet.wsock)."""
 RefusalFn = Callable[[str, TransferManifest, str], None]
 """(sender, manifest, reason): a transfer this hub refused or gave up receiving."""
 AdmitFn = Callable[[str, TransferManifest], str | None]
@@ -287,7 +289,11 @@ def stream_chunk(
     straight into the frame), or the sender's signature over its BLAKE3 digest and the data. Thread-safe."""
     head = frames.chunk_header(manifest.transfer_id, index)
     if sealer is None:
-        return b"".join((head, identity.sign(_chunk_proof(manifest.transfer_id, index, part)), part))
+        proof = identity.sign(_chunk_proof(manifest.transfer_id, index, part))
+        frame = bytearray(len(head) + len(proof) + len(part))
+        frame[: len(head)], frame[len(head) : len(head) + len(proof)] = head, proof
+        frame[len(head) + len(proof) :] = part
+        return frame
     frame = bytearray(len(head) + len(part) + e2e.TAG)
     frame[: len(head)] = head
     sealer.seal_into(index, chunk_count(manifest), part, memoryview(frame)[len(head) :])
@@ -383,7 +389,7 @@ class TransferHub:
         meta: TransferMeta | None = None,
         transfer_id: str | None = None,
         *,
-        seal_to: bytes | None = None,
+        seal_to: bytes | e2e.Sealer | None = None,
     ) -> str:
         """Deliver `blob` to `peer` as a streamed transfer; returns the transfer id, raises TransferError with
         the reason.
@@ -391,9 +397,11 @@ class TransferHub:
         `meta` is what the receiver reads besides the blob: for a known purpose, a
         `cartnet.payloads` model's `to_meta()`. `seal_to` (the receiver's X25519 key, from a record the
         caller verified) encrypts the blob end to end, chunk by chunk as it is sent; the receiving hub
-        opens it chunk by chunk as it arrives (`Received.sealed`). Reuse `transfer_id` to resume.
+        opens it chunk by chunk as it arrives (`Received.sealed`). A `Sealer` instead of the key seals under its
+        ephemeral key (an `e2e.CachedSealer` sent the same blob again only copies what it sealed before: the
+        receiver gets the same plaintext either way). Reuse `transfer_id` to resume.
         """
-        sealer = e2e.Sealer(seal_to, self.identity.node_id) if seal_to is not None else None
+        sealer = e2e.Sealer(seal_to, self.identity.node_id) if isinstance(seal_to, bytes) else seal_to
         chunk_size = max(self.limits.chunk_size, -(-len(blob) // MAX_CHUNKS))
         manifest = stream_manifest(
             self.identity,
@@ -476,7 +484,6 @@ class TransferHub:
             while ahead:
                 made = ahead.popleft()
                 make_next()
-                # a sealed frame is a bytearray, written into once and never again: as good as bytes to a socket
                 await self._send(peer, cast(bytes, await made))
         finally:
             for pending in ahead:

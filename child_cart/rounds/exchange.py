@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import secrets
 from collections import Counter, OrderedDict
@@ -138,7 +137,7 @@ class _Pending:
 class _Sealed:
     offer: Offer
     kx_public_key: bytes
-    sealing: asyncio.Future[bytes | bytearray]
+    sealer: e2e.CachedSealer
 
 
 class UpdateExchange:
@@ -230,7 +229,6 @@ class UpdateExchange:
         """Cancel every answer still running (a node's shutdown)."""
         await self.secure.close()
         tasks: list[asyncio.Future[Any]] = [*self._answers, *self._notes, *self._checks.values()]
-        tasks += [sealed.sealing for sealed in self._sealed.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -401,7 +399,12 @@ class UpdateExchange:
         if not 0 < samples <= MAX_SAMPLES:
             raise UpdateRejected(f"sample count {samples} outside 1..{MAX_SAMPLES}")
         try:
-            plain = e2e.open_sealed(received.data, self.network.identity.kx_key, manifest.sender)
+            # streamed and sealed for us: opened chunk by chunk on arrival; else one sealed blob (older carts)
+            plain = (
+                received.data
+                if received.sealed
+                else e2e.open_sealed(received.data, self.network.identity.kx_key, manifest.sender)
+            )
             tensors = weights.decode(plain, max_decoded=MAX_UPDATE_BYTES)
         except (e2e.DecryptionError, weights.WeightsError) as exc:
             raise UpdateRejected(f"garbage update: {exc}") from None
@@ -573,34 +576,26 @@ class UpdateExchange:
         if offer is None:  # withdrawn while this answer looked the requester up
             await self._decline(peer.node_id, request, self._withdrawn or "no trained update yet")
             return
-        sealed = await self._sealed_for(peer, offer)
+        plain = await offer.blob()
         meta = WeightUpdate(request_id=request.request_id, samples=offer.samples, task=self.task, round=offer.round)
-        await self.network.transfers.send_blob(peer.node_id, sealed, WeightUpdate.purpose, meta.to_meta())
-        self.bytes_out += len(sealed)
+        sealer = self._sealer_for(peer, offer)
+        await self.network.transfers.send_blob(
+            peer.node_id, plain, WeightUpdate.purpose, meta.to_meta(), seal_to=sealer
+        )
+        self.bytes_out += len(plain)
 
-    async def _sealed_for(self, peer: VerifiedPeer, offer: Offer) -> bytes | bytearray:
-        """The offer sealed for `peer`: sealed once per requester and offer (concurrent answers share
-        the one sealing), then reused."""
+    def _sealer_for(self, peer: VerifiedPeer, offer: Offer) -> e2e.CachedSealer:
+        """What seals the offer for `peer`, chunk by chunk as the transfer streams it: one per requester and offer,
+        which keeps what it sealed, so a second answer (concurrent or later) reuses it instead of sealing again."""
         cached = self._sealed.get(peer.node_id)
         if cached is None or cached.offer is not offer or cached.kx_public_key != peer.kx_public_key:
-            cached = _Sealed(offer, peer.kx_public_key, asyncio.ensure_future(self._seal(peer, offer)))
-            cached.sealing.add_done_callback(functools.partial(self._sealed_done, peer.node_id, cached))
-            self._sealed[peer.node_id] = cached
+            sealer = e2e.CachedSealer(peer.kx_public_key, self.network.identity.node_id)
+            cached = self._sealed[peer.node_id] = _Sealed(offer, peer.kx_public_key, sealer)
+            self.seals[peer.node_id] += 1
             while len(self._sealed) > MAX_SEALED:
                 self._sealed.popitem(last=False)
         self._sealed.move_to_end(peer.node_id)
-        return await asyncio.shield(cached.sealing)
-
-    async def _seal(self, peer: VerifiedPeer, offer: Offer) -> bytes | bytearray:
-        self.seals[peer.node_id] += 1
-        plain = await offer.blob()
-        return await asyncio.to_thread(e2e.seal, plain, peer.kx_public_key, self.network.identity.node_id)
-
-    def _sealed_done(self, node_id: str, cached: _Sealed, sealing: asyncio.Future[bytes | bytearray]) -> None:
-        """A failed sealing is not kept (the next answer tries again); nor one for an offer no longer current."""
-        failed = sealing.cancelled() or sealing.exception() is not None
-        if (failed or cached.offer is not self._offer) and self._sealed.get(node_id) is cached:
-            del self._sealed[node_id]
+        return cached.sealer
 
 
 _REASON_LIMIT = 512

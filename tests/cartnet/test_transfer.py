@@ -392,6 +392,31 @@ async def test_bad_streamed_chunk_is_refused_and_connection_carries_on(sealed, f
     assert receiver.hub.received.empty(), "nothing from the bad transfer was delivered"
 
 
+class _CountingAead:
+    """An AEAD that counts the plaintext bytes it encrypts."""
+
+    def __init__(self, aead) -> None:
+        self.aead, self.encrypted = aead, 0
+
+    def encrypt_into(self, nonce, data, aad, out) -> None:
+        self.encrypted += len(data)
+        self.aead.encrypt_into(nonce, data, aad, out)
+
+
+async def test_cached_sealer_sends_a_blob_twice_and_seals_each_chunk_once():
+    """A second transfer of the same blob through one CachedSealer (a second answer to one requester) copies
+    what the first sealed; the receiver opens both."""
+    blob = os.urandom(3 * MIB + 7)
+    async with receiver_server() as receiver, connect(receiver.url, Identity.generate()) as sender:
+        sealer = e2e.CachedSealer(receiver.identity.kx_public_key, sender.hub.identity.node_id)
+        sealer._aead = counting = _CountingAead(sealer._aead)  # type: ignore[assignment]
+        for _ in range(2):
+            await sender.hub.send_blob("client", blob, "test", seal_to=sealer)
+            got = await next_received(receiver)
+            assert got.sealed and got.data == blob
+    assert counting.encrypted == len(blob), "each chunk was encrypted once, for the first transfer only"
+
+
 async def test_sealed_stream_for_someone_else_is_refused():
     async with receiver_server() as receiver, connect(receiver.url, Identity.generate()) as sender:
         with pytest.raises(TransferError, match="failed to open"):

@@ -217,18 +217,18 @@ def watch(world: World) -> None:
     """Note every refused request and every key an update is sealed to, on every cart."""
     for node in world.swarm.nodes:
         exchange = node.exchange
-        refuse, seal = exchange._refuse_soon, exchange._sealed_for
+        refuse, seal = exchange._refuse_soon, exchange._sealer_for
 
         def refusing(peer_id, request, code, reason, refuse=refuse, me=node.node_id) -> None:
             world.refusals.put_nowait((me, peer_id, code))
             refuse(peer_id, request, code, reason)
 
-        async def sealing(peer, offer, seal=seal):
+        def sealing(peer, offer, seal=seal):
             world.sealed_to.add(peer.kx_public_key)
-            return await seal(peer, offer)
+            return seal(peer, offer)
 
         exchange._refuse_soon = refusing  # type: ignore[method-assign]
-        exchange._sealed_for = sealing  # type: ignore[method-assign]
+        exchange._sealer_for = sealing  # type: ignore[method-assign]
 
 
 async def refused_by(world: World, node: CartNode, requester: CartNode, code: str) -> None:
