@@ -33,7 +33,7 @@ from aiohttp import web
 from rich.console import Console
 from rich.table import Table
 
-from cartnet import frames, presence
+from cartnet import frames, presence, wsock
 from cartnet.authority import Authority, ensure_enrolled
 from cartnet.client import BridgeClient
 from cartnet.handshake import MAX_FRAME, join, ws_url
@@ -167,7 +167,8 @@ class Channel:
     to: str = ""
 
     async def send(self, payload: bytes) -> None:
-        await self.ws.send_bytes(frames.routed(self.to, self.me, payload) if self.to else payload)
+        """As a cart sends (cartnet.wsock), on every path alike."""
+        await wsock.send(self.ws, payload, prefix=frames.route_header(self.to, self.me) if self.to else b"")
 
     async def recv(self) -> bytes:
         while True:

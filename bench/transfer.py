@@ -9,7 +9,10 @@ Rows: `send_blob` as it is (streamed: each chunk signed, or sealed, as it is mad
 and checked, or opened, as it arrives), and the listed shape it replaced (a pass
 over the whole blob to list chunk digests, and for e2e a whole-blob `e2e.seal`
 before the first chunk moves and `e2e.open_sealed` after the last one arrived),
-measured in the same run.
+measured in the same run. cartnet frames go out as a cart sends them
+(`cartnet.wsock`: masked in place, without aiohttp's two copies); the baseline is
+aiohttp's own `send_bytes`, and a second raw row sends the same bytes the carts' way,
+so the table shows what the send path gains and what cartnet's own work costs.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from aiohttp import web
 from rich.console import Console
 from rich.table import Table
 
-from cartnet import e2e, frames
+from cartnet import e2e, frames, wsock
 from cartnet.identity import Identity
 from cartnet.messages import Heartbeat
 from cartnet.transfer import TransferHub, TransferLimits, build_manifest
@@ -37,6 +40,7 @@ log = logging.getLogger("bench.transfer")
 MAX_MSG = 4 * 1024 * 1024
 CHUNK = 1024 * 1024
 RAW = "raw aiohttp WebSocket"
+RAW_CART_SEND = "raw, sent as carts send (cartnet.wsock)"
 
 
 def receiver_main(port_pipe) -> None:
@@ -95,12 +99,16 @@ async def _consume(hub: TransferHub, ws: web.WebSocketResponse, kx) -> None:
         await ws.send_bytes(frames.control(Heartbeat(seq=1)))
 
 
-async def raw_run(session: aiohttp.ClientSession, url: str, blob: bytes) -> float:
+async def raw_run(session: aiohttp.ClientSession, url: str, blob: bytes, cart_send: bool = False) -> float:
+    """Raw sends of the blob's bytes: aiohttp's own `send_bytes`, or (`cart_send`) the send carts use."""
     async with session.ws_connect(url + "/raw", max_msg_size=MAX_MSG) as ws:
         start = time.perf_counter()
         await ws.send_str(str(len(blob)))
         for offset in range(0, len(blob), CHUNK):
-            await ws.send_bytes(blob[offset : offset + CHUNK])
+            if cart_send:  # one copy of the chunk, masked in place
+                await wsock.send(ws, bytearray(memoryview(blob)[offset : offset + CHUNK]), handed_over=True)
+            else:
+                await ws.send_bytes(blob[offset : offset + CHUNK])
         await ws.receive()
         return time.perf_counter() - start
 
@@ -112,7 +120,7 @@ async def cartnet_run(
     async with session.ws_connect(url + "/hub", max_msg_size=MAX_MSG) as ws:
 
         async def send(_peer: str, frame: bytes) -> None:
-            await ws.send_bytes(frame)
+            await wsock.send(ws, frame, handed_over=True)  # as a cart sends (cartnet.client)
 
         hub = TransferHub(identity, send)
         processed = asyncio.Event()
@@ -143,6 +151,7 @@ async def measure(url: str, size_mb: int, repeat: int, recipient_kx: bytes) -> d
     blob = os.urandom(size_mb * 1024 * 1024)
     runs = {
         RAW: lambda: raw_run(session, url, blob),
+        RAW_CART_SEND: lambda: raw_run(session, url, blob, cart_send=True),
         "cartnet (streamed, signed chunks)": lambda: cartnet_run(session, url, blob, None),
         "cartnet + e2e encryption (streamed, sealed chunks)": lambda: cartnet_run(session, url, blob, recipient_kx),
         "before: cartnet, listed manifest": lambda: cartnet_run(session, url, blob, None, listed=True),

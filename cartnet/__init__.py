@@ -11,6 +11,7 @@ It depends on asyncio, aiohttp and the standard crypto/tensor libraries only;
     handshake.py   joining a bridge on an open WebSocket (carts and bridges alike)
     messages.py    typed control messages, one pydantic class per type
     frames.py      binary frame layout: control, transfer chunk, routed
+    wsock.py       a client's WebSocket send without aiohttp's two copies for masking
     boundary.py    one frame's handling: whatever it raises becomes a counted refusal, never a dead session
     transfer.py    chunked, resumable transfers: streamed (each chunk signed or sealed as made, checked on arrival)
     payloads.py    typed transfer metadata, one pydantic model per purpose (model, update)

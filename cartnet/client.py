@@ -60,7 +60,7 @@ from typing import TypeVar
 
 import aiohttp
 
-from cartnet import boundary, frames, phone_models, presence, tls
+from cartnet import boundary, frames, phone_models, presence, tls, wsock
 from cartnet.boundary import Refusal
 from cartnet.handshake import MAX_FRAME, AdmissionRefused, join, ws_url
 from cartnet.identity import Identity
@@ -256,12 +256,13 @@ class BridgeClient:
 
     # --- sending -------------------------------------------------------------------------
 
-    async def send_to(self, peer_id: str, inner: bytes) -> None:
-        """Route one frame (control, chunk, anything) to another cart; NotConnected if the bridge is gone."""
+    async def send_to(self, peer_id: str, inner: bytes, *, handed_over: bool = False) -> None:
+        """Route one frame (control, chunk, anything) to another cart; NotConnected if the bridge is gone. A
+        bytearray `handed_over` (never read or sent again by the caller) is masked in place (cartnet.wsock)."""
         if len(inner) + frames.ROUTE_HEAD > MAX_FRAME:
             raise ValueError(f"frame of {len(inner)} bytes exceeds the {MAX_FRAME}-byte limit once routed")
         self._contacts.add(peer_id)
-        await self._send_raw(frames.routed(peer_id, self.node_id, inner))
+        await self._send_raw(inner, prefix=frames.route_header(peer_id, self.node_id), handed_over=handed_over)
 
     async def send_message(self, peer_id: str, message: Message) -> None:
         """Route a control message to another cart."""
@@ -325,18 +326,19 @@ class BridgeClient:
     async def _hub_send(self, peer: str, frame: bytes) -> None:
         """Transfer frames: straight to the bridge when it is the peer, else routed."""
         if peer == self.bridge_id:
-            await self._send_raw(frame)
+            await self._send_raw(frame, handed_over=True)  # the hub never touches a frame it sent (SendFn)
         else:
-            await self.send_to(peer, frame)
+            await self.send_to(peer, frame, handed_over=True)
 
-    async def _send_raw(self, frame: bytes) -> None:
+    async def _send_raw(self, frame: bytes | bytearray, *, prefix: bytes = b"", handed_over: bool = False) -> None:
+        """One frame (`prefix` + `frame`) to the bridge; a frame `handed_over` is masked in place (cartnet.wsock)."""
         ws = self._ws
         if ws is None or ws.closed:
             raise NotConnected(f"not connected to {self.url}")
         try:
             async with self._send_lock:
-                await ws.send_bytes(frame)
-                self.wire_bytes_out += ws_frame_size(len(frame), masked=True)
+                await wsock.send(ws, frame, prefix=prefix, handed_over=handed_over)
+                self.wire_bytes_out += ws_frame_size(len(prefix) + len(frame), masked=True)
         except (aiohttp.ClientError, ConnectionResetError) as exc:
             raise NotConnected(f"connection to {self.url} lost: {exc}") from None
 

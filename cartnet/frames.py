@@ -55,8 +55,13 @@ def chunk_header(transfer_id: str, index: int) -> bytes:
     return CHUNK + _CHUNK_HEAD.pack(bytes.fromhex(transfer_id), index)
 
 
-def routed(to: str, sender: str, inner: bytes) -> bytes:
-    return b"".join((ROUTED, bytes.fromhex(to), bytes.fromhex(sender), inner))
+def routed(to: str, sender: str, inner: bytes | bytearray | memoryview) -> bytes:
+    return b"".join((route_header(to, sender), inner))
+
+
+def route_header(to: str, sender: str) -> bytes:
+    """The first ROUTE_HEAD bytes of a routed frame, for a sender that sends the inner frame after it itself."""
+    return b"".join((ROUTED, bytes.fromhex(to), bytes.fromhex(sender)))
 
 
 def parse(frame: bytes | memoryview) -> AnyMessage | Chunk | Routed:

@@ -22,6 +22,7 @@ from functools import cached_property
 from aiohttp import WSMsgType, web
 from aiohttp.client_ws import ClientWebSocketResponse
 
+from cartnet import wsock
 from cartnet.messages import Auth
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ class Outbox:
                     await self._ready.wait()
                     continue
                 frame = self._frames[0]
-                await asyncio.wait_for(self._ws.send_bytes(frame), self._stall_timeout)
+                await asyncio.wait_for(wsock.send(self._ws, frame), self._stall_timeout)
                 self._frames.popleft()
                 self._bytes -= len(frame)
                 self._drained()

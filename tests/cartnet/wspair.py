@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
-from cartnet import frames
+from cartnet import frames, wsock
 from cartnet.identity import Identity
 from cartnet.messages import Error, MessageError
 from cartnet.transfer import TransferHub, TransferLimits
@@ -88,7 +88,7 @@ async def connect(url: str, identity: Identity, limits: TransferLimits | None = 
         ws = await session.ws_connect(url, max_msg_size=4 * 1024 * 1024)
 
         async def send(_peer: str, frame: bytes) -> None:
-            await ws.send_bytes(frame)
+            await wsock.send(ws, frame, handed_over=True)  # as a cart sends
 
         sender = Sender(ws, TransferHub(identity, send, limits))
         reader = asyncio.create_task(_read(sender))
