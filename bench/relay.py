@@ -294,32 +294,43 @@ def spawn_receiver(mode: str, url: str) -> tuple[mp.Process, str]:
     return proc, parent.recv()
 
 
-async def measure_direct(args: argparse.Namespace, session: aiohttp.ClientSession) -> Row:
+@contextlib.asynccontextmanager
+async def direct_channel(session: aiohttp.ClientSession) -> AsyncIterator[Channel]:
     proc, url = spawn_receiver("direct", "")
     try:
         async with session.ws_connect(ws_url(url), max_msg_size=MAX_FRAME) as ws:
-            return await _measure("direct loopback WebSocket", Channel(ws), args)
+            yield Channel(ws)
     finally:
         proc.kill()
 
 
-async def measure_relay(args: argparse.Namespace, session: aiohttp.ClientSession, name: str, src: str, dst: str) -> Row:
+@contextlib.asynccontextmanager
+async def relay_channel(session: aiohttp.ClientSession, src: str, dst: str) -> AsyncIterator[Channel]:
     proc, receiver = spawn_receiver("raw", dst)
     me = Identity.generate()
     try:
         await wait_listed(session, src, receiver)
         async with raw_cart(session, src, me) as ws:
-            return await _measure(name, Channel(ws, me.node_id, receiver), args)
+            yield Channel(ws, me.node_id, receiver)
     finally:
         proc.kill()
 
 
-async def _measure(name: str, channel: Channel, args: argparse.Namespace) -> Row:
+async def measure_paths(args: argparse.Namespace, channels: dict[str, Channel]) -> list[Row]:
+    """Throughput of every path, best of `args.repeat` runs taken in turns (a burst of load from elsewhere
+    then hits every path alike, not one of them), then each path's pings."""
     total, frame = args.mb * 1024 * 1024, args.frame_kib * 1024
-    await throughput(channel, frame * 4, frame)
-    mbps = max([await throughput(channel, total, frame) for _ in range(args.repeat)])
-    samples = await latencies(channel, args.pings)
-    return Row(name, mbps, p(samples, 50), p(samples, 99))
+    best = dict.fromkeys(channels, 0.0)
+    for channel in channels.values():
+        await throughput(channel, frame * 4, frame)
+    for _ in range(args.repeat):
+        for name, channel in channels.items():
+            best[name] = max(best[name], await throughput(channel, total, frame))
+    rows = []
+    for name, channel in channels.items():
+        samples = await latencies(channel, args.pings)
+        rows.append(Row(name, best[name], p(samples, 50), p(samples, 99)))
+    return rows
 
 
 async def measure_transfer(
@@ -697,13 +708,16 @@ async def run(args: argparse.Namespace) -> Results:
         )
         results = Results([], [], None, None)
         try:
-            async with aiohttp.ClientSession() as session:
-                results.rows.append(await measure_direct(args, session))
-                results.rows.append(await measure_relay(args, session, "through 1 bridge", b1.url, b1.url))
+            async with aiohttp.ClientSession() as session, contextlib.AsyncExitStack() as stack:
+                channels = {
+                    "direct loopback WebSocket": await stack.enter_async_context(direct_channel(session)),
+                    "through 1 bridge": await stack.enter_async_context(relay_channel(session, b1.url, b1.url)),
+                }
                 if "paths" in only:
                     for name, src, dst in (("b1 to b2", b1, b2), ("b2 to b1", b2, b1)):
-                        row = await measure_relay(args, session, f"through 2 bridges (link, {name})", src.url, dst.url)
-                        results.rows.append(row)
+                        channel = relay_channel(session, src.url, dst.url)
+                        channels[f"through 2 bridges (link, {name})"] = await stack.enter_async_context(channel)
+                results.rows += await measure_paths(args, channels)
                 if b4 is not None:
                     bridges = {f"the bridge on {_loop()}": b1.url, "the bridge on asyncio's own loop": b4.url}
                     results.layers = await measure_layers(args, session, bridges)
