@@ -21,7 +21,7 @@ from cartnet.messages import PeerInfo, UpdateDeclined
 from cartnet.payloads import WeightUpdate
 from cartnet.peers import REQUEST_WINDOW_MS, sign_decline, sign_request
 from cartnet.presence import now_ms
-from cartnet.transfer import Received, build_manifest
+from cartnet.transfer import Received, build_manifest, stream_manifest
 from child_cart.rounds.exchange import UPDATE_PURPOSE, UpdateExchange
 from tests.trustkit import entry, verifier
 
@@ -142,3 +142,28 @@ async def test_requests_are_answered_only_when_genuine_current_and_new() -> None
     assert network.routed.empty() and network.transfers.sent.empty(), "a replayed copy is neither answered nor declined"
     assert exchange.answered == {honest.node_id: 1, liar.node_id: 0}, "a refused request's budget is given back"
     assert dict(exchange.declined) == {"replayed": 1, "unverified": 1, "stale": 1}
+
+
+@pytest.mark.parametrize("shape", ["streamed and sealed", "one sealed blob", "streamed in the clear"])
+async def test_an_answer_counts_only_sealed_for_us(shape: str) -> None:
+    """Answers stream their sealing (the hub opened the chunks on arrival: `Received.sealed`); whole sealed blobs
+    from older carts still count; an answer in the clear is refused."""
+    network, peer = FakeNetwork(), Identity.generate()
+    exchange = UpdateExchange(network, TASK, verifier())
+    exchange.offer(LAYOUT, 10, 1)
+    collecting = asyncio.create_task(exchange.collect([entry(peer)], 1, DEADLINE))
+    _, request = await _next(network.routed, "the request")
+    if shape == "one sealed blob":
+        answer = await _answer(peer, network.identity, request.request_id)
+    else:
+        plain = weights.encode(LAYOUT)
+        meta = WeightUpdate(request_id=request.request_id, samples=7, task=TASK, round=1).to_meta()
+        key = e2e.Sealer(network.identity.kx_public_key, peer.node_id).ephemeral_key if "sealed" in shape else None
+        manifest = stream_manifest(peer, len(plain), UPDATE_PURPOSE, meta, 1 << 20, sealed=key)
+        answer = Received(peer.node_id, manifest, [plain])
+    assert exchange.on_transfer(answer)
+    collected = await asyncio.wait_for(collecting, DEADLINE)
+    if shape == "streamed in the clear":
+        assert collected.updates == [] and collected.skipped[peer.node_id].startswith("garbage update")
+    else:
+        assert [u.source for u in collected.updates] == [peer.node_id] and collected.skipped == {}
