@@ -39,7 +39,6 @@ from _machine import describe
 from rich.console import Console
 from rich.table import Table
 
-from fedcart.simulate_cmd import quiet_nodes
 from fedcart.simulation import SimConfig, SimResult, simulate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +72,6 @@ def flower_python() -> Path:
 
 def run_fedcart(args: argparse.Namespace) -> SimResult:
     console.print(f"[bold]fedcart[/]: {args.carts} carts, {args.rounds} rounds, k={args.k}, {args.method}")
-    quiet_nodes()
     config = SimConfig(
         carts=args.carts,
         rounds=args.rounds,
