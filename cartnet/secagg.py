@@ -30,8 +30,8 @@ member that submitted and then drops before revealing does not cost the sum:
   survivor's seeds with non-survivors (never a share of a seed it is party to itself). A `Masker`
   answers one survivor set only, so asking twice with different sets gets nothing more. The
   `Unmasker` checks every revealed seed and share against the commitment its owner signed
-  (`SeedMismatch` names the liar), rebuilds the seeds of a survivor that did not reveal from
-  `threshold(n)` shares, removes the masks and decodes.
+  (`SeedMismatch` or `Unmasker.liars` names the liar), rebuilds the seeds of a survivor that did
+  not reveal, or revealed wrong seeds, from `threshold(n)` shares, removes the masks and decodes.
 
 What it does not stop (docs/SECURITY.md): a requester that tells different members different
 survivor sets (SecAgg's consistency round is not built) can expose one member; fewer than
@@ -406,6 +406,8 @@ class Unmasker:
         self.quantizer = quantizer
         self.context = cohort.digest()
         self.updates: dict[str, MaskedUpdate] = {}
+        self.liars: list[str] = []
+        """Survivors whose revealed seeds did not match their commitments in the last `unmask`."""
 
     def add(self, update: MaskedUpdate) -> None:
         """Keep one member's (already signature-checked) masked update; refuse one that does not fit."""
@@ -445,19 +447,31 @@ class Unmasker:
     def unmask(self, reveals: Mapping[str, Reveal]) -> tuple[F64, int]:
         """(the sum of the survivors' vectors, how many of their coordinates clipping changed).
 
-        Needs, for each survivor, its own reveal or `threshold(n)` shares of its seeds in the others' reveals; a
-        seed or share that does not match its commitment raises SeedMismatch naming who revealed or dealt it.
+        Needs, for each survivor, its own reveal or `threshold(n)` shares of its seeds in the others' reveals. A
+        survivor that reveals a seed that does not match its commitment is named in `liars` and its seeds are
+        rebuilt from shares instead; when they cannot be, or a share does not match its commitment, SeedMismatch
+        names who revealed or dealt it.
         """
         survivors = self.survivors
         if len(survivors) < MIN_SURVIVORS:
             raise SecAggError(f"only {len(survivors)} updates arrived: at least {MIN_SURVIVORS} are needed")
         dropped = set(self.cohort.kx_keys) - survivors
+        lies: dict[str, SeedMismatch] = {}
         for member, reveal in reveals.items():
-            self._check_reveal(member, reveal, dropped)
+            try:
+                self._check_reveal(member, reveal, dropped)
+            except SeedMismatch as exc:
+                lies[member] = exc
+        self.liars = sorted(lies)
         length = next(iter(self.updates.values())).values.size
         total = np.zeros(length, dtype=np.uint32)
         for member in sorted(survivors):
-            self_seed, pairwise = self._seeds_of(member, reveals, dropped)
+            try:
+                self_seed, pairwise = self._seeds_of(member, reveals, dropped, trusted=member not in lies)
+            except SecAggError:
+                if member in lies:
+                    raise lies[member] from None
+                raise
             total += self.updates[member].values
             total -= expand(self_seed, length)
             for gone in sorted(dropped):
@@ -484,10 +498,11 @@ class Unmasker:
             _check(member, f"its seed with {gone}", seed, update.commitments[gone])
 
     def _seeds_of(
-        self, member: str, reveals: Mapping[str, Reveal], dropped: set[str]
+        self, member: str, reveals: Mapping[str, Reveal], dropped: set[str], trusted: bool
     ) -> tuple[bytes, Mapping[str, bytes]]:
-        """A survivor's self seed and its seeds with the dropped: as it revealed them, or rebuilt from shares."""
-        if member in reveals:
+        """A survivor's self seed and its seeds with the dropped: as it revealed them (if they matched its
+        commitments: `trusted`), or rebuilt from shares."""
+        if member in reveals and trusted:
             return reveals[member].self_seed, reveals[member].pairwise
         return self._rebuild(member, member, reveals), {gone: self._rebuild(member, gone, reveals) for gone in dropped}
 

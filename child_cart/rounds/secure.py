@@ -188,7 +188,8 @@ class MaskedSum:
     weight: int = 0
     clipped: int = 0
     rebuilt: list[str] = field(default_factory=list)
-    """Survivors that did not reveal: their seeds were rebuilt from the other members' Shamir shares."""
+    """Survivors that did not reveal, or revealed seeds that did not match their commitments (logged): their seeds
+    were rebuilt from the other members' Shamir shares."""
     error_bound: float = 0.0
     """The most the sum may differ from the exact sum of the weighted updates, per coordinate (quantization)."""
     skipped: dict[str, str] = field(default_factory=dict)
@@ -491,9 +492,12 @@ class SecureExchange:
             result.error = f"the masked sum could not be unmasked: {exc}"
             return result
         result.survivors, result.total, result.clipped = survivors, total, clipped
-        result.rebuilt = [node_id for node_id in survivors if node_id not in reveals]
+        result.rebuilt = [node_id for node_id in survivors if node_id not in reveals or node_id in unmasker.liars]
+        if unmasker.liars:
+            liars = ", ".join(node_id[:8] for node_id in unmasker.liars)
+            log.warning("%s revealed seeds that do not match their commitments: rebuilt from shares", liars)
         if result.rebuilt:
-            log.info("rebuilt the seeds of %d silent survivors from shares", len(result.rebuilt))
+            log.info("rebuilt the seeds of %d survivors from shares", len(result.rebuilt))
         result.weight = sum(weights.values())
         result.error_bound = quantizer.error_bound(len(survivors))
         return result

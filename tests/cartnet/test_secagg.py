@@ -171,6 +171,16 @@ def test_a_wrong_share_is_detected_and_names_the_liar() -> None:
     assert refused.value.peer == liar
 
 
+def test_a_survivor_revealing_a_wrong_seed_is_named_and_rebuilt_from_shares() -> None:
+    cohort, maskers, unmasker, vectors = masked_round(5)
+    dropped, liar, *others = cohort.members
+    reveals = share_reveals(maskers, unmasker, [liar, *others])
+    reveals[liar] = dataclasses.replace(reveals[liar], pairwise={dropped: bytes(32)})
+    total, _ = unmasker.unmask(reveals)
+    assert unmasker.liars == [liar]
+    assert np.max(np.abs(total - np.sum(list(vectors.values()), axis=0))) <= QUANT.error_bound(4)
+
+
 def test_a_dealer_whose_shares_do_not_rebuild_its_committed_seed_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     cohort, ids = make_cohort(4)
     maskers = {n: Masker(cohort, n, ids[n].kx_key, QUANT) for n in cohort.members}
