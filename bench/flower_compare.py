@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv-flower"
 FLWR = "1.41.0"
 FLOWER_SIDE = ROOT / "bench" / "_flower_fedavg.py"
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)  # a piped table keeps its columns whole
 
 
 def flower_python() -> Path:
