@@ -5,7 +5,7 @@ of round is another workflow, not an edit of the engine:
 
     workflow.py    Phase names, the RoundContext phases share, the RoundPhase interface, Workflow
     phases.py      the built-in phases (train, exchange, aggregate, evaluate, local-only, decide, publish), DEFAULT_WORKFLOW
-    personalize.py PERSONALIZE: fine-tune the aggregate on the cart's own rows (personalization), the workflow by settings
+    personalize.py PERSONALIZE: fine-tune the aggregate on the cart's own rows; OFFER_BODY/ATTACH_HEAD: share a body, keep a local head
     privacy.py     client-level differential privacy: PRIVATIZE (clip + Gaussian noise before offering), the workflow by settings
     secure.py      secure aggregation: masked EXCHANGE, AGGREGATE and EVALUATE (the sum only, never one update), by settings
     accountant.py  the privacy accountant: each cart's ledger of shared rounds, ε by RDP, the privacy settings' checks

@@ -5,8 +5,8 @@
 Under skewed (non-IID) data one averaged model fits no cart's shoppers best: the
 aggregate carries what the swarm knows (missions this store rarely sees), a few
 local epochs on top of it fit it back to this store's mix ("FedAvg + local
-fine-tuning", the simplest personalization; Flower's and FedBN-style local heads
-are the other family). EVALUATE and DECIDE then score the fine-tuned aggregate
+fine-tuning", the simplest personalization; local heads are the other family,
+below). EVALUATE and DECIDE then score the fine-tuned aggregate
 on the cart's held-out rows like any aggregate, so the acceptance rule still
 guards it. The raw aggregate stays in `ctx.shared`.
 
