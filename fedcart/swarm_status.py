@@ -173,7 +173,8 @@ class SwarmStatus:
         status.metric = str(last.get("metric") or "accuracy")
         score = (last.get("kept_metrics") or {}).get(status.metric)
         status.score = float(score) if isinstance(score, int | float) else None
-        asked, answered = last.get("peers_asked") or [], last.get("peers_answered") or []
+        asked = last.get("peers_asked") or []
+        answered = {*(last.get("peers_answered") or []), *(last.get("received") or {})}  # masked rounds: received only
         status.peers = f"{len(answered)}/{len(asked)} answered"
 
     async def _bridge(self, name: str, url: str) -> NodeStatus:
