@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import itertools
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,7 @@ class TestSwarm:
 
     def local_only_accuracy(self, index: int, rounds: int, epochs: int) -> float:
         """What cart `index` reaches alone with the same epoch budget, on the pooled held-out rows."""
-        learner = Learner(TASK)
+        learner = Learner(TASK, train_seed=self.nodes[index].learner.train_seed)
         learner.load_rows(self.data[index])
         weights = learner.train(learner.initial_weights, rounds * epochs)
         pooled = self.pooled
@@ -59,7 +60,7 @@ async def swarm(
     started = await start_bridges(bridges, root)
     nodes: list[CartNode] = []
     try:
-        nodes = await start_carts(data, started, root, {}, make_node=make_node, publish=publish)
+        nodes = await start_carts(data, started, root, {}, make_node=seeded(make_node), publish=publish)
         test_swarm = TestSwarm(started, nodes, data)
         test_swarm.configure(**{"k": carts - 1, "local_epochs": 3, "peer_timeout": 20.0, **round_options})
         yield test_swarm
@@ -68,3 +69,16 @@ async def swarm(
             await node.stop()
         for bridge in started:
             await bridge.stop()
+
+
+def seeded(make_node: Callable[..., CartNode]) -> Callable[..., CartNode]:
+    """`make_node`, its n-th cart's learner seeded with 1000 x n: the same swarm trains the same on every run,
+    whatever order the carts' threads reach the shared Keras runtime in, and however busy the CPUs are."""
+    made = itertools.count()
+
+    def make(settings, **options) -> CartNode:
+        node = make_node(settings, **options)
+        node.learner.train_seed = 1000 * next(made)
+        return node
+
+    return make

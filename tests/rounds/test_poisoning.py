@@ -35,7 +35,6 @@ checks that combination rule by rule.
 from __future__ import annotations
 
 import enum
-import itertools
 import logging
 from dataclasses import dataclass
 
@@ -46,7 +45,6 @@ from child_cart.node import CartNode
 from child_cart.rounds.exchange import MAX_SAMPLES, UpdateExchange
 from child_cart.rounds.roundlog import RoundRecord
 from child_cart.rounds.settings import RoundSettings, load
-from child_cart.tasks.base import import_keras
 from fedcart.inprocess import pooled_accuracy, run_round
 
 from .swarmkit import swarm
@@ -91,7 +89,6 @@ def with_attacker(attack: Attack):
         node = CartNode(settings, **options)
         index = made["count"]
         made["count"] += 1
-        seed_training(node, index)
         if attack is not Attack.NONE and index == ATTACKER:
             exchange = AttackingExchange(node.client, node.task.name, node.verifier)
             exchange.attack = attack
@@ -99,24 +96,6 @@ def with_attacker(attack: Attack):
         return node
 
     return factory
-
-
-def seed_training(node: CartNode, index: int) -> None:
-    """Give each cart's n-th training its own fixed shuffle seed.
-
-    Keras shuffles with one process-wide generator, and the carts of an
-    in-process swarm take turns at training in whatever order their threads
-    reach the learner's lock, so without this the same seeded swarm learns
-    differently from run to run (more so on busy CPUs). `fit` runs under that
-    lock, so seeding there cannot interleave with another cart.
-    """
-    fit, calls = node.task.fit, itertools.count()
-
-    def seeded_fit(*args, **kwargs):
-        import_keras().utils.set_random_seed(1000 * index + next(calls))
-        return fit(*args, **kwargs)
-
-    node.task.fit = seeded_fit
 
 
 @dataclass(frozen=True)
