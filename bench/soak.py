@@ -167,8 +167,11 @@ class Cart:
         local = [w + self.rng.normal(0.0, 0.01, w.shape).astype(np.float32) for w in self.weights]
         self.exchange.offer(local, self.samples, number)
         try:
-            drawn = await self.client.peers(sample=settings.k + settings.over_ask, task=TASK)
-            asked = [peer for peer in drawn if peer.node_id != self.client.node_id]
+            wanted = settings.k + settings.over_ask  # drawn and ordered as the EXCHANGE phase does
+            sample = wanted + self.exchange.extra_draw(number, wanted)
+            drawn = await self.client.peers(sample=sample, task=TASK)
+            others = [peer for peer in drawn if peer.node_id != self.client.node_id]
+            asked = self.exchange.prefer_responsive(others, number, wanted)
             got = await self.exchange.collect(asked, number, settings.peer_timeout, enough=settings.k)
         except (ConnectionError, TimeoutError) as exc:
             stats.short += 1

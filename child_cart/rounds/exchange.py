@@ -21,6 +21,10 @@ unverifiable one is also declined with the reason (its requester may be waiting)
 
 Asking: `collect` asks every peer it is given (the round asks a few more than it
 needs) and returns once `enough` of them sent a usable update, or at the deadline.
+A peer that let the deadline pass without a word is remembered for `AVOID_ROUNDS`
+rounds (until it answers): `prefer_responsive` puts such peers last among those the
+bridge drew, and the round draws that many more (`extra_draw`), so a cart announced as
+ready that never answers costs a round its wait once, not whenever it is drawn.
 Every peer it did not use is skipped with the real reason: what the peer said, what
 we refused (a transfer our buffer could not take names the refusal), or that it had
 not answered when enough others had, or by the deadline.
@@ -57,7 +61,7 @@ from typing import Any
 import numpy as np
 
 from cartnet import e2e, frames, weights
-from cartnet.messages import Message, PeerInfo, TransferManifest, UpdateDeclined, UpdateRequest
+from cartnet.messages import MAX_SAMPLE, Message, PeerInfo, TransferManifest, UpdateDeclined, UpdateRequest
 from cartnet.payloads import PayloadError, WeightUpdate
 from cartnet.peers import (
     PeerRefused,
@@ -97,6 +101,10 @@ MAX_REFUSED = 64
 """Refused requesters remembered for the next round's log (the counters in `declined` count them all)."""
 MAX_TOLD = 4096
 """(Requester, reason) pairs remembered per offer as told already; beyond that every decline is sent."""
+AVOID_ROUNDS = 5
+"""Rounds a peer that never answered is asked only when no other peer was drawn."""
+MAX_AVOIDED = 256
+"""Silent peers remembered (the oldest forgotten first)."""
 
 
 class UpdateRejected(ValueError):
@@ -187,6 +195,7 @@ class UpdateExchange:
         self._notes: set[asyncio.Task[None]] = set()
         self._sealed: OrderedDict[str, _Sealed] = OrderedDict()
         self._known: OrderedDict[str, PeerInfo] = OrderedDict()
+        self._silent: OrderedDict[str, int] = OrderedDict()  # peer -> the round it last let our deadline pass
         network.transfers.refusal_listeners.append(self._refused)
         network.transfers.admission_checks.append(self.admit)
         from child_cart.rounds.secure import SecureExchange  # it builds on this module
@@ -251,11 +260,38 @@ class UpdateExchange:
             unanswered = await self._await_answers(asked, timeout, len(asked) if enough is None else enough)
             for request_id, peer in asked.items():
                 self._gather(self._pending[request_id].answer, peer, result, unanswered)
+            self._remember_silent(list(asked.values()), result, unanswered, round_number)
         finally:
             for request_id in asked:
                 self._pending.pop(request_id, None)
         result.refused = self.take_refused()
         return result
+
+    def _remember_silent(
+        self, asked: list[VerifiedPeer], result: Collected, unanswered: str, round_number: int
+    ) -> None:
+        """Peers that said nothing by the deadline are remembered; one that sent its update is forgiven."""
+        for peer in asked:
+            if result.skipped.get(peer.node_id) == unanswered and unanswered.startswith("no answer"):
+                self._silent[peer.node_id] = round_number
+                self._silent.move_to_end(peer.node_id)
+            elif peer.node_id not in result.skipped:
+                self._silent.pop(peer.node_id, None)
+        while len(self._silent) > MAX_AVOIDED:
+            self._silent.popitem(last=False)
+
+    def _avoided(self, round_number: int) -> set[str]:
+        return {peer for peer, silent in self._silent.items() if 0 <= round_number - silent < AVOID_ROUNDS}
+
+    def extra_draw(self, round_number: int, wanted: int) -> int:
+        """How many peers beyond `wanted` to ask the bridge for: room for the recently silent ones to be put last
+        (within what one peers request may ask for)."""
+        return max(0, min(len(self._avoided(round_number)), wanted, MAX_SAMPLE - wanted))
+
+    def prefer_responsive(self, drawn: list[PeerInfo], round_number: int, wanted: int) -> list[PeerInfo]:
+        """The `wanted` peers to ask among those drawn: the recently silent ones only when too few others were."""
+        avoided = self._avoided(round_number)
+        return sorted(drawn, key=lambda peer: peer.node_id in avoided)[:wanted]
 
     def _trusted(self, peers: list[PeerInfo], result: Collected) -> dict[str, VerifiedPeer]:
         """The peers whose directory entries verify; the rest skipped (never asked) with the reason."""

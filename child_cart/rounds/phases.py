@@ -76,16 +76,21 @@ class Exchange(RoundPhase):
 
     The bridge draws them at random from the carts that announced themselves for our
     task, those with an update ready first, so one silent or declining peer costs the
-    round no wait and no directory is ever listed whole. A drawn peer whose entry does not
-    verify (its own signed presence and swarm certificate, cartnet.peers) is skipped, never asked.
+    round no wait and no directory is ever listed whole. Peers that let a recent round's
+    deadline pass without a word are drawn beside as many more and asked last
+    (`UpdateExchange.prefer_responsive`). A drawn peer whose entry does not verify (its own
+    signed presence and swarm certificate, cartnet.peers) is skipped, never asked.
     """
 
     name = Phase.EXCHANGE
 
     async def run(self, ctx: RoundContext) -> None:
-        engine, settings = ctx.engine, ctx.settings
-        drawn = await engine.network.peers(sample=settings.k + settings.over_ask, task=engine.task.name)
-        ctx.asked = [p for p in drawn if p.node_id != engine.node_id]
+        engine, settings, exchange = ctx.engine, ctx.settings, ctx.engine.exchange
+        wanted = settings.k + settings.over_ask
+        sample = wanted + exchange.extra_draw(ctx.number, wanted)
+        drawn = await engine.network.peers(sample=sample, task=engine.task.name)
+        others = [p for p in drawn if p.node_id != engine.node_id]
+        ctx.asked = exchange.prefer_responsive(others, ctx.number, wanted)
         collected = await engine.exchange.collect(ctx.asked, ctx.number, settings.peer_timeout, enough=settings.k)
         ctx.peer_updates, ctx.skipped, ctx.refused = collected.updates, collected.skipped, collected.refused
 

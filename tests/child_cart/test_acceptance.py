@@ -209,6 +209,12 @@ class Offline:
     async def collect(self, *args: object, **options: object) -> Collected:
         return Collected()
 
+    def extra_draw(self, *args: object) -> int:
+        return 0
+
+    def prefer_responsive(self, drawn: list, *args: object) -> list:
+        return drawn
+
 
 @dataclass
 class Cart:

@@ -21,7 +21,7 @@ from cartnet.messages import PeerInfo, TransferDone, TransferManifest, TransferW
 from cartnet.payloads import WeightUpdate
 from cartnet.peers import sign_request
 from cartnet.transfer import Received, TransferHub, TransferLimits, build_manifest, stream_manifest
-from child_cart.rounds.exchange import ANSWERS_PER_PEER, UPDATE_PURPOSE, Collected, UpdateExchange
+from child_cart.rounds.exchange import ANSWERS_PER_PEER, AVOID_ROUNDS, UPDATE_PURPOSE, Collected, UpdateExchange
 from tests.trustkit import entry, verifier
 
 DEADLINE = 60.0
@@ -237,3 +237,29 @@ async def test_an_update_manifest_answering_no_request_of_ours_or_oversized_is_r
 def _last_tid(replies: list[bytes]) -> str:
     wants = [m for m in (frames.parse(f) for f in replies) if isinstance(m, TransferWant)]
     return wants[-1].transfer_id
+
+
+async def test_a_peer_silent_past_the_deadline_is_asked_last_for_a_few_rounds_until_it_answers():
+    silent, other = Identity.generate(), Identity.generate()
+    network = FakeNetwork({p.node_id: entry(p) for p in (silent, other)}, Blobs())
+    exchange = UpdateExchange(network, TASK, verifier())
+    exchange.offer(LAYOUT, 10, 1)
+    collected = await exchange.collect([entry(silent)], 1, 0.2)  # nobody answers here: the deadline passes
+    assert collected.skipped == {silent.node_id: "no answer within 0.2s"}
+    await _next(network.routed, "the request that went unanswered")
+    drawn = [entry(silent), entry(other)]
+    assert exchange.extra_draw(2, 5) == 1, "one more drawn, so the silent one can be put last"
+    assert [p.node_id for p in exchange.prefer_responsive(drawn, 2, 1)] == [other.node_id]
+    assert [p.node_id for p in exchange.prefer_responsive(drawn, 2, 2)] == [other.node_id, silent.node_id]
+    later = 1 + AVOID_ROUNDS
+    assert exchange.extra_draw(later, 5) == 0 and exchange.prefer_responsive(drawn, later, 1) == drawn[:1]
+
+    collecting = asyncio.create_task(exchange.collect([entry(silent)], 3, DEADLINE))
+    _, request = await _next(network.routed, "the request")
+    sealed = e2e.seal(weights.encode(LAYOUT), network.identity.kx_public_key, silent.node_id)
+    meta = WeightUpdate(request_id=request.request_id, samples=7, task=TASK, round=3).to_meta()
+    exchange.on_transfer(
+        Received(silent.node_id, await build_manifest(silent, sealed, UPDATE_PURPOSE, meta, MIB), [sealed])
+    )
+    assert [u.source for u in (await asyncio.wait_for(collecting, DEADLINE)).updates] == [silent.node_id]
+    assert exchange.extra_draw(4, 5) == 0, "a peer that answered is forgiven"
