@@ -34,17 +34,18 @@ gets at most `answers_per_peer` answers per offer (one offer a round), and has a
 `answers_at_once` of them running at a time, across offers: an answer to a requester
 that never reads it holds its slot until the transfer's reply timeout, and a fresh
 offer's budget must not let one requester pile up more. Further requests are declined
-with the reason, each reason told to a requester once per offer; its repeats are only
-counted (`declined`, and `untold`), since a signed decline each would make a flood cost
-us, and the bridges relaying them, more than it costs the flooder. The offer is sealed
-once per requester and offer, and that copy reused. At most `max_answers` answers
-(sealing and sending) run at once, beside at most `MAX_NOTES` short sends (declines,
-our readiness): a request beyond those is declined as busy, or dropped and counted in
-`dropped`. So a flood of requests costs its sender one answer slot and a few declines,
-and never takes an honest requester's place. `close()` cancels everything still
-running. A requester's key comes from the entries already learned (the peers the
-bridge drew for us, earlier lookups); only a miss costs one lookup at the bridge, never
-a whole directory.
+with the reason, each reason told to a requester at most once per `tell_interval`
+seconds; repeats within it are only counted (`declined`, and `untold`), since a signed
+decline each would make a flood cost us, and the bridges relaying them, more than it
+costs the flooder. (An honest requester asks once a round, so it is always told.) The
+offer is sealed once per requester and offer, and that copy reused. At most
+`max_answers` answers (sealing and sending) run at once, beside at most `MAX_NOTES`
+short sends (declines, our readiness): a request beyond those is declined as busy, or
+dropped and counted in `dropped`. So a flood of requests costs its sender one answer
+slot and a few declines, and never takes an honest requester's place. `close()` cancels
+everything still running. A requester's key comes from the entries already learned (the
+peers the bridge drew for us, earlier lookups); only a miss costs one lookup at the
+bridge, never a whole directory.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 from collections import Counter, OrderedDict
 from collections.abc import Coroutine
@@ -99,8 +101,10 @@ MAX_KNOWN = 4096
 """Directory entries remembered for answering requests."""
 MAX_REFUSED = 64
 """Refused requesters remembered for the next round's log (the counters in `declined` count them all)."""
+TELL_INTERVAL = 1.0
+"""Seconds within which a requester is told one decline for a reason of its own making; the rest are counted."""
 MAX_TOLD = 4096
-"""(Requester, reason) pairs remembered per offer as told already; beyond that every decline is sent."""
+"""(Requester, reason) pairs remembered with the time they were last told (the oldest forgotten first)."""
 AVOID_ROUNDS = 5
 """Rounds a peer that never answered is asked only when no other peer was drawn."""
 MAX_AVOIDED = 256
@@ -158,6 +162,7 @@ class UpdateExchange:
         answers_per_peer: int = ANSWERS_PER_PEER,
         answers_at_once: int = ANSWERS_AT_ONCE,
         max_answers: int = MAX_ANSWERS,
+        tell_interval: float = TELL_INTERVAL,
     ) -> None:
         self.network = network
         self.task = task
@@ -166,6 +171,7 @@ class UpdateExchange:
         self.answers_per_peer = answers_per_peer
         self.answers_at_once = answers_at_once
         self.max_answers = max_answers
+        self.tell_interval = tell_interval
         self.bytes_out = 0
         self.bytes_in = 0
         self.answered: Counter[str] = Counter()
@@ -183,8 +189,8 @@ class UpdateExchange:
         self.dropped = 0
         """Requests dropped unanswered: answers and declines were all running already."""
         self.untold = 0
-        """Declines not sent: their requester was told that reason already for the current offer."""
-        self._told: set[tuple[str, str]] = set()
+        """Declines not sent: their requester was told that reason less than `tell_interval` seconds before."""
+        self._told: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._answering: Counter[str] = Counter()
         self._offer: Offer | None = None
         self._withdrawn = ""  # why the offer was taken back (`withdraw`), told to whoever asks meanwhile
@@ -213,7 +219,6 @@ class UpdateExchange:
         self.answered.clear()
         self.seals.clear()
         self._sealed.clear()
-        self._told.clear()
         _spawn(self._announce_ready(), self._notes)
 
     async def _announce_ready(self) -> None:
@@ -511,14 +516,17 @@ class UpdateExchange:
             self.declined[code] += 1
 
     def _decline_once(self, peer_id: str, request: UpdateRequest, code: str, reason: str) -> None:
-        """Declined for a reason of its requester's own making: told once per offer, its repeats only counted."""
-        told = (peer_id, code)
-        if told in self._told:
+        """Declined for a reason of its requester's own making: told at most once per `tell_interval`, the repeats
+        within it only counted."""
+        told, now = (peer_id, code), asyncio.get_running_loop().time()
+        if now - self._told.get(told, -math.inf) < self.tell_interval:
             self.declined[code] += 1
             self.untold += 1
             return
-        if len(self._told) < MAX_TOLD:
-            self._told.add(told)
+        self._told[told] = now
+        self._told.move_to_end(told)
+        while len(self._told) > MAX_TOLD:
+            self._told.popitem(last=False)
         self._decline_soon(peer_id, request, code, reason)
 
     def _decline_soon(self, peer_id: str, request: UpdateRequest, code: str, reason: str) -> None:

@@ -1,7 +1,7 @@
 """The update exchange's budgets and reasons (issue 14, findings 3, 4, 6), without a bridge.
 
 A requester gets a bounded number of answers per round, one at a time, all from one
-sealed copy, and hears each reason it is declined for once;
+sealed copy, and hears each reason it is declined for once a second at most;
 answers and declines run on bounded task sets that `close()` cancels; a round goes on
 once `enough` peers answered; and a transfer our own buffer refused is logged with the
 refusal, not as a peer that never answered.
@@ -83,10 +83,11 @@ async def _next(queue: asyncio.Queue, what: str):
 
 
 async def test_a_flood_of_requests_gets_its_budget_one_at_a_time_from_one_sealed_copy_and_is_told_once():
+    """Each reason a requester is declined for is told once per `tell_interval`; repeats within it are counted."""
     flooder, honest = Identity.generate(), Identity.generate()
     blobs = Blobs()
     network = FakeNetwork({p.node_id: entry(p) for p in (flooder, honest)}, blobs)
-    exchange = UpdateExchange(network, TASK, verifier())
+    exchange = UpdateExchange(network, TASK, verifier(), tell_interval=60.0)  # all within one interval
     exchange.offer(LAYOUT, 10, 1)
     for _ in range(20):  # while its first answer is in flight (the flooder never reads it)
         exchange.on_message(flooder.node_id, _request(flooder, network))
