@@ -80,6 +80,7 @@ async def one_size(carts: int, actors: int, seed: int) -> dict[str, object]:
             log.warning("%d carts open on %d actors in %.0f s", carts, len(group.actors), figures["open_s"])
             try:
                 figures.update(await _rounds(group))
+                figures["failed"] = await group.failed_rounds()
                 figures["actor_carts"] = group.sizes
                 figures["actor_peak"] = await group.peak_rss()
             finally:
@@ -139,6 +140,7 @@ def print_table(rows: list[dict], actors: int) -> None:
         "round 2 s",
         "MB wire / round",
         "accepted",
+        "failed",
         "driver peak MB",
         "actor peak MB (carts)",
         "x carts",
@@ -152,7 +154,7 @@ def print_table(rows: list[dict], actors: int) -> None:
     base = next((r for r in rows if "failed" not in r), None)
     for row in rows:
         if "failed" in row or base is None:
-            table.add_row(str(row["carts"]), row.get("failed", "no baseline"), *[""] * 12)
+            table.add_row(str(row["carts"]), row.get("failed", "no baseline"), *[""] * 13)
             continue
         wire = sum(row["wire"]) / len(row["wire"])
         base_wire = sum(base["wire"]) / len(base["wire"])
@@ -162,6 +164,7 @@ def print_table(rows: list[dict], actors: int) -> None:
             *(f"{s:.1f}" for s in row["seconds"]),
             f"{wire / 1e6:.2f}",
             "/".join(str(a) for a in row["accepted"]),
+            str(row["failed"]),
             _mb(row["driver_peak"]),
             ", ".join(f"{_mb(p)} ({c})" for p, c in zip(row["actor_peak"], row["actor_carts"])),
             _ratio(row["carts"], base["carts"]),
@@ -173,7 +176,8 @@ def print_table(rows: list[dict], actors: int) -> None:
         )
     console.print(table)
     console.print(
-        "accepted: carts whose round kept the aggregate, per round. Load is the 1-min load average before-after each "
+        "accepted: carts whose round kept the aggregate, per round; failed: cart rounds that raised (left out, "
+        "as a cart's own round loop does). Load is the 1-min load average before-after each "
         "size; other work on these 2 cores slows the rounds (seconds), not the bytes or the memory."
     )
 
@@ -197,8 +201,9 @@ def main() -> None:
         for carts in args.sizes:
             progress.console.print(f"{carts} carts...")
             rows.append(run_child(carts, args.actors, args.seed))
+            progress.console.print(json.dumps(rows[-1]))
             progress.advance(bar, carts)
-    print_table(rows, args.actors)
+    print_table(sorted(rows, key=lambda row: row["carts"]), args.actors)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ are on offer before anyone asks, as the in-process barrier ensures.
 from __future__ import annotations
 
 import asyncio
+import logging
 import resource
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,6 +24,8 @@ from child_cart.node import CartNode
 from child_cart.rounds.roundlog import RoundRecord
 from fedcart.inprocess import open_carts, wait_listed
 from parent_cart.bridge import Bridge
+
+log = logging.getLogger(__name__)
 
 Scores = list[dict[str, float]]
 BACKENDS = ("inprocess", "ray")
@@ -53,6 +56,7 @@ class LocalCarts:
         self.nodes = nodes or []
         self._release = asyncio.Event()
         self._rounds: list[asyncio.Task[RoundRecord]] = []
+        self.failed = 0
 
     async def open(
         self, data: list[list[dict]], bridge_urls: list[str], root: Path, round_options: dict[str, object], first: int
@@ -82,9 +86,19 @@ class LocalCarts:
         return hold
 
     async def finish_round(self) -> list[RoundRecord]:
-        """Let every cart ask its peers, aggregate and decide; the round records, in cart order."""
+        """Let every cart ask its peers, aggregate and decide; the records of the rounds that ended, in cart order.
+
+        A round that raised (its bridge did not answer in time, say) is logged and left out, as a cart's own
+        round loop does, and counted in `failed`: the other carts' rounds stand."""
         self._release.set()
-        return list(await asyncio.gather(*self._rounds))
+        records = []
+        for node, outcome in zip(self.nodes, await asyncio.gather(*self._rounds, return_exceptions=True)):
+            if isinstance(outcome, RoundRecord):
+                records.append(outcome)
+            else:
+                self.failed += 1
+                log.warning("round of cart %s failed: %r", node.node_id[:8], outcome)
+        return records
 
     async def run_round(self) -> list[RoundRecord]:
         await self.begin_round()
@@ -110,6 +124,10 @@ class LocalCarts:
         """Each cart's personal model on its own rows: its kept model when `kept` (a personalized run),
         else the kept model fine-tuned for `epochs` on its rows."""
         return [await asyncio.to_thread(_personal_score, n, kept, epochs) for n in self.nodes]
+
+    async def failed_rounds(self) -> int:
+        """Cart rounds that raised so far (see `finish_round`)."""
+        return self.failed
 
     async def peak_rss(self) -> int:
         """This process's resident-memory high-water mark, in bytes."""

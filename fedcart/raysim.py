@@ -131,6 +131,9 @@ class RayCarts:
     async def personal_scores(self, kept: bool, epochs: int) -> Scores:
         return await self._flat("personal_scores", kept, epochs)
 
+    async def failed_rounds(self) -> int:
+        return sum(await self._each("failed_rounds"))
+
     async def peak_rss(self) -> list[int]:
         """Each actor process's resident-memory high-water mark, in bytes."""
         return await self._each("peak_rss")
