@@ -722,7 +722,7 @@ async def run(args: argparse.Namespace) -> Results:
                     bridges = {f"the bridge on {_loop()}": b1.url, "the bridge on asyncio's own loop": b4.url}
                     results.layers = await measure_layers(args, session, bridges)
             if "paths" in only:
-                results.rows.append(await measure_transfer(args, b1.url, b2.url))
+                results.rows.append(await measure_transfer(args, b1.url, b2.url, repeat=args.repeat))
             if "limits" in only:
                 old = await start_bridge(root, "b6", limits=True, RATE_BYTES=str(64 * 1024 * 1024))
                 try:
