@@ -192,7 +192,7 @@ class Cart:
         if self.exchange.dropped:
             counts["exchange dropped (declines all busy)"] += self.exchange.dropped
         if self.exchange.untold:
-            counts["exchange declines not sent (the requester was told that reason this round)"] += self.exchange.untold
+            counts["exchange declines not sent (that reason told to the requester within 1 s)"] += self.exchange.untold
         return counts
 
 
