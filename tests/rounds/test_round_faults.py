@@ -159,9 +159,9 @@ def _withholding_presence(settings, **options) -> CartNode:
     node = CartNode(settings, **options)
     send = node.client._send_raw
 
-    async def send_but_presence(frame: bytes) -> None:
+    async def send_but_presence(frame: bytes, **options: object) -> None:
         if not frame.startswith(PRESENCE_FRAME):
-            await send(frame)
+            await send(frame, **options)
 
     node.client._send_raw = send_but_presence
     return node
