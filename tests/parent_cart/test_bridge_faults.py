@@ -777,7 +777,7 @@ async def _drop_socket(client: BridgeClient) -> None:
 async def _go_silent(client: BridgeClient) -> None:
     hang = asyncio.Event()
 
-    async def send_nothing(_frame: bytes) -> None:
+    async def send_nothing(_frame: bytes, **_options: object) -> None:
         await hang.wait()
 
     client._send_raw = send_nothing
