@@ -5,7 +5,8 @@ own): 2 real bridges in the driver on 127.0.0.1, the carts spread over Ray
 actors (one per CPU, each one TensorFlow runtime and one asyncio loop under
 real CartNodes with their own embedded stores, keys and WebSockets), and 2
 rounds of 1 local epoch on 40 purchases per cart, the driver holding every
-cart between training and exchange. Printed per size: seconds per round
+cart between training and exchange, then letting each actor's carts exchange
+WAVE at a time. Printed per size: seconds per round
 (round 1 includes each cart's first Keras trace), bytes on the wire per round
 (every WebSocket frame the carts sent or received, headers included), the peak
 RSS of the driver (bridges) and of each actor, and each figure's ratio to the
@@ -52,6 +53,8 @@ SIZES = (20, 100, 500, 1000)
 ROWS_PER_CART = 40
 ROUNDS = 2
 BRIDGE_SETTINGS = {"admission_timeout": 60.0, "heartbeat_interval": 20.0, "refresh_interval": 30.0, "dht_timeout": 2.0}
+WAVE = 100
+"""Carts of one actor that exchange at once, after every cart has trained (see `LocalCarts`)."""
 SECONDS_PER_CART = 3.0
 """Time allowed to one size's run, per cart, beyond a fixed 120 s (Ray start-up, TensorFlow imports)."""
 
@@ -73,7 +76,14 @@ async def one_size(carts: int, actors: int, seed: int) -> dict[str, object]:
         try:
             start = time.perf_counter()
             group = await open_group(
-                "ray", data, bridges, Path(scratch), config.round_options(), actors=actors, listed_within=600.0
+                "ray",
+                data,
+                bridges,
+                Path(scratch),
+                config.round_options(),
+                actors=actors,
+                listed_within=600.0,
+                wave=WAVE,
             )
             assert isinstance(group, RayCarts)
             figures["open_s"] = time.perf_counter() - start
@@ -112,9 +122,9 @@ def run_child(carts: int, actors: int, seed: int) -> dict[str, object]:
     try:
         done = subprocess.run(command, stdout=subprocess.PIPE, timeout=limit, text=True, check=False)
     except subprocess.TimeoutExpired:
-        return {"carts": carts, "failed": f"not done within {limit:.0f} s"}
+        return {"carts": carts, "error": f"not done within {limit:.0f} s"}
     if done.returncode != 0 or not done.stdout.strip():
-        return {"carts": carts, "failed": f"driver exited {done.returncode}"}
+        return {"carts": carts, "error": f"driver exited {done.returncode}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -151,10 +161,10 @@ def print_table(rows: list[dict], actors: int) -> None:
         "load",
     ):
         table.add_column(column, justify="right")
-    base = next((r for r in rows if "failed" not in r), None)
+    base = next((r for r in rows if "error" not in r), None)
     for row in rows:
-        if "failed" in row or base is None:
-            table.add_row(str(row["carts"]), row.get("failed", "no baseline"), *[""] * 13)
+        if "error" in row or base is None:
+            table.add_row(str(row["carts"]), str(row.get("error", "no baseline")), *[""] * 13)
             continue
         wire = sum(row["wire"]) / len(row["wire"])
         base_wire = sum(base["wire"]) / len(base["wire"])

@@ -52,9 +52,12 @@ class CartGroup(Protocol):
 class LocalCarts:
     """Real CartNodes on this process's loop (one TensorFlow runtime for all of them)."""
 
-    def __init__(self, nodes: list[CartNode] | None = None) -> None:
+    def __init__(self, nodes: list[CartNode] | None = None, wave: int = 0) -> None:
+        """`wave` > 0 lets carts exchange that many at a time once all have trained (0: all at once): a
+        thousand peer-list requests at once, on 2 busy cores, miss the cart's 10 s directory deadline."""
         self.nodes = nodes or []
-        self._release = asyncio.Event()
+        self.wave = wave
+        self._releases: list[asyncio.Event] = []
         self._rounds: list[asyncio.Task[RoundRecord]] = []
         self.failed = 0
 
@@ -67,32 +70,31 @@ class LocalCarts:
 
     async def begin_round(self) -> None:
         """Start a round on every cart; return once each has its update on offer (or its round ended early)."""
-        self._release = asyncio.Event()
+        self._releases = [asyncio.Event() for _ in self.nodes]
         offered = [asyncio.Event() for _ in self.nodes]
         self._rounds = [
-            asyncio.create_task(node.engine.run_round(after_training=self._hold(event)))
-            for node, event in zip(self.nodes, offered)
+            asyncio.create_task(node.engine.run_round(after_training=_hold(event, release)))
+            for node, event, release in zip(self.nodes, offered, self._releases)
         ]
         for event, task in zip(offered, self._rounds):
             waiter = asyncio.ensure_future(event.wait())
             await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
 
-    def _hold(self, offered: asyncio.Event) -> Callable[[], Awaitable[None]]:
-        async def hold() -> None:
-            offered.set()
-            await self._release.wait()
-
-        return hold
-
     async def finish_round(self) -> list[RoundRecord]:
         """Let every cart ask its peers, aggregate and decide; the records of the rounds that ended, in cart order.
 
         A round that raised (its bridge did not answer in time, say) is logged and left out, as a cart's own
-        round loop does, and counted in `failed`: the other carts' rounds stand."""
-        self._release.set()
+        round loop does, and counted in `failed`: the other carts' rounds stand. With `wave`, the carts go
+        that many at a time; every update is on offer before the first wave asks."""
+        size = self.wave or len(self.nodes) or 1
+        outcomes: list[RoundRecord | BaseException] = []
+        for start in range(0, len(self.nodes), size):
+            for release in self._releases[start : start + size]:
+                release.set()
+            outcomes += await asyncio.gather(*self._rounds[start : start + size], return_exceptions=True)
         records = []
-        for node, outcome in zip(self.nodes, await asyncio.gather(*self._rounds, return_exceptions=True)):
+        for node, outcome in zip(self.nodes, outcomes):
             if isinstance(outcome, RoundRecord):
                 records.append(outcome)
             else:
@@ -138,6 +140,16 @@ class LocalCarts:
             await node.stop()
 
 
+def _hold(offered: asyncio.Event, release: asyncio.Event) -> Callable[[], Awaitable[None]]:
+    """The hook a cart's round awaits once its update is on offer: say so, then wait to be let go."""
+
+    async def hold() -> None:
+        offered.set()
+        await release.wait()
+
+    return hold
+
+
 def _personal_score(node: CartNode, kept: bool, epochs: int) -> dict[str, float]:
     weights = node.engine.current if kept else node.learner.train(node.engine.current, epochs)
     return node.learner.evaluate(weights)
@@ -159,17 +171,19 @@ async def open_group(
     address: str | None = None,
     actors: int = 0,
     listed_within: float = 60.0,
+    wave: int = 0,
 ) -> CartGroup:
     """One cart per data share, on this loop (`inprocess`) or spread over Ray actors (`ray`: a local Ray
-    instance, or the cluster at `address`; `actors` groups, 0 = one per CPU), listed by every bridge."""
+    instance, or the cluster at `address`; `actors` groups, 0 = one per CPU), listed by every bridge.
+    `wave`: see `LocalCarts`."""
     urls = [bridge.url for bridge in bridges]
     carts: CartGroup
     if backend == "ray":
         from fedcart import raysim  # the optional extra: imported only when asked for
 
-        carts = await raysim.RayCarts.open(data, urls, root, round_options, address, actors)
+        carts = await raysim.RayCarts.open(data, urls, root, round_options, address, actors, wave)
     elif backend == "inprocess":
-        local = LocalCarts()
+        local = LocalCarts(wave=wave)
         await local.open(data, urls, root, round_options, first=0)
         carts = local
     else:

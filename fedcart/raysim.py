@@ -45,6 +45,7 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     else:
         ray.init(
+            address="local",  # a new instance, never one a `ray start` on this machine left behind
             num_cpus=num_cpus or os.cpu_count() or 1,
             include_dashboard=False,
             log_to_driver=False,
@@ -82,6 +83,7 @@ class RayCarts:
         round_options: dict[str, object],
         address: str | None = None,
         actors: int = 0,
+        wave: int = 0,
     ) -> RayCarts:
         """One actor per group of carts (`actors` groups; 0 = one per CPU Ray offers), each starting its carts.
 
@@ -91,7 +93,7 @@ class RayCarts:
         cpus = cluster_cpus()
         groups = shares(len(data), actors or int(cpus))
         host = ray.remote(LocalCarts).options(num_cpus=cpus / len(groups), max_concurrency=4)
-        handles: list[Any] = [host.remote() for _ in groups]
+        handles: list[Any] = [host.remote(wave=wave) for _ in groups]
         carts = cls(handles, [len(group) for group in groups], owns_ray)
         try:
             await asyncio.gather(
