@@ -8,7 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from child_cart.store import load_catalogue
+from child_cart.synth import shoppers as synth
+from fedcart.cartgroup import open_group
 from fedcart.cli import app
+from fedcart.inprocess import start_bridges
 from fedcart.raysim import shares
 from fedcart.simulation import SimConfig, simulate
 
@@ -55,3 +59,25 @@ def test_simulate_refuses_a_backend_it_cannot_run(args: list[str], says: str) ->
     result = CliRunner().invoke(app, ["simulate", *args])
     assert result.exit_code == 2, result.output
     assert says in " ".join(result.output.split()), result.output
+
+
+@pytest.mark.slow
+async def test_carts_exchanging_in_waves_find_every_peer_update_on_offer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One cart at a time asks (wave 1): the later carts' updates must already be on offer to the first."""
+    monkeypatch.setenv("MONGO_URL", "")
+    data = synth.generate(load_catalogue(), 200, 3, 1, 1.0)
+    bridges = await start_bridges(1, tmp_path)
+    try:
+        carts = await open_group("inprocess", data, bridges, tmp_path, {"k": 2, "local_epochs": 1}, wave=1)
+        try:
+            records = await carts.run_round()
+        finally:
+            await carts.stop()
+    finally:
+        for bridge in bridges:
+            await bridge.stop()
+    assert len(records) == 3, "a cart's round failed"
+    for record in records:
+        assert sorted(record.peers_answered) == sorted(record.peers_asked) and len(record.peers_asked) == 2, record
