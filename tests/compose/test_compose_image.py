@@ -169,12 +169,19 @@ def pins(lock: Path) -> dict[str, tuple[str, list[str]]]:
 
 
 def declared(*extras: str) -> list[Requirement]:
-    """What pyproject.toml asks for: the build backend, the dependencies and the given extras."""
+    """What pyproject.toml asks for: the build backend, the dependencies and the given extras (an extra that
+    names the project's own extras, `fedcart[ray]`, stands for theirs)."""
     meta = tomllib.loads((cf.ROOT / "pyproject.toml").read_text())
-    wanted = meta["build-system"]["requires"] + meta["project"]["dependencies"]
-    for extra in extras:
-        wanted += meta["project"]["optional-dependencies"][extra]
-    return [Requirement(r) for r in wanted]
+    project = canonicalize_name(meta["project"]["name"])
+    wanted = [Requirement(r) for r in meta["build-system"]["requires"] + meta["project"]["dependencies"]]
+    pending = list(extras)
+    while pending:
+        for req in map(Requirement, meta["project"]["optional-dependencies"][pending.pop()]):
+            if canonicalize_name(req.name) == project:
+                pending.extend(req.extras)
+            else:
+                wanted.append(req)
+    return wanted
 
 
 @pytest.mark.parametrize(("lock", "extras"), [(LOCK, ()), (DEV_LOCK, ("dev",))], ids=["runtime", "dev"])

@@ -24,8 +24,9 @@ from fedcart.local_swarm import Backoff, Child
 
 BRIDGE_PORT, DHT_PORT, UI_PORT = 18670, 18660, 15200
 CARTS, BRIDGES = 3, 2
-UI_DEADLINE = 2.0
-"""From the URL table to every cart's UI answering (its starting page, before the model runtime loads)."""
+UI_DEADLINE = 6.0
+"""From the URL table to every cart's UI answering (its starting page, before the model runtime loads): about a
+second on a quiet machine (the test prints it), 2-3 s with both cores busy beside the suite."""
 STOP_DEADLINE = 5.0
 """From Ctrl-C to the supervisor and every child gone."""
 TABLE_DEADLINE = 120.0
