@@ -75,8 +75,10 @@ class FaultyExchange(UpdateExchange):
         self.flooding: list[asyncio.Task[None]] = []
 
     def on_message(self, peer_id: str, message: Message) -> bool:
-        if self.fault in (Fault.SILENT, Fault.SILENT_AMONG_MANY, Fault.SILENT_UNDER_KRUM):
-            return True
+        if self.fault in (Fault.SILENT, Fault.SILENT_AMONG_MANY, Fault.SILENT_UNDER_KRUM) and isinstance(
+            message, UpdateRequest
+        ):
+            return True  # never answers; the declines to its own requests still reach it (its round ends early)
         if self.fault is Fault.FLOODS_REQUESTS and isinstance(message, UpdateRequest):
             self.flooding.append(asyncio.ensure_future(self._flood(peer_id)))
         if isinstance(message, UpdateDeclined) and message.request_id in self.flood_ids:
