@@ -144,6 +144,7 @@ class Received:
 @dataclass
 class _Outgoing:
     peer: str
+    reply_timeout: float
     replies: asyncio.Queue[AnyMessage] = field(default_factory=asyncio.Queue)
 
 
@@ -390,6 +391,7 @@ class TransferHub:
         transfer_id: str | None = None,
         *,
         seal_to: bytes | e2e.Sealer | None = None,
+        reply_timeout: float | None = None,
     ) -> str:
         """Deliver `blob` to `peer` as a streamed transfer; returns the transfer id, raises TransferError with
         the reason.
@@ -399,7 +401,8 @@ class TransferHub:
         caller verified) encrypts the blob end to end, chunk by chunk as it is sent; the receiving hub
         opens it chunk by chunk as it arrives (`Received.sealed`). A `Sealer` instead of the key seals under its
         ephemeral key (an `e2e.CachedSealer` sent the same blob again only copies what it sealed before: the
-        receiver gets the same plaintext either way). Reuse `transfer_id` to resume.
+        receiver gets the same plaintext either way). Reuse `transfer_id` to resume. `reply_timeout` (default:
+        the limits') bounds each wait for the receiver's next reply: an answer to a request can use less.
         """
         sealer = e2e.Sealer(seal_to, self.identity.node_id) if isinstance(seal_to, bytes) else seal_to
         chunk_size = max(self.limits.chunk_size, -(-len(blob) // MAX_CHUNKS))
@@ -412,7 +415,7 @@ class TransferHub:
             transfer_id,
             sealer.ephemeral_key if sealer is not None else None,
         )
-        await self.send_manifest(peer, manifest, blob, sealer)
+        await self.send_manifest(peer, manifest, blob, sealer, reply_timeout)
         return manifest.transfer_id
 
     async def send_manifest(
@@ -421,6 +424,7 @@ class TransferHub:
         manifest: TransferManifest,
         blob: bytes | bytearray | memoryview,
         sealer: e2e.Sealer | None = None,
+        reply_timeout: float | None = None,
     ) -> None:
         """Run the manifest / want / chunks / done exchange for an already built manifest (and, for a sealed
         streamed one, the sealer whose ephemeral key it names)."""
@@ -428,7 +432,7 @@ class TransferHub:
             raise ValueError("a sealed manifest needs the sealer of its ephemeral key, and only it")
         if manifest.transfer_id in self._outgoing:
             raise TransferError(f"transfer {manifest.transfer_id} is already being sent")
-        outgoing = self._outgoing[manifest.transfer_id] = _Outgoing(peer)
+        outgoing = self._outgoing[manifest.transfer_id] = _Outgoing(peer, reply_timeout or self.limits.reply_timeout)
         try:
             await self._send(peer, frames.control(manifest))
             reply = await self._next_reply(outgoing, "the list of missing chunks")
@@ -491,10 +495,10 @@ class TransferHub:
 
     async def _next_reply(self, outgoing: _Outgoing, what: str) -> AnyMessage:
         try:
-            reply = await asyncio.wait_for(outgoing.replies.get(), self.limits.reply_timeout)
+            reply = await asyncio.wait_for(outgoing.replies.get(), outgoing.reply_timeout)
         except TimeoutError:
             raise TransferError(
-                f"peer {outgoing.peer[:8]} did not send {what} within {self.limits.reply_timeout}s"
+                f"peer {outgoing.peer[:8]} did not send {what} within {outgoing.reply_timeout}s"
             ) from None
         if isinstance(reply, Error):
             raise TransferError(reply.detail)

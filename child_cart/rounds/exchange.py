@@ -93,6 +93,10 @@ ANSWERS_AT_ONCE = 1
 """Answers to one requester running at once (an honest requester waits for one answer per round)."""
 MAX_ANSWERS = 16
 """Answers (sealing and sending our update) running at once."""
+ANSWER_REPLY_TIMEOUT = 10.0
+"""Seconds an answer waits for each reply of its requester (taking the manifest, confirming delivery): an honest
+requester asked for this update and replies at once, so one that never reads frees its answer slot in 10 s, not the
+transfer default's 30."""
 MAX_NOTES = 64
 """Short sends (declines, our readiness) running at once."""
 MAX_SEALED = 16
@@ -624,7 +628,12 @@ class UpdateExchange:
         meta = WeightUpdate(request_id=request.request_id, samples=offer.samples, task=self.task, round=offer.round)
         sealer = self._sealer_for(peer, offer)
         await self.network.transfers.send_blob(
-            peer.node_id, plain, WeightUpdate.purpose, meta.to_meta(), seal_to=sealer
+            peer.node_id,
+            plain,
+            WeightUpdate.purpose,
+            meta.to_meta(),
+            seal_to=sealer,
+            reply_timeout=ANSWER_REPLY_TIMEOUT,
         )
         self.bytes_out += len(plain)
 

@@ -170,6 +170,16 @@ async def test_sender_fails_promptly_when_peer_goes_silent():
                 await sender.hub.send_blob("client", b"abc", "test")
 
 
+async def test_one_send_may_wait_less_than_the_limits_say():
+    """An answer to a request waits `reply_timeout` of its own (the exchange: 10 s), not the hub's 30 s default."""
+    async with receiver_server() as receiver:
+        receiver.hub.handle = _ignore
+        async with connect(receiver.url, Identity.generate()) as sender:
+            assert sender.hub.limits.reply_timeout == 30.0
+            with pytest.raises(TransferError, match=r"did not send .* within 0.3s"):
+                await asyncio.wait_for(sender.hub.send_blob("client", b"abc", "test", reply_timeout=0.3), 10.0)
+
+
 async def _ignore(peer, item) -> bool:
     return True
 

@@ -39,7 +39,9 @@ class Blobs:
     sent: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def send_blob(self, peer: str, blob: bytes, purpose: str, meta: dict[str, str], seal_to: object) -> str:
+    async def send_blob(
+        self, peer: str, blob: bytes, purpose: str, meta: dict[str, str], seal_to: object, reply_timeout: float
+    ) -> str:
         self.sent.put_nowait(peer)
         await self.release.wait()
         return "0" * 32
