@@ -27,6 +27,9 @@ CARTS, BRIDGES = 3, 2
 UI_DEADLINE = 6.0
 """From the URL table to every cart's UI answering (its starting page, before the model runtime loads): about a
 second on a quiet machine (the test prints it), 2-3 s with both cores busy beside the suite."""
+CONNECT_ATTEMPT = 1.0
+"""One try at connecting to a cart UI: a fresh connection once a second, so a lost SYN (retransmitted by TCP only after 1, 3,
+7 s) costs a second, not the whole deadline (a run saw one connect hang 6 s while the UI listened)."""
 STOP_DEADLINE = 5.0
 """From Ctrl-C to the supervisor and every child gone."""
 TABLE_DEADLINE = 120.0
@@ -102,7 +105,9 @@ async def answers(session: aiohttp.ClientSession, url: str) -> int:
     """The HTTP status of the first answer `url` gives, retrying while nothing listens there."""
     while True:
         try:
-            async with session.get(url, timeout=aiohttp.ClientTimeout(total=UI_DEADLINE)) as response:
+            async with session.get(
+                url, timeout=aiohttp.ClientTimeout(total=UI_DEADLINE, sock_connect=CONNECT_ATTEMPT)
+            ) as response:
                 return response.status
         except (aiohttp.ClientConnectionError, TimeoutError):
             await asyncio.sleep(RETRY)  # the retry pace of a connection refused, not a wait for the answer
