@@ -337,22 +337,14 @@ async def measure_transfer(
     args: argparse.Namespace, src: str, dst: str, name: str = "", size: int = 0, repeat: int = 1
 ) -> Row:
     """A cartnet transfer (streamed, each chunk signed and checked) between two BridgeClients: best of `repeat`."""
-    proc, receiver = spawn_receiver("client", dst)
-    try:
-        me = Identity.generate()
-        async with BridgeClient(me, src, certified(me)) as client:
-            await client.wait_connected()
-            async with aiohttp.ClientSession() as session:
-                await wait_listed(session, src, receiver)
-            blob = os.urandom(size or args.mb * 1024 * 1024)
-            best = float("inf")
-            for _ in range(repeat):
-                start = time.perf_counter()
-                await client.transfers.send_blob(receiver, blob, "bench")
-                best = min(best, time.perf_counter() - start)
-            return Row(name or "cartnet transfer via 2 bridges (streamed, chunks signed)", len(blob) / best / 1e6)
-    finally:
-        proc.kill()
+    async with _transfer_pair(src, dst) as (client, receiver):
+        blob = os.urandom(size or args.mb * 1024 * 1024)
+        best = float("inf")
+        for _ in range(repeat):
+            start = time.perf_counter()
+            await client.transfers.send_blob(receiver, blob, "bench")
+            best = min(best, time.perf_counter() - start)
+        return Row(name or "cartnet transfer via 2 bridges (streamed, chunks signed)", len(blob) / best / 1e6)
 
 
 # --- the WebSocket layer of the relay path --------------------------------------------------------
@@ -477,9 +469,10 @@ async def measure_limits(args: argparse.Namespace, free: BridgeProc, default: Br
 
 
 @contextlib.asynccontextmanager
-async def _transfer_pair(url: str) -> AsyncIterator[tuple[BridgeClient, str]]:
-    """A BridgeClient on `url` and the id of a receiving BridgeClient (own process) on the same bridge."""
-    proc, receiver = spawn_receiver("client", url)
+async def _transfer_pair(url: str, receiver_url: str = "") -> AsyncIterator[tuple[BridgeClient, str]]:
+    """A BridgeClient on `url` and the id of a receiving BridgeClient (own process) on `receiver_url` (default:
+    the same bridge), once `url`'s bridge lists it."""
+    proc, receiver = spawn_receiver("client", receiver_url or url)
     try:
         me = Identity.generate()
         async with BridgeClient(me, url, certified(me)) as client:
