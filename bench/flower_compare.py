@@ -16,8 +16,10 @@ model), seconds (fedcart: the round, baselines excluded; Flower: between two
 centralized evaluations, so its first round includes Ray starting its workers
 and TensorFlow importing in them) and bytes (fedcart: every WebSocket frame
 the carts sent or received, headers, signatures, peer lookups and sealing
-included, and its weights payload alone; Flower: its own count of the arrays
-it carries, `ArrayRecord.count_bytes`, no framing or transport). Flower is the
+included, so a frame relayed through a bridge counts at both carts; the same
+frames each counted once, where they started ("sent", the way Flower counts
+each array once); and its weights payload alone; Flower: its own count of the
+arrays it carries, `ArrayRecord.count_bytes`, no framing or transport). Flower is the
 baseline: the last table gives fedcart / Flower.
 
     .venv/bin/python bench/flower_compare.py [--carts 10] [--rounds 5] [--epochs 3] [--k 4]
@@ -103,7 +105,7 @@ def run_flower(args: argparse.Namespace) -> dict:
 def per_round_table(fed: SimResult, flower: dict, args: argparse.Namespace) -> Table:
     table = Table(title=f"per round, pooled held-out rows ({fed.held_out} rows; Flower: {flower['held_out']})")
     columns = ["round", "top-1 fedcart", "top-1 Flower", "top-3 fedcart", "top-3 Flower", "s fedcart", "s Flower"]
-    columns += ["KB wire fedcart", "KB payload fedcart", "KB payload Flower"]
+    columns += ["KB wire fedcart", "KB sent fedcart", "KB payload fedcart", "KB payload Flower"]
     for column in columns:
         table.add_column(column, justify="right")
     for row, theirs, seconds, payload in zip(
@@ -118,6 +120,7 @@ def per_round_table(fed: SimResult, flower: dict, args: argparse.Namespace) -> T
             f"{row.seconds:.1f}",
             f"{seconds:.1f}",
             f"{row.wire_bytes / 1e3:.0f}",
+            f"{row.sent_bytes / 1e3:.0f}",
             f"{row.bytes_moved / 1e3:.0f}",
             f"{payload / 1e3:.0f}",
         )
@@ -130,6 +133,7 @@ def final_table(fed: SimResult, flower: dict) -> Table:
     last, own = theirs["rounds"][-1], theirs["own_rows"]
     ours_final = fed.final["federated"]
     wire = sum(r.wire_bytes for r in ours_rows) / len(ours_rows)
+    sent = sum(r.sent_bytes for r in ours_rows) / len(ours_rows)
     payload = sum(r.bytes_moved for r in ours_rows) / len(ours_rows)
     flower_payload = sum(theirs["payload_bytes_per_round"]) / len(theirs["payload_bytes_per_round"])
     lines = [
@@ -143,7 +147,8 @@ def final_table(fed: SimResult, flower: dict) -> Table:
             _mean([r.seconds for r in ours_rows[1:]]),
             _mean(theirs["seconds_per_round"][1:]),
         ),
-        ("KB / round: fedcart wire vs Flower payload", wire / 1e3, flower_payload / 1e3),
+        ("KB / round: fedcart wire at the carts vs Flower payload", wire / 1e3, flower_payload / 1e3),
+        ("KB / round: fedcart wire, each frame once vs Flower payload", sent / 1e3, flower_payload / 1e3),
         ("KB / round: payload vs payload", payload / 1e3, flower_payload / 1e3),
     ]
     table = Table(title="final: fedcart against Flower's FedAvg (the baseline)")

@@ -109,7 +109,7 @@ async def _rounds(group: RayCarts) -> dict[str, object]:
         start, before = time.perf_counter(), await group.wire_bytes()
         records = await group.run_round()
         seconds.append(time.perf_counter() - start)
-        wire.append(await group.wire_bytes() - before)
+        wire.append((await group.wire_bytes() - before).at_carts)
         accepted.append(sum(r.accepted for r in records))
         log.warning("round %d: %.1f s, %.2f MB on the wire", number + 1, seconds[-1], wire[-1] / 1e6)
     return {"seconds": seconds, "wire": wire, "accepted": accepted}

@@ -185,6 +185,8 @@ class BridgeClient:
         self.wire_bytes_out = 0
         """WebSocket bytes received from and sent to the bridge since start, frame headers included (the
         admission handshake aside): what a round costs on the wire, not only its payload."""
+        self.wire_bytes_relayed_in = 0
+        """The part of `wire_bytes_in` that another cart sent (routed frames): counted at its sender already."""
         self.certificate = certificate
         self._token = swarm_token
         self._presence_ttl = presence_ttl
@@ -365,7 +367,10 @@ class BridgeClient:
                 data = memoryview(msg.data.encode("utf-8", "surrogatepass"))
             else:
                 return _ending(ws, msg)
-            self.wire_bytes_in += ws_frame_size(len(data), masked=False)
+            size = ws_frame_size(len(data), masked=False)
+            self.wire_bytes_in += size
+            if data[:1] == frames.ROUTED:
+                self.wire_bytes_relayed_in += size
             said = await boundary.guard(self._from_bridge(data), self._refused_by_bridge, source)
             if said is not None:
                 return f"bridge said bye: {said}"

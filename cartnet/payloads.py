@@ -21,6 +21,8 @@ from typing import Annotated, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cartnet.quantize import Precision
+
 TransferMeta = dict[str, str]
 """`meta` as it travels in a manifest."""
 META_PIECE = 512
@@ -112,6 +114,8 @@ class WeightUpdate(Payload):
     samples: int
     task: str
     round: int
+    precision: Precision = "float32"
+    """How the weights were packed (`cartnet.quantize`); older carts send none: float32."""
 
 
 class MaskedAnswer(Payload):

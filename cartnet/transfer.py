@@ -74,7 +74,8 @@ in place (cartnet.wsock)."""
 RefusalFn = Callable[[str, TransferManifest, str], None]
 """(sender, manifest, reason): a transfer this hub refused or gave up receiving."""
 AdmitFn = Callable[[str, TransferManifest], str | None]
-"""(sender, manifest): None, or why the manifest is refused before it reserves any buffer space."""
+"""(sender, manifest): None, or why the manifest is refused before it reserves any buffer space (an `Unwanted`
+reason when the sender did nothing wrong)."""
 CheckFn = Callable[["Received"], Awaitable[str | None]]
 """The receiver's last word on a complete, verified blob before it is delivered: None, or why it is refused."""
 _HASH_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cartnet-hash")
@@ -117,6 +118,15 @@ class TransferLimits:
 
 class TransferError(Exception):
     """A transfer failed; the message is the reason (the receiver's, or ours)."""
+
+
+class TransferRefused(TransferError):
+    """The receiver answered the manifest or the blob with a refusal (it was reachable and said no)."""
+
+
+class Unwanted(str):
+    """A refusal that blames nobody: the receiver has no use for the blob (it has enough answers already).
+    Logged at info, where a refusal of a faulty or unsolicited transfer is a warning."""
 
 
 @dataclass(frozen=True)
@@ -445,7 +455,7 @@ class TransferHub:
             if not isinstance(reply, TransferDone):
                 raise TransferError(f"unexpected reply {reply.type}")
             if not reply.ok:
-                raise TransferError(f"receiver refused the transfer: {reply.reason}")
+                raise TransferRefused(f"receiver refused the transfer: {reply.reason}")
         finally:
             del self._outgoing[manifest.transfer_id]
 
@@ -737,7 +747,8 @@ class TransferHub:
 
     async def _refuse(self, peer: str, manifest: TransferManifest, reason: str) -> None:
         """Tell the sender (and every refusal listener) that this transfer will not be delivered, and why."""
-        log.warning("refused transfer %s from %s: %s", manifest.transfer_id[:8], peer[:8], reason)
+        level = logging.INFO if isinstance(reason, Unwanted) else logging.WARNING
+        log.log(level, "refused transfer %s from %s: %s", manifest.transfer_id[:8], peer[:8], reason)
         for listener in self.refusal_listeners:
             listener(peer, manifest, reason)
         await self._reply(peer, TransferDone(transfer_id=manifest.transfer_id, ok=False, reason=reason))

@@ -16,7 +16,7 @@ import logging
 import resource
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -31,12 +31,25 @@ Scores = list[dict[str, float]]
 BACKENDS = ("inprocess", "ray")
 
 
+class Wire(NamedTuple):
+    """Bytes on the wire, WebSocket headers included, counted two ways."""
+
+    at_carts: int
+    """Every frame the carts sent or received: a frame relayed from cart to cart counts at both (two hops)."""
+    sent: int
+    """Each frame once, where it started (a cart, or a bridge for what it says itself): as Flower counts its
+    payload, each array once."""
+
+    def __sub__(self, other: tuple[int, ...]) -> Wire:
+        return Wire(self.at_carts - other[0], self.sent - other[1])
+
+
 class CartGroup(Protocol):
     """What the simulator needs from its carts; every list is in cart order."""
 
     async def run_round(self) -> list[RoundRecord]: ...
 
-    async def wire_bytes(self) -> int: ...
+    async def wire_bytes(self) -> Wire: ...
 
     async def scores_on(self, x: np.ndarray, y: np.ndarray) -> Scores: ...
 
@@ -106,9 +119,12 @@ class LocalCarts:
         await self.begin_round()
         return await self.finish_round()
 
-    async def wire_bytes(self) -> int:
-        """Every WebSocket frame the carts sent or received so far, headers included."""
-        return sum(n.client.wire_bytes_in + n.client.wire_bytes_out for n in self.nodes)
+    async def wire_bytes(self) -> Wire:
+        """The WebSocket frames the carts sent and received so far, headers included (see `Wire`)."""
+        return Wire(
+            sum(n.client.wire_bytes_in + n.client.wire_bytes_out for n in self.nodes),
+            sum(n.client.wire_bytes_out + n.client.wire_bytes_in - n.client.wire_bytes_relayed_in for n in self.nodes),
+        )
 
     async def scores_on(self, x: np.ndarray, y: np.ndarray) -> Scores:
         """Each cart's kept model on the given rows (the simulator's pooled held-out set)."""

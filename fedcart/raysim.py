@@ -28,7 +28,7 @@ import numpy as np
 import ray
 
 from child_cart.rounds.roundlog import RoundRecord
-from fedcart.cartgroup import LocalCarts, Scores
+from fedcart.cartgroup import LocalCarts, Scores, Wire
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +118,9 @@ class RayCarts:
         await self._each("begin_round")
         return await self._flat("finish_round")
 
-    async def wire_bytes(self) -> int:
-        return sum(await self._each("wire_bytes"))
+    async def wire_bytes(self) -> Wire:
+        parts = await self._each("wire_bytes")
+        return Wire(sum(p.at_carts for p in parts), sum(p.sent for p in parts))
 
     async def scores_on(self, x: np.ndarray, y: np.ndarray) -> Scores:
         return await self._flat("scores_on", ray.put(x), ray.put(y))

@@ -198,8 +198,9 @@ def print_table(rows: list[RoundRow], config: SimConfig) -> None:
         "centralized",
         "local-only",
         "accepted",
-        "MB payload",
-        "MB wire",
+        "KB payload",
+        "KB wire",
+        "KB sent",
         "s",
     ]
     if config.dp:
@@ -216,8 +217,9 @@ def print_table(rows: list[RoundRow], config: SimConfig) -> None:
             f"{r.centralized:.3f}",
             f"{r.local_mean:.3f}",
             f"{r.accepted}/{config.carts}",
-            f"{r.bytes_moved / 1e6:.2f}",
-            f"{r.wire_bytes / 1e6:.2f}",
+            f"{r.bytes_moved / 1e3:.0f}",
+            f"{r.wire_bytes / 1e3:.0f}",
+            f"{r.sent_bytes / 1e3:.0f}",
             f"{r.seconds:.1f}",
             *privacy,
         )

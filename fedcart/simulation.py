@@ -18,9 +18,10 @@ share the model's body, each keeps its own output layer). Whatever the method,
 every method, the "personalized" one (each cart's kept model fine-tuned on its
 own rows, on its own held-out rows; in a `personalized` or `local_head` run the
 kept model itself), the same methods on each cart's own held-out rows
-(`own_rows`), and per round the bytes on the wire (every WebSocket frame the carts sent or
-received, headers included; `payload_bytes_per_round` is the weights alone)
-and the seconds.
+(`own_rows`), and per round the bytes on the wire (`wire_bytes_per_round`: every
+WebSocket frame the carts sent or received, headers included, so a frame relayed
+from cart to cart counts at both; `sent_bytes_per_round`: each frame once, where
+it started; `payload_bytes_per_round`: the weights alone) and the seconds.
 
 Rows per cart: 600 purchase rows make ~150 baskets and ~440 task rows (one per
 new category of a basket), ~90 of them held out. Pooled over 10 carts that is
@@ -126,6 +127,7 @@ class RoundRow:
     epsilon: float | None = None  # differential privacy: the most any cart has spent so far, at dp_delta
     sharing: int | None = None  # differential privacy: carts that offered an update this round
     fed_top3: float = 0.0  # top-3 of the carts' kept models on the pooled held-out rows, mean over carts
+    sent_bytes: int = 0  # each frame once, at whoever sent it (`fedcart.cartgroup.Wire.sent`)
 
 
 FINAL_METRICS = {"top1": "accuracy", "top3": "top3_accuracy", "recall5": "recall_at_5"}
@@ -189,6 +191,7 @@ def summary(result: SimResult, config: SimConfig, task: str) -> dict[str, object
         **{method: result.final.get(method) for method in ("federated", "centralized", "local_only", "personalized")},
         "own_rows": result.own_rows,
         "wire_bytes_per_round": [r.wire_bytes for r in result.rows],
+        "sent_bytes_per_round": [r.sent_bytes for r in result.rows],
         "payload_bytes_per_round": [r.bytes_moved for r in result.rows],
         "seconds_per_round": [round(r.seconds, 3) for r in result.rows],
     }
@@ -237,7 +240,8 @@ async def _run_rounds(
                     local_mean=float(np.mean(local_acc)),
                     bytes_moved=sum(r.bytes_in for r in records),
                     seconds=seconds,
-                    wire_bytes=wire,
+                    wire_bytes=wire.at_carts,
+                    sent_bytes=wire.sent,
                     accepted=sum(r.accepted for r in records),
                     epsilon=max(p.epsilon for p in privacy) if privacy else None,
                     sharing=sum(p.shared for p in privacy) if privacy else None,

@@ -77,6 +77,7 @@ class RoundEngine:
         if latest is None:
             return None
         settings = await asyncio.to_thread(round_settings.load, self.store)
+        self.exchange.precision = settings.update_precision
         if dp_enabled(settings):
             log.info("differential privacy is on: %s waits for the next round to be offered", latest.id)
             return None
@@ -94,6 +95,7 @@ class RoundEngine:
         """
         settings = await asyncio.to_thread(round_settings.load, self.store)
         workflow = workflow_for(settings, self.workflow)
+        self.exchange.precision = settings.update_precision
         hooks: dict[str, Hook] = {_offered_after(workflow): after_training} if after_training is not None else {}
         number = await asyncio.to_thread(next_round_number, self.store)
         ctx = RoundContext(self, settings, number)

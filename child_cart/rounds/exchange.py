@@ -21,6 +21,9 @@ unverifiable one is also declined with the reason (its requester may be waiting)
 
 Asking: `collect` asks every peer it is given (the round asks a few more than it
 needs) and returns once `enough` of them sent a usable update, or at the deadline.
+Only the first `enough` answers' manifests are taken in (`admit`); the spare ones are
+refused as not needed before their weights cross the wire, and one taken in that fails
+makes room for a spare still to come.
 A peer that let the deadline pass without a word is remembered for `AVOID_ROUNDS`
 rounds (until it answers): `prefer_responsive` puts such peers last among those the
 bridge drew, and the round draws that many more (`extra_draw`), so a cart announced as
@@ -62,7 +65,7 @@ from typing import Any
 
 import numpy as np
 
-from cartnet import e2e, frames, weights
+from cartnet import e2e, frames, quantize, weights
 from cartnet.messages import MAX_SAMPLE, Message, PeerInfo, TransferManifest, UpdateDeclined, UpdateRequest
 from cartnet.payloads import PayloadError, WeightUpdate
 from cartnet.peers import (
@@ -76,7 +79,8 @@ from cartnet.peers import (
     sign_decline,
     sign_request,
 )
-from cartnet.transfer import Received, TransferError
+from cartnet.quantize import Precision
+from cartnet.transfer import Received, TransferError, TransferRefused, Unwanted
 from child_cart.aggregation import Update
 from child_cart.rounds.network import Network
 
@@ -97,6 +101,8 @@ ANSWER_REPLY_TIMEOUT = 10.0
 """Seconds an answer waits for each reply of its requester (taking the manifest, confirming delivery): an honest
 requester asked for this update and replies at once, so one that never reads frees its answer slot in 10 s, not the
 transfer default's 30."""
+MAX_FINISHED = 1024
+"""Request ids of ended collects remembered, so a slow honest answer is refused as late, not as unsolicited."""
 MAX_NOTES = 64
 """Short sends (declines, our readiness) running at once."""
 MAX_SEALED = 16
@@ -127,6 +133,7 @@ class Offer:
     encoding: asyncio.Future[bytes]
     samples: int
     round: int
+    precision: Precision
 
     async def blob(self) -> bytes:
         """The encoded weights, once the encoding finished (shielded: one requester giving up does not stop it)."""
@@ -144,9 +151,22 @@ class Collected:
 
 
 @dataclass
+class _Batch:
+    """The requests of one `collect`: at most `enough` of their answers are taken in (see `admit`)."""
+
+    enough: int
+    taken: list[asyncio.Future[Update]] = field(default_factory=list)
+
+    def room(self) -> bool:
+        """Whether another answer is wanted: fewer than `enough` taken in that have not failed."""
+        return sum(1 for a in self.taken if not _failed(a)) < self.enough
+
+
+@dataclass
 class _Pending:
     peer: VerifiedPeer
     answer: asyncio.Future[Update]
+    batch: _Batch
 
 
 @dataclass(frozen=True)
@@ -196,10 +216,13 @@ class UpdateExchange:
         """Declines not sent: their requester was told that reason less than `tell_interval` seconds before."""
         self._told: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._answering: Counter[str] = Counter()
+        self.precision: Precision = "float32"
+        """How our next offers are packed (`cartnet.quantize`; the round settings' `update_precision`)."""
         self._offer: Offer | None = None
         self._withdrawn = ""  # why the offer was taken back (`withdraw`), told to whoever asks meanwhile
         self._reference: list[np.ndarray] | None = None
         self._pending: dict[str, _Pending] = {}
+        self._finished: OrderedDict[str, str] = OrderedDict()  # request id -> peer asked, of the latest collects
         self._checks: dict[str, asyncio.Task[None]] = {}
         self._answers: set[asyncio.Task[None]] = set()
         self._notes: set[asyncio.Task[None]] = set()
@@ -218,8 +241,8 @@ class UpdateExchange:
 
         Every requester's answer budget starts afresh, and the bridge is told we are ready."""
         self._reference = update_weights
-        encoding = asyncio.ensure_future(asyncio.to_thread(weights.encode, update_weights, compress=True))
-        self._offer = Offer(encoding, samples, round_number)
+        encoding = asyncio.ensure_future(asyncio.to_thread(_encode, update_weights, self.precision))
+        self._offer = Offer(encoding, samples, round_number, self.precision)
         self.answered.clear()
         self.seals.clear()
         self._sealed.clear()
@@ -262,17 +285,21 @@ class UpdateExchange:
         trusted = self._trusted(peers, result)
         self._learn([peer for peer in peers if peer.node_id in trusted])
         asked = {secrets.token_hex(16): peer for peer in trusted.values()}
+        batch = _Batch(len(asked) if enough is None else enough)
         for request_id, peer in asked.items():
-            self._pending[request_id] = _Pending(peer, asyncio.get_running_loop().create_future())
+            self._pending[request_id] = _Pending(peer, asyncio.get_running_loop().create_future(), batch)
             await self._ask(request_id, peer, round_number, result)
         try:
-            unanswered = await self._await_answers(asked, timeout, len(asked) if enough is None else enough)
+            unanswered = await self._await_answers(asked, timeout, batch.enough)
             for request_id, peer in asked.items():
                 self._gather(self._pending[request_id].answer, peer, result, unanswered)
             self._remember_silent(list(asked.values()), result, unanswered, round_number)
         finally:
-            for request_id in asked:
+            for request_id, peer in asked.items():
                 self._pending.pop(request_id, None)
+                self._finished[request_id] = peer.node_id
+            while len(self._finished) > MAX_FINISHED:
+                self._finished.popitem(last=False)
         result.refused = self.take_refused()
         return result
 
@@ -379,6 +406,7 @@ class UpdateExchange:
         """The transfer hub's question before an `update` or `masked_update` manifest reserves buffer space: None
         when it answers a pending request of ours to that same peer, within what our model bounds; else why not.
         Other purposes are not ours to judge."""
+        pending = None
         if manifest.purpose == UPDATE_PURPOSE:
             pending = self._pending.get(str(manifest.meta.get("request_id", "")))
             asked = pending.peer.node_id if pending is not None and not pending.answer.done() else None
@@ -388,9 +416,27 @@ class UpdateExchange:
         else:
             return None
         if asked != peer_id or manifest.sender != peer_id:
+            if self._late(peer_id, manifest):
+                return Unwanted("not needed: the round it answers went on without it")
             return f"unsolicited {manifest.purpose}: it answers no pending request of ours to {peer_id[:8]}"
         if manifest.total_size > bound:
             return f"declared size {manifest.total_size} exceeds the {bound} bytes our model bounds an update to"
+        if pending is not None:
+            return self._take(pending)
+        return None
+
+    def _late(self, peer_id: str, manifest: TransferManifest) -> bool:
+        """An answer from the peer we asked, to a request of a collect that has ended (an honest peer's slow answer)."""
+        asked = self._finished.get(str(manifest.meta.get("request_id", "")))
+        return asked is not None and asked == peer_id == manifest.sender
+
+    @staticmethod
+    def _take(pending: _Pending) -> str | None:
+        """Take in an answer while its collect still wants one; beyond that its bytes would cross the wire for
+        nothing (the round asks a few more peers than it needs, in case some fail or stay silent)."""
+        if not pending.batch.room():
+            return Unwanted(f"not needed: {pending.batch.enough} answers already on their way")
+        pending.batch.taken.append(pending.answer)
         return None
 
     # --- receiving answers ----------------------------------------------------------------
@@ -407,7 +453,10 @@ class UpdateExchange:
         request_id = manifest.meta.get("request_id", "")
         pending = self._pending.get(request_id)
         if pending is None or pending.answer.done() or request_id in self._checks:
-            log.warning("unsolicited update from %s ignored", manifest.sender[:8])
+            late = pending is not None or self._late(received.peer, manifest)
+            log.log(
+                logging.INFO if late else logging.WARNING, "unsolicited update from %s ignored", manifest.sender[:8]
+            )
             return True
         if manifest.sender != pending.peer.node_id or manifest.sender_key != pending.peer.public_key:
             log.warning(
@@ -438,9 +487,10 @@ class UpdateExchange:
     def _check(self, received: Received) -> Update:
         manifest = received.manifest
         try:
-            samples = WeightUpdate.from_meta(manifest.meta).samples
+            meta = WeightUpdate.from_meta(manifest.meta)
         except PayloadError as exc:
             raise UpdateRejected(f"update meta {exc}") from None
+        samples = meta.samples
         if not 0 < samples <= MAX_SAMPLES:
             raise UpdateRejected(f"sample count {samples} outside 1..{MAX_SAMPLES}")
         try:
@@ -451,7 +501,8 @@ class UpdateExchange:
                 else e2e.open_sealed(received.data, self.network.identity.kx_key, manifest.sender)
             )
             tensors = weights.decode(plain, max_decoded=MAX_UPDATE_BYTES)
-        except (e2e.DecryptionError, weights.WeightsError) as exc:
+            tensors = quantize.unpack(tensors, meta.precision, self._reference or tensors)
+        except (e2e.DecryptionError, weights.WeightsError, quantize.QuantizeError) as exc:
             raise UpdateRejected(f"garbage update: {exc}") from None
         mismatch = weights.shapes_match(tensors, self._reference or tensors)
         if mismatch:
@@ -562,6 +613,8 @@ class UpdateExchange:
                 return
             try:
                 await self._send_offer(peer, request)
+            except TransferRefused as exc:  # the requester had enough answers, or found fault: it knows why
+                log.info("%s refused our update: %s", peer_id[:8], exc)
             except TransferError as exc:
                 self.declined["undelivered"] += 1
                 await self._decline(peer_id, request, f"could not deliver our update: {exc}")
@@ -625,7 +678,13 @@ class UpdateExchange:
             await self._decline(peer.node_id, request, self._withdrawn or "no trained update yet")
             return
         plain = await offer.blob()
-        meta = WeightUpdate(request_id=request.request_id, samples=offer.samples, task=self.task, round=offer.round)
+        meta = WeightUpdate(
+            request_id=request.request_id,
+            samples=offer.samples,
+            task=self.task,
+            round=offer.round,
+            precision=offer.precision,
+        )
         sealer = self._sealer_for(peer, offer)
         await self.network.transfers.send_blob(
             peer.node_id,
@@ -661,6 +720,14 @@ def _spawn(job: Coroutine[Any, Any, None], into: set[asyncio.Task[None]]) -> Non
     task = asyncio.create_task(job)
     into.add(task)
     task.add_done_callback(into.discard)
+
+
+def _encode(update_weights: list[np.ndarray], precision: Precision) -> bytes:
+    return weights.encode(quantize.pack(update_weights, precision), compress=True)
+
+
+def _failed(answer: asyncio.Future[Update]) -> bool:
+    return answer.done() and (answer.cancelled() or answer.exception() is not None)
 
 
 def _usable(answers: list[asyncio.Future[Update]]) -> int:

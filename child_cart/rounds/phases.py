@@ -204,7 +204,8 @@ class Decide(RoundPhase):
         metric, higher = task.primary_metric, task.higher_is_better
         latest = await asyncio.to_thread(models.latest, task.name)
         pool = await _Pool.scored(ctx, latest.id if latest is not None else None)
-        verdict = choose(pool.candidates, metric, higher, ctx.settings.tolerance, ctx.aggregate_error)
+        rows = engine.learner.val_samples
+        verdict = choose(pool.candidates, metric, higher, ctx.settings.tolerance, ctx.aggregate_error, rows)
         kept = verdict.kept
         kept_weights, kept_metrics = pool.weights[kept], pool.metrics[kept]
         if kept == Candidate.CURRENT and latest is not None:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from cartnet.quantize import Precision
 from child_cart.aggregation.base import MIN_ROBUST_UPDATES
 from child_cart.aggregation.krum import min_updates as krum_min_updates
 from child_cart.aggregation.trimmed_mean import wanted_trim
@@ -55,7 +56,8 @@ class RoundSettings(BaseModel):
         0.05,
         ge=0.0,
         le=1.0,
-        description="Largest drop of held-out accuracy an aggregate may cause. Under non-IID data the swarm's model "
+        description="Largest drop of held-out accuracy an aggregate may cause, combined in quadrature with one "
+        "standard error of the held-out score (child_cart.rounds.acceptance). Under non-IID data the swarm's model "
         "scores a few points below a cart's own model on that cart's rows while generalising better, so a "
         "tolerance near 0 keeps carts from ever learning from peers; a poisoned aggregate drops far more than this.",
     )
@@ -85,6 +87,12 @@ class RoundSettings(BaseModel):
         le=10,
         description="Peers asked beyond k; the round goes on once k have sent their update, so a silent or "
         "declining peer costs no wait",
+    )
+    update_precision: Precision = Field(
+        "int8",
+        description="How this cart packs the weights it sends peers: float32 as they are, float16 (half the bytes) "
+        "or int8 (a quarter: 8-bit codes per tensor between its min and max, cartnet.quantize). Peers read any; "
+        "a lossy precision moves each shared weight by at most half a step",
     )
     prox_mu: float = Field(
         0.0,

@@ -27,7 +27,7 @@ from cartnet.weights import decode
 from child_cart.aggregation import Update
 from child_cart.models.versions import ModelVersions
 from child_cart.rounds import settings as round_settings
-from child_cart.rounds.acceptance import Candidate, Scored, choose
+from child_cart.rounds.acceptance import Candidate, Scored, choose, margin, standard_error
 from child_cart.rounds.engine import RoundEngine
 from child_cart.rounds.exchange import Collected
 from child_cart.rounds.learner import Learner
@@ -50,9 +50,11 @@ M = TASK.primary_metric
 # ---------------------------------------------------------------- the rule on a table of scores
 
 
-def _verdict(tolerance: float = TOLERANCE, error: str = "", metric: str = "accuracy", **scores: float) -> tuple:
+def _verdict(
+    tolerance: float = TOLERANCE, error: str = "", metric: str = "accuracy", rows: int = 0, **scores: float
+) -> tuple:
     candidates = [Scored(Candidate(name), {metric: value}) for name, value in scores.items()]
-    verdict = choose(candidates, metric, metric != "loss", tolerance, error)
+    verdict = choose(candidates, metric, metric != "loss", tolerance, error, rows)
     return verdict.kept.value, verdict.accepted
 
 
@@ -72,6 +74,30 @@ def _verdict(tolerance: float = TOLERANCE, error: str = "", metric: str = "accur
 )
 def test_rule_keeps_the_aggregate_within_tolerance_of_the_best_else_the_best(scores, expected):
     assert _verdict(**scores) == expected
+
+
+@pytest.mark.parametrize(
+    ("rows", "scores", "expected"),
+    [
+        # 45 held-out rows: the top's standard error sqrt(0.35 * 0.65 / 45) = 0.071 widens the margin to
+        # sqrt(0.05^2 + 0.071^2) = 0.087
+        (45, {"aggregate": 0.27, "local": 0.35, "current": 0.30}, ("aggregate", True)),
+        (45, {"aggregate": 0.26, "local": 0.35, "current": 0.30}, ("local", False)),
+        (45, {"aggregate": 0.10, "local": 0.27, "current": 0.28, "best": 0.30}, ("best", False)),  # poisoned
+        # 10,000 rows: 0.0048, the tolerance nearly alone
+        (10_000, {"aggregate": 0.29, "local": 0.35, "current": 0.30}, ("local", False)),
+        (10_000, {"aggregate": 0.30, "local": 0.35, "current": 0.30}, ("aggregate", True)),
+    ],
+)
+def test_the_margin_widens_by_the_standard_error_of_few_rows(rows, scores, expected):
+    assert _verdict(rows=rows, **scores) == expected
+
+
+def test_no_standard_error_for_a_loss_or_unknown_rows():
+    assert standard_error(0.35, 45, True) == pytest.approx(0.0711, abs=1e-4)
+    assert margin(0.05, 0.35, 45, True) == pytest.approx(0.0870, abs=1e-4)
+    assert standard_error(0.35, 0, True) == standard_error(1.4, 45, False) == standard_error(1.4, 45, True) == 0.0
+    assert _verdict(metric="loss", rows=45, aggregate=1.2, local=1.0, current=1.3) == ("local", False)
 
 
 def test_rule_turns_a_lower_is_better_metric_around():
@@ -125,6 +151,12 @@ class Bank:
     rows: list[dict]
     good: Banked
     models: list[Banked]
+    held_out: int
+
+    @property
+    def margin(self) -> float:
+        """How far below the good model (the best so far in these tests) an aggregate is still kept."""
+        return margin(TOLERANCE, self.good.score, self.held_out, True)
 
     def drifting(self, start: Banked, step: float, below: float) -> list[Banked]:
         """Models each at most `step` worse than the one before, down to more than `below` under `start`."""
@@ -160,7 +192,7 @@ def bank(tmp_path_factory: pytest.TempPathFactory) -> Bank:
     line = [[(1 - t) * g + t * s for g, s in zip(good, start)] for t in np.linspace(0.0, 1.0, 81)]
     models = [Banked(w, learner.evaluate(w)[M]) for w in line]
     log.info("bank: %s", [round(m.score, 3) for m in models])
-    return Bank(rows, models[0], models)
+    return Bank(rows, models[0], models, learner.val_samples)
 
 
 @dataclass
@@ -266,7 +298,7 @@ def scripted(script: Script) -> Workflow:
 
 async def test_a_drifting_sequence_of_aggregates_is_refused_below_the_best_so_far(bank, cart):
     start = bank.good
-    drift = bank.drifting(start, step=0.02, below=TOLERANCE)
+    drift = bank.drifting(start, step=0.02, below=bank.margin)
     assert len(drift) >= 3, [m.score for m in drift]
     drift.append(bank.drifting(drift[-1], step=0.02, below=0.0)[0])  # one more, still lower
     script = Script(deque((None, m.weights) for m in drift))
@@ -274,12 +306,12 @@ async def test_a_drifting_sequence_of_aggregates_is_refused_below_the_best_so_fa
     records = [await engine.run_round() for _ in drift]
 
     scores = [m.score for m in drift]
-    within = [s >= start.score - TOLERANCE for s in scores]
+    within = [s >= start.score - bank.margin for s in scores]
     assert [r.accepted for r in records] == within, [(r.accepted, r.reason) for r in records]
     first_refused = within.index(False)
     for record, score in zip(records, scores):
         assert record.aggregated[M] == pytest.approx(score), "DECIDE scored on other rows than the bank"
-        assert record.kept_metrics[M] >= start.score - TOLERANCE - 1e-9, "kept a model below the floor"
+        assert record.kept_metrics[M] >= start.score - bank.margin - 1e-9, "kept a model below the floor"
     for record in records[: first_refused + 1]:
         assert record.aggregated[M] >= record.local[M] - TOLERANCE, "the old rule would have accepted this one"
     assert records[first_refused].kept == "best", records[first_refused].reason
@@ -291,7 +323,7 @@ async def test_a_drifting_sequence_of_aggregates_is_refused_below_the_best_so_fa
 
 async def test_the_best_of_the_candidates_is_kept(bank, cart):
     high, mid, low = bank.good, bank.near(bank.good.score - 0.03), bank.near(bank.good.score - 0.12)
-    assert high.score - low.score > TOLERANCE + 0.02 and high.score > mid.score > low.score
+    assert high.score - low.score > bank.margin + 0.02 and high.score > mid.score > low.score
     cases = [  # (current, local, aggregate) -> kept
         ((low, mid, high), "aggregate"),
         ((mid, high, low), "local"),
@@ -316,8 +348,8 @@ async def test_the_best_of_the_candidates_is_kept(bank, cart):
 
 async def test_the_best_so_far_survives_a_restart(bank, cart):
     start = bank.good
-    drift = bank.drifting(start, step=0.02, below=TOLERANCE)
-    accepted, beyond = [m for m in drift if m.score >= start.score - TOLERANCE], drift[-1]
+    drift = bank.drifting(start, step=0.02, below=bank.margin)
+    accepted, beyond = [m for m in drift if m.score >= start.score - bank.margin], drift[-1]
     assert accepted and beyond.score >= accepted[-1].score - TOLERANCE, "a restart would forget the floor unnoticed"
     made = cart(start.weights)
     script = Script(deque((None, m.weights) for m in accepted))

@@ -142,9 +142,9 @@ def test_simulate_writes_a_summary_with_every_method(
         assert set(summary[name]) == {"top1", "top3", "recall5"}, name
         assert all(0.0 <= value <= 1.0 for value in summary[name].values()), name
     assert set(summary["own_rows"]) == {"federated", "centralized", "local_only", "personalized"}
-    wire, payload = summary["wire_bytes_per_round"], summary["payload_bytes_per_round"]
-    assert len(wire) == len(payload) == len(summary["seconds_per_round"]) == 2
-    assert all(w > p > 0 for w, p in zip(wire, payload)), (wire, payload)  # frames carry the payload and more
+    wire, sent, payload = (summary[f"{name}_bytes_per_round"] for name in ("wire", "sent", "payload"))
+    assert len(wire) == len(sent) == len(payload) == len(summary["seconds_per_round"]) == 2
+    assert all(w > s > p > 0 for w, s, p in zip(wire, sent, payload)), (wire, sent, payload)  # frames carry more
     assert "epsilon" not in summary
 
 

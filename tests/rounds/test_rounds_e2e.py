@@ -54,3 +54,27 @@ async def test_exchange_crosses_bridges(tmp_path):
         assert set(record.bridges) == bridge_ids, f"{record.node_id[:8]} only heard from {record.bridges}"
         assert record.bytes_in > 0 and record.timings["exchange"] > 0
     assert np.mean([r.aggregated["accuracy"] for r in records]) > 0
+
+
+ROUTED_PER_PEER = 1500
+"""Bytes a peer asked in a round may cost its requester in relayed frames besides the weights it sends: its
+manifest (~570), a decline or a delivery receipt, chunk and route headers, sealing."""
+
+
+async def test_a_round_takes_in_k_updates_and_a_small_constant_per_peer_asked(tmp_path):
+    """Each cart asks k + over_ask peers but lets only k updates cross the wire: the spare answers are refused at
+    their manifest. float32 so one update (~4 KB) outweighs a peer's constant and an extra copy would show."""
+    k, over_ask = 2, 2
+    async with swarm(tmp_path, bridges=1, carts=6, rows=300, k=k, local_epochs=1, update_precision="float32") as s:
+        await run_round(s.nodes)  # the first round also looks peers up and offers first
+        before = [node.client.wire_bytes_relayed_in for node in s.nodes]
+        records = await run_round(s.nodes)
+        relayed = [node.client.wire_bytes_relayed_in - b for node, b in zip(s.nodes, before)]
+    for record, got in zip(records, relayed):
+        assert len(record.peers_answered) == k, record.skipped
+        spare = [why for why in record.skipped.values() if why.startswith("we refused its update: not needed")]
+        assert spare, f"{record.node_id[:8]} took more than {k} answers in: {record.skipped}"
+        budget = record.bytes_in + (k + over_ask) * ROUTED_PER_PEER
+        assert got <= budget, (
+            f"{record.node_id[:8]}: {got} relayed bytes in, budget {budget} ({record.bytes_in} weights)"
+        )
