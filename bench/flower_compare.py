@@ -41,6 +41,7 @@ from _machine import describe
 from rich.console import Console
 from rich.table import Table
 
+from fedcart.simulate_cmd import quiet_nodes
 from fedcart.simulation import SimConfig, SimResult, simulate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -177,6 +178,7 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.ERROR)  # dozens of in-process nodes; the tables are the output
+    quiet_nodes()
     console.print(f"machine: {describe()}; load average {os.getloadavg()[0]:.2f} at the start")
     flower_python()  # set up first, so neither side's timing includes an install
     fed = run_fedcart(args)

@@ -18,7 +18,6 @@ log = logging.getLogger(__name__)
 console = Console()
 
 IOT_TASKS = ("iot-anomaly", "iot-intrusion", "iot-intrusion-forest")
-NOISY_LOGGERS = ("parent_cart", "cartnet", "child_cart", "rpcudp", "kademlia")
 QUALITY = (
     ("scenario", "scenario"),
     ("accuracy", "accuracy"),
@@ -76,6 +75,7 @@ def experiment(
     from child_cart.aggregation import AGGREGATORS
     from fedcart.experiment.harness import SCENARIOS, ExperimentConfig, load_fleet
     from fedcart.experiment.report import write_report
+    from fedcart.simulate_cmd import quiet_nodes
 
     if task not in IOT_TASKS:
         raise typer.BadParameter(f"unknown task {task!r}; choose one of {', '.join(IOT_TASKS)}", param_hint="--task")
@@ -101,7 +101,7 @@ def experiment(
         energy=energy,
         out_dir=out,
     )
-    _quiet()
+    quiet_nodes()
     try:
         fleet = load_fleet(config)
         results = _run(config, fleet)
@@ -120,13 +120,6 @@ def _run(config: ExperimentConfig, fleet: Fleet) -> dict[str, ScenarioResult]:
     with Progress(console=console) as progress:
         bars = {name: progress.add_task(f"{name:<11}", total=config.rounds) for name in config.scenarios}
         return run_experiment(config, fleet, lambda name: progress.advance(bars[name]))
-
-
-def _quiet() -> None:
-    """Dozens of in-process nodes (and the DHT under them) log every join and timeout; keep the bars readable unless --verbose."""
-    if logging.getLogger().level > logging.DEBUG:
-        for name in NOISY_LOGGERS:
-            logging.getLogger(name).setLevel(logging.CRITICAL if name in ("rpcudp", "kademlia") else logging.WARNING)
 
 
 def _print(rows: list[dict], title: str) -> None:

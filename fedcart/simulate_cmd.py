@@ -122,11 +122,18 @@ def refuse_bad_backend(backend: str, carts: int) -> None:
         raise typer.BadParameter("--backend ray needs Ray: pip install 'fedcart[ray]'")
 
 
+NODE_LOGGERS = ("parent_cart", "cartnet", "child_cart")
+DHT_LOGGERS = ("rpcudp", "kademlia")
+
+
 def quiet_nodes() -> None:
-    """Dozens of in-process nodes log every join and round; keep the progress bar readable unless --verbose."""
+    """Dozens of in-process nodes log every join and round, and the DHT under them every RPC that timed out while
+    the bridges were starting (it copes); keep the tables and bars readable unless --verbose."""
     if logging.getLogger().level > logging.DEBUG:
-        for name in ("parent_cart", "cartnet", "child_cart"):
+        for name in NODE_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
+        for name in DHT_LOGGERS:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def print_final(result: SimResult) -> None:
