@@ -110,6 +110,9 @@ SAMPLE_CAP = 4096
 the fixed-point range is sized by it before any count is known, and a clip of claims would not bind the vector."""
 WEIGHT_CLIP = 32.0
 """The largest weight magnitude a masked update carries exactly; beyond it coordinates are clipped (and counted)."""
+MAX_UNMASKED = 1024
+"""(cohort, holder) pairs of ended unmaskings remembered, so a holder's reveal after the requester had enough
+(a member not waited for) is logged as late, not as unsolicited."""
 MAX_COHORTS = 16
 """Cohorts a member keeps its masker for, waiting for their unmask request."""
 MAX_TASKS = 64
@@ -221,6 +224,7 @@ class SecureExchange:
         self._maskers: OrderedDict[str, tuple[str, Masker]] = OrderedDict()
         self._asks: dict[str, _Ask] = {}
         self._awaited: dict[tuple[str, str], _Awaited] = {}
+        self._unmasked: OrderedDict[tuple[str, str], None] = OrderedDict()  # (cohort, holder) of ended unmaskings
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed: OrderedDict[str, None] = OrderedDict()
         """Request ids of asks whose round moved on (over-asked peers answer late): their answers are expected."""
@@ -543,11 +547,15 @@ class SecureExchange:
             for key in keys:
                 awaited = self._awaited.pop(key)
                 awaited.reveal.cancel()
+                self._unmasked[key] = None
+            while len(self._unmasked) > MAX_UNMASKED:
+                self._unmasked.popitem(last=False)
 
     def _take_reveal(self, peer_id: str, message: SeedReveal) -> None:
         awaited = self._awaited.get((message.cohort_id, peer_id))
         if awaited is None or awaited.reveal.done() or message.sender != peer_id:
-            log.warning("unsolicited seed reveal from %s ignored", peer_id[:8])
+            late = message.sender == peer_id and (message.cohort_id, peer_id) in self._unmasked  # asked, came late
+            log.log(logging.INFO if late else logging.WARNING, "unsolicited seed reveal from %s ignored", peer_id[:8])
             return
         reveal = Reveal(
             peer_id,
