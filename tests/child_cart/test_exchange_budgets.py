@@ -233,8 +233,14 @@ async def test_an_update_manifest_answering_no_request_of_ours_or_oversized_is_r
     replies.clear()
     await hub.handle(squatter.node_id, stream_manifest(squatter, 4 * MIB, "model", {}, MIB))
     assert _refusals(replies) == [] and hub.reserved() == 4 * MIB, "other purposes are not the exchange's to judge"
-    await hub.handle(peer.node_id, oversized)
-    assert _refusals(replies) == [f"unsolicited update: it answers no pending request of ours to {peer.node_id[:8]}"]
+    await hub.handle(peer.node_id, oversized)  # the peer we asked, answering the request of a collect that ended
+    stray = WeightUpdate(request_id="cd" * 16, samples=7, task=TASK, round=1).to_meta()
+    await hub.handle(peer.node_id, stream_manifest(peer, 4096, UPDATE_PURPOSE, stray, MIB))  # a request never made
+    assert _refusals(replies) == [
+        "not needed: the round it answers went on without it",
+        f"unsolicited update: it answers no pending request of ours to {peer.node_id[:8]}",
+    ]
+    assert hub.reserved() == 4 * MIB, "a late or unsolicited update reserved buffer space"
 
 
 def _last_tid(replies: list[bytes]) -> str:
