@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cartnet.quantize import PRECISIONS
 from child_cart.aggregation import AGGREGATORS
 
 if TYPE_CHECKING:
@@ -65,6 +66,9 @@ def register(app: typer.Typer) -> None:
         secure_aggregation: bool = typer.Option(
             False, help="Secure aggregation: peers answer with masked updates, each cart learns only their sum (fedavg)"
         ),
+        precision: str = typer.Option(
+            "int8", help="How carts pack the weights they send: int8 (the round settings' default), float16, float32"
+        ),
     ) -> None:
         """Run N carts through R real rounds and print per-round accuracy, bytes and time vs the baselines."""
         from fedcart.simulation import METHODS, SimConfig
@@ -74,6 +78,8 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"unknown aggregator {aggregator!r}; choose one of {', '.join(AGGREGATORS)}")
         if method not in METHODS:
             raise typer.BadParameter(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        if precision not in PRECISIONS:
+            raise typer.BadParameter(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
         refuse_bad_backend(backend, carts)
         config = SimConfig(
             carts,
@@ -97,6 +103,7 @@ def register(app: typer.Typer) -> None:
             address=address or None,
             actors=actors,
             secure_aggregation=secure_aggregation,
+            precision=precision,
         )
         refuse_bad_privacy(config)
         quiet_nodes()

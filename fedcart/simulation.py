@@ -83,6 +83,7 @@ class SimConfig:
     backend: str = "inprocess"  # or "ray": the carts spread over Ray actors (`fedcart.raysim`, the `ray` extra)
     address: str | None = None  # backend ray: an existing cluster; None starts a local Ray instance
     actors: int = 0  # backend ray: groups of carts, one actor (one TensorFlow runtime) each; 0 = one per CPU
+    precision: str = "int8"  # how carts pack the weights they send (`cartnet.quantize`, round setting update_precision)
 
     @property
     def dp(self) -> bool:
@@ -91,7 +92,12 @@ class SimConfig:
 
     def round_options(self) -> dict[str, object]:
         """The round settings every cart starts with (validated by `RoundSettings` when saved)."""
-        options: dict[str, object] = {"aggregator": self.aggregator, "k": self.k, "local_epochs": self.epochs}
+        options: dict[str, object] = {
+            "aggregator": self.aggregator,
+            "k": self.k,
+            "local_epochs": self.epochs,
+            "update_precision": self.precision,
+        }
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
         if self.method == "fedprox":
@@ -186,6 +192,7 @@ def summary(result: SimResult, config: SimConfig, task: str) -> dict[str, object
         "epochs": config.epochs,
         "k": config.k,
         "secure_aggregation": config.secure_aggregation,
+        "precision": config.precision,
         "held_out": result.held_out,
         "bayes_ceiling": result.ceiling.as_dict() if result.ceiling is not None else None,
         **{method: result.final.get(method) for method in ("federated", "centralized", "local_only", "personalized")},
