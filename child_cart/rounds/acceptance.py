@@ -14,7 +14,7 @@ rows that have since changed. Then:
    on that cart's rows while generalising better. The standard error is for the
    rows: on 45 of them a score of 0.4 is +-0.07, so the best of four candidates
    beats the aggregate by more than 0.05 by chance alone; the tolerance alone
-   refused a third of the aggregates in a 20-cart simulation and cost 3 points
+   refused a third of the aggregates in a 20-cart simulation and cost 4 points
    of pooled top-3 (README, learning). In quadrature, not summed: on the 130 rows
    of the poisoning test (tests/rounds/test_poisoning.py) the sum let one
    poisoned aggregate 7 points below the local model through; 0.05 + 0.07 on
