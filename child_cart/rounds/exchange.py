@@ -83,6 +83,7 @@ from cartnet.quantize import Precision
 from cartnet.transfer import Received, TransferError, TransferRefused, Unwanted
 from child_cart.aggregation import Update
 from child_cart.rounds.network import Network
+from child_cart.rounds.recent import RecentKeys
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +223,9 @@ class UpdateExchange:
         self._withdrawn = ""  # why the offer was taken back (`withdraw`), told to whoever asks meanwhile
         self._reference: list[np.ndarray] | None = None
         self._pending: dict[str, _Pending] = {}
-        self._finished: OrderedDict[str, str] = OrderedDict()  # request id -> peer asked, of the latest collects
+        self._finished: RecentKeys[tuple[str, str]] = RecentKeys(
+            MAX_FINISHED
+        )  # (request id, peer asked) of ended collects
         self._checks: dict[str, asyncio.Task[None]] = {}
         self._answers: set[asyncio.Task[None]] = set()
         self._notes: set[asyncio.Task[None]] = set()
@@ -297,9 +300,7 @@ class UpdateExchange:
         finally:
             for request_id, peer in asked.items():
                 self._pending.pop(request_id, None)
-                self._finished[request_id] = peer.node_id
-            while len(self._finished) > MAX_FINISHED:
-                self._finished.popitem(last=False)
+                self._finished.add((request_id, peer.node_id))
         result.refused = self.take_refused()
         return result
 
@@ -427,8 +428,7 @@ class UpdateExchange:
 
     def _late(self, peer_id: str, manifest: TransferManifest) -> bool:
         """An answer from the peer we asked, to a request of a collect that has ended (an honest peer's slow answer)."""
-        asked = self._finished.get(str(manifest.meta.get("request_id", "")))
-        return asked is not None and asked == peer_id == manifest.sender
+        return manifest.sender == peer_id and (str(manifest.meta.get("request_id", "")), peer_id) in self._finished
 
     @staticmethod
     def _take(pending: _Pending) -> str | None:

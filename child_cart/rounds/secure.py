@@ -96,6 +96,7 @@ from cartnet.secagg import (
 )
 from cartnet.transfer import Received, TransferError
 from child_cart.rounds.phases import Aggregate, Evaluate, Exchange
+from child_cart.rounds.recent import RecentKeys
 from child_cart.rounds.roundlog import Metrics
 from child_cart.rounds.workflow import Phase, RoundContext, RoundPhase, Weights, Workflow
 
@@ -224,9 +225,9 @@ class SecureExchange:
         self._maskers: OrderedDict[str, tuple[str, Masker]] = OrderedDict()
         self._asks: dict[str, _Ask] = {}
         self._awaited: dict[tuple[str, str], _Awaited] = {}
-        self._unmasked: OrderedDict[tuple[str, str], None] = OrderedDict()  # (cohort, holder) of ended unmaskings
+        self._unmasked: RecentKeys[tuple[str, str]] = RecentKeys(MAX_UNMASKED)  # (cohort, holder) of ended unmaskings
         self._tasks: set[asyncio.Task[None]] = set()
-        self._closed: OrderedDict[str, None] = OrderedDict()
+        self._closed: RecentKeys[str] = RecentKeys(MAX_COHORTS * 16)
         """Request ids of asks whose round moved on (over-asked peers answer late): their answers are expected."""
         self.dropped = 0
 
@@ -481,9 +482,7 @@ class SecureExchange:
         finally:
             for request_id in asked:
                 self._asks.pop(request_id, None)
-                self._closed[request_id] = None
-            while len(self._closed) > MAX_COHORTS * 16:
-                self._closed.popitem(last=False)
+                self._closed.add(request_id)
         survivors = sorted(unmasker.survivors)
         if len(survivors) < MIN_SURVIVORS:
             result.error = f"only {len(survivors)} masked updates arrived: at least {MIN_SURVIVORS} are needed"
@@ -547,9 +546,7 @@ class SecureExchange:
             for key in keys:
                 awaited = self._awaited.pop(key)
                 awaited.reveal.cancel()
-                self._unmasked[key] = None
-            while len(self._unmasked) > MAX_UNMASKED:
-                self._unmasked.popitem(last=False)
+                self._unmasked.add(key)
 
     def _take_reveal(self, peer_id: str, message: SeedReveal) -> None:
         awaited = self._awaited.get((message.cohort_id, peer_id))
