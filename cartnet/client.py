@@ -275,12 +275,12 @@ class BridgeClient:
         await self._send_raw(frames.control(message))
 
     async def peers(
-        self, timeout: float = 10.0, *, sample: int | None = None, task: str | None = None
+        self, timeout: float = 10.0, *, sample: int | None = None, task: str | None = None, known: Sequence[str] = ()
     ) -> list[PeerInfo]:
         """Announced carts the bridge knows to be alive (ourselves excluded): with `sample`, that many drawn
-        at random by the bridge (those ready with an update for `task` first), else the directory as far as
-        one message holds it."""
-        reply = await self._directory(PeersRequest(sample=sample, task=task), timeout)
+        at random by the bridge (those ready with an update for `task` first; the `known` ones, node id prefixes
+        of carts whose certificates we hold, without them), else the directory as far as one message holds it."""
+        reply = await self._directory(PeersRequest(sample=sample, task=task, known=list(known)), timeout)
         return [peer for peer in reply.peers if peer.node_id != self.node_id]
 
     async def lookup(self, node_id: str, timeout: float = 10.0) -> PeerInfo | None:

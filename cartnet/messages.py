@@ -251,35 +251,64 @@ class CertifiedPresence(Message):
 class PeerInfo(Message):
     """One cart as a bridge lists it: where it is (the bridge's word) and, to check its keys against, the cart's
     own signed presence and its certificate. A cart seals to a peer, or answers one, only once
-    `cartnet.peers.PeerVerifier` believed those two; the flat key fields must equal the signed ones."""
+    `cartnet.peers.PeerVerifier` believed those two. The ids and keys are read from the signed record
+    (properties, never fields of their own), so there is no second copy for a bridge to swap.
 
-    node_id: NodeId
-    bridge_id: NodeId
+    `certificate` is left out for a cart the asker said it holds the certificate of already
+    (`PeersRequest.known`): the certificate is the same every round, and was most of an entry's bytes."""
+
     bridge_url: Annotated[str, Field(max_length=256)]
-    kx_public_key: Key32
-    public_key: Key32
     record: PresenceRecord
-    certificate: Certificate
+    certificate: Certificate | None = None
+
+    @property
+    def node_id(self) -> str:
+        return self.record.node_id
+
+    @property
+    def bridge_id(self) -> str:
+        return self.record.bridge_id
+
+    @property
+    def public_key(self) -> bytes:
+        return self.record.public_key
+
+    @property
+    def kx_public_key(self) -> bytes:
+        return self.record.kx_public_key
 
     @classmethod
     def of(cls, card: CertifiedPresence, bridge_url: str) -> PeerInfo:
         """The entry of the cart `card` speaks for, reachable through `bridge_url`."""
-        record = card.record
-        return cls(
-            node_id=record.node_id,
-            bridge_id=record.bridge_id,
-            bridge_url=bridge_url,
-            kx_public_key=record.kx_public_key,
-            public_key=record.public_key,
-            record=record,
-            certificate=card.certificate,
-        )
+        return cls(bridge_url=bridge_url, record=card.record, certificate=card.certificate)
+
+    def listing(self) -> dict[str, object]:
+        """Where the cart is and its keys, as JSON for people (the bridge's `/peers`, the admin page)."""
+        keys = self.record.model_dump(mode="json", include={"node_id", "bridge_id", "kx_public_key", "public_key"})
+        return {
+            "node_id": keys["node_id"],
+            "bridge_id": keys["bridge_id"],
+            "bridge_url": self.bridge_url,
+            "kx_public_key": keys["kx_public_key"],
+            "public_key": keys["public_key"],
+        }
+
+    def without_certificate(self) -> PeerInfo:
+        """This entry for an asker that holds the certificate already."""
+        return self.model_copy(update={"certificate": None})
 
 
 TaskName = Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$")]
 MAX_SAMPLE = 64
 """Most peers one PeersRequest may ask the bridge to draw (a round asks at most k + over_ask = 60); 64 entries
 with their signed presence and certificate (about 1.4 KB each at most) fit one control message."""
+
+
+MAX_KNOWN = 64
+"""Certificate holders one PeersRequest may name (`known`): about 700 bytes of prefixes at most."""
+KNOWN_PREFIX = 8
+"""Hex digits of a node id that name it in `PeersRequest.known`: 32 bits, a chance match is rare and harmless."""
+KnownPrefix = Annotated[str, Field(pattern=rf"^[0-9a-f]{{{KNOWN_PREFIX}}}$")]
 
 
 class PeersRequest(Message):
@@ -294,6 +323,10 @@ class PeersRequest(Message):
     sample: int | None = Field(None, ge=1, le=MAX_SAMPLE)
     task: TaskName | None = None
     node_id: NodeId | None = None
+    known: Annotated[list[KnownPrefix], Field(max_length=MAX_KNOWN)] = []
+    """Carts whose certificates the asker holds (the first 8 hex digits of each node id): a sample lists them
+    without it. A prefix that matches another cart by chance costs that entry its certificate: the asker
+    refuses it as unverifiable (`certificate_missing`) and looks it up whole when it needs it."""
 
 
 class PeerList(Message):

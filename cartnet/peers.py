@@ -4,8 +4,8 @@ A bridge lists carts (`PeerInfo`), but a bridge is trusted for reachability only
 for keys. So every entry carries the cart's own signed presence record and its swarm
 certificate, and `PeerVerifier.verify` believes an entry only when
 
-* the entry, its record and its certificate name one node id, and the keys the bridge
-  lists are the ones in the record;
+* the record and the certificate name one node id (an entry has no ids or keys of its
+  own beside the record's: `PeerInfo` reads them from it);
 * the node id is the SHA-1 of the record's Ed25519 key and the record's signature holds
   (so its X25519 key, the one we seal to, is the cart's own word), unexpired;
 * the certificate was issued by this swarm's authority (the key in the cart's data dir)
@@ -17,6 +17,10 @@ next round costs a comparison of keys and a set lookup, no signature; an entry w
 or certificate differ from the kept ones is verified afresh, and a failure never evicts
 what was verified before. A newer revocation list (this authority's, a higher serial: a
 bridge can withhold one but not forge or roll one back) drops the nodes it names at once.
+Since a certificate does not change between rounds, a cart names the peers it holds one
+for (`holders`, in `PeersRequest.known`) and the bridge lists those without it; the kept
+certificate is put back (`with_certificate`) and checked as if the bridge had sent it, so
+leaving one out can only make an entry unverifiable (`certificate_missing`), never believed.
 
 Update requests and declines are signed by the carts themselves:
 
@@ -47,7 +51,15 @@ from cartnet import certificates, messages
 from cartnet.certificates import CertificateError, RevocationList, SwarmKey
 from cartnet.files import write_atomic
 from cartnet.identity import Identity, node_id_of, verify_signature
-from cartnet.messages import Certificate, MaskedRequest, PeerInfo, UnmaskRequest, UpdateDeclined, UpdateRequest
+from cartnet.messages import (
+    Certificate,
+    MaskedRequest,
+    PeerInfo,
+    PresenceRecord,
+    UnmaskRequest,
+    UpdateDeclined,
+    UpdateRequest,
+)
 from cartnet.presence import now_ms
 from cartnet.presence import signed_bytes as presence_bytes
 
@@ -69,7 +81,7 @@ _UNMASK_LABEL = b"fedcart-unmask-request-v1|"
 class PeerRefused(PermissionError):
     """A peer's directory entry (or request) we do not believe; the message says why.
 
-    `code` is a small fixed label for counters and tests: id_mismatch, keys_swapped, id_not_key_hash,
+    `code` is a small fixed label for counters and tests: id_mismatch, certificate_missing, id_not_key_hash,
     bad_presence_signature, presence_expired, revoked, wrong_role, and certificate_<code> for the rest
     of `cartnet.certificates.verify`'s codes (certificate_wrong_swarm, certificate_expired, ...).
     """
@@ -183,32 +195,50 @@ class PeerVerifier:
     # --- entries -----------------------------------------------------------------------------
 
     def verify(self, info: PeerInfo, now: int | None = None) -> VerifiedPeer:
-        """The verified peer `info` describes, else PeerRefused saying what does not hold."""
+        """The verified peer `info` describes, else PeerRefused saying what does not hold. An entry without its
+        certificate (we said we hold it) is checked against the certificate kept for that node."""
         at = now_ms() if now is None else now
-        record, cert = info.record, info.certificate
-        if not info.node_id == record.node_id == cert.node_id:
+        record = info.record
+        info = self.with_certificate(info)
+        cert = info.certificate
+        if cert is None:
+            raise PeerRefused(
+                "certificate_missing", f"the entry for {record.node_id[:8]} came without its certificate, none is kept"
+            )
+        if record.node_id != cert.node_id:
             raise PeerRefused(
                 "id_mismatch",
-                f"the entry for {info.node_id[:8]} carries the presence of {record.node_id[:8]} "
-                f"and the certificate of {cert.node_id[:8]}",
+                f"the entry for {record.node_id[:8]} carries the certificate of {cert.node_id[:8]}",
             )
-        if (info.public_key, info.kx_public_key) != (record.public_key, record.kx_public_key):
-            raise PeerRefused(
-                "keys_swapped", "the keys the bridge lists are not the ones in the cart's own signed presence"
-            )
-        if info.node_id in self._revoked:
+        if record.node_id in self._revoked:
             serial = self.revocations.serial if self.revocations is not None else -1
-            raise PeerRefused("revoked", f"node {info.node_id[:8]} is revoked (revocation list {serial})")
-        kept = self._verified.get(info.node_id)
+            raise PeerRefused("revoked", f"node {record.node_id[:8]} is revoked (revocation list {serial})")
+        kept = self._verified.get(record.node_id)
         if kept is not None and kept.vouches_for(info) and at <= kept.expires_ms:
-            self._verified.move_to_end(info.node_id)
+            self._verified.move_to_end(record.node_id)
             return kept
-        verified = self._check(info, at)
-        self._verified[info.node_id] = verified
-        self._verified.move_to_end(info.node_id)
+        verified = self._check(record, cert, at)
+        self._verified[record.node_id] = verified
+        self._verified.move_to_end(record.node_id)
         while len(self._verified) > self._cache_size:
             self._verified.popitem(last=False)
         return verified
+
+    def with_certificate(self, info: PeerInfo) -> PeerInfo:
+        """`info` whole: a certificate left out (we said we hold it) put back from what we verified; unchanged
+        when it carries one or none is kept (what we pass on, as a masked cohort's members, must be whole)."""
+        kept = self._verified.get(info.node_id)
+        if info.certificate is not None or kept is None:
+            return info
+        return info.model_copy(update={"certificate": kept.certificate})
+
+    def holders(self, limit: int = messages.MAX_KNOWN) -> list[str]:
+        """The carts whose certificates we hold, most recently used first, as `PeersRequest.known` names them."""
+        at = now_ms()
+        held = [
+            p.node_id for p in reversed(self._verified.values()) if at <= p.expires_ms and not self.revoked(p.node_id)
+        ]
+        return [node_id[: messages.KNOWN_PREFIX] for node_id in held[:limit]]
 
     def known(self, node_id: str) -> VerifiedPeer | None:
         """The peer verified under `node_id`, while its certificate holds and it is not revoked."""
@@ -217,8 +247,7 @@ class PeerVerifier:
             return None
         return kept
 
-    def _check(self, info: PeerInfo, at: int) -> VerifiedPeer:
-        record, cert = info.record, info.certificate
+    def _check(self, record: PresenceRecord, cert: Certificate, at: int) -> VerifiedPeer:
         self.verifications += 1
         if node_id_of(record.public_key) != record.node_id:
             raise PeerRefused("id_not_key_hash", "its node id is not the SHA-1 of the key in its presence record")

@@ -175,7 +175,7 @@ class LiveNodeView:
         future = asyncio.run_coroutine_threadsafe(self._node.client.peers(), self._loop)
         try:
             listed = future.result(self.PEERS_TIMEOUT)
-            return [peer.model_dump(mode="json", exclude={"record", "certificate"}) for peer in listed]
+            return [peer.listing() for peer in listed]
         except (ConnectionError, TimeoutError) as exc:
             log.info("peer list unavailable: %s", exc)
             return []

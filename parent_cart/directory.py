@@ -41,7 +41,7 @@ class Member:
 
     def as_json(self) -> dict[str, object]:
         return {
-            **self.info.model_dump(mode="json", exclude={"record", "certificate"}),
+            **self.info.listing(),
             "local": self.local,
             "task": self.record.task,
             "ready": self.record.ready,

@@ -27,12 +27,14 @@ from cartnet.boundary import Refusal
 from cartnet.handshake import MAX_FRAME
 from cartnet.identity import Identity
 from cartnet.messages import (
+    KNOWN_PREFIX,
     MAX_SAMPLE,
     Bye,
     Error,
     Heartbeat,
     HeartbeatAck,
     Message,
+    PeerInfo,
     PeerList,
     PeersRequest,
     Presence,
@@ -51,7 +53,7 @@ from parent_cart.settings import BridgeSettings
 log = logging.getLogger(__name__)
 
 MAX_PEER_LIST = MAX_SAMPLE
-"""A PeerInfo, with the cart's signed presence and certificate, is ~1.1 KB of JSON (1.4 KB at most); 64 of them stay
+"""A PeerInfo, with the cart's signed presence and certificate, is ~0.8 KB of JSON (1.2 KB at most); 64 of them stay
 under cartnet's 128 KiB control limit. Rounds never need more: they ask for a sample (at most `MAX_SAMPLE`), and
 a whole-directory answer says its `total`."""
 
@@ -250,7 +252,8 @@ class CartSessions:
             return PeerList(peers=[found.info] if found else [], total=1 if found else 0)
         if request.sample is not None:
             infos, pool = self.directory.sample(request.sample, request.task, exclude=peer.node_id)
-            return PeerList(peers=infos, total=pool)
+            held = set(request.known)
+            return PeerList(peers=[_for_holder(info, held) for info in infos], total=pool)
         members = self.directory.members()
         return PeerList(peers=[member.info for member in members[:MAX_PEER_LIST]], total=len(members))
 
@@ -287,3 +290,8 @@ class CartSessions:
             self.relay.departed(peer.node_id, reason)
             self._left(peer.node_id, reason, presence.withdrawal(signed) if signed else None)
         await peer.close(None, self.settings.shutdown_grace)
+
+
+def _for_holder(info: PeerInfo, held: set[str]) -> PeerInfo:
+    """`info` without its certificate when the asker said it holds it (`PeersRequest.known`)."""
+    return info.without_certificate() if info.node_id[:KNOWN_PREFIX] in held else info

@@ -6,6 +6,7 @@ exchange only see this protocol, so they are tested and simulated the same way.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from cartnet.identity import Identity
@@ -18,9 +19,12 @@ class Network(Protocol):
     transfers: TransferHub
     bridge_id: str | None
 
-    async def peers(self, *, sample: int | None = None, task: str | None = None) -> list[PeerInfo]:
+    async def peers(
+        self, *, sample: int | None = None, task: str | None = None, known: Sequence[str] = ()
+    ) -> list[PeerInfo]:
         """Announced live carts of the swarm (this node included or not); with `sample`, that many drawn
-        at random by the bridge, those ready with an update for `task` first."""
+        at random by the bridge, those ready with an update for `task` first, the `known` ones (node id
+        prefixes, `PeersRequest.known`) without their certificates."""
 
     async def lookup(self, node_id: str) -> PeerInfo | None:
         """One announced live cart's entry, or None."""

@@ -430,7 +430,7 @@ class SecureExchange:
         quantizer = quantizer_for(len(trusted))
         unmasker = Unmasker(cohort, quantizer)
         length = sum(w.size for w in ex._reference or [])
-        members = [peer for peer in peers if peer.node_id in trusted]
+        members = [ex.verifier.with_certificate(peer) for peer in peers if peer.node_id in trusted]  # whole
         loop = asyncio.get_running_loop()
         asked = {secrets.token_hex(16): peer for peer in trusted.values()}
         for request_id, peer in asked.items():
@@ -626,7 +626,9 @@ class MaskedExchange(RoundPhase):
         if engine.task.aggregator:
             ctx.aggregate_error = f"task {engine.task.name!r} needs {engine.task.aggregator}: it cannot be masked"
             return
-        drawn = await engine.network.peers(sample=settings.k + settings.over_ask, task=engine.task.name)
+        drawn = await engine.network.peers(
+            sample=settings.k + settings.over_ask, task=engine.task.name, known=engine.exchange.verifier.holders()
+        )
         ctx.asked = [p for p in drawn if p.node_id != engine.node_id]
         ctx.masked = await engine.exchange.secure.gather(ctx.asked, ctx.number, settings.peer_timeout, settings.k)
         ctx.skipped, ctx.refused = ctx.masked.skipped, engine.exchange.take_refused()

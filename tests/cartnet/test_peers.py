@@ -8,15 +8,17 @@ this swarm hold. Each way a bridge (or anyone on its link) could lie is one row.
 from __future__ import annotations
 
 import enum
+import json
 from pathlib import Path
 
+import pydantic
 import pytest
 
-from cartnet import presence
+from cartnet import messages, presence
 from cartnet.authority import Authority
 from cartnet.certificates import CertificateError
 from cartnet.identity import Identity
-from cartnet.messages import CertifiedPresence, PeerInfo
+from cartnet.messages import KNOWN_PREFIX, CertifiedPresence, PeerInfo
 from cartnet.peers import (
     REQUEST_WINDOW_MS,
     PeerRefused,
@@ -52,7 +54,6 @@ def listed(identity: Identity, swarm: Authority, **presence_options: object) -> 
 
 
 class Lie(enum.Enum):
-    KEYS_SWAPPED = "the bridge lists another X25519 key than the cart's signed presence"
     RECORD_KEY_SWAPPED = "the X25519 key is swapped inside the signed presence too"
     ID_NOT_KEY_HASH = "a record for the cart's id, signed by another key"
     ANOTHER_CARTS_CERTIFICATE = "the certificate of another cart"
@@ -62,19 +63,22 @@ class Lie(enum.Enum):
     REVOKED = "a cart on the swarm's revocation list"
     EXPIRED_PRESENCE = "a presence record that expired"
     WITHDRAWAL = "the cart's signed withdrawal passed off as its presence"
+    CERTIFICATE_LEFT_OUT = "the certificate left out for a cart whose certificate we never held"
+    LEFT_OUT_BESIDE_ANOTHER_KEY = "the certificate left out (we hold it) beside a record of another key for the cart"
 
 
 EXPECTED = {
-    Lie.KEYS_SWAPPED: ("keys_swapped", "not the ones in the cart's own signed presence"),
     Lie.RECORD_KEY_SWAPPED: ("bad_presence_signature", "signature does not hold"),
     Lie.ID_NOT_KEY_HASH: ("id_not_key_hash", "not the SHA-1 of the key"),
-    Lie.ANOTHER_CARTS_CERTIFICATE: ("id_mismatch", "and the certificate of"),
+    Lie.ANOTHER_CARTS_CERTIFICATE: ("id_mismatch", "carries the certificate of"),
     Lie.FOREIGN_SWARM: ("certificate_wrong_swarm", "not this swarm"),
     Lie.EXPIRED_CERTIFICATE: ("certificate_expired", "certificate expired"),
     Lie.BRIDGE_CERTIFICATE: ("wrong_role", "certificate is for a bridge, not a cart"),
     Lie.REVOKED: ("revoked", "is revoked"),
     Lie.EXPIRED_PRESENCE: ("presence_expired", "expired"),
     Lie.WITHDRAWAL: ("presence_expired", "withdrawal"),
+    Lie.CERTIFICATE_LEFT_OUT: ("certificate_missing", "came without its certificate"),
+    Lie.LEFT_OUT_BESIDE_ANOTHER_KEY: ("id_not_key_hash", "not the SHA-1 of the key"),
 }
 
 
@@ -84,18 +88,18 @@ def told(lie: Lie, cart: Identity, swarm: Authority, stranger: Authority) -> tup
     record = honest.record
     attacker = Identity.generate()
     verifier = PeerVerifier(swarm.swarm)
-    if lie is Lie.KEYS_SWAPPED:
-        return honest.model_copy(update={"kx_public_key": attacker.kx_public_key}), verifier
+    forged = record.model_copy(update={"public_key": attacker.public_key, "kx_public_key": attacker.kx_public_key})
+    forged = forged.model_copy(update={"signature": attacker.sign(presence.signed_bytes(forged))})
     if lie is Lie.RECORD_KEY_SWAPPED:
         swapped = record.model_copy(update={"kx_public_key": attacker.kx_public_key})
-        return honest.model_copy(update={"kx_public_key": attacker.kx_public_key, "record": swapped}), verifier
+        return honest.model_copy(update={"record": swapped}), verifier
     if lie is Lie.ID_NOT_KEY_HASH:
-        forged = record.model_copy(update={"public_key": attacker.public_key, "kx_public_key": attacker.kx_public_key})
-        forged = forged.model_copy(update={"signature": attacker.sign(presence.signed_bytes(forged))})
-        info = honest.model_copy(
-            update={"public_key": attacker.public_key, "kx_public_key": attacker.kx_public_key, "record": forged}
-        )
-        return info, verifier
+        return honest.model_copy(update={"record": forged}), verifier
+    if lie is Lie.CERTIFICATE_LEFT_OUT:
+        return honest.without_certificate(), verifier
+    if lie is Lie.LEFT_OUT_BESIDE_ANOTHER_KEY:
+        verifier.verify(honest)
+        return honest.model_copy(update={"record": forged, "certificate": None}), verifier
     if lie is Lie.ANOTHER_CARTS_CERTIFICATE:
         return honest.model_copy(update={"certificate": swarm.issue(attacker.public_key, "cart")}), verifier
     if lie is Lie.FOREIGN_SWARM:
@@ -139,8 +143,27 @@ def test_an_honest_entry_verifies_once_and_a_lie_never_evicts_it(swarm: Authorit
         update={"record": honest.record.model_copy(update={"kx_public_key": Identity.generate().kx_public_key})}
     )
     with pytest.raises(PeerRefused):
-        verifier.verify(swapped.model_copy(update={"kx_public_key": swapped.record.kx_public_key}))
+        verifier.verify(swapped)
     assert verifier.verify(honest) == verified and verifier.known(cart.node_id) == verified
+
+
+def test_a_held_certificate_is_named_and_an_entry_without_it_verifies_free(swarm: Authority) -> None:
+    cart, verifier = Identity.generate(), PeerVerifier(swarm.swarm)
+    honest = listed(cart, swarm)
+    assert verifier.holders() == []
+    verified = verifier.verify(honest)
+    assert verifier.holders() == [cart.node_id[:KNOWN_PREFIX]]
+    slim = honest.without_certificate()
+    assert len(messages.encode(slim)) < 0.7 * len(messages.encode(honest)), "the certificate was most of the entry"
+    assert verifier.verify(slim) == verified and verifier.verifications == 1
+    assert verifier.with_certificate(slim) == honest, "what we pass on (a masked cohort's members) is whole again"
+
+
+def test_an_entry_naming_keys_beside_its_signed_record_does_not_parse(swarm: Authority) -> None:
+    """Ids and keys are read from the signed record only: a second copy for a bridge to swap is no field at all."""
+    honest = json.loads(listed(Identity.generate(), swarm).model_dump_json())
+    with pytest.raises(pydantic.ValidationError, match="kx_public_key"):
+        PeerInfo.model_validate({**honest, "kx_public_key": honest["record"]["kx_public_key"]})
 
 
 def test_a_newer_revocation_list_drops_a_verified_peer_and_is_kept(swarm: Authority, tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ from child_cart.rounds.workflow import Phase, RoundContext, RoundPhase, Weights,
 from child_cart.store import Store, open_store
 from child_cart.synth import shoppers as synth
 from fedcart.inprocess import run_round
+from tests import trustkit
 from tests.rounds.swarmkit import CATALOGUE, TASK, swarm
 
 log = logging.getLogger(__name__)
@@ -231,8 +232,9 @@ class Offline:
 
     identity, bridge_id = Identity(), ""
     bytes_in = bytes_out = 0
+    verifier = trustkit.verifier()
 
-    async def peers(self, *, sample: int | None = None, task: str | None = None) -> list:
+    async def peers(self, *, sample: int | None = None, task: str | None = None, known=()) -> list:
         return []
 
     def offer(self, *args: object) -> None:

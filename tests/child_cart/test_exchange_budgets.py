@@ -19,8 +19,9 @@ from cartnet import e2e, frames, weights
 from cartnet.identity import Identity
 from cartnet.messages import PeerInfo, TransferDone, TransferManifest, TransferWant, UpdateDeclined, UpdateRequest
 from cartnet.payloads import WeightUpdate
-from cartnet.peers import sign_request
+from cartnet.peers import sign_decline, sign_request
 from cartnet.transfer import Received, TransferHub, TransferLimits, build_manifest, stream_manifest
+from child_cart.rounds import exchange as exchange_module
 from child_cart.rounds.exchange import ANSWERS_PER_PEER, AVOID_ROUNDS, UPDATE_PURPOSE, Collected, UpdateExchange
 from tests.trustkit import entry, verifier
 
@@ -65,7 +66,7 @@ class FakeNetwork:
         self.lookups += 1
         return self.directory.get(node_id)
 
-    async def peers(self, *, sample: int | None = None, task: str | None = None) -> list[PeerInfo]:
+    async def peers(self, *, sample: int | None = None, task: str | None = None, known=()) -> list[PeerInfo]:
         return list(self.directory.values())
 
     async def announce(self, *, ready: bool, task: str | None = None) -> None:
@@ -138,23 +139,107 @@ async def test_answers_beyond_the_bound_are_declined_as_busy_and_close_cancels_t
     assert all(task.cancelled() for task in running), "a node's shutdown cancels the answers it started"
 
 
-async def test_a_round_goes_on_once_enough_peers_answered():
+async def _answer(exchange: UpdateExchange, peer: Identity, request: UpdateRequest) -> None:
+    """`peer` answers `request` with our layout, as its transfer would hand it to the exchange."""
+    sealed = e2e.seal(weights.encode(LAYOUT), exchange.network.identity.kx_public_key, peer.node_id)
+    meta = WeightUpdate(request_id=request.request_id, samples=7, task=TASK, round=1).to_meta()
+    manifest = await build_manifest(peer, sealed, UPDATE_PURPOSE, meta, MIB)
+    assert exchange.on_transfer(Received(peer.node_id, manifest, [bytes(sealed)]))
+
+
+def _hedging(monkeypatch: pytest.MonkeyPatch, min_s: float, silent_share: float) -> None:
+    """Hedge delays a test can wait for (or, with a share of 1, no spare asked for silence before any answer)."""
+    monkeypatch.setattr(exchange_module, "HEDGE_MIN_S", min_s)
+    monkeypatch.setattr(exchange_module, "HEDGE_SILENT_SHARE", silent_share)
+
+
+async def test_a_round_asks_only_enough_peers_and_goes_on_once_they_answered():
     peers = [Identity.generate() for _ in range(3)]
     network = FakeNetwork({p.node_id: entry(p) for p in peers}, Blobs())
     exchange = UpdateExchange(network, TASK, verifier())
     exchange.offer(LAYOUT, 10, 1)
     collecting = asyncio.create_task(exchange.collect([entry(p) for p in peers], 1, DEADLINE, enough=1))
-    asked = dict([await _next(network.routed, "a request") for _ in peers])
-    first = peers[0]
-    sealed = e2e.seal(weights.encode(LAYOUT), network.identity.kx_public_key, first.node_id)
-    meta = WeightUpdate(request_id=asked[first.node_id].request_id, samples=7, task=TASK, round=1).to_meta()
-    manifest = await build_manifest(first, sealed, UPDATE_PURPOSE, meta, MIB)
-    assert exchange.on_transfer(Received(first.node_id, manifest, [bytes(sealed)]))
+    asked, request = await _next(network.routed, "the request")
+    assert asked == peers[0].node_id, "the first peer given is asked first"
+    await _answer(exchange, peers[0], request)
     collected: Collected = await asyncio.wait_for(collecting, DEADLINE)
-    assert [u.source for u in collected.updates] == [first.node_id]
+    assert [u.source for u in collected.updates] == [peers[0].node_id]
+    assert collected.skipped == {
+        p.node_id: "not needed, not asked: 1 of the 1 peers asked had sent their update first" for p in peers[1:]
+    }
+    assert network.routed.empty() and exchange.requests_sent == 1, "the spares cost nothing"
+
+
+async def test_unhedged_a_round_asks_every_peer_and_goes_on_once_enough_answered():
+    peers = [Identity.generate() for _ in range(3)]
+    network = FakeNetwork({p.node_id: entry(p) for p in peers}, Blobs())
+    exchange = UpdateExchange(network, TASK, verifier(), hedged=False)
+    exchange.offer(LAYOUT, 10, 1)
+    collecting = asyncio.create_task(exchange.collect([entry(p) for p in peers], 1, DEADLINE, enough=1))
+    asked = dict([await _next(network.routed, "a request") for _ in peers])
+    await _answer(exchange, peers[0], asked[peers[0].node_id])
+    collected: Collected = await asyncio.wait_for(collecting, DEADLINE)
+    assert [u.source for u in collected.updates] == [peers[0].node_id]
     assert collected.skipped == {
         p.node_id: "not needed: 1 of the 3 peers asked had sent their update first" for p in peers[1:]
     }
+    assert exchange.requests_sent == 3
+
+
+async def test_a_spare_is_asked_at_once_for_a_peer_that_declines(monkeypatch: pytest.MonkeyPatch):
+    _hedging(monkeypatch, min_s=DEADLINE, silent_share=1.0)  # no spare for silence: only the decline can ask one
+    peers = [Identity.generate() for _ in range(3)]
+    network = FakeNetwork({p.node_id: entry(p) for p in peers}, Blobs())
+    exchange = UpdateExchange(network, TASK, verifier())
+    exchange.offer(LAYOUT, 10, 1)
+    collecting = asyncio.create_task(exchange.collect([entry(p) for p in peers], 1, DEADLINE, enough=1))
+    _, request = await _next(network.routed, "the request to the first peer")
+    exchange.on_message(peers[0].node_id, sign_decline(peers[0], request.request_id, "no trained update yet"))
+    spare, request = await _next(network.routed, "the request to a spare")
+    assert spare == peers[1].node_id
+    await _answer(exchange, peers[1], request)
+    collected: Collected = await asyncio.wait_for(collecting, DEADLINE)
+    assert [u.source for u in collected.updates] == [peers[1].node_id]
+    assert collected.skipped == {
+        peers[0].node_id: "peer declined: no trained update yet",
+        peers[2].node_id: "not needed, not asked: 1 of the 2 peers asked had sent their update first",
+    }
+    assert exchange.requests_sent == 2
+
+
+async def test_a_spare_is_asked_beside_a_peer_slower_than_the_first_answer(monkeypatch: pytest.MonkeyPatch):
+    _hedging(monkeypatch, min_s=0.25, silent_share=1.0)  # slow: twice the first answer's time, at least 0.25 s
+    peers = [Identity.generate() for _ in range(4)]
+    network = FakeNetwork({p.node_id: entry(p) for p in peers}, Blobs())
+    exchange = UpdateExchange(network, TASK, verifier())
+    exchange.offer(LAYOUT, 10, 1)
+    collecting = asyncio.create_task(exchange.collect([entry(p) for p in peers], 1, DEADLINE, enough=2))
+    asked = dict([await _next(network.routed, "a request of the first wave") for _ in range(2)])
+    assert set(asked) == {peers[0].node_id, peers[1].node_id}
+    await _answer(exchange, peers[0], asked[peers[0].node_id])
+    spare, request = await _next(network.routed, "the request to a spare beside the silent peer")
+    assert spare == peers[2].node_id
+    await _answer(exchange, peers[2], request)
+    collected: Collected = await asyncio.wait_for(collecting, DEADLINE)
+    assert sorted(u.source for u in collected.updates) == sorted([peers[0].node_id, peers[2].node_id])
+    assert collected.skipped == {
+        peers[1].node_id: "not needed: 2 of the 3 peers asked had sent their update first",
+        peers[3].node_id: "not needed, not asked: 2 of the 3 peers asked had sent their update first",
+    }
+    assert exchange.requests_sent == 3
+
+
+async def test_with_no_answer_a_spare_is_asked_after_a_share_of_the_timeout(monkeypatch: pytest.MonkeyPatch):
+    _hedging(monkeypatch, min_s=DEADLINE, silent_share=0.25)
+    peers = [Identity.generate() for _ in range(3)]
+    network = FakeNetwork({p.node_id: entry(p) for p in peers}, Blobs())
+    exchange = UpdateExchange(network, TASK, verifier())
+    exchange.offer(LAYOUT, 10, 1)
+    collected = await exchange.collect([entry(p) for p in peers], 1, 0.4, enough=1)  # nobody answers here
+    assert [peer for peer, _ in [network.routed.get_nowait() for _ in peers]] == [p.node_id for p in peers]
+    assert collected.skipped == {p.node_id: "no answer within 0.4s" for p in peers}
+    assert exchange.requests_sent == 3
+    assert exchange.extra_draw(2, 5) == 3, "every peer asked that stayed silent is remembered"
 
 
 async def test_a_transfer_our_buffer_refused_is_logged_with_the_refusal():

@@ -69,11 +69,9 @@ async def _next(queue: asyncio.Queue, what: str):
 
 
 def _swapped(info: PeerInfo) -> PeerInfo:
-    """The entry with another X25519 key, in the flat field and inside the signed record."""
+    """The entry with another X25519 key inside the cart's signed record."""
     key = Identity.generate().kx_public_key
-    return info.model_copy(
-        update={"kx_public_key": key, "record": info.record.model_copy(update={"kx_public_key": key})}
-    )
+    return info.model_copy(update={"record": info.record.model_copy(update={"kx_public_key": key})})
 
 
 async def _answer(peer: Identity, to: Identity, request_id: str) -> Received:

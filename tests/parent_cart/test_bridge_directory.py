@@ -108,3 +108,21 @@ async def test_a_bridge_with_a_thousand_carts_answers_sample_requests_itself(swa
         assert len(drawn) == messages.MAX_SAMPLE and {p.node_id for p in drawn} <= ready
         listing = await within(asker.peers(), "the directory as far as one message holds it")
     assert len(listing) == MAX_PEER_LIST - 1, "a listing is cut (the asker, listed first, left out): rounds sample"
+
+
+async def test_a_sample_lists_the_carts_whose_certificates_the_asker_holds_without_them(swarm):
+    bridge = await swarm.add_bridge()
+    async with (
+        cart(bridge, task="recommend") as asker,
+        cart(bridge, task="recommend") as held,
+        cart(bridge, task="recommend") as new,
+    ):
+        await until(lambda: all(listed(bridge, c.node_id) for c in (asker, held, new)), "never announced", bridge)
+        known = [held.node_id[: messages.KNOWN_PREFIX]]
+        drawn = {p.node_id: p for p in await within(asker.peers(sample=5, task="recommend", known=known), "a sample")}
+        whole = await within(asker.peers(sample=5, task="recommend"), "a sample without known")
+        found = await within(asker.lookup(held.node_id), "a lookup")
+    assert drawn[held.node_id].certificate is None, "the asker holds it: the bridge leaves it out"
+    assert drawn[new.node_id].certificate is not None, "one the asker never held comes whole"
+    assert all(p.certificate is not None for p in whole)
+    assert found is not None and found.certificate is not None, "a lookup is always whole"

@@ -61,7 +61,7 @@ async def test_peers_lists_the_whole_swarm_over_http_and_to_carts(linked):
     assert listing[b.node_id]["bridge_id"] == b2.node_id and listing[b.node_id]["bridge_url"] == b2.url
     assert set(from_cart) == {b.node_id, c.node_id}
     assert from_cart[c.node_id].kx_public_key == c.identity.kx_public_key
-    assert listing[c.node_id]["public_key"] == from_cart[c.node_id].model_dump(mode="json")["public_key"]
+    assert listing[c.node_id]["public_key"] == from_cart[c.node_id].listing()["public_key"]
 
 
 async def test_a_cart_no_link_told_us_about_is_found_through_its_dht_presence(swarm):

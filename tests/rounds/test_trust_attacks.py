@@ -49,6 +49,7 @@ class Attack(enum.Enum):
     SWAPPED_KX_KEY = "the bridge swaps a cart's X25519 key for its own in every entry it hands out"
     ID_NOT_KEY_HASH = "the bridge lists a cart with a record it signed itself: the id is not the hash of the key"
     FOREIGN_CERTIFICATE = "the bridge lists a cart with a certificate from another swarm"
+    WITHHELD_CERTIFICATE = "the bridge lists a cart without its certificate to carts that never held it"
     REVOKED_PEER = "the bridge keeps listing a cart the authority revoked"
     FORGED_REQUEST = "the bridge forges an update request from another cart's id"
     REPLAYED_REQUEST = "the bridge delivers every update request twice"
@@ -113,8 +114,7 @@ def swapped_kx_key(world: World) -> Tamper:
     key = world.attacker.kx_public_key
 
     def tamper(info: PeerInfo) -> PeerInfo:
-        record = info.record.model_copy(update={"kx_public_key": key})
-        return info.model_copy(update={"kx_public_key": key, "record": record})
+        return info.model_copy(update={"record": info.record.model_copy(update={"kx_public_key": key})})
 
     return tamper
 
@@ -127,7 +127,7 @@ def own_record(world: World) -> Tamper:
         keys = {"public_key": attacker.public_key, "kx_public_key": attacker.kx_public_key}
         forged = info.record.model_copy(update=keys)
         forged = forged.model_copy(update={"signature": attacker.sign(presence.signed_bytes(forged))})
-        return info.model_copy(update={**keys, "record": forged})
+        return info.model_copy(update={"record": forged})
 
     return tamper
 
@@ -273,6 +273,9 @@ CASES: dict[Attack, Case] = {
         lambda w: lie_about_the_victim(w, own_record(w)), skip="node id is not the SHA-1 of the key"
     ),
     Attack.FOREIGN_CERTIFICATE: Case(lambda w: lie_about_the_victim(w, foreign_certificate(w)), skip="not this swarm"),
+    Attack.WITHHELD_CERTIFICATE: Case(
+        lambda w: lie_about_the_victim(w, PeerInfo.without_certificate), skip="came without its certificate"
+    ),
     Attack.REVOKED_PEER: Case(revoke_the_victim, skip="is revoked", victim_runs=False),
     Attack.FORGED_REQUEST: Case(forge_a_request, refused="forged"),
     Attack.REPLAYED_REQUEST: Case(replay_requests, refused="replayed"),

@@ -476,7 +476,7 @@ class LiveNode:
 
     def peers(self) -> list[dict[str, Any]]:
         listed = self.loop.run(self.client.peers())
-        return [peer.model_dump(mode="json", exclude={"record", "certificate"}) for peer in listed]
+        return [peer.listing() for peer in listed]
 
 
 @pytest.fixture
