@@ -19,18 +19,30 @@ request refused that way (forged, misdirected, stale, replayed, unverifiable) is
 logged, counted in `declined` and named in the round's log (`refused`); a stale or
 unverifiable one is also declined with the reason (its requester may be waiting).
 
-Asking: `collect` asks every peer it is given (the round asks a few more than it
-needs) and returns once `enough` of them sent a usable update, or at the deadline.
-Only the first `enough` answers' manifests are taken in (`admit`); the spare ones are
-refused as not needed before their weights cross the wire, and one taken in that fails
-makes room for a spare still to come.
+Asking: `collect` is given a few more peers than it needs (the round draws k + over_ask)
+and hedges: it asks the first `enough` at once and keeps the rest as spares, each asked
+only when needed, so a round whose peers all answer costs one request, manifest and
+receipt per update taken in, not per peer drawn. A spare is asked at once for a peer
+asked that fails (it declines, we refuse its transfer, its answer fails a check, the
+request could not be sent, or it is gone: `fail_peer`), and beside a peer asked that
+is slow: silent `HEDGE_FACTOR` times as long as the first usable answer took (at least
+`HEDGE_MIN_S`), or, while no answer arrived, a `HEDGE_SILENT_SHARE` of the timeout. A
+silent or declining peer thus costs the round about one more answer's time, never the
+deadline. `collect` returns once `enough` sent a usable update, or at the deadline.
+Only the first `enough` answers' manifests are taken in (`admit`): a slow peer that
+answers after the spare asked beside it is refused as not needed before its weights
+cross the wire, and one taken in that fails makes room for another still to come.
+(`hedged=False` asks every peer at once, as before hedging: the spares' answers are
+then refused at their manifest.)
 A peer that let the deadline pass without a word is remembered for `AVOID_ROUNDS`
 rounds (until it answers): `prefer_responsive` puts such peers last among those the
 bridge drew, and the round draws that many more (`extra_draw`), so a cart announced as
 ready that never answers costs a round its wait once, not whenever it is drawn.
 Every peer it did not use is skipped with the real reason: what the peer said, what
-we refused (a transfer our buffer could not take names the refusal), or that it had
-not answered when enough others had, or by the deadline.
+we refused (a transfer our buffer could not take names the refusal), that it had
+not answered when enough others had, or by the deadline, or (a spare) that it was
+never asked. The round log's `peers_asked` keeps naming every peer the round chose
+(k + over_ask), asked or not; `requests_sent` counts the requests that left.
 
 Answering is budgeted, so no peer can make us work for it without bound: a requester
 gets at most `answers_per_peer` answers per offer (one offer a round), and has at most
@@ -55,10 +67,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import secrets
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,6 +133,17 @@ AVOID_ROUNDS = 5
 """Rounds a peer that never answered is asked only when no other peer was drawn."""
 MAX_AVOIDED = 256
 """Silent peers remembered (the oldest forgotten first)."""
+HEDGE_FACTOR = 2.0
+"""A peer asked that has not answered within this many times the first usable answer's latency gets a spare asked
+beside it. The peers of one round answer through the same bridges with the same model, so an honest one is seldom
+twice as slow as the fastest; a silent one then costs the round about two answers' time instead of the deadline."""
+HEDGE_MIN_S = 1.0
+"""Seconds a peer asked may take before it counts as slow, however fast the first answer came: within a second a
+busy honest peer (training, sealing for another requester) is not silent, and a spare asked for nothing costs a
+request, a manifest refused and its receipt."""
+HEDGE_SILENT_SHARE = 0.25
+"""Share of the timeout after which a peer asked is slow while no usable answer arrived to measure it against (every
+peer asked may be silent); a later first answer only shortens that."""
 
 
 class UpdateRejected(ValueError):
@@ -170,6 +194,60 @@ class _Pending:
     batch: _Batch
 
 
+@dataclass
+class _Asks:
+    """One `collect`'s asks: the requests sent (request id -> its pending answer, in the order asked) and when, the
+    spares not asked yet, and when an awaited answer is overdue, so that a spare is asked beside it."""
+
+    batch: _Batch
+    spares: deque[VerifiedPeer]
+    timeout: float
+    sent: dict[str, _Pending] = field(default_factory=dict)
+    sent_at: dict[str, float] = field(default_factory=dict)
+    first_latency: float | None = None
+    """Seconds the first usable answer took, from its request: what the other peers asked are measured against."""
+
+    def usable(self) -> int:
+        return _usable([pending.answer for pending in self.sent.values()])
+
+    def waiting(self) -> set[asyncio.Future[Update]]:
+        return {pending.answer for pending in self.sent.values() if not pending.answer.done()}
+
+    def hedge_after(self) -> float:
+        """Seconds a peer asked may stay silent before a spare is asked beside it (`HEDGE_FACTOR`, `HEDGE_MIN_S`,
+        `HEDGE_SILENT_SHARE`): never longer than the share of the timeout, so a late first answer only shortens it."""
+        fallback = self.timeout * HEDGE_SILENT_SHARE
+        if self.first_latency is None:
+            return fallback
+        return min(fallback, max(HEDGE_MIN_S, HEDGE_FACTOR * self.first_latency))
+
+    def due(self, request_id: str) -> float:
+        """When the answer to `request_id` is overdue; never once its manifest was taken in (its weights are on
+        their way, and a spare's manifest would be refused as not needed)."""
+        if self.sent[request_id].answer in self.batch.taken:
+            return math.inf
+        return self.sent_at[request_id] + self.hedge_after()
+
+    def covered(self, now: float) -> int:
+        """Answers counted on toward `enough`: arrived and usable, or awaited and not overdue."""
+        return sum(
+            not _failed(pending.answer) if pending.answer.done() else self.due(request_id) > now
+            for request_id, pending in self.sent.items()
+        )
+
+    def next_due(self, now: float) -> float:
+        """When the next awaited answer turns overdue (a spare may then be asked beside it); inf when no spare is left."""
+        if not self.spares:
+            return math.inf
+        dues = (self.due(request_id) for request_id, pending in self.sent.items() if not pending.answer.done())
+        return min((due for due in dues if due > now), default=math.inf)
+
+    def answered(self, request_id: str, answer: asyncio.Future[Update]) -> None:
+        """Every answer's done callback: the first usable one sets the latency the others are measured against."""
+        if self.first_latency is None and not _failed(answer):
+            self.first_latency = asyncio.get_running_loop().time() - self.sent_at[request_id]
+
+
 @dataclass(frozen=True)
 class _Sealed:
     offer: Offer
@@ -188,6 +266,7 @@ class UpdateExchange:
         answers_at_once: int = ANSWERS_AT_ONCE,
         max_answers: int = MAX_ANSWERS,
         tell_interval: float = TELL_INTERVAL,
+        hedged: bool = True,
     ) -> None:
         self.network = network
         self.task = task
@@ -197,6 +276,10 @@ class UpdateExchange:
         self.answers_at_once = answers_at_once
         self.max_answers = max_answers
         self.tell_interval = tell_interval
+        self.hedged = hedged
+        """Whether `collect` asks spares only when needed (the module's "Asking"); False asks every peer at once."""
+        self.requests_sent = 0
+        """Update requests that left for a peer (`collect`), over this exchange's life."""
         self.bytes_out = 0
         self.bytes_in = 0
         self.answered: Counter[str] = Counter()
@@ -282,25 +365,25 @@ class UpdateExchange:
     async def collect(
         self, peers: list[PeerInfo], round_number: int, timeout: float, enough: int | None = None
     ) -> Collected:
-        """Ask each peer whose entry verifies for its update (the others are skipped with the reason); wait until
-        `enough` (default: all asked) sent a usable one, every peer asked answered, or `timeout` passed."""
+        """Ask the peers whose entries verify for their updates, hedged (the module's "Asking"): the first `enough`
+        (default: all of them) at once, in the order given, the others only as spares; a peer whose entry does not
+        verify is skipped with the reason, never asked. Returns once `enough` sent a usable one, nobody asked can
+        still answer and no spare is left, or `timeout` after the start."""
         result = Collected()
         trusted = self._trusted(peers, result)
         self._learn([peer for peer in peers if peer.node_id in trusted])
-        asked = {secrets.token_hex(16): peer for peer in trusted.values()}
-        batch = _Batch(len(asked) if enough is None else enough)
-        for request_id, peer in asked.items():
-            self._pending[request_id] = _Pending(peer, asyncio.get_running_loop().create_future(), batch)
-            await self._ask(request_id, peer, round_number, result)
+        asks = _Asks(_Batch(len(trusted) if enough is None else enough), deque(trusted.values()), timeout)
         try:
-            unanswered = await self._await_answers(asked, timeout, batch.enough)
-            for request_id, peer in asked.items():
-                self._gather(self._pending[request_id].answer, peer, result, unanswered)
-            self._remember_silent(list(asked.values()), result, unanswered, round_number)
+            await self._await_answers(asks, round_number)
+            unanswered = self._unanswered(asks)
+            for pending in asks.sent.values():
+                self._gather(pending.answer, pending.peer, result, unanswered)
+            self._skip_spares(asks, result)
+            self._remember_silent([pending.peer for pending in asks.sent.values()], result, unanswered, round_number)
         finally:
-            for request_id, peer in asked.items():
+            for request_id, pending in asks.sent.items():
                 self._pending.pop(request_id, None)
-                self._finished.add((request_id, peer.node_id))
+                self._finished.add((request_id, pending.peer.node_id))
         result.refused = self.take_refused()
         return result
 
@@ -346,27 +429,59 @@ class UpdateExchange:
         refused, self.refused = self.refused, {}
         return refused
 
-    async def _ask(self, request_id: str, peer: VerifiedPeer, round_number: int, result: Collected) -> None:
+    async def _ask(self, asks: _Asks, peer: VerifiedPeer, round_number: int) -> None:
+        request_id = secrets.token_hex(16)
+        answer: asyncio.Future[Update] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = asks.sent[request_id] = _Pending(peer, answer, asks.batch)
+        asks.sent_at[request_id] = asyncio.get_running_loop().time()
+        answer.add_done_callback(functools.partial(asks.answered, request_id))
         request = sign_request(self.network.identity, peer.node_id, self.task, round_number, request_id=request_id)
         try:
             await self.network.send_to(peer.node_id, frames.control(request))
         except (ConnectionError, RuntimeError) as exc:
-            self._pending[request_id].answer.set_exception(UpdateRejected(f"request not sent: {exc}"))
+            if not answer.done():
+                answer.set_exception(UpdateRejected(f"request not sent: {exc}"))
+            return
+        self.requests_sent += 1
 
-    async def _await_answers(self, asked: dict[str, VerifiedPeer], timeout: float, enough: int) -> str:
-        """Wait for answers; returns the skip reason for peers still silent when the wait ended."""
-        answers = [self._pending[r].answer for r in asked]
+    async def _await_answers(self, asks: _Asks, round_number: int) -> None:
+        """Ask and wait until `enough` usable answers arrived, nobody asked can still answer and no spare is left, or
+        the timeout passed; waking also when an awaited answer turns overdue, to ask a spare beside it."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        waiting = {answer for answer in answers if not answer.done()}
-        while waiting and _usable(answers) < enough:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            _, waiting = await asyncio.wait(waiting, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-        if waiting and _usable(answers) >= enough:
-            return f"not needed: {enough} of the {len(asked)} peers asked had sent their update first"
-        return f"no answer within {timeout:g}s"
+        deadline = loop.time() + asks.timeout
+        while asks.usable() < asks.batch.enough and loop.time() < deadline:
+            await self._ask_spares(asks, round_number)
+            waiting = asks.waiting()
+            if not waiting:
+                return
+            wake = min(deadline, asks.next_due(loop.time()))
+            await asyncio.wait(waiting, timeout=max(0.0, wake - loop.time()), return_when=asyncio.FIRST_COMPLETED)
+
+    async def _ask_spares(self, asks: _Asks, round_number: int) -> None:
+        """Ask the next peers while fewer than `enough` answers can be counted on (`_Asks.covered`): the first wave,
+        then a spare for each peer asked that failed or is overdue. Unhedged, every peer at once."""
+        wanted = asks.batch.enough if self.hedged else math.inf
+        while asks.spares and asks.covered(asyncio.get_running_loop().time()) < wanted:
+            await self._ask(asks, asks.spares.popleft(), round_number)
+
+    @staticmethod
+    def _unanswered(asks: _Asks) -> str:
+        """The skip reason for peers asked that were still silent when the wait ended."""
+        if asks.usable() >= asks.batch.enough:
+            return f"not needed: {asks.batch.enough} of the {len(asks.sent)} peers asked had sent their update first"
+        return f"no answer within {asks.timeout:g}s"
+
+    @staticmethod
+    def _skip_spares(asks: _Asks, result: Collected) -> None:
+        """Every spare never asked, skipped with why it was not."""
+        if asks.usable() >= asks.batch.enough:
+            enough, sent = asks.batch.enough, len(asks.sent)
+            why = f"not needed, not asked: {enough} of the {sent} peers asked had sent their update first"
+        else:
+            why = f"not asked: the {asks.timeout:g}s deadline passed before a peer asked was overdue"
+        for peer in asks.spares:
+            result.skipped[peer.node_id] = why
+            log.info("skipping peer %s: %s", peer.node_id[:8], why)
 
     @staticmethod
     def _gather(answer: asyncio.Future[Update], peer: VerifiedPeer, result: Collected, unanswered: str) -> None:
@@ -433,7 +548,7 @@ class UpdateExchange:
     @staticmethod
     def _take(pending: _Pending) -> str | None:
         """Take in an answer while its collect still wants one; beyond that its bytes would cross the wire for
-        nothing (the round asks a few more peers than it needs, in case some fail or stay silent)."""
+        nothing (a slow peer may answer after the spare asked beside it did, or with hedging off every spare)."""
         if not pending.batch.room():
             return Unwanted(f"not needed: {pending.batch.enough} answers already on their way")
         pending.batch.taken.append(pending.answer)

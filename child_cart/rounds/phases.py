@@ -72,11 +72,17 @@ class Train(RoundPhase):
 
 
 class Exchange(RoundPhase):
-    """Ask k + `over_ask` live peers for this round's update and go on once k have sent one (or at the deadline).
+    """Draw k + `over_ask` live peers, ask k of them for this round's update, go on once k have sent one (or at the
+    deadline).
 
     The bridge draws them at random from the carts that announced themselves for our
-    task, those with an update ready first, so one silent or declining peer costs the
-    round no wait and no directory is ever listed whole. Peers that let a recent round's
+    task, those with an update ready first, and no directory is ever listed whole. The
+    `over_ask` beyond k are spares, each asked only for a peer that declines, fails or is
+    slow beside the first answer (`UpdateExchange.collect`): a round whose peers answer
+    costs k requests, and a silent or declining peer costs it about one more answer's
+    time, not the deadline. `ctx.asked` (the round log's `peers_asked`) names every peer
+    drawn to ask; those never asked (a spare not needed, an entry that does not verify)
+    are skipped with "not asked" in the reason. Peers that let a recent round's
     deadline pass without a word are drawn beside as many more and asked last
     (`UpdateExchange.prefer_responsive`). A drawn peer whose entry does not verify (its own
     signed presence and swarm certificate, cartnet.peers) is skipped, never asked.

@@ -85,8 +85,9 @@ class RoundSettings(BaseModel):
         2,
         ge=0,
         le=10,
-        description="Peers asked beyond k; the round goes on once k have sent their update, so a silent or "
-        "declining peer costs no wait",
+        description="Spare peers drawn beyond k, each asked only when a peer asked declines, fails or is slow "
+        "(twice the first answer's time, at least 1 s); the round goes on once k have sent their update, so a silent "
+        "or declining peer costs about one more answer's time, and a round whose peers answer only k requests",
     )
     update_precision: Precision = Field(
         "int8",

@@ -5,7 +5,9 @@ Whatever the faulty cart does, every honest cart finishes its round with the oth
 honest carts' updates (at least k of them), and its round log says what became of
 the faulty one: skipped with the reason the table names, or (a cart that never
 announced itself) never asked at all. Some rows also check the reaction itself: a
-flood of update requests is answered within its budget, from one sealed copy.
+flood of update requests is answered within its budget, from one sealed copy; a peer
+asked first of many that stays silent or declines has a spare asked in its place long
+before the share of the deadline that asks spares when no answer came.
 """
 
 from __future__ import annotations
@@ -24,12 +26,12 @@ import pytest
 
 from cartnet import e2e, frames, weights
 from cartnet.authority import ensure_enrolled
-from cartnet.messages import Message, TransferManifest, UpdateDeclined, UpdateRequest
+from cartnet.messages import Message, PeerInfo, TransferManifest, UpdateDeclined, UpdateRequest
 from cartnet.peers import sign_request
 from cartnet.transfer import Received, build_manifest
 from child_cart.node import CartNode
 from child_cart.rounds import settings as round_settings
-from child_cart.rounds.exchange import ANSWERS_PER_PEER, UPDATE_PURPOSE, UpdateExchange
+from child_cart.rounds.exchange import ANSWERS_PER_PEER, HEDGE_SILENT_SHARE, UPDATE_PURPOSE, UpdateExchange
 from child_cart.settings import CartSettings
 from child_cart.store import open_store
 from child_cart.synth import shoppers as synth
@@ -59,7 +61,8 @@ class Fault(enum.Enum):
     DECLINES = "declines every request"
     FLOODS_REQUESTS = "floods every cart that asks it with update requests"
     NEVER_ANNOUNCED = "is admitted but never announces itself"
-    SILENT_AMONG_MANY = "never answers, one of the k + 2 peers asked"
+    SILENT_AMONG_MANY = "never answers, asked first of the k + 2 peers drawn"
+    DECLINES_AMONG_MANY = "declines every request, asked first of the k + 2 peers drawn"
     SILENT_UNDER_KRUM = "never answers, leaving Krum fewer updates than its configured f needs"
 
 
@@ -104,7 +107,7 @@ class FaultyExchange(UpdateExchange):
             await self.network.send_to(peer_id, frames.control(request))
 
     def _decline_reason(self, request) -> str:
-        if self.fault in (Fault.DECLINES, Fault.FLOODS_REQUESTS):
+        if self.fault in (Fault.DECLINES, Fault.DECLINES_AMONG_MANY, Fault.FLOODS_REQUESTS):
             return "faulty cart declines"
         return super()._decline_reason(request)
 
@@ -196,6 +199,10 @@ class Case:
     """The reaction itself, checked after the honest round."""
     notes: tuple[str, ...] = ()
     """What every honest round log says the aggregation rule adapted (`aggregation_notes`)."""
+    asked_first: bool = False
+    """The honest carts put the faulty one first among the peers drawn, so it is asked in their first wave."""
+    within: float | None = None
+    """Seconds every honest cart's EXCHANGE phase must end within (a bound far above what it needs)."""
 
 
 def _counting_requests(node: CartNode) -> CartNode:
@@ -243,6 +250,16 @@ async def _next(queue: asyncio.Queue, what: str):
         pytest.fail(f"never happened within {DEADLINE:g}s: {what}")
 
 
+def _asking_first(node: CartNode, first: str) -> None:
+    """The honest cart puts `first` first among the peers it asks (the bridge draws them in random order)."""
+    prefer = node.exchange.prefer_responsive
+
+    def first_then_preferred(drawn: list[PeerInfo], round_number: int, wanted: int) -> list[PeerInfo]:
+        return sorted(prefer(drawn, round_number, wanted), key=lambda peer: peer.node_id != first)
+
+    node.exchange.prefer_responsive = first_then_preferred  # type: ignore[method-assign]
+
+
 async def _never_offered(s: Swarm, honest: list[CartNode], faulty: CartNode) -> None:
     bridge = s.bridges[0]
     assert faulty.node_id in bridge.directory.local, "admitted and connected all along"
@@ -259,10 +276,21 @@ CASES: dict[Fault, Case] = {
     Fault.FLOODS_REQUESTS: Case("peer declined", check=_flood_was_answered_within_budget),
     Fault.NEVER_ANNOUNCED: Case(None, check=_never_offered),
     Fault.SILENT_AMONG_MANY: Case(
-        "not needed: 2 of the 4 peers asked had sent their update first",
+        "not needed: 2 of the ",  # of the 3 (or, an honest peer slow too, 4) peers asked
         honest=4,
-        # a deadline no round here reaches: the round must go on once k = 2 peers answered, not wait
+        # a deadline no round here reaches: the round must go on once k = 2 peers answered, not wait; and a spare
+        # must be asked beside the silent one once the other peer asked answered, not a share of the deadline later
         options={"k": 2, "peer_timeout": 120.0},
+        asked_first=True,
+        within=120.0 * HEDGE_SILENT_SHARE,
+    ),
+    Fault.DECLINES_AMONG_MANY: Case(
+        "peer declined",
+        honest=4,
+        # the decline asks a spare at once: no wait for a slow answer, nor for a share of the deadline
+        options={"k": 2, "peer_timeout": 120.0},
+        asked_first=True,
+        within=120.0 * HEDGE_SILENT_SHARE,
     ),
     Fault.SILENT_UNDER_KRUM: Case(
         f"no answer within {PEER_TIMEOUT:g}s",
@@ -285,6 +313,9 @@ async def test_honest_carts_finish_their_round_despite(fault, tmp_path):
         honest = s.nodes[: case.honest]
         faulty = s.nodes[-1] if announced else await _never_announcing(s, tmp_path)
         k = int(options.get("k", carts - 1))
+        if case.asked_first:
+            for node in honest:
+                _asking_first(node, faulty.node_id)
         await faulty.engine.run_round()
         records = await asyncio.wait_for(run_round(honest), DEADLINE)
         if case.check is not None:
@@ -299,6 +330,8 @@ async def test_honest_carts_finish_their_round_despite(fault, tmp_path):
             assert case.skip in record.skipped[faulty.node_id], record.skipped
         assert record.aggregated, "the honest carts still aggregated"
         assert record.aggregation_notes == list(case.notes)
+        if case.within is not None:
+            assert record.timings["exchange"] < case.within, record.timings
 
 
 async def test_round_survives_a_bridge_restart(tmp_path):

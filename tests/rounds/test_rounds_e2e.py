@@ -57,24 +57,35 @@ async def test_exchange_crosses_bridges(tmp_path):
 
 
 ROUTED_PER_PEER = 1500
-"""Bytes a peer asked in a round may cost its requester in relayed frames besides the weights it sends: its
-manifest (~570), a decline or a delivery receipt, chunk and route headers, sealing."""
+"""Bytes each peer a cart deals with in a round may cost it in relayed frames besides the weights it receives: a peer
+it asked, its manifest (~570), a decline or a delivery receipt, chunk and route headers, sealing; a peer it answered,
+the request (~384) and the replies to our transfer."""
 
 
-async def test_a_round_takes_in_k_updates_and_a_small_constant_per_peer_asked(tmp_path):
-    """Each cart asks k + over_ask peers but lets only k updates cross the wire: the spare answers are refused at
-    their manifest. float32 so one update (~4 KB) outweighs a peer's constant and an extra copy would show."""
+@pytest.mark.parametrize("hedged", [True, False], ids=["hedged", "unhedged"])
+async def test_a_round_takes_in_k_updates_and_a_small_constant_per_peer_asked(tmp_path, hedged):
+    """Each cart draws k + over_ask peers and lets only k updates cross the wire. Hedged (the default), it asks only
+    k of them while they answer: k update requests a round, the spares never asked. Unhedged, it asks all of them and
+    refuses the spare answers at their manifest, which costs each spare a request, a manifest and a receipt. float32
+    so one update (~4 KB) outweighs a peer's constant and an extra copy would show."""
     k, over_ask = 2, 2
+    asked = k if hedged else k + over_ask
+    # unhedged, a spare's answer is refused at its manifest, or still on its way when the round went on
+    spare = ("not needed, not asked: ",) if hedged else ("we refused its update: not needed", "not needed: ")
     async with swarm(tmp_path, bridges=1, carts=6, rows=300, k=k, local_epochs=1, update_precision="float32") as s:
+        for node in s.nodes:
+            node.exchange.hedged = hedged
         await run_round(s.nodes)  # the first round also looks peers up and offers first
-        before = [node.client.wire_bytes_relayed_in for node in s.nodes]
+        before = [(node.client.wire_bytes_relayed_in, node.exchange.requests_sent) for node in s.nodes]
         records = await run_round(s.nodes)
-        relayed = [node.client.wire_bytes_relayed_in - b for node, b in zip(s.nodes, before)]
-    for record, got in zip(records, relayed):
+        after = [(node.client.wire_bytes_relayed_in, node.exchange.requests_sent) for node in s.nodes]
+        answered = [node.exchange.answered.total() for node in s.nodes]  # requests taken on since this round's offer
+    for record, (relayed_before, sent_before), (relayed, sent), taken_on in zip(records, before, after, answered):
         assert len(record.peers_answered) == k, record.skipped
-        spare = [why for why in record.skipped.values() if why.startswith("we refused its update: not needed")]
-        assert spare, f"{record.node_id[:8]} took more than {k} answers in: {record.skipped}"
-        budget = record.bytes_in + (k + over_ask) * ROUTED_PER_PEER
+        assert sent - sent_before == asked, f"{record.node_id[:8]} sent {sent - sent_before} requests: {record.skipped}"
+        spares = [why for why in record.skipped.values() if why.startswith(spare)]
+        assert len(spares) == over_ask, f"{record.node_id[:8]} took more than {k} answers in: {record.skipped}"
+        got, budget = relayed - relayed_before, record.bytes_in + (asked + taken_on) * ROUTED_PER_PEER
         assert got <= budget, (
             f"{record.node_id[:8]}: {got} relayed bytes in, budget {budget} ({record.bytes_in} weights)"
         )
