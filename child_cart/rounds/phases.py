@@ -85,7 +85,8 @@ class Exchange(RoundPhase):
     are skipped with "not asked" in the reason. Peers that let a recent round's
     deadline pass without a word are drawn beside as many more and asked last
     (`UpdateExchange.prefer_responsive`). A drawn peer whose entry does not verify (its own
-    signed presence and swarm certificate, cartnet.peers) is skipped, never asked.
+    signed presence and swarm certificate, cartnet.peers) is skipped, never asked; the
+    certificates we hold already are named, so the bridge lists those carts without them.
     """
 
     name = Phase.EXCHANGE
@@ -94,7 +95,7 @@ class Exchange(RoundPhase):
         engine, settings, exchange = ctx.engine, ctx.settings, ctx.engine.exchange
         wanted = settings.k + settings.over_ask
         sample = wanted + exchange.extra_draw(ctx.number, wanted)
-        drawn = await engine.network.peers(sample=sample, task=engine.task.name)
+        drawn = await engine.network.peers(sample=sample, task=engine.task.name, known=exchange.verifier.holders())
         others = [p for p in drawn if p.node_id != engine.node_id]
         ctx.asked = exchange.prefer_responsive(others, ctx.number, wanted)
         collected = await engine.exchange.collect(ctx.asked, ctx.number, settings.peer_timeout, enough=settings.k)
