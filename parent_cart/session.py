@@ -53,7 +53,7 @@ from parent_cart.settings import BridgeSettings
 log = logging.getLogger(__name__)
 
 MAX_PEER_LIST = MAX_SAMPLE
-"""A PeerInfo, with the cart's signed presence and certificate, is ~0.8 KB of JSON (1.2 KB at most); 64 of them stay
+"""A PeerInfo, with the cart's signed presence and certificate, is ~0.9 KB of JSON (1.2 KB at most); 64 of them stay
 under cartnet's 128 KiB control limit. Rounds never need more: they ask for a sample (at most `MAX_SAMPLE`), and
 a whole-directory answer says its `total`."""
 
