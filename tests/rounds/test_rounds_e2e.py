@@ -89,3 +89,25 @@ async def test_a_round_takes_in_k_updates_and_a_small_constant_per_peer_asked(tm
         assert got <= budget, (
             f"{record.node_id[:8]}: {got} relayed bytes in, budget {budget} ({record.bytes_in} weights)"
         )
+
+
+async def test_a_cart_gets_each_peers_certificate_once(tmp_path):
+    """From its second round on, a cart's peer lists carry no certificate it verified already: it names them to the
+    bridge, which leaves them out, and the round still verifies and takes in k updates."""
+    async with swarm(tmp_path, bridges=1, carts=4, rows=200, k=2, local_epochs=1) as s:
+        await run_round(s.nodes)
+        drawn: list[list] = []
+        for node in s.nodes:
+            draw = node.client.peers
+
+            async def noted(*args, draw=draw, **options):
+                listed = await draw(*args, **options)
+                drawn.append(listed)
+                return listed
+
+            node.client.peers = noted
+        records = await run_round(s.nodes)
+    entries = [entry for listed in drawn for entry in listed]
+    assert len(drawn) == len(s.nodes) and entries, "every cart drew peers"
+    assert all(entry.certificate is None for entry in entries), "a certificate verified in round 1 came again"
+    assert all(len(record.peers_answered) == 2 for record in records), [r.skipped for r in records]
