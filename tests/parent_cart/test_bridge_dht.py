@@ -7,6 +7,7 @@ record rules themselves.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -185,6 +186,32 @@ async def test_garbage_datagrams_do_not_disturb_a_node(dht_nodes, authority):
     record = cart_record(identity)
     await dht_nodes[1].put(records.cart_key(identity.node_id), entry(authority, record))
     assert await believed(dht_nodes[0], records.cart_key(identity.node_id)) == record
+
+
+async def test_an_rpc_its_caller_gave_up_on_times_out_without_a_traceback(dht_nodes):
+    """rpcudp's timer would set a result on the cancelled RPC (InvalidStateError in the loop's callback)."""
+    protocol = dht_nodes[0]._server.protocol
+    timed_out, raised = asyncio.Event(), []
+    expire = protocol._timeout
+
+    def watched(msg_id: bytes) -> None:
+        try:
+            expire(msg_id)
+        except Exception as exc:  # noqa: BLE001 - what the loop would log as a traceback
+            raised.append(exc)
+        finally:
+            timed_out.set()
+
+    protocol._timeout = watched
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        rpc = protocol.ping(silent.getsockname(), protocol.source_node.id)
+        rpc.cancel()  # the caller gave up, as a bounded lookup does
+        try:
+            await asyncio.wait_for(timed_out.wait(), 10)
+        except TimeoutError:
+            pytest.fail("the RPC's timer never fired")
+    assert raised == [] and not protocol._outstanding, (raised, protocol._outstanding)
 
 
 @pytest.mark.parametrize(
