@@ -13,6 +13,7 @@ of round is another workflow, not an edit of the engine:
     engine.py      RoundEngine: runs a workflow each round, times every phase, logs and announces the round
     learner.py     Learner: the task's Keras model trained and scored on this cart's rows, off the event loop
     exchange.py    UpdateExchange: ask peers for their update, answer theirs, check every answer before use
+    asks.py        Asks: one exchange's requests and spares, and when a silent or failed peer gets a spare asked
     recent.py      RecentKeys: what ended lately, so a late answer is told from a stray one
     network.py     Network: what rounds need from the bridge connection (directory, routed frames, transfers)
     settings.py    RoundSettings: what an admin may change between rounds, validated and stored

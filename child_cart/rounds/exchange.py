@@ -25,8 +25,8 @@ only when needed, so a round whose peers all answer costs one request, manifest 
 receipt per update taken in, not per peer drawn. A spare is asked at once for a peer
 asked that fails (it declines, we refuse its transfer, its answer fails a check, the
 request could not be sent, or it is gone: `fail_peer`), and beside a peer asked that
-is slow: silent `HEDGE_FACTOR` times as long as the first usable answer took (at least
-`HEDGE_MIN_S`), or, while no answer arrived, a `HEDGE_SILENT_SHARE` of the timeout. A
+is slow: silent twice as long as the first usable answer took (at least 1 s), or, while
+no answer arrived, a quarter of the timeout (`asks.py`, which keeps that account). A
 silent or declining peer thus costs the round about one more answer's time, never the
 deadline. `collect` returns once `enough` sent a usable update, or at the deadline.
 Only the first `enough` answers' manifests are taken in (`admit`): a slow peer that
@@ -95,6 +95,7 @@ from cartnet.peers import (
 from cartnet.quantize import Precision
 from cartnet.transfer import Received, TransferError, TransferRefused, Unwanted
 from child_cart.aggregation import Update
+from child_cart.rounds.asks import Asks, Batch, Pending
 from child_cart.rounds.network import Network
 from child_cart.rounds.recent import RecentKeys
 
@@ -133,17 +134,6 @@ AVOID_ROUNDS = 5
 """Rounds a peer that never answered is asked only when no other peer was drawn."""
 MAX_AVOIDED = 256
 """Silent peers remembered (the oldest forgotten first)."""
-HEDGE_FACTOR = 2.0
-"""A peer asked that has not answered within this many times the first usable answer's latency gets a spare asked
-beside it. The peers of one round answer through the same bridges with the same model, so an honest one is seldom
-twice as slow as the fastest; a silent one then costs the round about two answers' time instead of the deadline."""
-HEDGE_MIN_S = 1.0
-"""Seconds a peer asked may take before it counts as slow, however fast the first answer came: within a second a
-busy honest peer (training, sealing for another requester) is not silent, and a spare asked for nothing costs a
-request, a manifest refused and its receipt."""
-HEDGE_SILENT_SHARE = 0.25
-"""Share of the timeout after which a peer asked is slow while no usable answer arrived to measure it against (every
-peer asked may be silent); a later first answer only shortens that."""
 
 
 class UpdateRejected(ValueError):
@@ -173,79 +163,6 @@ class Collected:
     skipped: dict[str, str] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
     """Requesters whose update requests we refused up to the end of this collect (since the one before), with why."""
-
-
-@dataclass
-class _Batch:
-    """The requests of one `collect`: at most `enough` of their answers are taken in (see `admit`)."""
-
-    enough: int
-    taken: list[asyncio.Future[Update]] = field(default_factory=list)
-
-    def room(self) -> bool:
-        """Whether another answer is wanted: fewer than `enough` taken in that have not failed."""
-        return sum(1 for a in self.taken if not _failed(a)) < self.enough
-
-
-@dataclass
-class _Pending:
-    peer: VerifiedPeer
-    answer: asyncio.Future[Update]
-    batch: _Batch
-
-
-@dataclass
-class _Asks:
-    """One `collect`'s asks: the requests sent (request id -> its pending answer, in the order asked) and when, the
-    spares not asked yet, and when an awaited answer is overdue, so that a spare is asked beside it."""
-
-    batch: _Batch
-    spares: deque[VerifiedPeer]
-    timeout: float
-    sent: dict[str, _Pending] = field(default_factory=dict)
-    sent_at: dict[str, float] = field(default_factory=dict)
-    first_latency: float | None = None
-    """Seconds the first usable answer took, from its request: what the other peers asked are measured against."""
-
-    def usable(self) -> int:
-        return _usable([pending.answer for pending in self.sent.values()])
-
-    def waiting(self) -> set[asyncio.Future[Update]]:
-        return {pending.answer for pending in self.sent.values() if not pending.answer.done()}
-
-    def hedge_after(self) -> float:
-        """Seconds a peer asked may stay silent before a spare is asked beside it (`HEDGE_FACTOR`, `HEDGE_MIN_S`,
-        `HEDGE_SILENT_SHARE`): never longer than the share of the timeout, so a late first answer only shortens it."""
-        fallback = self.timeout * HEDGE_SILENT_SHARE
-        if self.first_latency is None:
-            return fallback
-        return min(fallback, max(HEDGE_MIN_S, HEDGE_FACTOR * self.first_latency))
-
-    def due(self, request_id: str) -> float:
-        """When the answer to `request_id` is overdue; never once its manifest was taken in (its weights are on
-        their way, and a spare's manifest would be refused as not needed)."""
-        if self.sent[request_id].answer in self.batch.taken:
-            return math.inf
-        return self.sent_at[request_id] + self.hedge_after()
-
-    def covered(self, now: float) -> int:
-        """Answers counted on toward `enough`: arrived and usable, or awaited and not overdue."""
-        return sum(
-            not _failed(pending.answer) if pending.answer.done() else self.due(request_id) > now
-            for request_id, pending in self.sent.items()
-        )
-
-    def next_due(self, now: float) -> float:
-        """When the next awaited answer turns overdue (a spare may then be asked beside it); inf when no spare is left."""
-        if not self.spares:
-            return math.inf
-        dues = (self.due(request_id) for request_id, pending in self.sent.items() if not pending.answer.done())
-        return min((due for due in dues if due > now), default=math.inf)
-
-    def answered(self, request_id: str, answer: asyncio.Future[Update]) -> None:
-        """Every answer's done callback: the first usable one sets the latency the others are measured against."""
-        if self.first_latency is None and not _failed(answer):
-            self.first_latency = asyncio.get_running_loop().time() - self.sent_at[request_id]
 
 
 @dataclass(frozen=True)
@@ -305,7 +222,7 @@ class UpdateExchange:
         self._offer: Offer | None = None
         self._withdrawn = ""  # why the offer was taken back (`withdraw`), told to whoever asks meanwhile
         self._reference: list[np.ndarray] | None = None
-        self._pending: dict[str, _Pending] = {}
+        self._pending: dict[str, Pending] = {}
         self._finished: RecentKeys[tuple[str, str]] = RecentKeys(
             MAX_FINISHED
         )  # (request id, peer asked) of ended collects
@@ -372,7 +289,7 @@ class UpdateExchange:
         result = Collected()
         trusted = self._trusted(peers, result)
         self._learn([peer for peer in peers if peer.node_id in trusted])
-        asks = _Asks(_Batch(len(trusted) if enough is None else enough), deque(trusted.values()), timeout)
+        asks = Asks(Batch(len(trusted) if enough is None else enough), deque(trusted.values()), timeout)
         try:
             await self._await_answers(asks, round_number)
             unanswered = self._unanswered(asks)
@@ -429,10 +346,10 @@ class UpdateExchange:
         refused, self.refused = self.refused, {}
         return refused
 
-    async def _ask(self, asks: _Asks, peer: VerifiedPeer, round_number: int) -> None:
+    async def _ask(self, asks: Asks, peer: VerifiedPeer, round_number: int) -> None:
         request_id = secrets.token_hex(16)
         answer: asyncio.Future[Update] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = asks.sent[request_id] = _Pending(peer, answer, asks.batch)
+        self._pending[request_id] = asks.sent[request_id] = Pending(peer, answer, asks.batch)
         asks.sent_at[request_id] = asyncio.get_running_loop().time()
         answer.add_done_callback(functools.partial(asks.answered, request_id))
         request = sign_request(self.network.identity, peer.node_id, self.task, round_number, request_id=request_id)
@@ -444,7 +361,7 @@ class UpdateExchange:
             return
         self.requests_sent += 1
 
-    async def _await_answers(self, asks: _Asks, round_number: int) -> None:
+    async def _await_answers(self, asks: Asks, round_number: int) -> None:
         """Ask and wait until `enough` usable answers arrived, nobody asked can still answer and no spare is left, or
         the timeout passed; waking also when an awaited answer turns overdue, to ask a spare beside it."""
         loop = asyncio.get_running_loop()
@@ -457,22 +374,22 @@ class UpdateExchange:
             wake = min(deadline, asks.next_due(loop.time()))
             await asyncio.wait(waiting, timeout=max(0.0, wake - loop.time()), return_when=asyncio.FIRST_COMPLETED)
 
-    async def _ask_spares(self, asks: _Asks, round_number: int) -> None:
-        """Ask the next peers while fewer than `enough` answers can be counted on (`_Asks.covered`): the first wave,
+    async def _ask_spares(self, asks: Asks, round_number: int) -> None:
+        """Ask the next peers while fewer than `enough` answers can be counted on (`Asks.covered`): the first wave,
         then a spare for each peer asked that failed or is overdue. Unhedged, every peer at once."""
         wanted = asks.batch.enough if self.hedged else math.inf
         while asks.spares and asks.covered(asyncio.get_running_loop().time()) < wanted:
             await self._ask(asks, asks.spares.popleft(), round_number)
 
     @staticmethod
-    def _unanswered(asks: _Asks) -> str:
+    def _unanswered(asks: Asks) -> str:
         """The skip reason for peers asked that were still silent when the wait ended."""
         if asks.usable() >= asks.batch.enough:
             return f"not needed: {asks.batch.enough} of the {len(asks.sent)} peers asked had sent their update first"
         return f"no answer within {asks.timeout:g}s"
 
     @staticmethod
-    def _skip_spares(asks: _Asks, result: Collected) -> None:
+    def _skip_spares(asks: Asks, result: Collected) -> None:
         """Every spare never asked, skipped with why it was not."""
         if asks.usable() >= asks.batch.enough:
             enough, sent = asks.batch.enough, len(asks.sent)
@@ -546,7 +463,7 @@ class UpdateExchange:
         return manifest.sender == peer_id and (str(manifest.meta.get("request_id", "")), peer_id) in self._finished
 
     @staticmethod
-    def _take(pending: _Pending) -> str | None:
+    def _take(pending: Pending) -> str | None:
         """Take in an answer while its collect still wants one; beyond that its bytes would cross the wire for
         nothing (a slow peer may answer after the spare asked beside it did, or with hedging off every spare)."""
         if not pending.batch.room():
@@ -839,12 +756,3 @@ def _spawn(job: Coroutine[Any, Any, None], into: set[asyncio.Task[None]]) -> Non
 
 def _encode(update_weights: list[np.ndarray], precision: Precision) -> bytes:
     return weights.encode(quantize.pack(update_weights, precision), compress=True)
-
-
-def _failed(answer: asyncio.Future[Update]) -> bool:
-    return answer.done() and (answer.cancelled() or answer.exception() is not None)
-
-
-def _usable(answers: list[asyncio.Future[Update]]) -> int:
-    """How many answers arrived and passed every check."""
-    return sum(1 for a in answers if a.done() and not a.cancelled() and a.exception() is None)

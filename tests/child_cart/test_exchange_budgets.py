@@ -21,7 +21,7 @@ from cartnet.messages import PeerInfo, TransferDone, TransferManifest, TransferW
 from cartnet.payloads import WeightUpdate
 from cartnet.peers import sign_decline, sign_request
 from cartnet.transfer import Received, TransferHub, TransferLimits, build_manifest, stream_manifest
-from child_cart.rounds import exchange as exchange_module
+from child_cart.rounds import asks
 from child_cart.rounds.exchange import ANSWERS_PER_PEER, AVOID_ROUNDS, UPDATE_PURPOSE, Collected, UpdateExchange
 from tests.trustkit import entry, verifier
 
@@ -149,8 +149,8 @@ async def _answer(exchange: UpdateExchange, peer: Identity, request: UpdateReque
 
 def _hedging(monkeypatch: pytest.MonkeyPatch, min_s: float, silent_share: float) -> None:
     """Hedge delays a test can wait for (or, with a share of 1, no spare asked for silence before any answer)."""
-    monkeypatch.setattr(exchange_module, "HEDGE_MIN_S", min_s)
-    monkeypatch.setattr(exchange_module, "HEDGE_SILENT_SHARE", silent_share)
+    monkeypatch.setattr(asks, "HEDGE_MIN_S", min_s)
+    monkeypatch.setattr(asks, "HEDGE_SILENT_SHARE", silent_share)
 
 
 async def test_a_round_asks_only_enough_peers_and_goes_on_once_they_answered():

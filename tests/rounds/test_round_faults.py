@@ -31,7 +31,8 @@ from cartnet.peers import sign_request
 from cartnet.transfer import Received, build_manifest
 from child_cart.node import CartNode
 from child_cart.rounds import settings as round_settings
-from child_cart.rounds.exchange import ANSWERS_PER_PEER, HEDGE_SILENT_SHARE, UPDATE_PURPOSE, UpdateExchange
+from child_cart.rounds.asks import HEDGE_SILENT_SHARE
+from child_cart.rounds.exchange import ANSWERS_PER_PEER, UPDATE_PURPOSE, UpdateExchange
 from child_cart.settings import CartSettings
 from child_cart.store import open_store
 from child_cart.synth import shoppers as synth
