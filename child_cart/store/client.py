@@ -23,6 +23,7 @@ import pymongo
 import pymongo.errors
 
 from child_cart.settings import CartSettings
+from child_cart.store import monty_threads
 from child_cart.store.catalogue import Catalogue, load_catalogue
 
 log = logging.getLogger(__name__)
@@ -211,6 +212,7 @@ class _EmbeddedBackend:
     name = "embedded"
 
     def __init__(self, repository: Path, db_name: str) -> None:
+        monty_threads.serialise()
         self._repository = str(repository)
         self._db_name = db_name
         self._local = threading.local()

@@ -17,6 +17,7 @@ from child_cart.store import (
     Store,
     StoreUnavailable,
     load_catalogue,
+    monty_threads,
     open_store,
 )
 from child_cart.store.rows import store_time
@@ -98,6 +99,21 @@ def test_threads_can_share_the_embedded_store(tmp_path: Path) -> None:
         thread.join()
     assert errors == []
     assert store.purchases.count_documents({}) == 100
+
+
+def test_stores_of_one_process_encode_one_document_at_a_time(tmp_path: Path) -> None:
+    """montydb checks keys with ast.literal_eval, which CPython 3.11 cannot run in two threads at once (a round's
+    log write failed with "AST constructor recursion depth mismatch"): a write waits while another encodes."""
+    store, other = open_store(tmp_path / "a"), open_store(tmp_path / "b")
+    written = threading.Event()
+    writer = threading.Thread(target=lambda: (other.put("rounds", {"_id": "r1", "kept": "local"}), written.set()))
+    with monty_threads.ENCODING:  # another cart's store encoding right now
+        writer.start()
+        assert not written.wait(0.3), "a write encoded while another encoding held the lock"
+    assert written.wait(30), "the write never finished once the lock was free"
+    writer.join()
+    store.put("rounds", {"_id": "r2"})
+    assert other.rounds.find_one({"_id": "r1"}) == {"_id": "r1", "kept": "local"}
 
 
 def test_an_unreachable_mongodb_is_a_clear_error_without_the_password(tmp_path: Path) -> None:
