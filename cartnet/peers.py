@@ -40,6 +40,7 @@ Update requests and declines are signed by the carts themselves:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import secrets
 from collections import OrderedDict
@@ -234,11 +235,9 @@ class PeerVerifier:
 
     def holders(self, limit: int = messages.MAX_KNOWN) -> list[str]:
         """The carts whose certificates we hold, most recently used first, as `PeersRequest.known` names them."""
-        at = now_ms()
-        held = [
-            p.node_id for p in reversed(self._verified.values()) if at <= p.expires_ms and not self.revoked(p.node_id)
-        ]
-        return [node_id[: messages.KNOWN_PREFIX] for node_id in held[:limit]]
+        at = now_ms()  # a revoked peer is no longer kept (`accept_revocations`)
+        held = (peer.node_id for peer in reversed(self._verified.values()) if at <= peer.expires_ms)
+        return [node_id[: messages.KNOWN_PREFIX] for node_id in itertools.islice(held, limit)]
 
     def known(self, node_id: str) -> VerifiedPeer | None:
         """The peer verified under `node_id`, while its certificate holds and it is not revoked."""

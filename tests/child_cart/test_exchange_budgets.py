@@ -147,6 +147,15 @@ async def _answer(exchange: UpdateExchange, peer: Identity, request: UpdateReque
     assert exchange.on_transfer(Received(peer.node_id, manifest, [bytes(sealed)]))
 
 
+def _offering(peers: int, *, hedged: bool = True) -> tuple[list[Identity], FakeNetwork, UpdateExchange]:
+    """`peers` carts in the directory and an exchange with an offer out, ready to collect from them."""
+    carts = [Identity.generate() for _ in range(peers)]
+    network = FakeNetwork({cart.node_id: entry(cart) for cart in carts}, Blobs())
+    exchange = UpdateExchange(network, TASK, verifier(), hedged=hedged)
+    exchange.offer(LAYOUT, 10, 1)
+    return carts, network, exchange
+
+
 def _hedging(monkeypatch: pytest.MonkeyPatch, min_s: float, silent_share: float) -> None:
     """Hedge delays a test can wait for (or, with a share of 1, no spare asked for silence before any answer)."""
     monkeypatch.setattr(asks, "HEDGE_MIN_S", min_s)
@@ -154,10 +163,7 @@ def _hedging(monkeypatch: pytest.MonkeyPatch, min_s: float, silent_share: float)
 
 
 async def test_a_round_asks_only_enough_peers_and_goes_on_once_they_answered():
-    peers = [Identity.generate() for _ in range(3)]
-    network = FakeNetwork({p.node_id: entry(p) for p in peers}, Blobs())
-    exchange = UpdateExchange(network, TASK, verifier())
-    exchange.offer(LAYOUT, 10, 1)
+    peers, network, exchange = _offering(3)
     collecting = asyncio.create_task(exchange.collect([entry(p) for p in peers], 1, DEADLINE, enough=1))
     asked, request = await _next(network.routed, "the request")
     assert asked == peers[0].node_id, "the first peer given is asked first"
@@ -171,10 +177,7 @@ async def test_a_round_asks_only_enough_peers_and_goes_on_once_they_answered():
 
 
 async def test_unhedged_a_round_asks_every_peer_and_goes_on_once_enough_answered():
-    peers = [Identity.generate() for _ in range(3)]
-    network = FakeNetwork({p.node_id: entry(p) for p in peers}, Blobs())
-    exchange = UpdateExchange(network, TASK, verifier(), hedged=False)
-    exchange.offer(LAYOUT, 10, 1)
+    peers, network, exchange = _offering(3, hedged=False)
     collecting = asyncio.create_task(exchange.collect([entry(p) for p in peers], 1, DEADLINE, enough=1))
     asked = dict([await _next(network.routed, "a request") for _ in peers])
     await _answer(exchange, peers[0], asked[peers[0].node_id])
@@ -188,10 +191,7 @@ async def test_unhedged_a_round_asks_every_peer_and_goes_on_once_enough_answered
 
 async def test_a_spare_is_asked_at_once_for_a_peer_that_declines(monkeypatch: pytest.MonkeyPatch):
     _hedging(monkeypatch, min_s=DEADLINE, silent_share=1.0)  # no spare for silence: only the decline can ask one
-    peers = [Identity.generate() for _ in range(3)]
-    network = FakeNetwork({p.node_id: entry(p) for p in peers}, Blobs())
-    exchange = UpdateExchange(network, TASK, verifier())
-    exchange.offer(LAYOUT, 10, 1)
+    peers, network, exchange = _offering(3)
     collecting = asyncio.create_task(exchange.collect([entry(p) for p in peers], 1, DEADLINE, enough=1))
     _, request = await _next(network.routed, "the request to the first peer")
     exchange.on_message(peers[0].node_id, sign_decline(peers[0], request.request_id, "no trained update yet"))
@@ -209,10 +209,7 @@ async def test_a_spare_is_asked_at_once_for_a_peer_that_declines(monkeypatch: py
 
 async def test_a_spare_is_asked_beside_a_peer_slower_than_the_first_answer(monkeypatch: pytest.MonkeyPatch):
     _hedging(monkeypatch, min_s=0.25, silent_share=1.0)  # slow: twice the first answer's time, at least 0.25 s
-    peers = [Identity.generate() for _ in range(4)]
-    network = FakeNetwork({p.node_id: entry(p) for p in peers}, Blobs())
-    exchange = UpdateExchange(network, TASK, verifier())
-    exchange.offer(LAYOUT, 10, 1)
+    peers, network, exchange = _offering(4)
     collecting = asyncio.create_task(exchange.collect([entry(p) for p in peers], 1, DEADLINE, enough=2))
     asked = dict([await _next(network.routed, "a request of the first wave") for _ in range(2)])
     assert set(asked) == {peers[0].node_id, peers[1].node_id}
@@ -231,10 +228,7 @@ async def test_a_spare_is_asked_beside_a_peer_slower_than_the_first_answer(monke
 
 async def test_with_no_answer_a_spare_is_asked_after_a_share_of_the_timeout(monkeypatch: pytest.MonkeyPatch):
     _hedging(monkeypatch, min_s=DEADLINE, silent_share=0.25)
-    peers = [Identity.generate() for _ in range(3)]
-    network = FakeNetwork({p.node_id: entry(p) for p in peers}, Blobs())
-    exchange = UpdateExchange(network, TASK, verifier())
-    exchange.offer(LAYOUT, 10, 1)
+    peers, network, exchange = _offering(3)
     collected = await exchange.collect([entry(p) for p in peers], 1, 0.4, enough=1)  # nobody answers here
     assert [peer for peer, _ in [network.routed.get_nowait() for _ in peers]] == [p.node_id for p in peers]
     assert collected.skipped == {p.node_id: "no answer within 0.4s" for p in peers}
