@@ -65,6 +65,7 @@ from cartnet.boundary import Refusal
 from cartnet.handshake import MAX_FRAME, AdmissionRefused, join, ws_url
 from cartnet.identity import Identity
 from cartnet.messages import (
+    KNOWN_PREFIX,
     AnyMessage,
     Bye,
     Certificate,
@@ -283,9 +284,11 @@ class BridgeClient:
         reply = await self._directory(PeersRequest(sample=sample, task=task, known=list(known)), timeout)
         return [peer for peer in reply.peers if peer.node_id != self.node_id]
 
-    async def lookup(self, node_id: str, timeout: float = 10.0) -> PeerInfo | None:
-        """One cart's directory entry, or None when it is not an announced, live cart."""
-        reply = await self._directory(PeersRequest(node_id=node_id), timeout)
+    async def lookup(self, node_id: str, timeout: float = 10.0, *, held: bool = False) -> PeerInfo | None:
+        """One cart's directory entry, or None when it is not an announced, live cart; without its certificate
+        when `held` (we hold it already: `PeersRequest.known`)."""
+        known = [node_id[:KNOWN_PREFIX]] if held else []
+        reply = await self._directory(PeersRequest(node_id=node_id, known=known), timeout)
         return next((peer for peer in reply.peers if peer.node_id == node_id), None)
 
     async def _directory(self, request: PeersRequest, timeout: float) -> PeerList:

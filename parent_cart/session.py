@@ -249,7 +249,9 @@ class CartSessions:
         """A sample, one entry or the directory (as far as one message holds it), as the cart asked."""
         if request.node_id is not None:
             found = self.directory.member(request.node_id)
-            return PeerList(peers=[found.info] if found else [], total=1 if found else 0)
+            return PeerList(
+                peers=[_for_holder(found.info, set(request.known))] if found else [], total=1 if found else 0
+            )
         if request.sample is not None:
             infos, pool = self.directory.sample(request.sample, request.task, exclude=peer.node_id)
             held = set(request.known)

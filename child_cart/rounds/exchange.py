@@ -385,15 +385,14 @@ class UpdateExchange:
     def _unanswered(asks: Asks) -> str:
         """The skip reason for peers asked that were still silent when the wait ended."""
         if asks.usable() >= asks.batch.enough:
-            return f"not needed: {asks.batch.enough} of the {len(asks.sent)} peers asked had sent their update first"
+            return f"not needed: {_answered_first(asks)}"
         return f"no answer within {asks.timeout:g}s"
 
     @staticmethod
     def _skip_spares(asks: Asks, result: Collected) -> None:
         """Every spare never asked, skipped with why it was not."""
         if asks.usable() >= asks.batch.enough:
-            enough, sent = asks.batch.enough, len(asks.sent)
-            why = f"not needed, not asked: {enough} of the {sent} peers asked had sent their update first"
+            why = f"not needed, not asked: {_answered_first(asks)}"
         else:
             why = f"not asked: the {asks.timeout:g}s deadline passed before a peer asked was overdue"
         for peer in asks.spares:
@@ -688,7 +687,7 @@ class UpdateExchange:
                 return self.verifier.verify(known)
             except PeerRefused:
                 pass  # learned a while ago (its presence may have expired since): ask the bridge afresh
-        found = await self.network.lookup(peer_id)
+        found = await self.network.lookup(peer_id, held=self.verifier.known(peer_id) is not None)
         if found is None:
             return None
         if found.node_id != peer_id:
@@ -746,6 +745,14 @@ _REASON_LIMIT = 512
 """What `UpdateDeclined.reason` holds."""
 _TOLD = frozenset({"stale", "unverified"})
 """Refusals the requester is told of (declined); the others are logged and counted only."""
+
+
+def _answered_first(asks: Asks) -> str:
+    """Why the rest were not needed, in words that read right for one peer asked as for many."""
+    enough, sent = asks.batch.enough, len(asks.sent)
+    if enough < sent:
+        return f"{enough} of the {sent} peers asked had sent their updates first"
+    return "the one peer asked had sent its update" if sent == 1 else f"all {sent} peers asked had sent their updates"
 
 
 def _spawn(job: Coroutine[Any, Any, None], into: set[asyncio.Task[None]]) -> None:

@@ -26,8 +26,8 @@ class Network(Protocol):
         at random by the bridge, those ready with an update for `task` first, the `known` ones (node id
         prefixes, `PeersRequest.known`) without their certificates."""
 
-    async def lookup(self, node_id: str) -> PeerInfo | None:
-        """One announced live cart's entry, or None."""
+    async def lookup(self, node_id: str, *, held: bool = False) -> PeerInfo | None:
+        """One announced live cart's entry, or None; without its certificate when `held` (we hold it)."""
 
     async def announce(self, *, ready: bool, task: str | None = None) -> None:
         """Tell the swarm whether this cart has an update on offer (for `task`)."""

@@ -62,7 +62,7 @@ class FakeNetwork:
     async def send_to(self, peer_id: str, inner: bytes) -> None:
         self.routed.put_nowait((peer_id, frames.parse(inner)))
 
-    async def lookup(self, node_id: str) -> PeerInfo | None:
+    async def lookup(self, node_id: str, *, held: bool = False) -> PeerInfo | None:
         self.lookups += 1
         return self.directory.get(node_id)
 
@@ -171,7 +171,7 @@ async def test_a_round_asks_only_enough_peers_and_goes_on_once_they_answered():
     collected: Collected = await asyncio.wait_for(collecting, DEADLINE)
     assert [u.source for u in collected.updates] == [peers[0].node_id]
     assert collected.skipped == {
-        p.node_id: "not needed, not asked: 1 of the 1 peers asked had sent their update first" for p in peers[1:]
+        p.node_id: "not needed, not asked: the one peer asked had sent its update" for p in peers[1:]
     }
     assert network.routed.empty() and exchange.requests_sent == 1, "the spares cost nothing"
 
@@ -184,7 +184,7 @@ async def test_unhedged_a_round_asks_every_peer_and_goes_on_once_enough_answered
     collected: Collected = await asyncio.wait_for(collecting, DEADLINE)
     assert [u.source for u in collected.updates] == [peers[0].node_id]
     assert collected.skipped == {
-        p.node_id: "not needed: 1 of the 3 peers asked had sent their update first" for p in peers[1:]
+        p.node_id: "not needed: 1 of the 3 peers asked had sent their updates first" for p in peers[1:]
     }
     assert exchange.requests_sent == 3
 
@@ -202,7 +202,7 @@ async def test_a_spare_is_asked_at_once_for_a_peer_that_declines(monkeypatch: py
     assert [u.source for u in collected.updates] == [peers[1].node_id]
     assert collected.skipped == {
         peers[0].node_id: "peer declined: no trained update yet",
-        peers[2].node_id: "not needed, not asked: 1 of the 2 peers asked had sent their update first",
+        peers[2].node_id: "not needed, not asked: 1 of the 2 peers asked had sent their updates first",
     }
     assert exchange.requests_sent == 2
 
@@ -220,8 +220,8 @@ async def test_a_spare_is_asked_beside_a_peer_slower_than_the_first_answer(monke
     collected: Collected = await asyncio.wait_for(collecting, DEADLINE)
     assert sorted(u.source for u in collected.updates) == sorted([peers[0].node_id, peers[2].node_id])
     assert collected.skipped == {
-        peers[1].node_id: "not needed: 2 of the 3 peers asked had sent their update first",
-        peers[3].node_id: "not needed, not asked: 2 of the 3 peers asked had sent their update first",
+        peers[1].node_id: "not needed: 2 of the 3 peers asked had sent their updates first",
+        peers[3].node_id: "not needed, not asked: 2 of the 3 peers asked had sent their updates first",
     }
     assert exchange.requests_sent == 3
 

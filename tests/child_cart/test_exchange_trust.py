@@ -54,7 +54,7 @@ class FakeNetwork:
     async def send_to(self, peer_id: str, inner: bytes) -> None:
         self.routed.put_nowait((peer_id, frames.parse(inner)))
 
-    async def lookup(self, node_id: str) -> PeerInfo | None:
+    async def lookup(self, node_id: str, *, held: bool = False) -> PeerInfo | None:
         return self.directory.get(node_id)
 
     async def announce(self, *, ready: bool, task: str | None = None) -> None:

@@ -110,7 +110,7 @@ async def test_a_bridge_with_a_thousand_carts_answers_sample_requests_itself(swa
     assert len(listing) == MAX_PEER_LIST - 1, "a listing is cut (the asker, listed first, left out): rounds sample"
 
 
-async def test_a_sample_lists_the_carts_whose_certificates_the_asker_holds_without_them(swarm):
+async def test_a_sample_or_lookup_lists_the_carts_whose_certificates_the_asker_holds_without_them(swarm):
     bridge = await swarm.add_bridge()
     async with (
         cart(bridge, task="recommend") as asker,
@@ -122,7 +122,9 @@ async def test_a_sample_lists_the_carts_whose_certificates_the_asker_holds_witho
         drawn = {p.node_id: p for p in await within(asker.peers(sample=5, task="recommend", known=known), "a sample")}
         whole = await within(asker.peers(sample=5, task="recommend"), "a sample without known")
         found = await within(asker.lookup(held.node_id), "a lookup")
+        found_held = await within(asker.lookup(held.node_id, held=True), "a lookup of a cart whose certificate we hold")
     assert drawn[held.node_id].certificate is None, "the asker holds it: the bridge leaves it out"
     assert drawn[new.node_id].certificate is not None, "one the asker never held comes whole"
     assert all(p.certificate is not None for p in whole)
-    assert found is not None and found.certificate is not None, "a lookup is always whole"
+    assert found is not None and found.certificate is not None, "a lookup of a cart not held is whole"
+    assert found_held is not None and found_held.certificate is None, "the asker holds it: the bridge leaves it out"
