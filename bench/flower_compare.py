@@ -12,7 +12,9 @@ rows and score it on the same pooled held-out rows.
 
 What is compared per round: top-1 and top-3 on the pooled held-out rows
 (fedcart: the mean over carts of each cart's kept model; Flower: its global
-model), seconds (fedcart: the round, baselines excluded; Flower: between two
+model; the final table adds each cart's swarm model, the last aggregate it
+adopted and trains from, `child_cart.rounds.swarm_model`, Flower's global
+model's counterpart), seconds (fedcart: the round, baselines excluded; Flower: between two
 centralized evaluations, so its first round includes Ray starting its workers
 and TensorFlow importing in them) and bytes (fedcart: every WebSocket frame
 the carts sent or received, headers, signatures, peer lookups and sealing
@@ -132,15 +134,18 @@ def final_table(fed: SimResult, flower: dict) -> Table:
     """Last round's accuracy, mean seconds and bytes per round, as fedcart / Flower."""
     ours_rows, theirs = fed.rows, flower
     last, own = theirs["rounds"][-1], theirs["own_rows"]
-    ours_final = fed.final["federated"]
+    ours_final, swarm = fed.final["federated"], fed.final["swarm"]
     wire = sum(r.wire_bytes for r in ours_rows) / len(ours_rows)
     sent = sum(r.sent_bytes for r in ours_rows) / len(ours_rows)
     payload = sum(r.bytes_moved for r in ours_rows) / len(ours_rows)
     flower_payload = sum(theirs["payload_bytes_per_round"]) / len(theirs["payload_bytes_per_round"])
     lines = [
-        ("final top-1", ours_final["top1"], last["top1"]),
-        ("final top-3", ours_final["top3"], last["top3"]),
-        ("final recall@5", ours_final["recall5"], last["recall5"]),
+        ("final top-1, kept models", ours_final["top1"], last["top1"]),
+        ("final top-3, kept models", ours_final["top3"], last["top3"]),
+        ("final recall@5, kept models", ours_final["recall5"], last["recall5"]),
+        ("final top-1, swarm models (trained from)", swarm["top1"], last["top1"]),
+        ("final top-3, swarm models", swarm["top3"], last["top3"]),
+        ("final recall@5, swarm models", swarm["recall5"], last["recall5"]),
         ("final top-3, each cart's own rows: kept model", fed.own_rows["federated"]["top3"], own["top3"]),
         ("final top-3, own rows: fedcart personal model", fed.own_rows["personalized"]["top3"], own["top3"]),
         (

@@ -51,7 +51,7 @@ class CartGroup(Protocol):
 
     async def wire_bytes(self) -> Wire: ...
 
-    async def scores_on(self, x: np.ndarray, y: np.ndarray) -> Scores: ...
+    async def scores_on(self, x: np.ndarray, y: np.ndarray, swarm: bool = False) -> Scores: ...
 
     async def own_scores(self) -> Scores: ...
 
@@ -126,9 +126,10 @@ class LocalCarts:
             sum(n.client.wire_bytes_out + n.client.wire_bytes_in - n.client.wire_bytes_relayed_in for n in self.nodes),
         )
 
-    async def scores_on(self, x: np.ndarray, y: np.ndarray) -> Scores:
-        """Each cart's kept model on the given rows (the simulator's pooled held-out set)."""
-        return [await asyncio.to_thread(n.learner.evaluate_on, n.engine.current, x, y) for n in self.nodes]
+    async def scores_on(self, x: np.ndarray, y: np.ndarray, swarm: bool = False) -> Scores:
+        """Each cart's kept model on the given rows (the simulator's pooled held-out set); with `swarm`, its swarm
+        model, the one it trains from (`child_cart.rounds.swarm_model`; the kept one before any was adopted)."""
+        return [await asyncio.to_thread(n.learner.evaluate_on, _model(n, swarm), x, y) for n in self.nodes]
 
     async def own_scores(self) -> Scores:
         """Each cart's kept model on its own held-out rows."""
@@ -164,6 +165,11 @@ def _hold(offered: asyncio.Event, release: asyncio.Event) -> Callable[[], Awaita
         await release.wait()
 
     return hold
+
+
+def _model(node: CartNode, swarm: bool) -> list[np.ndarray]:
+    engine = node.engine
+    return engine.swarm if swarm and engine.swarm is not None else engine.current
 
 
 def _personal_score(node: CartNode, kept: bool, epochs: int) -> dict[str, float]:

@@ -122,8 +122,8 @@ class RayCarts:
         parts = await self._each("wire_bytes")
         return Wire(sum(p.at_carts for p in parts), sum(p.sent for p in parts))
 
-    async def scores_on(self, x: np.ndarray, y: np.ndarray) -> Scores:
-        return await self._flat("scores_on", ray.put(x), ray.put(y))
+    async def scores_on(self, x: np.ndarray, y: np.ndarray, swarm: bool = False) -> Scores:
+        return await self._flat("scores_on", ray.put(x), ray.put(y), swarm)
 
     async def own_scores(self) -> Scores:
         return await self._flat("own_scores")

@@ -157,14 +157,20 @@ def print_final(result: SimResult) -> None:
     table.add_row("Bayes ceiling", *(f"{ceiling[k]:.3f}" for k in ("top1", "top3", "recall5")))
     for method, scores in result.final.items():
         if method != "personalized":
-            table.add_row(method.replace("_", "-"), *(f"{scores[k]:.3f}" for k in ("top1", "top3", "recall5")))
+            table.add_row(_label(method), *(f"{scores[k]:.3f}" for k in ("top1", "top3", "recall5")))
     Console().print(table)
     own = Table(title="after the last round, each cart on its own held-out rows (mean over carts)")
     for column in ("", "top-1", "top-3", "recall@5"):
         own.add_column(column, justify="right")
     for method, scores in result.own_rows.items():
-        own.add_row(method.replace("_", "-"), *(f"{scores[k]:.3f}" for k in ("top1", "top3", "recall5")))
+        own.add_row(_label(method), *(f"{scores[k]:.3f}" for k in ("top1", "top3", "recall5")))
     Console().print(own)
+
+
+def _label(method: str) -> str:
+    """A method's row name: the two federated rows say which of a cart's models they score."""
+    named = {"federated": "federated, kept models", "swarm": "federated, swarm models (trained from)"}
+    return named.get(method, method.replace("_", "-"))
 
 
 def refuse_bad_privacy(config: SimConfig) -> None:

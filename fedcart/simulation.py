@@ -15,7 +15,9 @@ proximal term, `mu`), `personalized` (PERSONALIZE fine-tunes each round's
 aggregate on the cart's own rows, `personalize_epochs`) or `local_head` (carts
 share the model's body, each keeps its own output layer). Whatever the method,
 `summary.json` in the output folder holds the final top-1/top-3/recall@5 of
-every method, the "personalized" one (each cart's kept model fine-tuned on its
+every method: "federated" scores each cart's kept model (the one it serves),
+"swarm" its swarm model (the last aggregate it adopted, which it trains from:
+`child_cart.rounds.swarm_model`; the counterpart of Flower's global model), the "personalized" one (each cart's kept model fine-tuned on its
 own rows, on its own held-out rows; in a `personalized` or `local_head` run the
 kept model itself), the same methods on each cart's own held-out rows
 (`own_rows`), and per round the bytes on the wire (`wire_bytes_per_round`: every
@@ -195,7 +197,10 @@ def summary(result: SimResult, config: SimConfig, task: str) -> dict[str, object
         "precision": config.precision,
         "held_out": result.held_out,
         "bayes_ceiling": result.ceiling.as_dict() if result.ceiling is not None else None,
-        **{method: result.final.get(method) for method in ("federated", "centralized", "local_only", "personalized")},
+        **{
+            method: result.final.get(method)
+            for method in ("federated", "swarm", "centralized", "local_only", "personalized")
+        },
         "own_rows": result.own_rows,
         "wire_bytes_per_round": [r.wire_bytes for r in result.rows],
         "sent_bytes_per_round": [r.sent_bytes for r in result.rows],
@@ -258,6 +263,7 @@ async def _run_rounds(
             progress.advance(bar)
     scores = {
         "federated": await carts.scores_on(pooled.x_val, pooled.y_val),
+        "swarm": await carts.scores_on(pooled.x_val, pooled.y_val, swarm=True),
         "centralized": [central.evaluate_on(central_w, pooled.x_val, pooled.y_val)],
         "local_only": [lr.evaluate_on(w, pooled.x_val, pooled.y_val) for lr, w in zip(locals_, local_ws)],
     }

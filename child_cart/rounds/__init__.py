@@ -10,6 +10,7 @@ of round is another workflow, not an edit of the engine:
     secure.py      secure aggregation: masked EXCHANGE, AGGREGATE and EVALUATE (the sum only, never one update), by settings
     accountant.py  the privacy accountant: each cart's ledger of shared rounds, ε by RDP, the privacy settings' checks
     acceptance.py  the acceptance rule: which of aggregate, local, current and best-so-far model a round keeps
+    swarm_model.py ADOPT: the last aggregate adopted, which the next round trains from (the kept model is served)
     engine.py      RoundEngine: runs a workflow each round, times every phase, logs and announces the round
     learner.py     Learner: the task's Keras model trained and scored on this cart's rows, off the event loop
     exchange.py    UpdateExchange: ask peers for their update, answer theirs, check every answer before use

@@ -25,6 +25,7 @@ from cartnet.messages import PeerInfo
 from child_cart.events import EventBus
 from child_cart.models.versions import ModelVersion, ModelVersions
 from child_cart.rounds import settings as round_settings
+from child_cart.rounds import swarm_model
 from child_cart.rounds.accountant import dp_enabled
 from child_cart.rounds.exchange import UpdateExchange
 from child_cart.rounds.learner import Learner
@@ -64,6 +65,8 @@ class RoundEngine:
         self.trained_rows = -1
         latest = models.latest(self.task.name)
         self.current = models.load_weights(latest) if latest else learner.initial_weights
+        self.swarm = swarm_model.load(swarm_model.path(models, self.task.name), self.current)
+        """The last aggregate adopted, which TRAIN starts from (`swarm_model.py`); None: train from `current`."""
         self.phase: str | None = None  # the phase running now (a `Phase` for the built-in ones), None between
 
     async def offer_saved(self) -> ModelVersion | None:
@@ -170,6 +173,7 @@ class RoundEngine:
             best=ctx.best_metrics,
             local_only=ctx.local_only_metrics,
             swarm_gain=ctx.swarm_gain,
+            swarm_model=ctx.swarm_model,
             privacy=ctx.privacy,
         )
 

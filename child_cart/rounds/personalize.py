@@ -1,6 +1,6 @@
 """Personalization: PERSONALIZE fine-tunes the swarm's aggregate on this cart's own rows before it is scored.
 
-    TRAIN -> EXCHANGE -> AGGREGATE -> PERSONALIZE -> EVALUATE -> LOCAL_ONLY -> DECIDE -> PUBLISH
+    TRAIN -> EXCHANGE -> AGGREGATE -> PERSONALIZE -> EVALUATE -> LOCAL_ONLY -> DECIDE -> ADOPT -> PUBLISH
 
 Under skewed (non-IID) data one averaged model fits no cart's shoppers best: the
 aggregate carries what the swarm knows (missions this store rarely sees), a few
@@ -8,7 +8,7 @@ local epochs on top of it fit it back to this store's mix ("FedAvg + local
 fine-tuning", the simplest personalization; local heads are the other family,
 below). EVALUATE and DECIDE then score the fine-tuned aggregate
 on the cart's held-out rows like any aggregate, so the acceptance rule still
-guards it. The raw aggregate stays in `ctx.shared`.
+guards it. The raw aggregate stays in `ctx.shared`: ADOPT judges that one as the swarm model.
 
 The round settings switch it on (`personalize_epochs` > 0): `workflow_for`
 inserts the phase, so the engine is not edited.

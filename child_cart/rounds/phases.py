@@ -1,12 +1,14 @@
 """The built-in round phases, one job each, and today's round as `DEFAULT_WORKFLOW`.
 
-    TRAIN -> EXCHANGE -> AGGREGATE -> EVALUATE -> LOCAL_ONLY -> DECIDE -> PUBLISH
+    TRAIN -> EXCHANGE -> AGGREGATE -> EVALUATE -> LOCAL_ONLY -> DECIDE -> ADOPT -> PUBLISH
 
-The cart trains on its own rows, offers the result to peers, asks k live peers
-for theirs, aggregates everything with the configured rule, trains its
-local-only shadow model (the yardstick of what the swarm brings), and keeps the
-best of aggregate, fresh local and current model on the same held-out rows,
-never one worse than its best so far beyond the tolerance (`acceptance.py`).
+The cart trains on its own rows from its swarm model, offers the result to
+peers, asks k live peers for theirs, aggregates everything with the configured
+rule, trains its local-only shadow model (the yardstick of what the swarm
+brings), and keeps the best of aggregate, fresh local and current model on the
+same held-out rows, never one worse than its best so far beyond the tolerance
+(`acceptance.py`). ADOPT makes the aggregate the swarm model the next round
+trains from unless it fell beyond that margin (`swarm_model.py`).
 Each phase reads what the ones before it left in the `RoundContext` and writes
 its own part; the engine times them and logs the round.
 """
@@ -25,6 +27,7 @@ from child_cart.models.versions import MODELS_DIR, ModelCorrupt, ModelVersions, 
 from child_cart.rounds.acceptance import Candidate, Scored, choose, score
 from child_cart.rounds.learner import Learner
 from child_cart.rounds.roundlog import Metrics, best_version
+from child_cart.rounds.swarm_model import Adopt
 from child_cart.rounds.workflow import Phase, RoundContext, RoundPhase, Weights, Workflow
 
 log = logging.getLogger(__name__)
@@ -33,7 +36,8 @@ log = logging.getLogger(__name__)
 class Train(RoundPhase):
     """Train on this cart's rows (unless too few are new), score the result and offer it to peers.
 
-    With `prox_mu` > 0 in the settings the training is FedProx's: pulled toward the model it starts from.
+    Training starts from the swarm model, the last aggregate adopted (`swarm_model.py`), or from the kept model
+    before there is one. With `prox_mu` > 0 in the settings the training is FedProx's: pulled toward that start.
 
     `Train(offer=False)` leaves the offer to a later phase that changes the update
     before it leaves the cart (`privacy.Privatize`): nothing is on offer meanwhile.
@@ -63,9 +67,8 @@ class Train(RoundPhase):
         if engine.trained_rows >= 0 and fresh < ctx.settings.min_new_rows:
             log.info("only %d new rows (< %d): offering the current model untrained", fresh, ctx.settings.min_new_rows)
             return engine.current
-        local = await asyncio.to_thread(
-            engine.learner.train, engine.current, ctx.settings.local_epochs, ctx.settings.prox_mu
-        )
+        start = engine.current if engine.swarm is None else engine.swarm
+        local = await asyncio.to_thread(engine.learner.train, start, ctx.settings.local_epochs, ctx.settings.prox_mu)
         engine.trained_rows = rows
         ctx.trained = True
         return local
@@ -329,5 +332,5 @@ class Publish(RoundPhase):
             log.warning("could not publish model %s: %s", ctx.version.id, exc)
 
 
-DEFAULT_WORKFLOW = Workflow(Train(), Exchange(), Aggregate(), Evaluate(), LocalOnly(), Decide(), Publish())
+DEFAULT_WORKFLOW = Workflow(Train(), Exchange(), Aggregate(), Evaluate(), LocalOnly(), Decide(), Adopt(), Publish())
 """Today's round. Build another shape from it with `inserted_after` / `replaced`."""

@@ -19,10 +19,11 @@ Which model the cart keeps: the privatized one. The round's own update
 is replaced by the privatized weights; the unnoised model's held-out metrics
 are logged (`privacy.unnoised`) and the model itself is dropped. Keeping the
 unnoised model would be better for this cart alone, but whatever it keeps is
-where the next round starts and what PUBLISH sends to phones through the
-bridge: a kept unnoised model would put its unclipped, unnoised update into
-every later offer (start + ...), and into the phone model, and ε would mean
-nothing. This way every model the cart keeps is built from its own noised
+what PUBLISH sends to phones through the bridge, and where the next round
+starts before a swarm model was adopted (`swarm_model.py`: after that, an
+aggregate of the same releases): a kept unnoised model would put its
+unclipped, unnoised update into later offers (start + ...), and into the
+phone model, and ε would mean nothing. This way every model the cart keeps is built from its own noised
 releases and its peers' (noised) updates only, so everything that leaves the
 cart is a post-processing of what the accountant counted. The local-only
 shadow (LOCAL_ONLY) never leaves the cart and stays unnoised: it is the

@@ -89,6 +89,9 @@ class RoundRecord(BaseModel):
     swarm_gain: float | None = Field(
         None, description="kept minus local-only in the task's primary metric, positive when the swarm helped"
     )
+    swarm_model: str = Field(
+        "", description="whether the aggregate became the swarm model, the one the next round trains from, and why"
+    )
     privacy: PrivacyRecord | None = Field(None, description="differential privacy's part, when it is on")
 
     @property

@@ -51,6 +51,7 @@ class Phase(enum.StrEnum):
     EVALUATE = "evaluate"
     LOCAL_ONLY = "local_only"
     DECIDE = "decide"
+    ADOPT = "adopt"
     PUBLISH = "publish"
 
 
@@ -103,6 +104,8 @@ class RoundContext:
     best_version: str | None = None
     best_metrics: Metrics = field(default_factory=dict)
     swarm_gain: float | None = None
+    # ADOPT: what became of the swarm model, the one the next round trains from (`swarm_model.py`)
+    swarm_model: str = ""
 
     @property
     def aggregator(self) -> str:

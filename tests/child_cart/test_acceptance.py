@@ -27,11 +27,12 @@ from cartnet.weights import decode
 from child_cart.aggregation import Update
 from child_cart.models.versions import ModelVersions
 from child_cart.rounds import settings as round_settings
+from child_cart.rounds import swarm_model
 from child_cart.rounds.acceptance import Candidate, Scored, choose, margin, standard_error
 from child_cart.rounds.engine import RoundEngine
 from child_cart.rounds.exchange import Collected
 from child_cart.rounds.learner import Learner
-from child_cart.rounds.phases import DEFAULT_WORKFLOW, Decide, Evaluate, LocalOnly, local_only_path
+from child_cart.rounds.phases import DEFAULT_WORKFLOW, Decide, Evaluate, LocalOnly, Train, local_only_path
 from child_cart.rounds.roundlog import RoundRecord, best_version, log_round, recent_rounds
 from child_cart.rounds.workflow import Phase, RoundContext, RoundPhase, Weights, Workflow
 from child_cart.store import Store, open_store
@@ -384,7 +385,17 @@ async def test_swarm_gain_is_logged_against_a_local_only_model_that_persists(tmp
     engine = made.engine(DEFAULT_WORKFLOW)
     second = await engine.run_round()
     for record in (first, second):
-        assert list(record.timings) == ["train", "exchange", "aggregate", "evaluate", "local_only", "decide", "publish"]
+        assert list(record.timings) == [
+            "train",
+            "exchange",
+            "aggregate",
+            "evaluate",
+            "local_only",
+            "decide",
+            "adopt",
+            "publish",
+        ]
+        assert record.swarm_model.startswith("no aggregate to adopt (no peer updates arrived)"), record.swarm_model
         assert record.metric == M and record.kept in ("local", "current") and not record.accepted
         assert record.reason.startswith("no peer updates arrived; kept the ")
         assert record.swarm_gain == pytest.approx(record.kept_metrics[M] - record.local_only[M], abs=1e-6)
@@ -434,3 +445,70 @@ async def test_swarm_gain_with_peers_is_recorded_every_round(tmp_path):
         assert record.swarm_gain == pytest.approx(record.kept_metrics[M] - record.local_only[M], abs=1e-6)
     gains = [(r.node_id[:6], r.round, r.kept, r.swarm_gain) for r in records]
     log.warning("swarm gains (cart, round, kept, gain): %s", gains)
+
+
+# ---------------------------------------------------------------- the swarm model (swarm_model.py)
+
+
+@pytest.mark.parametrize(
+    ("aggregate", "previous", "rows", "adopted"),
+    [
+        ({"accuracy": 0.40}, {"accuracy": 0.42}, 0, True),  # a little below: what non-IID data does
+        ({"accuracy": 0.36}, {"accuracy": 0.42}, 0, False),  # more than the tolerance below: poisoned, say
+        ({"accuracy": 0.36}, {"accuracy": 0.42}, 60, True),  # within tolerance and one standard error of 60 rows
+        ({"accuracy": 0.10}, {"accuracy": 0.42}, 60, False),
+        ({"accuracy": 0.30}, {}, 0, True),  # nothing scored to compare with
+        ({}, {"accuracy": 0.42}, 0, False),  # no held-out rows: nothing to judge it on
+    ],
+)
+def test_an_aggregate_is_adopted_within_the_margin_of_the_swarm_model_it_replaces(aggregate, previous, rows, adopted):
+    verdict, reason = swarm_model.judge(aggregate, previous, "accuracy", True, TOLERANCE, rows)
+    assert verdict is adopted, reason
+    assert reason.startswith("adopted") is adopted
+
+
+def swarm_scripted(script: Script) -> Workflow:
+    return Workflow(Scripted(script), Evaluate(), LocalOnly(), Decide(), swarm_model.Adopt())
+
+
+async def test_an_aggregate_not_kept_is_still_the_swarm_model_the_next_round_trains_from(bank, cart):
+    local, swarm = bank.good, bank.near(bank.good.score - 0.05)
+    aggregate = bank.near(bank.good.score - bank.margin - 0.03)
+    assert swarm.score - bank.margin <= aggregate.score < local.score - bank.margin, "the scores do not split"
+    made = cart(swarm.weights)
+    script = Script(deque([(None, swarm.weights), (local.weights, aggregate.weights)]))
+    engine = made.engine(swarm_scripted(script))
+    first = await engine.run_round()
+    assert first.kept == "aggregate" and first.swarm_model.startswith("adopted"), first.swarm_model
+    record = await engine.run_round()
+    assert (record.kept, record.accepted) == ("local", False), record.reason
+    assert record.swarm_model.startswith("adopted the aggregate"), record.swarm_model
+    assert _same(engine.swarm, aggregate.weights)
+
+    started_from: list[Weights] = []
+    engine.learner.train = lambda weights, *args: started_from.append(weights) or weights  # type: ignore[method-assign]
+    ctx = RoundContext(engine, round_settings.load(made.store), record.round + 1)
+    await Train(offer=False).run(ctx)
+    assert started_from and started_from[0] is engine.swarm, "TRAIN did not start from the swarm model"
+
+    made.restart()
+    assert _same(made.engine(swarm_scripted(Script())).swarm, aggregate.weights), "the swarm model did not persist"
+
+
+@pytest.mark.parametrize("first_round", [False, True], ids=["trained", "first-round"])
+async def test_a_poisoned_aggregate_is_neither_kept_nor_trained_from(bank, cart, first_round):
+    """In a first round the model the round starts from is the untrained one, which a poisoned aggregate can match:
+    the yardstick before any adoption is the model DECIDE kept (here the fresh local one)."""
+    poisoned, untrained = bank.models[-2], bank.models[-1]  # the untrained end of the line: far below the margin
+    made = cart(untrained.weights if first_round else bank.good.weights)
+    local = bank.good.weights if first_round else None
+    engine = made.engine(swarm_scripted(Script(deque([(local, poisoned.weights)]))))
+    record = await engine.run_round()
+    assert not record.accepted and record.kept == ("local" if first_round else "current"), record.reason
+    assert "which stays" in record.swarm_model, record.swarm_model
+    assert engine.swarm is None, "the poisoned aggregate became the swarm model"
+    assert not swarm_model.path(engine.models, TASK.name).exists()
+
+
+def _same(weights: Weights | None, expected: Weights) -> bool:
+    return weights is not None and all(np.array_equal(a, b) for a, b in zip(weights, expected, strict=True))

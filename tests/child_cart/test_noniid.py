@@ -139,7 +139,7 @@ def test_simulate_writes_a_summary_with_every_method(
     )
     assert (summary["task"], summary["carts"], summary["rounds"], summary["method"]) == ("recommend", 3, 2, method)
     assert summary["precision"] == "int8", "simulate runs the round settings' default precision"
-    for name in ("bayes_ceiling", "federated", "centralized", "local_only", "personalized"):
+    for name in ("bayes_ceiling", "federated", "swarm", "centralized", "local_only", "personalized"):
         assert set(summary[name]) == {"top1", "top3", "recall5"}, name
         assert all(0.0 <= value <= 1.0 for value in summary[name].values()), name
     assert set(summary["own_rows"]) == {"federated", "centralized", "local_only", "personalized"}

@@ -18,8 +18,8 @@ from child_cart.rounds.workflow import Phase, RoundContext, RoundPhase, Workflow
 from fedcart.inprocess import run_round
 from tests.rounds.swarmkit import swarm
 
-BUILT_IN = ["train", "exchange", "aggregate", "evaluate", "local_only", "decide", "publish"]
-WITH_ADAPT = ["train", "exchange", "aggregate", "adapt", "evaluate", "local_only", "decide", "publish"]
+BUILT_IN = ["train", "exchange", "aggregate", "evaluate", "local_only", "decide", "adopt", "publish"]
+WITH_ADAPT = ["train", "exchange", "aggregate", "adapt", "evaluate", "local_only", "decide", "adopt", "publish"]
 
 
 @dataclass

@@ -25,7 +25,8 @@ seeded per cart, so each run repeats exactly, whatever else loads the CPUs.
 - FedAvg clips the inflated claim (`SAMPLE_CLIP_FACTOR` x the round's median
   claim), so a 10-million-row claim costs the honest carts less than 2 points;
 - FedAvg's aggregate is dragged down by the poisoned updates, for contrast, and
-  the acceptance check refuses those aggregates, which the round log shows.
+  the acceptance check refuses those aggregates, which the round log shows; nor
+  does any become the swarm model the next round trains from.
 
 Robust rules never weigh by sample counts, so a poisoner that also inflates its
 count gives them exactly the same run; `tests/child_cart/test_aggregation.py`
@@ -187,3 +188,10 @@ async def test_fedavg_aggregate_drops_and_acceptance_check_refuses_it(outcomes):
     assert mean(attacked, "aggregated") < mean(clean, "aggregated") - MARGIN, "FedAvg's aggregate should suffer"
     kept = [f"round {r.round}: {r.reason}" for run in attacked for r in run.records if r.accepted]
     assert not kept, f"the acceptance check kept {len(kept)} poisoned aggregates: {kept}"
+    adopted = [
+        f"round {r.round}: {r.swarm_model}"
+        for run in attacked
+        for r in run.records
+        if r.swarm_model.startswith("adopted")
+    ]
+    assert not adopted, f"{len(adopted)} poisoned aggregates became the model the next round trains from: {adopted}"
