@@ -7,7 +7,8 @@ same catalogue, rows per cart, carts, seed and skew gives the same carts'
 rows, `RecommendTask.make_dataset` the same train / held-out split, and
 `build_model(seed=0)` the same initial weights as every cart's `Learner`.
 
-Every round each of the N simulated clients (one per cart) trains the global
+Every round each of the N simulated clients (one per cart; `--clients C`: C of
+them, drawn by Flower, as many updates as a fedcart cart averages at k = C - 1) trains the global
 model for `epochs` epochs (batch 32, as a cart's `Learner`) on its cart's
 training rows; FedAvg weights the results by training rows. The global model
 is scored on the pooled held-out rows of all carts after every round (Flower's
@@ -109,7 +110,8 @@ class CountingFedAvg(FedAvg):
 
 
 def server_app(args: argparse.Namespace) -> ServerApp:
-    """The ServerApp: FedAvg over all clients every round, the global model scored on the pooled held-out rows."""
+    """The ServerApp: FedAvg over all clients (or `clients` of them) every round, the global model scored on the
+    pooled held-out rows."""
     app = ServerApp()
     shape = (args.carts, args.rows, args.seed, args.skew)
 
@@ -117,8 +119,12 @@ def server_app(args: argparse.Namespace) -> ServerApp:
     def main(grid: Grid, context: Context) -> None:
         task, datasets, pooled = carts_data(*shape)
         model = task.build_model(seed=0)
+        clients = args.clients or args.carts
         strategy = CountingFedAvg(
-            fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=args.carts, min_available_nodes=args.carts
+            fraction_train=clients / args.carts,
+            fraction_evaluate=0.0,
+            min_train_nodes=clients,
+            min_available_nodes=args.carts,
         )
         marks: list[float] = []
         scores: list[dict[str, float]] = []
@@ -169,6 +175,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skew", type=float, default=1.0)
+    parser.add_argument("--clients", type=int, default=0, help="clients trained per round (0 = every one)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)

@@ -97,7 +97,7 @@ def run_flower(args: argparse.Namespace) -> dict:
     log = args.out / "flower.log"
     console.print(f"[bold]Flower {FLWR}[/] FedAvg: {args.carts} clients, {args.rounds} rounds (its log: {log})")
     command = [str(python), str(FLOWER_SIDE), "--out", str(out)]
-    for name in ("carts", "rounds", "rows", "epochs", "seed", "skew"):
+    for name in ("carts", "rounds", "rows", "epochs", "seed", "skew", "clients"):
         command += [f"--{name}", str(getattr(args, name))]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     with log.open("w") as stderr:
@@ -179,6 +179,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skew", type=float, default=1.0)
     parser.add_argument("--method", default="fedavg", help="fedcart's method (Flower runs FedAvg)")
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=0,
+        help="clients Flower trains per round (0 = every one; k + 1 averages as many updates as a fedcart cart)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "flower_compare")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -192,7 +198,8 @@ def main() -> None:
     console.print(final_table(fed, flower))
     console.print(
         f"same rows, model, initial weights, epochs ({args.epochs}) and rounds ({args.rounds}); skew {args.skew}, "
-        f"{args.carts} carts, fedcart k={args.k} ({args.method}); Flower: every client every round. Load average "
+        f"{args.carts} carts, fedcart k={args.k} ({args.method}); Flower: "
+        f"{f'{args.clients} clients' if args.clients else 'every client'} every round. Load average "
         f"{os.getloadavg()[0]:.2f} at the end (other work on this machine slows both sides)."
     )
 
