@@ -267,6 +267,11 @@ def test_rounds_chart_renders_and_a_finished_round_appears_live(open_page, store
     )
     expect(page.locator("#live")).to_have_text("live", timeout=DEADLINE_MS)
     expect(page.locator("#gain-latest")).to_have_text("+0.115")
+    refused = page.locator("#round-3 td").last  # refused for serving, adopted as the swarm model all the same
+    expect(refused).to_have_text(
+        "kept local: aggregate worse than local beyond tolerance; the next round trains from the aggregate"
+    )
+    expect(page.locator("#round-2 td").last).to_have_text("accepted")
 
     bus.publish("round", round_record(6).model_dump(mode="json"))
     expect(page.locator("#round-6")).to_be_visible(timeout=DEADLINE_MS)

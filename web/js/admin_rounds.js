@@ -32,10 +32,14 @@
   }
 
   function row(r) {
-    const result = r.accepted ? "accepted" : `kept ${r.kept || "local"}${r.reason ? `: ${r.reason}` : ""}`;
+    // Refused for serving but adopted as the swarm model: the next round still trains from it (swarm_model.py).
+    const adopted = !r.accepted && (r.swarm_model || "").startsWith("adopted");
+    const trainsFrom = adopted ? "; the next round trains from the aggregate" : "";
+    const result = r.accepted ? "accepted" : `kept ${r.kept || "local"}${r.reason ? `: ${r.reason}` : ""}${trainsFrom}`;
+    const title = [r.reason, r.swarm_model].filter(Boolean).join(" | ");
     return el(
       "tr",
-      { id: `round-${r.round}`, class: r.accepted ? "" : "muted-row", title: r.reason || "" },
+      { id: `round-${r.round}`, class: r.accepted ? "" : "muted-row", title },
       el("td", { class: "num" }, r.round),
       el("td", {}, r.finished.slice(0, 19).replace("T", " ")),
       el("td", {}, r.aggregator),
