@@ -32,7 +32,7 @@ from child_cart.rounds.learner import Learner
 from child_cart.rounds.network import Network
 from child_cart.rounds.privacy import workflow_for
 from child_cart.rounds.roundlog import Metrics, RoundRecord, log_round, next_round_number
-from child_cart.rounds.workflow import Phase, RoundContext, Workflow
+from child_cart.rounds.workflow import Phase, RoundContext, Weights, Workflow
 from child_cart.store import Store
 
 __all__ = ["Hook", "Phase", "Publisher", "RoundEngine"]
@@ -68,6 +68,12 @@ class RoundEngine:
         self.swarm = swarm_model.load(swarm_model.path(models, self.task.name), self.current)
         """The last aggregate adopted, which TRAIN starts from (`swarm_model.py`); None: train from `current`."""
         self.phase: str | None = None  # the phase running now (a `Phase` for the built-in ones), None between
+
+    @property
+    def start(self) -> Weights:
+        """The model a round trains from, and the one its update is the step from: the swarm model, or the kept
+        model before any was adopted."""
+        return self.current if self.swarm is None else self.swarm
 
     async def offer_saved(self) -> ModelVersion | None:
         """Offer the saved model (the current one) to peers now: a restarted cart has an update for the swarm at

@@ -67,8 +67,9 @@ class Train(RoundPhase):
         if engine.trained_rows >= 0 and fresh < ctx.settings.min_new_rows:
             log.info("only %d new rows (< %d): offering the current model untrained", fresh, ctx.settings.min_new_rows)
             return engine.current
-        start = engine.current if engine.swarm is None else engine.swarm
-        local = await asyncio.to_thread(engine.learner.train, start, ctx.settings.local_epochs, ctx.settings.prox_mu)
+        local = await asyncio.to_thread(
+            engine.learner.train, engine.start, ctx.settings.local_epochs, ctx.settings.prox_mu
+        )
         engine.trained_rows = rows
         ctx.trained = True
         return local

@@ -173,7 +173,7 @@ class Privatize(RoundPhase):
             record.note = "offered the current model untrained (too few new rows): a post-processing, no ε spent"
             return
         privatized = await asyncio.to_thread(
-            privatize, engine.current, own.weights, settings.dp_clip_norm, noise, self._rng(ctx)
+            privatize, engine.start, own.weights, settings.dp_clip_norm, noise, self._rng(ctx)
         )
         spend = accountant.Spend(
             round=ctx.number, task=engine.task.name, noise_multiplier=noise, clip_norm=settings.dp_clip_norm

@@ -365,6 +365,25 @@ async def test_sharing_stops_at_the_budget_says_so_and_survives_a_restart(cart: 
     assert resumed.privacy.epsilon == pytest.approx(accountant.epsilon([NOISE] * 3, DELTA))
 
 
+async def test_a_private_update_is_the_step_from_the_swarm_model_the_round_trained_from(cart: Cart):
+    """With a swarm model adopted, TRAIN starts from it, so the update clipped and noised is local - swarm model; taken
+    from the kept model instead, the distance between the two would fill the clip and the update would be lost."""
+    round_settings.save(
+        cart.store, {"local_epochs": 1, "dp_noise_multiplier": NOISE, "dp_clip_norm": CLIP, "dp_delta": DELTA}
+    )
+    engine, exchange = cart.engine()
+    engine.swarm = [w + 1.0 for w in engine.current]  # far from the kept model: sqrt(size) apart
+    swarm, kept = engine.swarm, engine.current
+    record = await engine.run_round()
+    assert record.privacy is not None and record.privacy.shared, record.privacy
+    [offered] = exchange.offers
+    size = sum(w.size for w in swarm)
+    clipped = min(record.privacy.update_norm, CLIP)  # type: ignore[type-var]
+    expected = math.sqrt(clipped**2 + size * (NOISE * CLIP) ** 2)
+    assert np.linalg.norm(_flat(offered) - _flat(swarm)) == pytest.approx(expected, rel=0.15)
+    assert np.linalg.norm(_flat(offered) - _flat(kept)) > 1.5 * expected, "the update was taken from the kept model"
+
+
 async def test_a_damaged_ledger_stops_sharing(cart: Cart):
     round_settings.save(cart.store, {"local_epochs": 1, "dp_noise_multiplier": NOISE, "dp_clip_norm": CLIP})
     cart.store.set_setting(accountant.LEDGER_KEY, {"spends": [{"round": "?"}]})
