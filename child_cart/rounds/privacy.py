@@ -5,7 +5,8 @@
 With `dp_noise_multiplier` z > 0 and `dp_clip_norm` C > 0 in the round
 settings, the engine runs `PRIVATE_WORKFLOW` (`workflow_for`). TRAIN trains as
 always but offers nothing; PRIVATIZE takes the update, the change from the
-model the round started with (the cart's current model), clips it to L2 norm C
+model the round trained from (`engine.start`: its swarm model, or its kept model before one was
+adopted), clips it to L2 norm C
 and adds N(0, (z C)^2) to every coordinate:
 
     offered = start + delta * min(1, C / ||delta||) + N(0, (z C)^2 I)
