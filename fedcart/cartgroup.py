@@ -140,8 +140,9 @@ class LocalCarts:
         return [_own_val(n) for n in self.nodes]
 
     async def personal_scores(self, kept: bool, epochs: int) -> Scores:
-        """Each cart's personal model on its own rows: its kept model when `kept` (a personalized run),
-        else the kept model fine-tuned for `epochs` on its rows."""
+        """Each cart's personal model on its own rows: its kept model when `kept` (a personalized run), else its swarm
+        model (the kept one before any was adopted) fine-tuned for `epochs` on its rows: FedAvg plus local fine-tuning
+        starts from the swarm's model, as PERSONALIZE starts from the round's aggregate."""
         return [await asyncio.to_thread(_personal_score, n, kept, epochs) for n in self.nodes]
 
     async def failed_rounds(self) -> int:
@@ -173,7 +174,7 @@ def _model(node: CartNode, swarm: bool) -> list[np.ndarray]:
 
 
 def _personal_score(node: CartNode, kept: bool, epochs: int) -> dict[str, float]:
-    weights = node.engine.current if kept else node.learner.train(node.engine.current, epochs)
+    weights = node.engine.current if kept else node.learner.train(_model(node, swarm=True), epochs)
     return node.learner.evaluate(weights)
 
 

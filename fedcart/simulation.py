@@ -17,8 +17,8 @@ share the model's body, each keeps its own output layer). Whatever the method,
 `summary.json` in the output folder holds the final top-1/top-3/recall@5 of
 every method: "federated" scores each cart's kept model (the one it serves),
 "swarm" its swarm model (the last aggregate it adopted, which it trains from:
-`child_cart.rounds.swarm_model`; the counterpart of Flower's global model), the "personalized" one (each cart's kept model fine-tuned on its
-own rows, on its own held-out rows; in a `personalized` or `local_head` run the
+`child_cart.rounds.swarm_model`; the counterpart of Flower's global model), the "personalized" one (each cart's swarm model fine-tuned on its
+own rows, on its own held-out rows, as PERSONALIZE fine-tunes the aggregate; in a `personalized` or `local_head` run the
 kept model itself), the same methods on each cart's own held-out rows
 (`own_rows`), and per round the bytes on the wire (`wire_bytes_per_round`: every
 WebSocket frame the carts sent or received, headers included, so a frame relayed
@@ -271,7 +271,7 @@ async def _run_rounds(
         "federated": await carts.own_scores(),
         "centralized": [central.evaluate_on(central_w, *xy) for xy in await carts.own_val()],
         "local_only": [lr.evaluate(w) for lr, w in zip(locals_, local_ws)],
-        # a personalized run's kept model is personal already; otherwise the kept model fine-tuned on the cart's rows
+        # a personalized run's kept model is personal already; otherwise the swarm model fine-tuned on the cart's rows
         "personalized": await carts.personal_scores(config.method in PERSONAL_METHODS, config.personalize_epochs),
     }
     result.final, result.own_rows = _means(scores), _means(own)

@@ -25,6 +25,7 @@ from child_cart.store import load_catalogue
 from child_cart.synth import shoppers as synth
 from child_cart.tasks.proximal import proximal
 from child_cart.tasks.recommend import RecommendTask
+from fedcart.cartgroup import _personal_score
 from fedcart.cli import app
 
 
@@ -121,6 +122,24 @@ def test_personalize_does_nothing_without_an_aggregate(task: RecommendTask) -> N
 
 
 # ---------------------------------------------------------------- fedcart simulate: summary.json
+
+
+def test_a_simulated_carts_personal_model_is_its_swarm_model_fine_tuned() -> None:
+    """FedAvg plus fine-tuning starts from the swarm's model (as PERSONALIZE from the aggregate), not from the kept
+    model, which under skew is often the cart's own local one; a personalized run's kept model is personal already."""
+    trained_from: list[list[np.ndarray]] = []
+    kept, swarm = [np.zeros(2)], [np.ones(2)]
+
+    def train(weights: list[np.ndarray], epochs: int) -> list[np.ndarray]:
+        trained_from.append(weights)
+        return [w + epochs for w in weights]
+
+    learner = SimpleNamespace(train=train, evaluate=lambda weights: {"top3_accuracy": float(weights[0][0])})
+    node = cast(Any, SimpleNamespace(engine=SimpleNamespace(current=kept, swarm=swarm), learner=learner))
+    assert _personal_score(node, False, 1) == {"top3_accuracy": 2.0} and trained_from == [swarm]
+    node.engine.swarm = None
+    assert _personal_score(node, False, 1) == {"top3_accuracy": 1.0} and trained_from[-1] is kept
+    assert _personal_score(node, True, 1) == {"top3_accuracy": 0.0} and len(trained_from) == 2
 
 
 @pytest.mark.slow
