@@ -180,6 +180,7 @@ class RoundEngine:
             local_only=ctx.local_only_metrics,
             swarm_gain=ctx.swarm_gain,
             swarm_model=ctx.swarm_model,
+            swarm_metrics=ctx.swarm_metrics,
             privacy=ctx.privacy,
         )
 

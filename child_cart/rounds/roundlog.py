@@ -92,6 +92,10 @@ class RoundRecord(BaseModel):
     swarm_model: str = Field(
         "", description="whether the aggregate became the swarm model, the one the next round trains from, and why"
     )
+    swarm_metrics: Metrics = Field(
+        default_factory=dict,
+        description="held-out metrics of the swarm model after this round (empty while the cart trains from its kept one)",
+    )
     privacy: PrivacyRecord | None = Field(None, description="differential privacy's part, when it is on")
 
     @property

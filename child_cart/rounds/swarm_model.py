@@ -55,22 +55,28 @@ class Adopt(RoundPhase):
     async def run(self, ctx: RoundContext) -> None:
         engine = ctx.engine
         aggregate = ctx.shared if ctx.shared is not None else ctx.aggregated
+        learner = engine.learner
+        previous = {} if engine.swarm is None else await asyncio.to_thread(learner.evaluate, engine.swarm)
+        ctx.swarm_metrics = previous
         if aggregate is None:
             ctx.swarm_model = f"no aggregate to adopt ({ctx.aggregate_error or 'none made'}): the swarm model stays"
             return
-        learner = engine.learner
         fresh = (
             ctx.aggregated_metrics
             if aggregate is ctx.aggregated
             else await asyncio.to_thread(learner.evaluate, aggregate)
         )
-        previous = ctx.kept_metrics if engine.swarm is None else await asyncio.to_thread(learner.evaluate, engine.swarm)
         task = engine.task
         adopted, ctx.swarm_model = judge(
-            fresh, previous, task.primary_metric, task.higher_is_better, ctx.settings.tolerance, learner.val_samples
+            fresh,
+            previous if engine.swarm is not None else ctx.kept_metrics,
+            task.primary_metric,
+            task.higher_is_better,
+            ctx.settings.tolerance,
+            learner.val_samples,
         )
         if adopted:
-            engine.swarm = aggregate
+            engine.swarm, ctx.swarm_metrics = aggregate, fresh
             await asyncio.to_thread(save, path(engine.models, task.name), aggregate)
 
 

@@ -104,8 +104,9 @@ class RoundContext:
     best_version: str | None = None
     best_metrics: Metrics = field(default_factory=dict)
     swarm_gain: float | None = None
-    # ADOPT: what became of the swarm model, the one the next round trains from (`swarm_model.py`)
+    # ADOPT: what became of the swarm model, the one the next round trains from (`swarm_model.py`), and its score
     swarm_model: str = ""
+    swarm_metrics: Metrics = field(default_factory=dict)
 
     @property
     def aggregator(self) -> str:

@@ -480,9 +480,11 @@ async def test_an_aggregate_not_kept_is_still_the_swarm_model_the_next_round_tra
     engine = made.engine(swarm_scripted(script))
     first = await engine.run_round()
     assert first.kept == "aggregate" and first.swarm_model.startswith("adopted"), first.swarm_model
+    assert first.swarm_metrics == first.aggregated, "the round log does not score the swarm model it adopted"
     record = await engine.run_round()
     assert (record.kept, record.accepted) == ("local", False), record.reason
     assert record.swarm_model.startswith("adopted the aggregate"), record.swarm_model
+    assert record.swarm_metrics == record.aggregated != record.kept_metrics, "served and trained-from look alike"
     assert _same(engine.swarm, aggregate.weights)
 
     started_from: list[Weights] = []
@@ -507,6 +509,7 @@ async def test_a_poisoned_aggregate_is_neither_kept_nor_trained_from(bank, cart,
     assert not record.accepted and record.kept == ("local" if first_round else "current"), record.reason
     assert "which stays" in record.swarm_model, record.swarm_model
     assert engine.swarm is None, "the poisoned aggregate became the swarm model"
+    assert record.swarm_metrics == {}, "a score for a swarm model the cart does not have"
     assert not swarm_model.path(engine.models, TASK.name).exists()
 
 

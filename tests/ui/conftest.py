@@ -144,4 +144,5 @@ def round_record(n: int, accepted: bool = True) -> RoundRecord:
         local_only=local_only,
         swarm_gain=round(kept["accuracy"] - local_only["accuracy"], 6),
         swarm_model="adopted the aggregate: within 0.08 of the model it replaces",
+        swarm_metrics=aggregated,
     )

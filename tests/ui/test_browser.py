@@ -287,6 +287,10 @@ def test_rounds_chart_renders_and_a_finished_round_appears_live(open_page, store
         "() => Chart.getChart('chart-accuracy').data.datasets.find(d => d.yAxisID === 'gain').data"
     )
     assert gain_line == pytest.approx([0.04, 0.055, 0.07, 0.04, 0.1, 0.115, 0.13])
+    swarm_line = page.evaluate(
+        "() => Chart.getChart('chart-accuracy').data.datasets.find(d => d.label.startsWith('swarm model')).data"
+    )
+    assert swarm_line == pytest.approx([0.33 + 0.025 * n for n in range(7)]), "the swarm model's own score is not drawn"
     _screenshot(page, f"admin-rounds-{size}")
 
 

@@ -1,11 +1,12 @@
 // Rounds of one task (the page's data-task): the swarm-gain headline, the round log table and four charts (the task's
-// held-out metric with the swarm gain, loss, bytes, time), updated live from that task's round events.
+// held-out metric of each model, the swarm model it trains from and the swarm gain; loss, bytes, time), updated live
+// from that task's round events.
 "use strict";
 
 (() => {
   const { el } = window.fedcart;
   const COLORS = {
-    local: "#2563eb", aggregated: "#16a34a", kept: "#0f766e", localOnly: "#94a3b8", gain: "#dc2626",
+    local: "#2563eb", aggregated: "#16a34a", kept: "#0f766e", swarm: "#ca8a04", localOnly: "#94a3b8", gain: "#dc2626",
     in: "#9333ea", out: "#ea580c", wall: "#0f172a",
   };
   const GAIN_WINDOW = 5; // as present.GAIN_WINDOW: the headline averages the last five rounds that measured a gain
@@ -93,6 +94,10 @@
         line("local", COLORS.local, ordered.map((r) => metric(r.local, primary(r)))),
         line("aggregated", COLORS.aggregated, ordered.map((r) => metric(r.aggregated, primary(r)))),
         line("kept", COLORS.kept, ordered.map((r) => metric(r.kept_metrics, primary(r)))),
+        {
+          ...line("swarm model (trained from)", COLORS.swarm, ordered.map((r) => metric(r.swarm_metrics, primary(r)))),
+          borderDash: [2, 3],
+        },
         { ...line("local-only", COLORS.localOnly, ordered.map((r) => metric(r.local_only, primary(r)))), borderDash: [6, 4] },
         { ...line("swarm gain (right axis)", COLORS.gain, ordered.map(gain)), yAxisID: "gain", borderWidth: 3 },
       ] },
