@@ -199,9 +199,11 @@ def bank(tmp_path_factory: pytest.TempPathFactory) -> Bank:
 
 @dataclass
 class Script:
-    """What the scripted TRAIN stand-in offers each round: (local or None for the current model, aggregate)."""
+    """What the scripted TRAIN stand-in offers each round: (local or None for the current model, aggregate), and the
+    peers' updates every round's aggregate was made of (EVALUATE scores them)."""
 
     rounds: deque[tuple[Weights | None, Weights | None]] = field(default_factory=deque)
+    peers: list[Weights] = field(default_factory=list)
 
 
 class Scripted(RoundPhase):
@@ -220,6 +222,7 @@ class Scripted(RoundPhase):
         ctx.own = Update(engine.node_id, local, engine.learner.train_samples)
         ctx.local_metrics = engine.learner.evaluate(local)
         ctx.aggregated = aggregate
+        ctx.peer_updates = [Update(f"peer-{i}", w, ctx.own.samples) for i, w in enumerate(self.script.peers)]
         if aggregate is None:
             ctx.aggregate_error = "no peer updates arrived"
 
@@ -497,20 +500,44 @@ async def test_an_aggregate_not_kept_is_still_the_swarm_model_the_next_round_tra
     assert _same(made.engine(swarm_scripted(Script())).swarm, aggregate.weights), "the swarm model did not persist"
 
 
-@pytest.mark.parametrize("first_round", [False, True], ids=["trained", "first-round"])
-async def test_a_poisoned_aggregate_is_neither_kept_nor_trained_from(bank, cart, first_round):
+@pytest.mark.parametrize(
+    ("first_round", "peers"),
+    [(False, False), (True, False), (True, True)],
+    ids=["trained", "first-round", "first-round-with-honest-peers"],
+)
+async def test_a_poisoned_aggregate_is_neither_kept_nor_trained_from(bank, cart, first_round, peers):
     """In a first round the model the round starts from is the untrained one, which a poisoned aggregate can match:
-    the yardstick before any adoption is the model DECIDE kept (here the fresh local one)."""
+    the yardstick before any adoption is the median peer update, or without one the model DECIDE kept (here the
+    fresh local one)."""
     poisoned, untrained = bank.models[-2], bank.models[-1]  # the untrained end of the line: far below the margin
     made = cart(untrained.weights if first_round else bank.good.weights)
     local = bank.good.weights if first_round else None
-    engine = made.engine(swarm_scripted(Script(deque([(local, poisoned.weights)]))))
+    honest = [bank.near(bank.good.score - d).weights for d in (0.02, 0.05, 0.08)] if peers else []
+    engine = made.engine(swarm_scripted(Script(deque([(local, poisoned.weights)]), honest)))
     record = await engine.run_round()
     assert not record.accepted and record.kept == ("local" if first_round else "current"), record.reason
-    assert "which stays" in record.swarm_model, record.swarm_model
+    assert "the swarm model stays" in record.swarm_model, record.swarm_model
+    assert ("the median peer update" in record.swarm_model) is peers, record.swarm_model
     assert engine.swarm is None, "the poisoned aggregate became the swarm model"
     assert record.swarm_metrics == {}, "a score for a swarm model the cart does not have"
     assert not swarm_model.path(engine.models, TASK.name).exists()
+
+
+async def test_a_cart_unlike_its_peers_adopts_an_aggregate_that_holds_up_against_their_updates(bank, cart):
+    """A store unlike the others: its own model beats every aggregate on its rows by more than the margin, and so do
+    the peers' updates. It serves its own model but trains from the aggregate, or it would learn alone forever and
+    offer its peers that model every round."""
+    peers = [bank.near(bank.good.score - bank.margin - d) for d in (0.06, 0.09, 0.12)]
+    aggregate = bank.near(peers[1].score + 0.01)
+    assert aggregate.score < bank.good.score - bank.margin, "the aggregate is not far below the cart's own model"
+    made = cart(bank.models[-1].weights)  # untrained: the first round
+    script = Script(deque([(bank.good.weights, aggregate.weights)]), [p.weights for p in peers])
+    engine = made.engine(swarm_scripted(script))
+    record = await engine.run_round()
+    assert (record.kept, record.accepted) == ("local", False), record.reason
+    assert record.swarm_model.startswith("adopted the aggregate"), record.swarm_model
+    assert "not below the median peer update" in record.swarm_model, record.swarm_model
+    assert _same(engine.swarm, aggregate.weights), "the cart does not train from the swarm's aggregate"
 
 
 def _same(weights: Weights | None, expected: Weights) -> bool:
