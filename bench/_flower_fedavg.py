@@ -10,7 +10,11 @@ rows, `RecommendTask.make_dataset` the same train / held-out split, and
 Every round each of the N simulated clients (one per cart; `--clients C`: C of
 them, drawn by Flower, as many updates as a fedcart cart averages at k = C - 1) trains the global
 model for `epochs` epochs (batch 32, as a cart's `Learner`) on its cart's
-training rows; FedAvg weights the results by training rows. The global model
+training rows, with its own Adam state carried from its previous round (in
+the client's `context.state`), as a cart keeps its own; FedAvg weights the
+results by training rows. (Before 30 Nov 2026 the clients a Ray worker ran
+shared one optimizer state; over seeds 0-4 that scored 0.773 pooled top-3
+against 0.775 now.) The global model
 is scored on the pooled held-out rows of all carts after every round (Flower's
 centralized evaluation; no client-side evaluation round), and the last one
 also on each cart's own held-out rows (mean over carts). Payload bytes are
@@ -32,6 +36,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
@@ -60,12 +65,31 @@ def carts_data(carts: int, rows: int, seed: int, skew: float) -> tuple[Recommend
 
 @functools.cache
 def keras_model(carts: int, rows: int, seed: int, skew: float) -> Any:
-    """One compiled model per Ray worker, re-used with new weights (as a cart's `Learner` re-uses its own)."""
+    """One compiled model per Ray worker, re-used with new weights and each client's own optimizer state
+    (`own_optimizer`), as a cart's `Learner` re-uses its own."""
     task, _, _ = carts_data(carts, rows, seed, skew)
     return task.build_model(seed=0)
 
 
 client = ClientApp()
+OPTIMIZER = "optimizer"
+
+
+def optimizer_state(model: Any) -> list[Any]:
+    """The optimizer's variables that belong to one client's training (Adam's step count and moments, not its
+    learning rate)."""
+    return [v for v in model.optimizer.variables if not v.path.endswith("learning_rate")]
+
+
+def own_optimizer(model: Any, context: Context) -> None:
+    """Give the worker's shared model this client's own optimizer state, as a cart keeps its own: the state it left
+    in its previous round (kept in the client's `context.state`), or a fresh one."""
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    variables = optimizer_state(model)
+    saved = context.state[OPTIMIZER].to_numpy_ndarrays() if OPTIMIZER in context.state else None
+    for i, variable in enumerate(variables):
+        variable.assign(saved[i] if saved is not None else np.zeros(variable.shape, variable.dtype))
 
 
 @client.train()
@@ -77,7 +101,9 @@ def train(msg: Message, context: Context) -> Message:
     dataset = datasets[int(context.node_config["partition-id"])]
     model = keras_model(*shape)
     model.set_weights(msg.content["arrays"].to_numpy_ndarrays())
+    own_optimizer(model, context)
     fit_keras(model, dataset.x_train, dataset.y_train, int(config["epochs"]), BATCH_SIZE)
+    context.state[OPTIMIZER] = ArrayRecord([np.asarray(v.numpy()) for v in optimizer_state(model)])
     reply = RecordDict(
         {
             "arrays": ArrayRecord(list(model.get_weights())),
