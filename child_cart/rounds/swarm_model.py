@@ -78,14 +78,10 @@ class Adopt(RoundPhase):
             if aggregate is ctx.aggregated
             else await asyncio.to_thread(learner.evaluate, aggregate)
         )
-        task, tolerance, rows = engine.task, ctx.settings.tolerance, learner.val_samples
-        yardstick, named = previous, "the swarm model"
-        if engine.swarm is None:
-            yardstick, named = first_yardstick(
-                ctx.received, ctx.kept_metrics, task.primary_metric, task.higher_is_better
-            )
-            if named == MEDIAN_PEER:
-                tolerance, rows = 0.0, 0  # no margin: an honest average holds up against its parts
+        task = engine.task
+        yardstick, named = (previous, "the swarm model") if engine.swarm is not None else first_yardstick(ctx)
+        no_margin = named == MEDIAN_PEER  # an honest average holds up against its parts
+        tolerance, rows = (0.0, 0) if no_margin else (ctx.settings.tolerance, learner.val_samples)
         adopted, ctx.swarm_model = judge(
             fresh, yardstick, task.primary_metric, task.higher_is_better, tolerance, rows, named
         )
@@ -97,18 +93,17 @@ class Adopt(RoundPhase):
 MEDIAN_PEER = "the median peer update"
 
 
-def first_yardstick(
-    received: dict[str, Metrics], kept: Metrics, metric: str, higher_is_better: bool
-) -> tuple[Metrics, str]:
-    """What the first aggregate is judged against: the median of the peers' updates it averaged (lower median), or,
-    with none scored, the model DECIDE kept."""
-    scored = sorted(
-        (m for m in received.values() if score(m, metric, higher_is_better) is not None),
-        key=lambda m: score(m, metric, higher_is_better) or 0.0,
+def first_yardstick(ctx: RoundContext) -> tuple[Metrics, str]:
+    """What a cart's first aggregate is judged against, and its name: the median of the peers' updates it averaged
+    (the lower median), or, with none scored, the model DECIDE kept."""
+    metric, higher_is_better = ctx.engine.task.primary_metric, ctx.engine.task.higher_is_better
+    ranked = sorted(
+        ((value, m) for m in ctx.received.values() if (value := score(m, metric, higher_is_better)) is not None),
+        key=lambda pair: pair[0],
     )
-    if not scored:
-        return kept, "the model kept this round"
-    return scored[(len(scored) - 1) // 2], MEDIAN_PEER
+    if not ranked:
+        return ctx.kept_metrics, "the model kept this round"
+    return ranked[(len(ranked) - 1) // 2][1], MEDIAN_PEER
 
 
 def judge(

@@ -19,6 +19,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -34,6 +36,7 @@ from child_cart.rounds.exchange import Collected
 from child_cart.rounds.learner import Learner
 from child_cart.rounds.phases import DEFAULT_WORKFLOW, Decide, Evaluate, LocalOnly, Train, local_only_path
 from child_cart.rounds.roundlog import RoundRecord, best_version, log_round, recent_rounds
+from child_cart.rounds.settings import RoundSettings
 from child_cart.rounds.workflow import Phase, RoundContext, RoundPhase, Weights, Workflow
 from child_cart.store import Store, open_store
 from child_cart.synth import shoppers as synth
@@ -468,6 +471,23 @@ def test_an_aggregate_is_adopted_within_the_margin_of_the_swarm_model_it_replace
     verdict, reason = swarm_model.judge(aggregate, previous, "accuracy", True, TOLERANCE, rows)
     assert verdict is adopted, reason
     assert reason.startswith("adopted") is adopted
+
+
+@pytest.mark.parametrize(
+    ("received", "expected"),
+    [
+        ({"a": 0.30, "b": 0.10, "c": 0.20}, (0.20, "the median peer update")),
+        ({"a": 0.30, "b": 0.10, "c": 0.20, "d": 0.40}, (0.20, "the median peer update")),  # the lower median
+        ({"a": 0.30, "b": None}, (0.30, "the median peer update")),  # an update with no score is not counted
+        ({}, (0.50, "the model kept this round")),  # no update to judge against (secure aggregation)
+    ],
+)
+def test_a_first_aggregate_is_judged_against_the_median_peer_update(received, expected):
+    metrics = {peer: ({} if value is None else {"accuracy": value}) for peer, value in received.items()}
+    ctx = RoundContext(cast(Any, SimpleNamespace(task=TASK)), RoundSettings(), 1)
+    ctx.received, ctx.kept_metrics = metrics, {"accuracy": 0.50}
+    yardstick, named = swarm_model.first_yardstick(ctx)
+    assert (yardstick["accuracy"], named) == expected
 
 
 def swarm_scripted(script: Script) -> Workflow:
