@@ -69,6 +69,24 @@ def decode_weights(data: bytes) -> list[np.ndarray]:
     return weight_codec.decode(data)
 
 
+def save_weights_file(path: Path, weights: list[np.ndarray]) -> None:
+    """Replace a cart's own weights file beside its versions (a swarm or local-only model: not a version), atomically
+    and readable by the owner alone. Encoding and writing block: callers on the loop run it on a thread."""
+    write_atomic(path, encode_weights(weights), private=True)
+
+
+def read_weights_file(path: Path, what: str) -> list[np.ndarray] | None:
+    """The weights `save_weights_file` wrote, or None when there are none yet or they cannot be read (logged, naming
+    `what`): the caller starts that model afresh."""
+    if not path.exists():
+        return None
+    try:
+        return decode_weights(path.read_bytes())
+    except (OSError, weight_codec.WeightsError) as exc:
+        log.warning("%s %s unreadable (%s): starting it afresh", what, path, exc)
+        return None
+
+
 class ModelVersions:
     """The model versions of one cart."""
 

@@ -20,10 +20,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cartnet.files import write_atomic
-from cartnet.weights import WeightsError
 from child_cart.aggregation import AggregationError, Update, make_aggregator
-from child_cart.models.versions import MODELS_DIR, ModelCorrupt, ModelVersions, decode_weights, encode_weights
+from child_cart.models.versions import MODELS_DIR, ModelCorrupt, ModelVersions, read_weights_file, save_weights_file
 from child_cart.rounds.acceptance import Candidate, Scored, choose, score
 from child_cart.rounds.learner import Learner
 from child_cart.rounds.roundlog import Metrics, best_version
@@ -157,7 +155,8 @@ class LocalOnly(RoundPhase):
         engine = ctx.engine
         learner, path = engine.learner, local_only_path(engine.models, engine.task.name)
         epochs = ctx.settings.local_epochs if ctx.trained else 0
-        shadow = await asyncio.to_thread(load_local_only, path, learner)
+        saved = await asyncio.to_thread(read_weights_file, path, "local-only weights")
+        shadow = learner.initial_weights if saved is None else saved
         try:
             shadow, ctx.local_only_metrics = await asyncio.to_thread(_advance, learner, shadow, epochs)
         except ValueError as exc:  # stored for another model (the task's model changed): start afresh
@@ -166,7 +165,7 @@ class LocalOnly(RoundPhase):
             )
             shadow, ctx.local_only_metrics = await asyncio.to_thread(_advance, learner, learner.initial_weights, epochs)
         if epochs:
-            await asyncio.to_thread(save_local_only, path, shadow)
+            await asyncio.to_thread(save_weights_file, path, shadow)
 
 
 def _advance(learner: Learner, weights: Weights, epochs: int) -> tuple[Weights, Metrics]:
@@ -179,22 +178,6 @@ def _advance(learner: Learner, weights: Weights, epochs: int) -> tuple[Weights, 
 def local_only_path(models: ModelVersions, task: str) -> Path:
     """Where a cart keeps its local-only shadow weights for `task` (one file, replaced atomically each round)."""
     return models.path(f"{MODELS_DIR}/{task}-local-only.weights")
-
-
-def save_local_only(path: Path, weights: Weights) -> None:
-    """Replace the shadow's weights file (encoding and writing both off the loop: callers run it on a thread)."""
-    write_atomic(path, encode_weights(weights), private=True)
-
-
-def load_local_only(path: Path, learner: Learner) -> Weights:
-    """The shadow's weights, or the task's initial weights when there are none yet or they cannot be read."""
-    if not path.exists():
-        return learner.initial_weights
-    try:
-        return decode_weights(path.read_bytes())
-    except (OSError, WeightsError) as exc:
-        log.warning("local-only weights %s unreadable (%s): starting the local-only model afresh", path, exc)
-        return learner.initial_weights
 
 
 class Decide(RoundPhase):

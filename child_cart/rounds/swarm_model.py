@@ -49,9 +49,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from cartnet.files import write_atomic
-from cartnet.weights import WeightsError
-from child_cart.models.versions import MODELS_DIR, ModelVersions, decode_weights, encode_weights
+from child_cart.models.versions import MODELS_DIR, ModelVersions, read_weights_file, save_weights_file
 from child_cart.rounds.acceptance import margin, score
 from child_cart.rounds.roundlog import Metrics
 from child_cart.rounds.workflow import Phase, RoundContext, RoundPhase, Weights
@@ -87,7 +85,7 @@ class Adopt(RoundPhase):
         )
         if adopted:
             engine.swarm, ctx.swarm_metrics = aggregate, fresh
-            await asyncio.to_thread(save, path(engine.models, task.name), aggregate)
+            await asyncio.to_thread(save_weights_file, path(engine.models, task.name), aggregate)
 
 
 MEDIAN_PEER = "the median peer update"
@@ -138,24 +136,11 @@ def path(models: ModelVersions, task: str) -> Path:
     return models.path(f"{MODELS_DIR}/{task}-swarm.weights")
 
 
-def save(file: Path, weights: Weights) -> None:
-    """Replace the swarm model's file (encoding and writing both off the loop: callers run it on a thread)."""
-    write_atomic(file, encode_weights(weights), private=True)
-
-
 def load(file: Path, layout: Weights) -> Weights | None:
     """The saved swarm model, or None when there is none yet, it cannot be read or it does not fit `layout` (the
     task's model changed): the cart then trains from its kept model until it adopts an aggregate again."""
-    if not file.exists():
-        return None
-    try:
-        weights = decode_weights(file.read_bytes())
-    except (OSError, WeightsError) as exc:
-        log.warning(
-            "swarm model %s unreadable (%s): training from the kept model until an aggregate is adopted", file, exc
-        )
-        return None
-    if [w.shape for w in weights] != [w.shape for w in layout]:
+    weights = read_weights_file(file, "swarm model")
+    if weights is not None and [w.shape for w in weights] != [w.shape for w in layout]:
         log.warning("swarm model %s does not fit the model: training from the kept model until one is adopted", file)
         return None
     return weights

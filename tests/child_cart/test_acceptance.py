@@ -27,7 +27,7 @@ import pytest
 
 from cartnet.weights import decode
 from child_cart.aggregation import Update
-from child_cart.models.versions import ModelVersions
+from child_cart.models.versions import ModelVersions, read_weights_file, save_weights_file
 from child_cart.rounds import settings as round_settings
 from child_cart.rounds import swarm_model
 from child_cart.rounds.acceptance import Candidate, Scored, choose, margin, standard_error
@@ -558,6 +558,23 @@ async def test_a_cart_unlike_its_peers_adopts_an_aggregate_that_holds_up_against
     assert record.swarm_model.startswith("adopted the aggregate"), record.swarm_model
     assert "not below the median peer update" in record.swarm_model, record.swarm_model
     assert _same(engine.swarm, aggregate.weights), "the cart does not train from the swarm's aggregate"
+
+
+@pytest.mark.parametrize("content", [None, b"not weights"], ids=["missing", "unreadable"])
+def test_a_swarm_or_local_only_file_that_cannot_be_read_starts_that_model_afresh(tmp_path, caplog, content):
+    file = tmp_path / "recommend-swarm.weights"
+    if content is not None:
+        file.write_bytes(content)
+    assert read_weights_file(file, "swarm model") is None
+    assert swarm_model.load(file, [np.zeros(2)]) is None
+    assert ("unreadable" in caplog.text) is (content is not None), caplog.text
+
+
+def test_a_saved_swarm_model_loads_only_into_its_own_layout(tmp_path):
+    file, weights = tmp_path / "recommend-swarm.weights", [np.arange(3, dtype=np.float32)]
+    save_weights_file(file, weights)
+    assert _same(swarm_model.load(file, [np.zeros(3, np.float32)]), weights)
+    assert swarm_model.load(file, [np.zeros(4, np.float32)]) is None, "a model of another layout was trained from"
 
 
 def _same(weights: Weights | None, expected: Weights) -> bool:
