@@ -17,9 +17,10 @@ share the model's body, each keeps its own output layer). Whatever the method,
 `summary.json` in the output folder holds the final top-1/top-3/recall@5 of
 every method: "federated" scores each cart's kept model (the one it serves),
 "swarm" its swarm model (the last aggregate it adopted, which it trains from:
-`child_cart.rounds.swarm_model`; the counterpart of Flower's global model), the "personalized" one (each cart's swarm model fine-tuned on its
-own rows, on its own held-out rows, as PERSONALIZE fine-tunes the aggregate; in a `personalized` or `local_head` run the
-kept model itself), the same methods on each cart's own held-out rows
+`child_cart.rounds.swarm_model`; the counterpart of Flower's global model),
+the "personalized" one (each cart's swarm model fine-tuned on its own rows, on
+its own held-out rows, as PERSONALIZE fine-tunes the aggregate; in a
+`personalized` or `local_head` run the kept model itself), the same methods on each cart's own held-out rows
 (`own_rows`), and per round the bytes on the wire (`wire_bytes_per_round`: every
 WebSocket frame the carts sent or received, headers included, so a frame relayed
 from cart to cart counts at both; `sent_bytes_per_round`: each frame once, where

@@ -5,8 +5,8 @@
 With `dp_noise_multiplier` z > 0 and `dp_clip_norm` C > 0 in the round
 settings, the engine runs `PRIVATE_WORKFLOW` (`workflow_for`). TRAIN trains as
 always but offers nothing; PRIVATIZE takes the update, the change from the
-model the round trained from (`engine.start`: its swarm model, or its kept model before one was
-adopted), clips it to L2 norm C
+model the round trained from (`engine.start`: its swarm model, or its kept
+model before one was adopted), clips it to L2 norm C
 and adds N(0, (z C)^2) to every coordinate:
 
     offered = start + delta * min(1, C / ||delta||) + N(0, (z C)^2 I)
@@ -24,9 +24,10 @@ what PUBLISH sends to phones through the bridge, and where the next round
 starts before a swarm model was adopted (`swarm_model.py`: after that, an
 aggregate of the same releases): a kept unnoised model would put its
 unclipped, unnoised update into later offers (start + ...), and into the
-phone model, and ε would mean nothing. This way every model the cart keeps is built from its own noised
-releases and its peers' (noised) updates only, so everything that leaves the
-cart is a post-processing of what the accountant counted. The local-only
+phone model, and ε would mean nothing. This way every model the cart keeps is
+built from its own noised releases and its peers' (noised) updates only, so
+everything that leaves the cart is a post-processing of what the accountant
+counted. The local-only
 shadow (LOCAL_ONLY) never leaves the cart and stays unnoised: it is the
 yardstick of what going alone would give.
 

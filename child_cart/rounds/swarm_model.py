@@ -26,17 +26,18 @@ peers' updates it averaged, on the same rows and with no margin
 (`first_yardstick`): an honest average scores like its parts or better, one
 that a poisoned update dragged down scores below them (with the margin, two
 poisoned aggregates got through in tests/rounds/test_poisoning.py: early
-updates score low, so the margin was most of the distance). Not the model the round started from: in
-round one that is the untrained model, which a poisoned aggregate can match (it
-did in tests/rounds/test_poisoning.py). Not the model DECIDE kept either: on a
-cart whose store is unlike the others that is its own local model, which beats
-every aggregate on its rows by more than the margin, so the cart never adopted
-one, trained on alone and offered its peers that model every round (at 10
-carts, k = 9, seed 1, one cart in ten did: the swarm models scored 0.747 pooled
-top-3 on average, 0.755 without that cart's, where FedAvg over the same carts
-scores 0.761; 0.760 with this yardstick). With no peer update scored (secure
-aggregation shows none) it is the kept model. Before the first adoption, or when the saved one no longer fits the
-model, the cart trains from its kept model.
+updates score low, so the margin was most of the distance). Not the model the
+round started from: in round one that is the untrained model, which a poisoned
+aggregate can match (it did in the same test). Not the model DECIDE kept
+either: on a cart whose store is unlike the others that is its own local
+model, which beats every aggregate on its rows by more than the margin, so the
+cart never adopted one, trained on alone and offered its peers that model
+every round (at 10 carts, k = 9, seed 1, one cart in ten did: the swarm models
+scored 0.747 pooled top-3 on average, where FedAvg over the same carts scores
+0.761; 0.757 with this yardstick). With no peer update scored (secure
+aggregation shows none) it is the kept model. Before the first adoption, or
+when the saved one no longer fits the model, the cart trains from its kept
+model.
 
 The swarm model lives in one file beside the model versions
 (`{task}-swarm.weights`), so a restart continues it. It is not served, exported
