@@ -71,6 +71,7 @@ from cartnet.messages import (
     Certificate,
     Error,
     Heartbeat,
+    HeldPeer,
     Message,
     MessageError,
     PeerInfo,
@@ -276,13 +277,30 @@ class BridgeClient:
         await self._send_raw(frames.control(message))
 
     async def peers(
-        self, timeout: float = 10.0, *, sample: int | None = None, task: str | None = None, known: Sequence[str] = ()
+        self,
+        timeout: float = 10.0,
+        *,
+        sample: int | None = None,
+        task: str | None = None,
+        known: Sequence[str] = (),
+        by_id: bool = False,
     ) -> list[PeerInfo]:
         """Announced carts the bridge knows to be alive (ourselves excluded): with `sample`, that many drawn
         at random by the bridge (those ready with an update for `task` first; the `known` ones, node id prefixes
-        of carts whose certificates we hold, without them), else the directory as far as one message holds it."""
-        reply = await self._directory(PeersRequest(sample=sample, task=task, known=list(known)), timeout)
-        return [peer for peer in reply.peers if peer.node_id != self.node_id]
+        of carts whose certificates we hold, without them, or, `by_id`, named by id alone and made whole from what
+        our verifier holds), else the directory as far as one message holds it."""
+        request = PeersRequest(sample=sample, task=task, known=list(known), by_id=by_id and self.verifier is not None)
+        reply = await self._directory(request, timeout)
+        made_whole = {held.node_id: await self._made_whole(held, timeout) for held in reply.held}
+        return [peer for peer in reply.in_draw_order(made_whole) if peer.node_id != self.node_id]
+
+    async def _made_whole(self, held: HeldPeer, timeout: float) -> PeerInfo | None:
+        """A cart drawn by id alone, as our verifier holds it; looked up when we do not hold it (a chance match
+        of its id prefix, or forgotten since) or it moved to another bridge since the record we hold."""
+        entry = self.verifier.entry(held) if self.verifier is not None else None
+        if entry is not None and entry.bridge_id == held.bridge_id:
+            return entry
+        return await self.lookup(held.node_id, timeout, held=entry is not None)
 
     async def lookup(self, node_id: str, timeout: float = 10.0, *, held: bool = False) -> PeerInfo | None:
         """One cart's directory entry, or None when it is not an announced, live cart; without its certificate

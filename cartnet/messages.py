@@ -18,6 +18,7 @@ import binascii
 import json
 import operator
 import re
+from collections.abc import Mapping
 from itertools import accumulate
 from typing import Annotated, Any, Literal, NoReturn, get_args
 
@@ -327,12 +328,44 @@ class PeersRequest(Message):
     """Carts whose certificates the asker holds (the first 8 hex digits of each node id): a sample lists them
     without it. A prefix that matches another cart by chance costs that entry its certificate: the asker
     refuses it as unverifiable (`certificate_missing`) and looks it up whole when it needs it."""
+    by_id: bool = False
+    """A sample lists the `known` carts by id alone (`PeerList.held`), not as entries without a certificate: the
+    asker holds the entries it verified (`cartnet.peers.PeerVerifier.entry`) and needs only whom the bridge drew.
+    An asker that passes entries on to others (secure aggregation's cohort) asks for them whole instead."""
+
+
+class HeldPeer(Message):
+    """A drawn cart the asker verified before (`PeersRequest.by_id`): its place in the draw and where it is.
+
+    About 150 bytes where its whole entry is about 500: the keys are the asker's own, checked against the
+    cart's signature and certificate when first listed, so the bridge's word here is only whom it drew. A
+    `bridge_id` other than the one in the record the asker holds means the cart moved: the asker looks it up."""
+
+    node_id: NodeId
+    bridge_id: NodeId
+    bridge_url: Annotated[str, Field(max_length=256)]
+    at: int = Field(ge=0, lt=MAX_SAMPLE, description="its place in the draw, whole entries filling the others")
 
 
 class PeerList(Message):
     type: Literal["peer_list"] = "peer_list"
     peers: Annotated[list[PeerInfo], Field(max_length=1000)]
+    held: Annotated[list[HeldPeer], Field(max_length=MAX_SAMPLE)] = []
     total: int = Field(0, ge=0, description="How many carts the answer was drawn from (it may list fewer)")
+
+    def in_draw_order(self, made_whole: Mapping[str, PeerInfo | None]) -> list[PeerInfo]:
+        """The draw in the bridge's order: the whole entries as listed, each held cart where its `at` puts it, as
+        `made_whole` (by node id) has it, and left out when it has none (a cart the asker could not make whole).
+        A bridge's duplicate or out-of-range places cost it only those entries."""
+        places = {held.at: held.node_id for held in self.held}
+        whole = iter(self.peers)
+        drawn = []
+        for at in range(len(self.peers) + len(self.held)):
+            node_id = places.get(at)
+            entry = made_whole.get(node_id) if node_id is not None else next(whole, None)
+            if entry is not None:
+                drawn.append(entry)
+        return [*drawn, *whole]
 
 
 # --- transfers ----------------------------------------------------------------------------

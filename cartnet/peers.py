@@ -54,6 +54,7 @@ from cartnet.files import write_atomic
 from cartnet.identity import Identity, node_id_of, verify_signature
 from cartnet.messages import (
     Certificate,
+    HeldPeer,
     MaskedRequest,
     PeerInfo,
     PresenceRecord,
@@ -102,10 +103,17 @@ class VerifiedPeer:
     kx_public_key: bytes
     """Its X25519 key: the only key we seal anything for it to."""
     certificate: Certificate
+    record: PresenceRecord
+    """The signed presence these keys were read from: what a bridge's `HeldPeer` stands for (`PeerVerifier.entry`)."""
 
     @property
     def expires_ms(self) -> int:
         return self.certificate.not_after_ms
+
+    def still_at(self, record: PresenceRecord) -> bool:
+        """True when `record` names the bridge the kept one does; a cart that moved is checked and kept afresh,
+        so the entry `PeerVerifier.entry` makes names where it is now."""
+        return record.bridge_id == self.record.bridge_id
 
     def vouches_for(self, info: PeerInfo) -> bool:
         """True when `info` names exactly the keys and certificate verified here."""
@@ -215,7 +223,7 @@ class PeerVerifier:
             serial = self.revocations.serial if self.revocations is not None else -1
             raise PeerRefused("revoked", f"node {record.node_id[:8]} is revoked (revocation list {serial})")
         kept = self._verified.get(record.node_id)
-        if kept is not None and kept.vouches_for(info) and at <= kept.expires_ms:
+        if kept is not None and kept.vouches_for(info) and at <= kept.expires_ms and kept.still_at(record):
             self._verified.move_to_end(record.node_id)
             return kept
         verified = self._check(record, cert, at)
@@ -238,6 +246,15 @@ class PeerVerifier:
         at = now_ms()  # a revoked peer is no longer kept (`accept_revocations`)
         held = (peer.node_id for peer in reversed(self._verified.values()) if at <= peer.expires_ms)
         return [node_id[: messages.KNOWN_PREFIX] for node_id in itertools.islice(held, limit)]
+
+    def entry(self, held: HeldPeer) -> PeerInfo | None:
+        """The whole entry a bridge listed by id alone (`PeersRequest.by_id`): the record and certificate we
+        verified, at the bridge URL it gave; None when we no longer hold that cart (evicted, revoked, expired).
+        `verify` believes it as it believed it first, whatever the record's age: its keys are what we checked."""
+        kept = self.known(held.node_id)
+        if kept is None:
+            return None
+        return PeerInfo(bridge_url=held.bridge_url, record=kept.record, certificate=kept.certificate)
 
     def known(self, node_id: str) -> VerifiedPeer | None:
         """The peer verified under `node_id`, while its certificate holds and it is not revoked."""
@@ -266,7 +283,7 @@ class PeerVerifier:
         except CertificateError as exc:
             code = exc.code if exc.code in ("revoked", "wrong_role") else f"certificate_{exc.code}"
             raise PeerRefused(code, f"its certificate: {exc}") from None
-        return VerifiedPeer(record.node_id, record.public_key, record.kx_public_key, cert)
+        return VerifiedPeer(record.node_id, record.public_key, record.kx_public_key, cert, record)
 
 
 # --- update requests ---------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from cartnet.messages import (
     Error,
     Heartbeat,
     HeartbeatAck,
+    HeldPeer,
     Message,
     PeerInfo,
     PeerList,
@@ -254,8 +255,7 @@ class CartSessions:
             )
         if request.sample is not None:
             infos, pool = self.directory.sample(request.sample, request.task, exclude=peer.node_id)
-            held = set(request.known)
-            return PeerList(peers=[_for_holder(info, held) for info in infos], total=pool)
+            return _drawn_for(infos, pool, set(request.known), request.by_id)
         members = self.directory.members()
         return PeerList(peers=[member.info for member in members[:MAX_PEER_LIST]], total=len(members))
 
@@ -292,6 +292,19 @@ class CartSessions:
             self.relay.departed(peer.node_id, reason)
             self._left(peer.node_id, reason, presence.withdrawal(signed) if signed else None)
         await peer.close(None, self.settings.shutdown_grace)
+
+
+def _drawn_for(infos: list[PeerInfo], pool: int, known: set[str], by_id: bool) -> PeerList:
+    """A sample for its asker: the carts it holds without their certificates, or, `by_id`, by id alone."""
+    held = [at for at, info in enumerate(infos) if by_id and info.node_id[:KNOWN_PREFIX] in known]
+    return PeerList(
+        peers=[_for_holder(info, known) for at, info in enumerate(infos) if at not in held],
+        held=[
+            HeldPeer(node_id=infos[at].node_id, bridge_id=infos[at].bridge_id, bridge_url=infos[at].bridge_url, at=at)
+            for at in held
+        ],
+        total=pool,
+    )
 
 
 def _for_holder(info: PeerInfo, held: set[str]) -> PeerInfo:

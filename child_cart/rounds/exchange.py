@@ -122,8 +122,6 @@ MAX_NOTES = 64
 """Short sends (declines, our readiness) running at once."""
 MAX_SEALED = 16
 """Sealed copies of the current offer kept for reuse, one per requester."""
-MAX_KNOWN = 4096
-"""Directory entries remembered for answering requests."""
 MAX_REFUSED = 64
 """Refused requesters remembered for the next round's log (the counters in `declined` count them all)."""
 TELL_INTERVAL = 1.0
@@ -230,7 +228,6 @@ class UpdateExchange:
         self._answers: set[asyncio.Task[None]] = set()
         self._notes: set[asyncio.Task[None]] = set()
         self._sealed: OrderedDict[str, _Sealed] = OrderedDict()
-        self._known: OrderedDict[str, PeerInfo] = OrderedDict()
         self._silent: OrderedDict[str, int] = OrderedDict()  # peer -> the round it last let our deadline pass
         network.transfers.refusal_listeners.append(self._refused)
         network.transfers.admission_checks.append(self.admit)
@@ -288,7 +285,6 @@ class UpdateExchange:
         still answer and no spare is left, or `timeout` after the start."""
         result = Collected()
         trusted = self._trusted(peers, result)
-        self._learn([peer for peer in peers if peer.node_id in trusted])
         asks = Asks(Batch(len(trusted) if enough is None else enough), deque(trusted.values()), timeout)
         try:
             await self._await_answers(asks, round_number)
@@ -678,30 +674,17 @@ class UpdateExchange:
         return ""
 
     async def _requester(self, peer_id: str) -> VerifiedPeer | None:
-        """The requester, verified: from the entries learned already, else from one lookup at the bridge; None
-        when the bridge does not know it, PeerRefused when its entry does not verify."""
-        known = self._known.get(peer_id)
-        if known is not None:
-            self._known.move_to_end(peer_id)
-            try:
-                return self.verifier.verify(known)
-            except PeerRefused:
-                pass  # learned a while ago (its presence may have expired since): ask the bridge afresh
-        found = await self.network.lookup(peer_id, held=self.verifier.known(peer_id) is not None)
+        """The requester, verified: as our verifier holds it (whoever listed it first), else from one lookup at
+        the bridge; None when the bridge does not know it, PeerRefused when its entry does not verify."""
+        kept = self.verifier.known(peer_id)
+        if kept is not None:
+            return kept
+        found = await self.network.lookup(peer_id)
         if found is None:
             return None
         if found.node_id != peer_id:
             raise PeerRefused("id_mismatch", f"the bridge answered a lookup of {peer_id[:8]} with {found.node_id[:8]}")
-        verified = self.verifier.verify(found)
-        self._learn([found])
-        return verified
-
-    def _learn(self, peers: list[PeerInfo]) -> None:
-        for peer in peers:
-            self._known[peer.node_id] = peer
-            self._known.move_to_end(peer.node_id)
-        while len(self._known) > MAX_KNOWN:
-            self._known.popitem(last=False)
+        return self.verifier.verify(found)
 
     async def _send_offer(self, peer: VerifiedPeer, request: UpdateRequest) -> None:
         offer = self._offer

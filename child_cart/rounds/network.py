@@ -20,11 +20,12 @@ class Network(Protocol):
     bridge_id: str | None
 
     async def peers(
-        self, *, sample: int | None = None, task: str | None = None, known: Sequence[str] = ()
+        self, *, sample: int | None = None, task: str | None = None, known: Sequence[str] = (), by_id: bool = False
     ) -> list[PeerInfo]:
         """Announced live carts of the swarm (this node included or not); with `sample`, that many drawn
         at random by the bridge, those ready with an update for `task` first, the `known` ones (node id
-        prefixes, `PeersRequest.known`) without their certificates."""
+        prefixes, `PeersRequest.known`) without their certificates, or, `by_id`, listed by id alone and
+        made whole from the entries this node verified."""
 
     async def lookup(self, node_id: str, *, held: bool = False) -> PeerInfo | None:
         """One announced live cart's entry, or None; without its certificate when `held` (we hold it)."""

@@ -88,7 +88,8 @@ class Exchange(RoundPhase):
     deadline pass without a word are drawn beside as many more and asked last
     (`UpdateExchange.prefer_responsive`). A drawn peer whose entry does not verify (its own
     signed presence and swarm certificate, cartnet.peers) is skipped, never asked; the
-    certificates we hold already are named, so the bridge lists those carts without them.
+    carts we verified already are named, so the bridge lists them by id alone (about 100
+    bytes where a whole entry is about 500) and our verifier's entries stand for them.
     """
 
     name = Phase.EXCHANGE
@@ -97,7 +98,9 @@ class Exchange(RoundPhase):
         engine, settings, exchange = ctx.engine, ctx.settings, ctx.engine.exchange
         wanted = settings.k + settings.over_ask
         sample = wanted + exchange.extra_draw(ctx.number, wanted)
-        drawn = await engine.network.peers(sample=sample, task=engine.task.name, known=exchange.verifier.holders())
+        drawn = await engine.network.peers(
+            sample=sample, task=engine.task.name, known=exchange.verifier.holders(), by_id=True
+        )
         others = [p for p in drawn if p.node_id != engine.node_id]
         ctx.asked = exchange.prefer_responsive(others, ctx.number, wanted)
         collected = await engine.exchange.collect(ctx.asked, ctx.number, settings.peer_timeout, enough=settings.k)

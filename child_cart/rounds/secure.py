@@ -416,7 +416,6 @@ class SecureExchange:
         identity = ex.network.identity
         checked = Collected()
         trusted = ex._trusted(peers, checked)
-        ex._learn([peer for peer in peers if peer.node_id in trusted])
         result = MaskedSum(skipped=dict(checked.skipped))
         if len(trusted) < MIN_COHORT:
             result.error = f"only {len(trusted)} verified peers to ask: a masked cohort needs at least {MIN_COHORT}"

@@ -18,7 +18,7 @@ from cartnet import messages, presence
 from cartnet.authority import Authority
 from cartnet.certificates import CertificateError
 from cartnet.identity import Identity
-from cartnet.messages import KNOWN_PREFIX, CertifiedPresence, PeerInfo
+from cartnet.messages import KNOWN_PREFIX, CertifiedPresence, HeldPeer, PeerInfo
 from cartnet.peers import (
     REQUEST_WINDOW_MS,
     PeerRefused,
@@ -137,7 +137,7 @@ def test_an_honest_entry_verifies_once_and_a_lie_never_evicts_it(swarm: Authorit
         cart.kx_public_key,
         cart.public_key,
     )
-    fresher = honest.model_copy(update={"record": presence.sign(cart, "c" * 40, 60, ready=True).record})
+    fresher = honest.model_copy(update={"record": presence.sign(cart, "b" * 40, 60, ready=True).record})
     assert verifier.verify(fresher) == verified and verifier.verifications == 1, "a re-signed record costs nothing"
     swapped = honest.model_copy(
         update={"record": honest.record.model_copy(update={"kx_public_key": Identity.generate().kx_public_key})}
@@ -145,6 +145,38 @@ def test_an_honest_entry_verifies_once_and_a_lie_never_evicts_it(swarm: Authorit
     with pytest.raises(PeerRefused):
         verifier.verify(swapped)
     assert verifier.verify(honest) == verified and verifier.known(cart.node_id) == verified
+
+
+def test_a_cart_drawn_by_id_alone_is_made_whole_from_the_entry_verified_and_only_while_it_is_held(
+    swarm: Authority,
+) -> None:
+    cart, verifier = Identity.generate(), PeerVerifier(swarm.swarm)
+    honest = listed(cart, swarm)
+    drawn = HeldPeer(node_id=cart.node_id, bridge_id="b" * 40, bridge_url="http://127.0.0.1:8471", at=0)
+    assert verifier.entry(drawn) is None, "never verified: nothing to stand for it"
+    verified = verifier.verify(honest)
+    whole = verifier.entry(drawn)
+    assert whole == honest.model_copy(update={"bridge_url": drawn.bridge_url}), "the record and certificate checked"
+    assert verifier.verify(whole) == verified and verifier.verifications == 1, "believed as first believed, free"
+    assert len(messages.encode(drawn)) < 0.3 * len(messages.encode(honest.without_certificate()))
+    assert verifier.accept_revocations(swarm.revoke([cart.node_id]))
+    assert verifier.entry(drawn) is None, "revoked since: no longer held"
+
+
+def test_a_cart_that_moved_bridges_is_checked_afresh_and_its_entry_names_the_new_bridge(swarm: Authority) -> None:
+    cart, verifier = Identity.generate(), PeerVerifier(swarm.swarm)
+    honest = listed(cart, swarm)
+    verifier.verify(honest)
+    moved = honest.model_copy(update={"record": presence.sign(cart, "c" * 40, 60).record})
+    assert verifier.verify(moved).record == moved.record and verifier.verifications == 2
+    drawn = HeldPeer(node_id=cart.node_id, bridge_id="c" * 40, bridge_url="http://127.0.0.1:8471", at=0)
+    whole = verifier.entry(drawn)
+    assert whole is not None and whole.bridge_id == "c" * 40
+    expired = honest.model_copy(
+        update={"record": presence.sign(cart, "b" * 40, 60, issued_ms=now_ms() - 120_000).record}
+    )
+    with pytest.raises(PeerRefused, match="expired"):
+        verifier.verify(expired)  # a bridge replaying where the cart was is checked, not believed
 
 
 def test_a_held_certificate_is_named_and_an_entry_without_it_verifies_free(swarm: Authority) -> None:

@@ -39,7 +39,7 @@ def authority(tmp_path_factory: pytest.TempPathFactory) -> Authority:
 @pytest.fixture(scope="module")
 def cart(authority: Authority) -> tuple[Identity, phone_models.Certificate]:
     identity = Identity.generate()
-    return identity, authority.issue(identity.public_key, "cart")
+    return identity, authority.issue(identity.public_key, "cart", now=NOW)  # NOW is fixed at import, long before
 
 
 def signed(cart: tuple[Identity, phone_models.Certificate], **changes: object) -> SignedModel:

@@ -241,7 +241,7 @@ class Offline:
     bytes_in = bytes_out = 0
     verifier = trustkit.verifier()
 
-    async def peers(self, *, sample: int | None = None, task: str | None = None, known=()) -> list:
+    async def peers(self, *, sample: int | None = None, task: str | None = None, known=(), by_id=False) -> list:
         return []
 
     def offer(self, *args: object) -> None:

@@ -66,7 +66,9 @@ class FakeNetwork:
         self.lookups += 1
         return self.directory.get(node_id)
 
-    async def peers(self, *, sample: int | None = None, task: str | None = None, known=()) -> list[PeerInfo]:
+    async def peers(
+        self, *, sample: int | None = None, task: str | None = None, known=(), by_id=False
+    ) -> list[PeerInfo]:
         return list(self.directory.values())
 
     async def announce(self, *, ready: bool, task: str | None = None) -> None:

@@ -231,7 +231,7 @@ class FakeNetwork:
     sent: asyncio.Queue[tuple[str, Message]] = field(default_factory=asyncio.Queue)
     ready: list[bool] = field(default_factory=list)
 
-    async def peers(self, *, sample: int | None = None, task: str | None = None, known=()) -> list:
+    async def peers(self, *, sample: int | None = None, task: str | None = None, known=(), by_id=False) -> list:
         return []
 
     async def lookup(self, node_id: str, *, held: bool = False) -> None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import random
 
-from bridgekit import cart, certificate, http_peers, listed, raw_cart, until, within
+from bridgekit import authority, cart, certificate, http_peers, listed, raw_cart, until, within
 
 from cartnet import messages, presence
 from cartnet.identity import Identity
 from cartnet.messages import CertifiedPresence, PeerList
+from cartnet.peers import PeerVerifier
 from parent_cart.directory import Directory
 from parent_cart.session import MAX_PEER_LIST
 
@@ -128,3 +129,28 @@ async def test_a_sample_or_lookup_lists_the_carts_whose_certificates_the_asker_h
     assert all(p.certificate is not None for p in whole)
     assert found is not None and found.certificate is not None, "a lookup of a cart not held is whole"
     assert found_held is not None and found_held.certificate is None, "the asker holds it: the bridge leaves it out"
+
+
+async def test_a_sample_names_the_carts_the_asker_verified_by_id_alone_and_the_asker_makes_them_whole(swarm):
+    bridge = await swarm.add_bridge()
+    verifier = PeerVerifier(authority().swarm)
+    async with (
+        cart(bridge, task="recommend", verifier=verifier) as asker,
+        cart(bridge, task="recommend") as held,
+        cart(bridge, task="recommend") as new,
+    ):
+        await until(lambda: all(listed(bridge, c.node_id) for c in (asker, held, new)), "never announced", bridge)
+        first = await within(asker.peers(sample=5, task="recommend", by_id=True), "a first sample")
+        verifier.verify(next(p for p in first if p.node_id == held.node_id))
+        request = messages.PeersRequest(sample=5, task="recommend", known=verifier.holders(), by_id=True)
+        answer = await within(asker._directory(request, 10.0), "the sample as the bridge sends it")
+        again = {p.node_id: p for p in await within(asker.peers(sample=5, task="recommend", by_id=True), "again")}
+        unheld = [new.node_id[: messages.KNOWN_PREFIX]]  # as a bridge naming a cart by id that was never verified
+        looked_up = await within(asker.peers(sample=5, task="recommend", known=unheld, by_id=True), "a lookup")
+    assert [h.node_id for h in answer.held] == [held.node_id] and [p.node_id for p in answer.peers] == [new.node_id]
+    assert len(messages.encode(answer.held[0])) < 200, "by id alone: no record, no certificate"
+    assert set(again) == {held.node_id, new.node_id}
+    assert again[held.node_id].record.public_key == held.identity.public_key, "made whole from what was verified"
+    assert verifier.verifications == 1, "the held cart is believed as it was first, with no second check"
+    assert {p.node_id for p in looked_up} == {held.node_id, new.node_id}, "never an id alone: looked up whole"
+    assert next(p for p in looked_up if p.node_id == new.node_id).certificate is not None

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from cartnet import phone_models
+from cartnet.messages import PeerList
 from cartnet.phone_models import PublishedModel
 from cartnet.presence import now_ms
 from fedcart.inprocess import pooled_accuracy, run_round
@@ -91,23 +92,23 @@ async def test_a_round_takes_in_k_updates_and_a_small_constant_per_peer_asked(tm
         )
 
 
-async def test_a_cart_gets_each_peers_certificate_once(tmp_path):
-    """From its second round on, a cart's peer lists carry no certificate it verified already: it names them to the
-    bridge, which leaves them out, and the round still verifies and takes in k updates."""
+async def test_a_cart_gets_each_peers_entry_once(tmp_path):
+    """From its second round on, a cart's draws name the peers it verified already by id alone: it names them to the
+    bridge, which sends neither record nor certificate, and the round still verifies and takes in k updates."""
     async with swarm(tmp_path, bridges=1, carts=4, rows=200, k=2, local_epochs=1) as s:
         await run_round(s.nodes)
-        drawn: list[list] = []
+        answers: list[PeerList] = []
         for node in s.nodes:
-            draw = node.client.peers
+            ask = node.client._directory
 
-            async def noted(*args, draw=draw, **options):
-                listed = await draw(*args, **options)
-                drawn.append(listed)
-                return listed
+            async def noted(*args, ask=ask, **options):
+                answer = await ask(*args, **options)
+                answers.append(answer)
+                return answer
 
-            node.client.peers = noted
+            node.client._directory = noted
         records = await run_round(s.nodes)
-    entries = [entry for listed in drawn for entry in listed]
-    assert len(drawn) == len(s.nodes) and entries, "every cart drew peers"
-    assert all(entry.certificate is None for entry in entries), "a certificate verified in round 1 came again"
+    draws = [answer for answer in answers if answer.held or answer.peers]
+    assert len(draws) == len(s.nodes), "every cart drew peers, and looked none up"
+    assert all(answer.held and not answer.peers for answer in draws), "an entry verified in round 1 came whole again"
     assert all(len(record.peers_answered) == 2 for record in records), [r.skipped for r in records]
