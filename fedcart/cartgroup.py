@@ -169,8 +169,8 @@ def _hold(offered: asyncio.Event, release: asyncio.Event) -> Callable[[], Awaita
 
 
 def _model(node: CartNode, swarm: bool) -> list[np.ndarray]:
-    engine = node.engine
-    return engine.swarm if swarm and engine.swarm is not None else engine.current
+    """The cart's swarm model (what it trains from: `RoundEngine.start`), else the model it keeps and serves."""
+    return node.engine.start if swarm else node.engine.current
 
 
 def _personal_score(node: CartNode, kept: bool, epochs: int) -> dict[str, float]:

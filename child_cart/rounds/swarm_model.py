@@ -49,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import NamedTuple
 
 from child_cart.models.versions import MODELS_DIR, ModelVersions, read_weights_file, save_weights_file
 from child_cart.rounds.acceptance import margin, score
@@ -78,31 +79,36 @@ class Adopt(RoundPhase):
             else await asyncio.to_thread(learner.evaluate, aggregate)
         )
         task = engine.task
-        yardstick, named = (previous, "the swarm model") if engine.swarm is not None else first_yardstick(ctx)
-        no_margin = named == MEDIAN_PEER  # an honest average holds up against its parts
-        tolerance, rows = (0.0, 0) if no_margin else (ctx.settings.tolerance, learner.val_samples)
+        against = Yardstick(previous, "the swarm model") if engine.swarm is not None else first_yardstick(ctx)
+        tolerance, rows = (ctx.settings.tolerance, learner.val_samples) if against.margin else (0.0, 0)
         adopted, ctx.swarm_model = judge(
-            fresh, yardstick, task.primary_metric, task.higher_is_better, tolerance, rows, named
+            fresh, against.metrics, task.primary_metric, task.higher_is_better, tolerance, rows, against.named
         )
         if adopted:
             engine.swarm, ctx.swarm_metrics = aggregate, fresh
             await asyncio.to_thread(save_weights_file, path(engine.models, task.name), aggregate)
 
 
-MEDIAN_PEER = "the median peer update"
+class Yardstick(NamedTuple):
+    """What an aggregate is judged against: its scores, its name for the round log, and whether the acceptance
+    margin applies (not against the peers' own updates: an honest average holds up against its parts)."""
+
+    metrics: Metrics
+    named: str
+    margin: bool = True
 
 
-def first_yardstick(ctx: RoundContext) -> tuple[Metrics, str]:
-    """What a cart's first aggregate is judged against, and its name: the median of the peers' updates it averaged
-    (the lower median), or, with none scored, the model DECIDE kept."""
+def first_yardstick(ctx: RoundContext) -> Yardstick:
+    """What a cart's first aggregate is judged against: the median of the peers' updates it averaged (the lower
+    median), with no margin, or, with none scored, the model DECIDE kept."""
     metric, higher_is_better = ctx.engine.task.primary_metric, ctx.engine.task.higher_is_better
     ranked = sorted(
         ((value, m) for m in ctx.received.values() if (value := score(m, metric, higher_is_better)) is not None),
         key=lambda pair: pair[0],
     )
     if not ranked:
-        return ctx.kept_metrics, "the model kept this round"
-    return ranked[(len(ranked) - 1) // 2][1], MEDIAN_PEER
+        return Yardstick(ctx.kept_metrics, "the model kept this round")
+    return Yardstick(ranked[(len(ranked) - 1) // 2][1], "the median peer update", margin=False)
 
 
 def judge(

@@ -476,18 +476,18 @@ def test_an_aggregate_is_adopted_within_the_margin_of_the_swarm_model_it_replace
 @pytest.mark.parametrize(
     ("received", "expected"),
     [
-        ({"a": 0.30, "b": 0.10, "c": 0.20}, (0.20, "the median peer update")),
-        ({"a": 0.30, "b": 0.10, "c": 0.20, "d": 0.40}, (0.20, "the median peer update")),  # the lower median
-        ({"a": 0.30, "b": None}, (0.30, "the median peer update")),  # an update with no score is not counted
-        ({}, (0.50, "the model kept this round")),  # no update to judge against (secure aggregation)
+        ({"a": 0.30, "b": 0.10, "c": 0.20}, (0.20, "the median peer update", False)),
+        ({"a": 0.30, "b": 0.10, "c": 0.20, "d": 0.40}, (0.20, "the median peer update", False)),  # the lower median
+        ({"a": 0.30, "b": None}, (0.30, "the median peer update", False)),  # an update with no score is not counted
+        ({}, (0.50, "the model kept this round", True)),  # no update to judge against (secure aggregation)
     ],
 )
 def test_a_first_aggregate_is_judged_against_the_median_peer_update(received, expected):
     metrics = {peer: ({} if value is None else {"accuracy": value}) for peer, value in received.items()}
     ctx = RoundContext(cast(Any, SimpleNamespace(task=TASK)), RoundSettings(), 1)
     ctx.received, ctx.kept_metrics = metrics, {"accuracy": 0.50}
-    yardstick, named = swarm_model.first_yardstick(ctx)
-    assert (yardstick["accuracy"], named) == expected
+    against = swarm_model.first_yardstick(ctx)
+    assert (against.metrics["accuracy"], against.named, against.margin) == expected
 
 
 def swarm_scripted(script: Script) -> Workflow:

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from cartnet.client import ws_frame_size
 from child_cart.aggregation import Update, make_aggregator
+from child_cart.rounds.engine import RoundEngine
 from child_cart.rounds.learner import Learner
 from child_cart.rounds.personalize import ATTACH_HEAD, OFFER_BODY, PERSONALIZE, Personalize, personalized
 from child_cart.rounds.phases import DEFAULT_WORKFLOW, Train
@@ -124,6 +125,12 @@ def test_personalize_does_nothing_without_an_aggregate(task: RecommendTask) -> N
 # ---------------------------------------------------------------- fedcart simulate: summary.json
 
 
+class Engine(SimpleNamespace):
+    """The two models a `RoundEngine` holds, and its own rule for which one a round trains from."""
+
+    start = RoundEngine.start
+
+
 def test_a_simulated_carts_personal_model_is_its_swarm_model_fine_tuned() -> None:
     """FedAvg plus fine-tuning starts from the swarm's model (as PERSONALIZE from the aggregate), not from the kept
     model, which under skew is often the cart's own local one; a personalized run's kept model is personal already."""
@@ -135,7 +142,7 @@ def test_a_simulated_carts_personal_model_is_its_swarm_model_fine_tuned() -> Non
         return [w + epochs for w in weights]
 
     learner = SimpleNamespace(train=train, evaluate=lambda weights: {"top3_accuracy": float(weights[0][0])})
-    node = cast(Any, SimpleNamespace(engine=SimpleNamespace(current=kept, swarm=swarm), learner=learner))
+    node = cast(Any, SimpleNamespace(engine=Engine(current=kept, swarm=swarm), learner=learner))
     assert _personal_score(node, False, 1) == {"top3_accuracy": 2.0} and trained_from == [swarm]
     node.engine.swarm = None
     assert _personal_score(node, False, 1) == {"top3_accuracy": 1.0} and trained_from[-1] is kept
