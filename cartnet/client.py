@@ -91,6 +91,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+MAX_DRAW_LOOKUPS = 4
+"""Carts of one draw named by id alone that are looked up whole: an honest bridge needs one for a cart that moved
+bridges and rarely another; a bridge naming carts we never verified gets no more than this many lookups out of us."""
 MISSED_HEARTBEATS = 3
 """A bridge silent for this many heartbeat intervals is treated as gone."""
 
@@ -291,16 +294,30 @@ class BridgeClient:
         our verifier holds), else the directory as far as one message holds it."""
         request = PeersRequest(sample=sample, task=task, known=list(known), by_id=by_id and self.verifier is not None)
         reply = await self._directory(request, timeout)
-        made_whole = {held.node_id: await self._made_whole(held, timeout) for held in reply.held}
+        made_whole = await self._made_whole(reply.held, timeout)
         return [peer for peer in reply.in_draw_order(made_whole) if peer.node_id != self.node_id]
 
-    async def _made_whole(self, held: HeldPeer, timeout: float) -> PeerInfo | None:
-        """A cart drawn by id alone, as our verifier holds it; looked up when we do not hold it (a chance match
-        of its id prefix, or forgotten since) or it moved to another bridge since the record we hold."""
+    async def _made_whole(self, drawn: list[HeldPeer], timeout: float) -> dict[str, PeerInfo | None]:
+        """The carts a draw named by id alone, as our verifier holds them. Up to MAX_DRAW_LOOKUPS others are looked
+        up whole, within `timeout` in all: one we do not hold (a chance match of its id prefix, or forgotten since)
+        or that moved to another bridge since the record we hold. More, or lookups the bridge leaves unanswered, it
+        named to stall us: those carts are left out of the draw."""
+        made: dict[str, PeerInfo | None] = {held.node_id: self._held_entry(held) for held in drawn}
+        unmade = [held.node_id for held in drawn if made[held.node_id] is None][:MAX_DRAW_LOOKUPS]
+        try:
+            async with asyncio.timeout(timeout):
+                for node_id in unmade:
+                    made[node_id] = await self.lookup(node_id, timeout, held=self._holds(node_id))
+        except TimeoutError:
+            log.info("%s: lookups of carts drawn by id alone went unanswered: left out", self.node_id[:8])
+        return made
+
+    def _held_entry(self, held: HeldPeer) -> PeerInfo | None:
         entry = self.verifier.entry(held) if self.verifier is not None else None
-        if entry is not None and entry.bridge_id == held.bridge_id:
-            return entry
-        return await self.lookup(held.node_id, timeout, held=entry is not None)
+        return entry if entry is not None and entry.bridge_id == held.bridge_id else None
+
+    def _holds(self, node_id: str) -> bool:
+        return self.verifier is not None and self.verifier.known(node_id) is not None
 
     async def lookup(self, node_id: str, timeout: float = 10.0, *, held: bool = False) -> PeerInfo | None:
         """One cart's directory entry, or None when it is not an announced, live cart; without its certificate

@@ -7,13 +7,15 @@ swarm of any size is answered without cutting a list.
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 from bridgekit import authority, cart, certificate, http_peers, listed, raw_cart, until, within
 
 from cartnet import messages, presence
+from cartnet.client import MAX_DRAW_LOOKUPS
 from cartnet.identity import Identity
-from cartnet.messages import CertifiedPresence, PeerList
+from cartnet.messages import CertifiedPresence, HeldPeer, PeerList, PeersRequest
 from cartnet.peers import PeerVerifier
 from parent_cart.directory import Directory
 from parent_cart.session import MAX_PEER_LIST
@@ -154,3 +156,40 @@ async def test_a_sample_names_the_carts_the_asker_verified_by_id_alone_and_the_a
     assert verifier.verifications == 1, "the held cart is believed as it was first, with no second check"
     assert {p.node_id for p in looked_up} == {held.node_id, new.node_id}, "never an id alone: looked up whole"
     assert next(p for p in looked_up if p.node_id == new.node_id).certificate is not None
+
+
+async def test_a_bridge_naming_carts_never_verified_by_id_alone_gets_few_lookups_and_cannot_stall_a_draw(swarm):
+    bridge = await swarm.add_bridge()
+    strangers = [Identity.generate().node_id for _ in range(messages.MAX_SAMPLE - 2)]
+    honest_answer, lookups = bridge.sessions._peer_list, []
+
+    def lying(peer, request: PeersRequest) -> PeerList:
+        told = honest_answer(peer, request)
+        if request.node_id is not None:
+            lookups.append(request.node_id)
+            return told
+        made_up = [
+            HeldPeer(node_id=n, bridge_id=bridge.node_id, bridge_url="", at=len(told.peers) + i)
+            for i, n in enumerate(strangers)
+        ]
+        return told.model_copy(update={"held": made_up})
+
+    bridge.sessions._peer_list = lying
+    async with (
+        cart(bridge, task="recommend", verifier=PeerVerifier(authority().swarm)) as asker,
+        cart(bridge, task="recommend") as honest,
+    ):
+        await until(lambda: listed(bridge, asker.node_id) and listed(bridge, honest.node_id), "never announced", bridge)
+        drawn = await within(asker.peers(sample=5, task="recommend", by_id=True), "a draw padded with strangers")
+        assert [p.node_id for p in drawn] == [honest.node_id], "the strangers are left out, the honest entry kept"
+        assert len(lookups) == MAX_DRAW_LOOKUPS, "a bounded number of lookups, whatever the bridge names"
+        ask = asker._directory
+
+        async def unanswered_lookups(request: PeersRequest, timeout: float) -> PeerList:
+            if request.node_id is not None:
+                await asyncio.Event().wait()  # a bridge that never answers a lookup
+            return await ask(request, timeout)
+
+        asker._directory = unanswered_lookups
+        stalled = await within(asker.peers(1.0, sample=5, task="recommend", by_id=True), "a draw whose lookups hang")
+    assert [p.node_id for p in stalled] == [honest.node_id], "the draw ends after its timeout, without the strangers"
