@@ -296,12 +296,14 @@ class CartSessions:
 
 def _drawn_for(infos: list[PeerInfo], pool: int, known: set[str], by_id: bool) -> PeerList:
     """A sample for its asker: the carts it holds without their certificates, or, `by_id`, by id alone."""
-    held = [at for at, info in enumerate(infos) if by_id and info.node_id[:KNOWN_PREFIX] in known]
+    by_id_alone = {at for at, info in enumerate(infos) if by_id and info.node_id[:KNOWN_PREFIX] in known}
+    drawn = list(enumerate(infos))
     return PeerList(
-        peers=[_for_holder(info, known) for at, info in enumerate(infos) if at not in held],
+        peers=[_for_holder(info, known) for at, info in drawn if at not in by_id_alone],
         held=[
-            HeldPeer(node_id=infos[at].node_id, bridge_id=infos[at].bridge_id, bridge_url=infos[at].bridge_url, at=at)
-            for at in held
+            HeldPeer(node_id=info.node_id, bridge_id=info.bridge_id, bridge_url=info.bridge_url, at=at)
+            for at, info in drawn
+            if at in by_id_alone
         ],
         total=pool,
     )

@@ -27,8 +27,8 @@ class Network(Protocol):
         prefixes, `PeersRequest.known`) without their certificates, or, `by_id`, listed by id alone and
         made whole from the entries this node verified."""
 
-    async def lookup(self, node_id: str, *, held: bool = False) -> PeerInfo | None:
-        """One announced live cart's entry, or None; without its certificate when `held` (we hold it)."""
+    async def lookup(self, node_id: str) -> PeerInfo | None:
+        """One announced live cart's entry, whole, or None (a requester this node never verified)."""
 
     async def announce(self, *, ready: bool, task: str | None = None) -> None:
         """Tell the swarm whether this cart has an update on offer (for `task`)."""
