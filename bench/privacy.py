@@ -40,7 +40,7 @@ from _machine import describe
 from rich.console import Console
 from rich.table import Table
 
-from cartnet import messages, weights
+from cartnet import compact, messages, weights
 from cartnet.identity import Identity
 from cartnet.secagg import Cohort, Masker, Quantizer, Reveal, Unmasker
 from child_cart.rounds.secure import pack, unpack
@@ -125,7 +125,7 @@ def reveal_bytes(reveal: Reveal) -> int:
         shares=[messages.RevealedShare(dealer=d, of=of, value=v) for (d, of), v in reveal.shares.items()],
         signature=bytes(SIGNATURE),
     )
-    return len(messages.encode(message))
+    return len(compact.encode(message))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ like. Nothing here retries or bends a rule.
 The soak runs twice on fresh bridges, --minutes each: the honest carts alone, then with the hostile
 mix running beside them in a process of its own, every attacker an enrolled, admitted cart:
 
-* malformed: frames that once ended sessions or escaped handlers (JSON nested 60,000 deep, a `type`
+* malformed: frames that once ended sessions or escaped handlers (arrays nested 120,000 deep, a `type`
   that is a list, unknown frame kinds, garbage), sent to its bridge and routed to honest carts, plus
   malformed and foreign-swarm admission answers on fresh connections;
 * flooders: signed update requests to random honest carts (--flood-rate a second each) and 64 KiB
@@ -55,7 +55,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
-from cartnet import admission, frames, presence
+from cartnet import admission, compact, frames, presence
 from cartnet.authority import Authority, ensure_enrolled
 from cartnet.certificates import Certificate, SwarmKey
 from cartnet.client import BridgeClient
@@ -296,10 +296,15 @@ async def counters(session: aiohttp.ClientSession, bridge: BridgeProc) -> dict[s
 
 # --- the hostile mix (a process of its own) -------------------------------------------------------
 
-DEEP_JSON = b"[" * 60_000 + b"]" * 60_000
-TYPE_LIST = b'{"type":["heartbeat"],"seq":1}'
-TO_BRIDGE = [frames.CONTROL + DEEP_JSON, frames.CONTROL + TYPE_LIST, b"Xnonsense", b"\x07hello", b"C{not json"]
-TO_CART = [frames.CONTROL + DEEP_JSON, frames.CONTROL + TYPE_LIST, b"Zzz", frames.CONTROL + b'{"type":"teleport"}']
+DEEP_NESTING = b"\x91" * 120_000 + b"\x90"
+TYPE_LIST = compact.dumps({"type": ["heartbeat"], "seq": 1})
+TO_BRIDGE = [frames.CONTROL + DEEP_NESTING, frames.CONTROL + TYPE_LIST, b"Xnonsense", b"\x07hello", b"C{not msgpack"]
+TO_CART = [
+    frames.CONTROL + DEEP_NESTING,
+    frames.CONTROL + TYPE_LIST,
+    b"Zzz",
+    frames.CONTROL + compact.dumps({"type": "teleport"}),
+]
 JUNK_CHUNK = 64 * 1024
 DRAW = 20
 """Carts an attacker asks its bridge for at a time, to learn whom to attack."""
@@ -447,12 +452,12 @@ async def _malformed(
 
 
 async def _bad_admission(session: aiohttp.ClientSession, url: str, foreign: Authority, tick: int) -> None:
-    """A fresh connection that answers the challenge with deep JSON, or with another swarm's certificate."""
+    """A fresh connection that answers the challenge with deep nesting, or with another swarm's certificate."""
     with contextlib.suppress(Exception):
         async with session.ws_connect(ws_url(url), max_msg_size=MAX_FRAME) as ws:
             challenge = await receive_control(ws, 10)
             if tick % 4 < 2:
-                await ws.send_bytes(frames.CONTROL + DEEP_JSON)
+                await ws.send_bytes(frames.CONTROL + DEEP_NESTING)
             else:
                 stranger = Identity.generate()
                 cert = foreign.issue(stranger.public_key, "cart")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
 import tempfile
@@ -30,8 +29,9 @@ from _machine import describe
 from rich.console import Console
 from rich.table import Table
 
-from cartnet import frames
+from cartnet import compact, frames
 from cartnet.client import BridgeClient, ws_frame_size
+from cartnet.messages import MessageError
 from fedcart.simulate_cmd import quiet_nodes
 from fedcart.simulation import SimConfig, simulate
 
@@ -47,9 +47,9 @@ def kind(frame: bytes | memoryview) -> str:
         return "chunk"
     if head == frames.CONTROL:
         try:
-            return str(json.loads(bytes(frame[1:])).get("type", "?"))
-        except (ValueError, AttributeError):
-            return "control (not JSON)"
+            return str(compact.decode(frame[1:]).type)
+        except MessageError:
+            return "control (not valid)"
     return "other"
 
 

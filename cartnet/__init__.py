@@ -10,6 +10,7 @@ It depends on asyncio, aiohttp and the standard crypto/tensor libraries only;
     tls.py         the authority's X.509 CA for TLS server certificates; SSL contexts for serving and dialing
     handshake.py   joining a bridge on an open WebSocket (carts and bridges alike)
     messages.py    typed control messages, one pydantic class per type
+    compact.py     a control message's bytes on the wire: MessagePack, names by number, ids and keys as bytes
     frames.py      binary frame layout: control, transfer chunk, routed
     wsock.py       a client's WebSocket send without aiohttp's two copies for masking
     boundary.py    one frame's handling: whatever it raises becomes a counted refusal, never a dead session

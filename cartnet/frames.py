@@ -1,6 +1,6 @@
 """Binary frame layout on a WebSocket (or any byte-message channel).
 
-    C <json>                               control message for the hop
+    C <compact message>                    control message for the hop (`cartnet.compact`)
     D <transfer id 16> <index u32> <data>  one transfer chunk
     R <to 20> <from 20> <inner frame>      routed: the bridge forwards `inner` untouched
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from cartnet import messages
+from cartnet import compact
 from cartnet.messages import AnyMessage, Message
 
 CONTROL, CHUNK, ROUTED = b"C", b"D", b"R"
@@ -43,7 +43,7 @@ class Routed:
 
 
 def control(message: Message) -> bytes:
-    return CONTROL + messages.encode(message)
+    return CONTROL + compact.encode(message)
 
 
 def chunk(transfer_id: str, index: int, data: bytes | memoryview) -> bytes:
@@ -70,7 +70,7 @@ def parse(frame: bytes | memoryview) -> AnyMessage | Chunk | Routed:
         raise FrameError("empty frame")
     kind = bytes(frame[:1])
     if kind == CONTROL:
-        return messages.decode(frame[1:])
+        return compact.decode(frame[1:])
     if kind == CHUNK:
         if len(frame) < 1 + _CHUNK_HEAD.size:
             raise FrameError(f"truncated chunk header ({len(frame)} bytes, at least {1 + _CHUNK_HEAD.size} needed)")

@@ -1,14 +1,12 @@
 """Typed control messages: one pydantic class per message type.
 
-Every message is a small JSON object with a `type` field. `decode` validates a
-received frame against the schema of its type and raises `MessageError` naming
+Every message is a small JSON object with a `type` field. `validate` checks a
+received document against the schema of its type and raises `MessageError` naming
 the offending field, so a bad peer gets a precise error reply and nothing else
-happens. Binary fields travel as base64.
-
-`decode` is bounded before it parses: at most `MAX_CONTROL_BYTES` of UTF-8 and at
-most `MAX_JSON_DEPTH` nested arrays/objects (a cheap scan, strings skipped), so no
-input can make the parser recurse or the validator chew on a huge tree. For any
-input at all it returns a message or raises `MessageError`, nothing else.
+happens. On the wire a document travels in its compact form (`cartnet.compact`:
+MessagePack, names by number); signatures cover its canonical JSON
+(`signed_bytes`), so they do not depend on that form. Binary fields are base64 in
+JSON, raw bytes in the compact form.
 """
 
 from __future__ import annotations
@@ -16,11 +14,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import operator
-import re
 from collections.abc import Mapping
-from itertools import accumulate
-from typing import Annotated, Any, Literal, NoReturn, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -35,7 +30,7 @@ from pydantic import (
 
 MAX_CONTROL_BYTES = 128 * 1024
 """Largest control message accepted; a signed manifest of a 512 MiB transfer fits."""
-MAX_JSON_DEPTH = 16
+MAX_DEPTH = 16
 """Deepest nesting of arrays and objects accepted; the deepest real message (a roster) nests 3."""
 
 
@@ -592,8 +587,8 @@ AnyMessage = Annotated[
     Field(discriminator="type"),
 ]
 _adapter: TypeAdapter[AnyMessage] = TypeAdapter(AnyMessage)
-_MESSAGE_CLASSES: tuple[type[Message], ...] = get_args(get_args(AnyMessage)[0])
-MESSAGE_TYPES: frozenset[str] = frozenset(cls.model_fields["type"].default for cls in _MESSAGE_CLASSES)
+MESSAGE_CLASSES: tuple[type[Message], ...] = get_args(get_args(AnyMessage)[0])
+MESSAGE_TYPES: frozenset[str] = frozenset(cls.model_fields["type"].default for cls in MESSAGE_CLASSES)
 
 
 def signed_bytes(message: Message, label: bytes) -> bytes:
@@ -603,23 +598,11 @@ def signed_bytes(message: Message, label: bytes) -> bytes:
     return label + json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
-def encode(message: Message) -> bytes:
-    """Serialize a message to compact UTF-8 JSON."""
-    data = message.model_dump_json().encode()
-    if len(data) > MAX_CONTROL_BYTES:
-        raise MessageError("message", f"{len(data)} bytes exceeds the {MAX_CONTROL_BYTES}-byte limit")
-    return data
-
-
-def decode(data: bytes | bytearray | memoryview | str) -> AnyMessage:
-    """Parse and validate one control message; raises MessageError (and only that) naming the bad field."""
-    text = _bounded_text(data)
-    try:
-        obj = json.loads(text, parse_constant=_not_json)
-    except ValueError as exc:  # JSONDecodeError, and int() refusing more than 4300 digits
-        raise MessageError("message", f"not JSON: {exc}") from None
+def validate(obj: object) -> AnyMessage:
+    """The message the document `obj` is (as `cartnet.compact` decodes it from a frame); raises MessageError
+    naming the bad field, and only that."""
     if not isinstance(obj, dict):
-        raise MessageError("message", "not a JSON object")
+        raise MessageError("message", "not an object")
     kind = obj.get("type")
     if not isinstance(kind, str):
         raise MessageError("type", f"must be a string, not {_json_kind(kind)}")
@@ -632,46 +615,6 @@ def decode(data: bytes | bytearray | memoryview | str) -> AnyMessage:
         field = ".".join(str(part) for part in first["loc"][1:]) or "message"
         raise MessageError(field, first["msg"]) from None
     return message
-
-
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*+\\?(?:"|\Z)', re.DOTALL)
-"""A JSON string, or an unterminated one up to the end (so an odd quote cannot make the scan quadratic)."""
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
-
-
-def _bounded_text(data: bytes | bytearray | memoryview | str) -> str:
-    """The frame as text, refused (MessageError) when too big, not UTF-8 or nested too deep."""
-    size = len(data) if not isinstance(data, memoryview) else data.nbytes
-    if size > MAX_CONTROL_BYTES:
-        raise MessageError("message", f"{size} bytes exceeds the {MAX_CONTROL_BYTES}-byte limit")
-    if isinstance(data, str):
-        text = data
-        if len(text.encode("utf-8", "surrogatepass")) > MAX_CONTROL_BYTES:
-            raise MessageError("message", f"more than the {MAX_CONTROL_BYTES}-byte limit once encoded")
-    else:
-        try:
-            text = str(data, "utf-8")
-        except UnicodeDecodeError as exc:
-            raise MessageError("message", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
-    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and (depth := json_depth(text)) > MAX_JSON_DEPTH:
-        raise MessageError("message", f"nested {depth} levels deep, the limit is {MAX_JSON_DEPTH}")
-    return text
-
-
-def json_depth(text: str) -> int:
-    """How deep arrays and objects nest in `text`, counted without parsing (brackets in strings skipped).
-
-    Linear in the length, and it never recurses: this is what keeps a hostile document
-    nested 60,000 levels deep from reaching the parser. For text that is not JSON the
-    answer is an upper bound of what a parser would descend before failing.
-    """
-    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
-    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets), operator.add), default=0)
-
-
-def _not_json(constant: str) -> NoReturn:
-    raise ValueError(f"{constant} is not a JSON value")
 
 
 def _json_kind(value: object) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 
 import pytest
@@ -13,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from cartnet import boundary, frames
+from cartnet import boundary, compact, frames
 from cartnet import messages as m
 
 node_ids = st.text("0123456789abcdef", min_size=40, max_size=40)
@@ -49,13 +48,16 @@ EXAMPLES = st.one_of(
 
 @given(EXAMPLES)
 def test_round_trip(message):
-    assert m.decode(m.encode(message)) == message
+    decoded = compact.decode(compact.encode(message))
+    assert decoded == message
+    if "signature" in type(message).model_fields:
+        assert m.signed_bytes(decoded, b"label") == m.signed_bytes(message, b"label"), "signatures cover the same bytes"
 
 
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_never_crash_decode(data):
     with contextlib.suppress(m.MessageError):
-        m.decode(data)
+        compact.decode(data)
 
 
 @pytest.mark.parametrize(
@@ -77,21 +79,21 @@ def test_arbitrary_bytes_never_crash_decode(data):
 )
 def test_bad_field_is_named(payload, field, reason):
     with pytest.raises(m.MessageError) as caught:
-        m.decode(json.dumps(payload))
+        compact.decode(compact.dumps(payload))
     assert caught.value.field == field
     assert reason in caught.value.reason
 
 
-@pytest.mark.parametrize("data", [b"", b"\xff\xfe", b"[1,2]", b"null", b"{"])
-def test_not_a_json_object(data):
+@pytest.mark.parametrize("data", [b"", b"\xff\xfe", compact.dumps([1, 2]), compact.dumps(None), b"\x81"])
+def test_not_an_object(data):
     with pytest.raises(m.MessageError, match="message"):
-        m.decode(data)
+        compact.decode(data)
 
 
 def test_oversized_message_refused_before_parsing():
-    data = b'{"type":"error","code":"x","detail":"' + b"a" * m.MAX_CONTROL_BYTES + b'"}'
+    data = compact.dumps({"type": "error", "code": "x", "detail": "z" * 1000})[:-1000] + b"z" * m.MAX_CONTROL_BYTES
     with pytest.raises(m.MessageError, match="exceeds"):
-        m.decode(data)
+        compact.decode(data)
 
 
 def _largest_peer_info() -> m.PeerInfo:
@@ -122,21 +124,25 @@ def _largest_peer_info() -> m.PeerInfo:
 
 def test_oversized_message_refused_on_encode():
     with pytest.raises(m.MessageError, match="exceeds"):
-        m.encode(m.PeerList(peers=[_largest_peer_info()] * 1000))
+        compact.encode(m.PeerList(peers=[_largest_peer_info()] * 1000))
 
 
 def test_the_largest_sample_and_roster_fit_one_message():
     """Entries carry each cart's signed presence and certificate: the bounds on samples and rosters keep them in."""
     peer = _largest_peer_info()
-    assert len(m.encode(m.PeerList(peers=[peer] * m.MAX_SAMPLE, total=10**6))) <= m.MAX_CONTROL_BYTES
+    assert len(compact.encode(m.PeerList(peers=[peer] * m.MAX_SAMPLE, total=10**6))) <= m.MAX_CONTROL_BYTES
     card = m.CertifiedPresence(record=peer.record, certificate=peer.certificate)
-    assert len(m.encode(m.Roster(joined=[card] * m.MAX_ROSTER_JOINED))) <= m.MAX_CONTROL_BYTES
+    assert len(compact.encode(m.Roster(joined=[card] * m.MAX_ROSTER_JOINED))) <= m.MAX_CONTROL_BYTES
 
 
 # --- bounded decoding: nothing but MessageError / FrameError, whatever arrives ------------------
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20)
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**64 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=20),
 )
 json_values = st.recursive(
     json_scalars,
@@ -154,12 +160,10 @@ def _depth(value: object) -> int:
     return 0
 
 
-def _nest(depth: int, inner: str, kinds: str) -> str:
-    """`inner` wrapped in `depth` arrays or objects (chosen by `kinds`, cycling)."""
-    text = inner
-    for level in range(depth):
-        text = f"[{text}]" if kinds[level % len(kinds)] == "[" else f'{{"k":{text}}}'
-    return text
+def _nest(depth: int, inner: object, kinds: str) -> bytes:
+    """`inner` wrapped in `depth` arrays or maps (chosen by `kinds`, cycling), in the compact form."""
+    head = b"".join(b"\x91" if kinds[level % len(kinds)] == "[" else b"\x81\xa1k" for level in range(depth))
+    return head + compact.dumps(inner)
 
 
 @given(st.binary(max_size=600))
@@ -172,53 +176,68 @@ def test_arbitrary_frames_raise_only_frame_or_message_errors(data):
 
 
 @given(json_values, type_values, st.dictionaries(st.text(max_size=12), json_values, max_size=5))
-def test_arbitrary_json_raises_only_message_errors(value, kind, fields):
+def test_arbitrary_documents_raise_only_message_errors(value, kind, fields):
     for document in (value, {"type": kind, **fields}, {**fields, "type": kind}):
         with contextlib.suppress(m.MessageError):
-            m.decode(json.dumps(document))
+            compact.decode(compact.dumps(document))
 
 
 @given(st.integers(0, 70_000), st.sampled_from(["[", "{", "[{"]), json_values)
-def test_arbitrarily_deep_json_is_refused_before_parsing(depth, kinds, inner):
-    text = _nest(depth, json.dumps(inner), kinds)
-    if len(text.encode()) > m.MAX_CONTROL_BYTES:
+def test_arbitrarily_deep_documents_are_refused(depth, kinds, inner):
+    data = _nest(depth, inner, kinds)
+    if len(data) > m.MAX_CONTROL_BYTES:
         with pytest.raises(m.MessageError, match="exceeds"):
-            m.decode(text)
-    elif depth + _depth(inner) > m.MAX_JSON_DEPTH:
+            compact.decode(data)
+    elif depth + _depth(inner) > m.MAX_DEPTH:
         with pytest.raises(m.MessageError, match="levels deep"):
-            m.decode(text)
+            compact.decode(data)
     else:
         with contextlib.suppress(m.MessageError):
-            m.decode(text)
-
-
-@given(json_values)
-def test_json_depth_counts_nesting_and_skips_strings(value):
-    assert m.json_depth(json.dumps(value)) == _depth(value)
-    assert m.json_depth(json.dumps({"s": "[[[{{{" + json.dumps(value), "v": value})) == 1 + _depth(value)
-
-
-def test_json_depth_is_linear_on_an_unterminated_string():
-    assert m.json_depth('"' + '\\"' * 60_000 + "[" * 10) == 0
+            compact.decode(data)
 
 
 @pytest.mark.parametrize(
     ("data", "field", "reason"),
     [
-        (b"[" * 60_000 + b"]" * 60_000, "message", "nested 60000 levels deep, the limit is 16"),
-        (b'{"type":["heartbeat"],"seq":1}', "type", "must be a string, not an array"),
-        (b'{"type":{"a":1}}', "type", "must be a string, not an object"),
-        (b'{"seq":1}', "type", "must be a string, not null"),
-        (b'{"type":"heartbeat","seq":' + b"1" * 5000 + b"}", "message", "not JSON: Exceeds the limit"),
-        (b'{"type":"heartbeat","seq":NaN}', "message", "NaN is not a JSON value"),
-        (b'{"type":"bye","reason":"\xff"}', "message", "not UTF-8"),
-        (b'{"type":"heartbeat","seq":1,"' + b"x" * 5000 + b'":2}', "x" * 125 + "...", "Extra inputs"),
+        (b"\x91" * 120_000 + b"\x90", "message", "nested more than 16 levels deep"),
+        (compact.dumps({"type": ["heartbeat"], "seq": 1}), "type", "must be a string, not an array"),
+        (compact.dumps({"type": {"a": 1}}), "type", "must be a string, not an object"),
+        (compact.dumps({"seq": 1}), "type", "must be a string, not null"),
+        (compact.dumps({"type": "heartbeat", "seq": 1.5}), "seq", "valid integer"),
+        (compact.dumps({"type": "heartbeat", "seq": float("nan")}), "seq", "finite number"),
+        (b"\x82\xa4type\xa3bye\xa6reason\xa1\xff", "message", "not MessagePack"),
+        (compact.dumps({"type": "heartbeat", "seq": 1, "x" * 5000: 2}), "x" * 125 + "...", "Extra inputs"),
+        (compact.dumps({"type": "bye"}) + b"\x00", "message", "not MessagePack: unpack(b) received extra data"),
+        (compact.dumps({"type": "bye", "reason": "truncated"})[:-3], "message", "not MessagePack"),
+        (b"\x81\xd4\x05\x00\x01", "message", "unknown extension 5"),
+        (b"\x81\xd4\x02\xff\x01", "message", "unknown extension 2"),
+        (b"\x81" + bytes([0xCC, len(compact.NAMES)]) + b"\x01", "message", "a map key must be a name"),
+        (b"\x81\xc3\x01", "message", "a map key must be a name or a name's index, not True"),
+        (b"\x81\x91\x01\x01", "message", "not MessagePack: unhashable type"),
+        (b"\x81\xd6\xff\x00\x00\x00\x00\x01", "message", "a map key must be a name"),
     ],
-    ids=["deep", "type-list", "type-object", "no-type", "huge-int", "nan", "not-utf8", "long-field-name"],
+    ids=[
+        "deep",
+        "type-list",
+        "type-object",
+        "no-type",
+        "float-for-int",
+        "nan",
+        "not-utf8",
+        "long-field-name",
+        "extra-data",
+        "truncated",
+        "unknown-extension",
+        "name-out-of-range",
+        "key-out-of-range",
+        "bool-key",
+        "unhashable-key",
+        "timestamp-key",
+    ],
 )
 def test_hostile_messages_get_clear_errors(data, field, reason):
     with pytest.raises(m.MessageError) as caught:
-        m.decode(data)
+        compact.decode(data)
     assert caught.value.field == field
     assert reason in caught.value.reason
     assert len(str(caught.value)) <= 520

@@ -12,7 +12,7 @@ import random
 
 from bridgekit import authority, cart, certificate, http_peers, listed, raw_cart, until, within
 
-from cartnet import messages, presence
+from cartnet import compact, messages, presence
 from cartnet.client import MAX_DRAW_LOOKUPS
 from cartnet.identity import Identity
 from cartnet.messages import CertifiedPresence, HeldPeer, PeerList, PeersRequest
@@ -97,7 +97,7 @@ def test_a_thousand_cart_directory_answers_a_sample_without_cutting_anyone():
         ids = {info.node_id for info in infos}
         assert len(ids) == 10 and pool == SWARM - 1 and asker not in ids
         drawn |= ids
-        assert len(messages.encode(PeerList(peers=infos, total=pool))) < messages.MAX_CONTROL_BYTES
+        assert len(compact.encode(PeerList(peers=infos, total=pool))) < messages.MAX_CONTROL_BYTES
     assert drawn <= ready, "with enough ready carts, only ready ones are drawn"
     assert drawn & set(listed_order[MAX_PEER_LIST:]), "carts past where a listing is cut are drawn too"
 
@@ -150,7 +150,7 @@ async def test_a_sample_names_the_carts_the_asker_verified_by_id_alone_and_the_a
         unheld = [new.node_id[: messages.KNOWN_PREFIX]]  # as a bridge naming a cart by id that was never verified
         looked_up = await within(asker.peers(sample=5, task="recommend", known=unheld, by_id=True), "a lookup")
     assert [h.node_id for h in answer.held] == [held.node_id] and [p.node_id for p in answer.peers] == [new.node_id]
-    assert len(messages.encode(answer.held[0])) < 200, "by id alone: no record, no certificate"
+    assert len(compact.encode(answer.held[0])) < 200, "by id alone: no record, no certificate"
     assert set(again) == {held.node_id, new.node_id}
     assert again[held.node_id].record.public_key == held.identity.public_key, "made whole from what was verified"
     assert verifier.verifications == 1, "the held cart is believed as it was first, with no second check"

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import json
 import logging
 import os
 import signal
@@ -59,7 +58,7 @@ from bridgekit import (
 )
 from pydantic import ValidationError
 
-from cartnet import admission, frames, presence
+from cartnet import admission, compact, frames, presence
 from cartnet.authority import Authority, store_revocations
 from cartnet.certificates import CertificateError
 from cartnet.client import Backoff, BridgeClient, Incoming
@@ -106,11 +105,11 @@ class Fault(enum.Enum):
     OVERSIZED_FRAME = "10 MB frame after admission"
     OVERSIZED_100MB = "100 MB frame after admission"
     UNKNOWN_FRAME_KIND = "frame of an unknown kind"
-    DEEP_JSON_TO_CART = "JSON nested 60,000 deep routed to a cart"
+    DEEP_NESTING_TO_CART = "arrays nested 120,000 deep routed to a cart"
     TYPE_LIST_TO_CART = "control message whose type is a list routed to a cart"
-    DEEP_JSON_TO_BRIDGE = "JSON nested 60,000 deep sent to the bridge"
+    DEEP_NESTING_TO_BRIDGE = "arrays nested 120,000 deep sent to the bridge"
     TYPE_LIST_TO_BRIDGE = "control message whose type is a list sent to the bridge"
-    DEEP_JSON_AS_ADMISSION = "JSON nested 60,000 deep instead of the admission answer"
+    DEEP_NESTING_AS_ADMISSION = "arrays nested 120,000 deep instead of the admission answer"
     TYPE_LIST_AS_ADMISSION = "type-is-a-list message instead of the admission answer"
     HEARTBEAT_BURST = "burst of 10,000 heartbeats"
     SQUAT_THEN_LEAVE = "manifests never followed by chunks, then the sender leaves"
@@ -212,7 +211,7 @@ async def _not_enrolled(world: World) -> str:
     def without_certificate(challenge: Challenge) -> bytes:
         body = admission.answer(challenge, identity, certificate(identity)).model_dump(mode="json")
         del body["certificate"]
-        return frames.CONTROL + json.dumps(body).encode()
+        return frames.CONTROL + compact.dumps(body)
 
     return await _refused(world.b1, without_certificate)
 
@@ -311,8 +310,8 @@ MALFORMED = [
     b"",
     b"Xnonsense",
     b"C{not json",
-    b'C{"type":"heartbeat","seq":-1}',
-    b'C{"type":"teleport"}',
+    frames.CONTROL + compact.dumps({"type": "heartbeat", "seq": -1}),
+    frames.CONTROL + compact.dumps({"type": "teleport"}),
     frames.CHUNK + b"\x01\x02",
     frames.ROUTED + bytes(10),
 ]
@@ -386,9 +385,9 @@ def _oversized(megabytes: int) -> Callable[[World], Awaitable[str]]:
 
 # --- hostile payloads (issue 14) ---------------------------------------------------------------
 
-DEEP_JSON = b"[" * 60_000 + b"]" * 60_000
-"""120 KB, under the 128 KiB control limit: only the depth bound can refuse it."""
-TYPE_LIST = b'{"type":["heartbeat"],"seq":1}'
+DEEP_NESTING = b"\x91" * 120_000 + b"\x90"
+"""Arrays nested 120,000 deep in 120 KB, under the 128 KiB control limit: only the depth bound can refuse it."""
+TYPE_LIST = compact.dumps({"type": ["heartbeat"], "seq": 1})
 
 
 def _sample(bridge: Bridge, name: str, **labels: str) -> float:
@@ -848,12 +847,15 @@ CASES: dict[Fault, Case] = {
     Fault.OVERSIZED_FRAME: Case(f"CLOSE 1009 {OVERSIZED}", inject=_oversized(10)),
     Fault.OVERSIZED_100MB: Case(f"CLOSE 1009 {OVERSIZED}", inject=_oversized(100)),
     Fault.UNKNOWN_FRAME_KIND: Case("unknown frame kind b'\\x07' (0x07)", inject=_unknown_frame_kind),
-    Fault.DEEP_JSON_TO_CART: Case("nested 60000 levels deep", inject=_routed_to_cart(DEEP_JSON)),
+    Fault.DEEP_NESTING_TO_CART: Case("nested more than 16 levels deep", inject=_routed_to_cart(DEEP_NESTING)),
     Fault.TYPE_LIST_TO_CART: Case("type: must be a string, not an array", inject=_routed_to_cart(TYPE_LIST)),
-    Fault.DEEP_JSON_TO_BRIDGE: Case("nested 60000 levels deep", inject=_sent_to_bridge(DEEP_JSON, "message")),
+    Fault.DEEP_NESTING_TO_BRIDGE: Case(
+        "nested more than 16 levels deep", inject=_sent_to_bridge(DEEP_NESTING, "message")
+    ),
     Fault.TYPE_LIST_TO_BRIDGE: Case("must be a string", inject=_sent_to_bridge(TYPE_LIST, "type")),
-    Fault.DEEP_JSON_AS_ADMISSION: Case(
-        "malformed answer to the challenge: message: nested 60000 levels deep", inject=_as_admission_answer(DEEP_JSON)
+    Fault.DEEP_NESTING_AS_ADMISSION: Case(
+        "malformed answer to the challenge: message: nested more than 16 levels deep",
+        inject=_as_admission_answer(DEEP_NESTING),
     ),
     Fault.TYPE_LIST_AS_ADMISSION: Case(
         "malformed answer to the challenge: type: must be a string", inject=_as_admission_answer(TYPE_LIST)

@@ -26,7 +26,7 @@ import pytest
 
 from cartnet import e2e, frames, weights
 from cartnet.authority import ensure_enrolled
-from cartnet.messages import Message, PeerInfo, TransferManifest, UpdateDeclined, UpdateRequest
+from cartnet.messages import Message, PeerInfo, Presence, TransferManifest, UpdateDeclined, UpdateRequest
 from cartnet.peers import sign_request
 from cartnet.transfer import Received, build_manifest
 from child_cart.node import CartNode
@@ -50,7 +50,6 @@ DEADLINE = 240.0
 """Longest a row's honest round (or an awaited reaction) may take before the row fails; never asserted as a time."""
 FLOOD = 40
 """Update requests the flooding cart sends every cart that asks it for its update."""
-PRESENCE_FRAME = frames.CONTROL + b'{"type":"presence"'
 
 
 class Fault(enum.Enum):
@@ -166,7 +165,7 @@ def _withholding_presence(settings, **options) -> CartNode:
     send = node.client._send_raw
 
     async def send_but_presence(frame: bytes, **options: object) -> None:
-        if not frame.startswith(PRESENCE_FRAME):
+        if not (frame[:1] == frames.CONTROL and isinstance(frames.parse(frame), Presence)):
             await send(frame, **options)
 
     node.client._send_raw = send_but_presence

@@ -181,7 +181,7 @@ async def forge_a_request(world: World) -> None:
 
 def _is_update_request(frame: bytes) -> bool:
     inner = frames.parse_route(memoryview(frame)).inner
-    return bytes(inner[:1]) == frames.CONTROL and b'"type":"update_request"' in bytes(inner)
+    return bytes(inner[:1]) == frames.CONTROL and isinstance(frames.parse(inner), UpdateRequest)
 
 
 def replay_requests(world: World) -> None:
