@@ -6,8 +6,9 @@ A round's control messages were most of its bytes for a small model: around each
 signatures in base64. This form keeps the document (the same objects and fields,
 validated by the same schemas in `cartnet.messages`) and changes only its bytes:
 
-- a field name, message type or enum value of the schemas is an index into
-  `NAMES` (an int as a map key, extension 2 as a value), not its text;
+- a field name, message type or enum value of the schemas (and a transfer
+  payload's meta key or purpose) is an index into `NAMES` (an int as a map key,
+  extension 2 as a value), not its text;
 - a lowercase hex string of 16 bytes or more (node ids, transfer ids, digests)
   travels as its bytes (extension 1), and comes back as the same hex;
 - binary fields (keys, signatures, sealed shares) travel as raw bytes, not base64.
@@ -33,7 +34,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 import msgpack
 from pydantic import BaseModel
 
-from cartnet import messages
+from cartnet import messages, payloads
 from cartnet.messages import MAX_CONTROL_BYTES, MAX_DEPTH, AnyMessage, Message, MessageError
 
 HEX, NAME = 1, 2
@@ -64,13 +65,14 @@ def _literals(annotation: Any) -> Iterator[str]:
 
 
 def _names() -> tuple[str, ...]:
-    """Every field name, message type and enum text of the control messages, sorted: the same on every node."""
-    schemas = {nested for cls in messages.MESSAGE_CLASSES for nested in _models(cls)}
+    """Every field name, message type and enum text of the control messages and of the transfer payloads (a
+    manifest's meta keys and purposes), sorted: the same on every node."""
+    schemas = {nested for cls in (*messages.MESSAGE_CLASSES, *payloads.KINDS) for nested in _models(cls)}
     names = {name for schema in schemas for name in schema.model_fields}
     names |= {
         text for schema in schemas for field in schema.model_fields.values() for text in _literals(field.annotation)
     }
-    return tuple(sorted(names))
+    return tuple(sorted(names | {kind.purpose for kind in payloads.KINDS}))
 
 
 NAMES = _names()

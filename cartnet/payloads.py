@@ -134,3 +134,7 @@ class MaskedAnswer(Payload):
     task: Annotated[str, Field(max_length=32)]
     round: Annotated[int, Field(ge=0)]
     signature: Annotated[str, Field(min_length=88, max_length=88)]
+
+
+KINDS: tuple[type[Payload], ...] = (ModelPublication, WeightUpdate, MaskedAnswer)
+"""Every payload kind: `cartnet.compact` sends their purposes, meta keys and enum texts by number."""
