@@ -332,7 +332,7 @@ class PeersRequest(Message):
 class HeldPeer(Message):
     """A drawn cart the asker verified before (`PeersRequest.by_id`): its place in the draw and where it is.
 
-    About 150 bytes where its whole entry is about 500: the keys are the asker's own, checked against the
+    About 75 bytes on the wire where its whole entry is about 430: the keys are the asker's own, checked against the
     cart's signature and certificate when first listed, so the bridge's word here is only whom it drew. A
     `bridge_id` other than the one in the record the asker holds means the cart moved: the asker looks it up."""
 
@@ -388,6 +388,11 @@ class TransferManifest(Message):
     )
     sealed: Key32 | None = Field(
         None, description="streamed and end-to-end encrypted for the receiver: the ephemeral X25519 key (cartnet.e2e)"
+    )
+    eager: bool = Field(
+        False,
+        description="every chunk follows at once, unasked: a receiver starting afresh sends no TransferWant "
+        "(one frame and one round trip less for a small blob)",
     )
     signature: Signature
 

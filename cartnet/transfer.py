@@ -108,6 +108,10 @@ class TransferLimits:
     """Chunks hashed (or opened) concurrently while the socket keeps reading (bounded, so memory is too)."""
     send_window: int = 3
     """Chunks a sender seals or hashes ahead of the one on the socket (bounded, so memory is too)."""
+    eager_bytes: int = 64 * 1024
+    """A streamed blob up to this size goes with its manifest (`TransferManifest.eager`), not after the receiver's
+    want: a model update of a few KB saves a frame and a round trip. A receiver that refuses the manifest drops
+    the chunks unread, so what a refusal wastes is bounded by this."""
 
     @property
     def sender_share(self) -> int:
@@ -269,9 +273,10 @@ def stream_manifest(
     chunk_size: int,
     transfer_id: str | None = None,
     sealed: bytes | None = None,
+    eager: bool = False,
 ) -> TransferManifest:
     """A signed streamed manifest: no pass over the blob (each chunk proves itself); `sealed` is the
-    ephemeral key of an end-to-end sealed stream."""
+    ephemeral key of an end-to-end sealed stream; `eager`: the chunks follow unasked."""
     unsigned = TransferManifest(
         transfer_id=transfer_id or secrets.token_hex(16),
         sender=identity.node_id,
@@ -284,6 +289,7 @@ def stream_manifest(
         meta=meta,
         streamed=True,
         sealed=sealed,
+        eager=eager,
         signature=bytes(64),
     )
     return sign_manifest(identity, unsigned)
@@ -371,6 +377,8 @@ class TransferHub:
         self._partials: dict[str, _Partial] = {}
         self._completed: OrderedDict[str, None] = OrderedDict()
         self._dropped: OrderedDict[str, str] = OrderedDict()
+        self._eager_declined: OrderedDict[str, None] = OrderedDict()
+        """Eager transfers refused at their manifest: their chunks are dropped unread."""
         self.refusal_listeners: list[RefusalFn] = []
         self.admission_checks: list[AdmitFn] = []
         """Asked, in order, before a manifest reserves buffer space: the first reason given refuses it."""
@@ -424,6 +432,7 @@ class TransferHub:
             chunk_size,
             transfer_id,
             sealer.ephemeral_key if sealer is not None else None,
+            eager=len(blob) <= self.limits.eager_bytes,
         )
         await self.send_manifest(peer, manifest, blob, sealer, reply_timeout)
         return manifest.transfer_id
@@ -437,7 +446,8 @@ class TransferHub:
         reply_timeout: float | None = None,
     ) -> None:
         """Run the manifest / want / chunks / done exchange for an already built manifest (and, for a sealed
-        streamed one, the sealer whose ephemeral key it names)."""
+        streamed one, the sealer whose ephemeral key it names). An eager manifest's chunks follow it at once; a
+        receiver that resumes still sends its want, and gets what it lacks again."""
         if manifest.sealed != (sealer.ephemeral_key if sealer is not None else None):
             raise ValueError("a sealed manifest needs the sealer of its ephemeral key, and only it")
         if manifest.transfer_id in self._outgoing:
@@ -445,12 +455,13 @@ class TransferHub:
         outgoing = self._outgoing[manifest.transfer_id] = _Outgoing(peer, reply_timeout or self.limits.reply_timeout)
         try:
             await self._send(peer, frames.control(manifest))
-            reply = await self._next_reply(outgoing, "the list of missing chunks")
+            if manifest.eager:
+                await self._send_missing(peer, manifest, blob, list(range(chunk_count(manifest))), sealer)
+            reply = await self._next_reply(
+                outgoing, "confirmation of delivery" if manifest.eager else "the list of missing chunks"
+            )
             if isinstance(reply, TransferWant):
-                if manifest.streamed:
-                    await self._stream_chunks(peer, manifest, blob, reply.missing, sealer)
-                else:
-                    await self._send_chunks(peer, manifest, blob, reply.missing)
+                await self._send_missing(peer, manifest, blob, reply.missing, sealer)
                 reply = await self._next_reply(outgoing, "confirmation of delivery")
             if not isinstance(reply, TransferDone):
                 raise TransferError(f"unexpected reply {reply.type}")
@@ -458,6 +469,19 @@ class TransferHub:
                 raise TransferRefused(f"receiver refused the transfer: {reply.reason}")
         finally:
             del self._outgoing[manifest.transfer_id]
+
+    async def _send_missing(
+        self,
+        peer: str,
+        manifest: TransferManifest,
+        blob: bytes | bytearray | memoryview,
+        missing: list[int],
+        sealer: e2e.Sealer | None,
+    ) -> None:
+        if manifest.streamed:
+            await self._stream_chunks(peer, manifest, blob, missing, sealer)
+        else:
+            await self._send_chunks(peer, manifest, blob, missing)
 
     async def _send_chunks(
         self, peer: str, manifest: TransferManifest, blob: bytes | bytearray | memoryview, missing: list[int]
@@ -543,10 +567,12 @@ class TransferHub:
     async def _on_manifest(self, peer: str, manifest: TransferManifest) -> None:
         tid = manifest.transfer_id
         if tid in self._completed:
+            self._unasked(manifest)
             await self._reply(peer, TransferDone(transfer_id=tid, ok=True, reason="already delivered"))
             return
         reason = check_manifest(manifest, self.limits) or self._admit(peer, manifest)
         if reason:
+            self._unasked(manifest)
             await self._refuse(peer, manifest, reason)
             return
         opener = None
@@ -554,9 +580,11 @@ class TransferHub:
             try:
                 opener = e2e.Opener(self.identity.kx_key, manifest.sealed, manifest.sender)
             except e2e.DecryptionError as exc:
+                self._unasked(manifest)
                 await self._refuse(peer, manifest, f"sealed transfer: {exc}")
                 return
-        if tid in self._partials and self._verifying:
+        resumed = tid in self._partials
+        if resumed and self._verifying:
             await asyncio.gather(*self._verifying, return_exceptions=True)
         partial = self._partials.get(tid) or self._start(peer, manifest)
         if manifest.streamed:
@@ -564,9 +592,18 @@ class TransferHub:
         partial.peer, partial.attached = peer, True
         partial.active = self.clock()
         partial.expires = partial.active + self.limits.partial_ttl
-        await self._reply(peer, TransferWant(transfer_id=tid, missing=sorted(partial.missing)))
+        if resumed or not manifest.eager:
+            await self._reply(peer, TransferWant(transfer_id=tid, missing=sorted(partial.missing)))
         if not partial.missing:
             await self._complete(partial)
+
+    def _unasked(self, manifest: TransferManifest) -> None:
+        """An eager manifest this hub will not receive: its chunks, already on their way, are dropped unread (the
+        sender was told why by the Done), not each answered with an Error."""
+        if manifest.eager:
+            self._eager_declined[manifest.transfer_id] = None
+            while len(self._eager_declined) > 1024:
+                self._eager_declined.popitem(last=False)
 
     def _admit(self, peer: str, manifest: TransferManifest) -> str | None:
         now = self.clock()
@@ -650,6 +687,8 @@ class TransferHub:
 
     async def _on_chunk(self, peer: str, chunk: frames.Chunk) -> None:
         partial = self._partials.get(chunk.transfer_id)
+        if partial is None and chunk.transfer_id in self._eager_declined:
+            return
         if partial is None or partial.peer != peer:
             why = self._dropped.get(chunk.transfer_id)
             detail = (

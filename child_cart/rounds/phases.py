@@ -88,8 +88,8 @@ class Exchange(RoundPhase):
     deadline pass without a word are drawn beside as many more and asked last
     (`UpdateExchange.prefer_responsive`). A drawn peer whose entry does not verify (its own
     signed presence and swarm certificate, cartnet.peers) is skipped, never asked; the
-    carts we verified already are named, so the bridge lists them by id alone (about 150
-    bytes where a whole entry is about 500) and our verifier's entries stand for them.
+    carts we verified already are named, so the bridge lists them by id alone (about 75
+    bytes on the wire where a whole entry is about 430) and our verifier's entries stand for them.
     """
 
     name = Phase.EXCHANGE

@@ -466,3 +466,76 @@ async def test_streamed_transfer_counts_against_limits_like_a_listed_one():
     too_big, _, _ = _stream(honest, receiver.hub.identity, bytes(5 * MIB), sealed=True)
     await receiver.hub.handle(honest.node_id, too_big)
     assert "exceeds the limit" in receiver.replies[honest.node_id][-1].reason
+
+
+# --- eager transfers: a small blob goes with its manifest, unasked ---------------------------------------------
+
+
+class Tap:
+    """What the receiving hub sends back to one sender, by message type."""
+
+    def __init__(self, receiver) -> None:
+        self.sent: list[str] = []
+        original = receiver._send
+
+        async def send(peer: str, frame: bytes) -> None:
+            self.sent.append(type(frames.parse(frame)).__name__)
+            await original(peer, frame)
+
+        receiver.hub._send = send
+
+
+@pytest.mark.parametrize("sealed", [False, True], ids=["signed", "sealed"])
+async def test_a_small_blob_goes_with_its_manifest_and_the_receiver_asks_for_nothing(sealed):
+    blob = os.urandom(1104)
+    async with receiver_server() as receiver:
+        tap = Tap(receiver)
+        async with connect(receiver.url, Identity.generate()) as sender:
+            seal_to = receiver.identity.kx_public_key if sealed else None
+            await sender.hub.send_blob("client", blob, "update", seal_to=seal_to)
+        got = await next_received(receiver)
+    assert got.manifest.eager and got.data == blob
+    assert tap.sent == ["TransferDone"], "no TransferWant: one frame and one round trip less"
+
+
+async def test_a_blob_above_eager_bytes_waits_for_the_want():
+    limits = TransferLimits(eager_bytes=1000)
+    async with receiver_server() as receiver:
+        tap = Tap(receiver)
+        async with connect(receiver.url, Identity.generate(), limits) as sender:
+            await sender.hub.send_blob("client", os.urandom(1001), "update")
+        got = await next_received(receiver)
+    assert not got.manifest.eager and tap.sent == ["TransferWant", "TransferDone"]
+
+
+async def test_the_chunks_of_a_refused_eager_manifest_are_dropped_unread():
+    """The sender hears the reason once, in the Done; the chunk already on its way earns no Error."""
+    async with receiver_server() as receiver:
+        receiver.hub.admission_checks.append(
+            lambda _peer, manifest: "answers no request of ours" if manifest.purpose == "update" else None
+        )
+        tap = Tap(receiver)
+        async with connect(receiver.url, Identity.generate()) as sender:
+            with pytest.raises(TransferError, match="answers no request of ours"):
+                await sender.hub.send_blob("client", os.urandom(1104), "update")
+            await sender.hub.send_blob("client", b"later", "test")  # by its Done, the refused chunk came and went
+        assert tap.sent == ["TransferDone", "TransferDone"] and receiver.errors == []
+        assert receiver.hub.reserved() == 0
+
+
+async def test_an_eager_transfer_that_resumes_gets_the_want():
+    """A receiver holding part of the blob says what it lacks, even to an eager manifest, and gets it."""
+    limits = TransferLimits(eager_bytes=8 * MIB, chunk_size=MIB)
+    identity, blob = Identity.generate(), os.urandom(3 * MIB + 5)
+    receiver = Hub(limits)
+    manifest = stream_manifest(identity, len(blob), "test", {}, MIB, eager=True)
+    await receiver.hub.handle(identity.node_id, manifest)
+    assert receiver.replies == {}, "afresh: nothing asked"
+    for index in (0, 2):
+        part = blob[index * MIB : (index + 1) * MIB]
+        frame = frames.parse(bytes(stream_chunk(identity, manifest, index, part)))
+        await receiver.hub.handle(identity.node_id, frame)
+    await asyncio.gather(*receiver.hub._verifying)
+    await receiver.hub.handle(identity.node_id, manifest)
+    want = receiver.replies[identity.node_id][-1]
+    assert isinstance(want, TransferWant) and want.missing == [1, 3]
