@@ -431,6 +431,11 @@ class UpdateRequest(Message):
     task: TaskName
     round: int = Field(ge=0)
     issued_ms: int = Field(ge=0, description="Unix time in ms, by the requester's clock")
+    eager: bool = Field(
+        False,
+        description="the requester means to take the answer in: send the weights with the manifest, unasked "
+        "(`TransferManifest.eager`); False when it asked more peers than it will take",
+    )
     signature: Signature
 
 

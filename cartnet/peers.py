@@ -302,6 +302,7 @@ def sign_request(
     *,
     request_id: str | None = None,
     issued_ms: int | None = None,
+    eager: bool = False,
 ) -> UpdateRequest:
     """An update request from `identity` to `target`, signed; a fresh random id unless one is given."""
     unsigned = UpdateRequest(
@@ -311,6 +312,7 @@ def sign_request(
         task=task,
         round=round_number,
         issued_ms=now_ms() if issued_ms is None else issued_ms,
+        eager=eager,
         signature=bytes(64),
     )
     return unsigned.model_copy(update={"signature": identity.sign(request_bytes(unsigned))})

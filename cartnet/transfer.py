@@ -109,9 +109,9 @@ class TransferLimits:
     send_window: int = 3
     """Chunks a sender seals or hashes ahead of the one on the socket (bounded, so memory is too)."""
     eager_bytes: int = 64 * 1024
-    """A streamed blob up to this size goes with its manifest (`TransferManifest.eager`), not after the receiver's
-    want: a model update of a few KB saves a frame and a round trip. A receiver that refuses the manifest drops
-    the chunks unread, so what a refusal wastes is bounded by this."""
+    """A streamed blob up to this size sent `eager` goes with its manifest (`TransferManifest.eager`), not after the
+    receiver's want: a model update of a few KB saves a frame and a round trip. A receiver that refuses the manifest
+    drops the chunks unread, so what a refusal wastes is bounded by this."""
 
     @property
     def sender_share(self) -> int:
@@ -410,6 +410,7 @@ class TransferHub:
         *,
         seal_to: bytes | e2e.Sealer | None = None,
         reply_timeout: float | None = None,
+        eager: bool = False,
     ) -> str:
         """Deliver `blob` to `peer` as a streamed transfer; returns the transfer id, raises TransferError with
         the reason.
@@ -420,7 +421,9 @@ class TransferHub:
         opens it chunk by chunk as it arrives (`Received.sealed`). A `Sealer` instead of the key seals under its
         ephemeral key (an `e2e.CachedSealer` sent the same blob again only copies what it sealed before: the
         receiver gets the same plaintext either way). Reuse `transfer_id` to resume. `reply_timeout` (default:
-        the limits') bounds each wait for the receiver's next reply: an answer to a request can use less.
+        the limits') bounds each wait for the receiver's next reply: an answer to a request can use less. `eager`:
+        the receiver will take the blob in (it asked for it and only it), so a blob up to `eager_bytes` goes with
+        the manifest; a receiver that may refuse it at its manifest is better sent the manifest alone.
         """
         sealer = e2e.Sealer(seal_to, self.identity.node_id) if isinstance(seal_to, bytes) else seal_to
         chunk_size = max(self.limits.chunk_size, -(-len(blob) // MAX_CHUNKS))
@@ -432,7 +435,7 @@ class TransferHub:
             chunk_size,
             transfer_id,
             sealer.ephemeral_key if sealer is not None else None,
-            eager=len(blob) <= self.limits.eager_bytes,
+            eager=eager and len(blob) <= self.limits.eager_bytes,
         )
         await self.send_manifest(peer, manifest, blob, sealer, reply_timeout)
         return manifest.transfer_id

@@ -30,10 +30,14 @@ no answer arrived, a quarter of the timeout (`asks.py`, which keeps that account
 silent or declining peer thus costs the round about one more answer's time, never the
 deadline. `collect` returns once `enough` sent a usable update, or at the deadline.
 Only the first `enough` answers' manifests are taken in (`admit`): a slow peer that
-answers after the spare asked beside it is refused as not needed before its weights
-cross the wire, and one taken in that fails makes room for another still to come.
-(`hedged=False` asks every peer at once, as before hedging: the spares' answers are
-then refused at their manifest.)
+answers after the spare asked beside it is refused as not needed at its manifest, and
+one taken in that fails makes room for another still to come. A hedged request is
+`eager` (it asks only peers it means to take in): the answer's weights come with its
+manifest, unasked, which saves a frame and a round trip on every copy; a late answer
+refused at its manifest has then cost its one chunk (at most `eager_bytes`, an int8
+update is about 1.1 KB), dropped unread. (`hedged=False` asks every peer at once, as
+before hedging, and not eagerly: the spares' answers are refused at their manifest
+before their weights cross the wire.)
 A peer that let the deadline pass without a word is remembered for `AVOID_ROUNDS`
 rounds (until it answers): `prefer_responsive` puts such peers last among those the
 bridge drew, and the round draws that many more (`extra_draw`), so a cart announced as
@@ -348,7 +352,9 @@ class UpdateExchange:
         self._pending[request_id] = asks.sent[request_id] = Pending(peer, answer, asks.batch)
         asks.sent_at[request_id] = asyncio.get_running_loop().time()
         answer.add_done_callback(functools.partial(asks.answered, request_id))
-        request = sign_request(self.network.identity, peer.node_id, self.task, round_number, request_id=request_id)
+        request = sign_request(
+            self.network.identity, peer.node_id, self.task, round_number, request_id=request_id, eager=self.hedged
+        )
         try:
             await self.network.send_to(peer.node_id, frames.control(request))
         except (ConnectionError, RuntimeError) as exc:
@@ -707,6 +713,7 @@ class UpdateExchange:
             meta.to_meta(),
             seal_to=sealer,
             reply_timeout=ANSWER_REPLY_TIMEOUT,
+            eager=request.eager,
         )
         self.bytes_out += len(plain)
 

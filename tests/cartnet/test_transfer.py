@@ -492,18 +492,19 @@ async def test_a_small_blob_goes_with_its_manifest_and_the_receiver_asks_for_not
         tap = Tap(receiver)
         async with connect(receiver.url, Identity.generate()) as sender:
             seal_to = receiver.identity.kx_public_key if sealed else None
-            await sender.hub.send_blob("client", blob, "update", seal_to=seal_to)
+            await sender.hub.send_blob("client", blob, "update", seal_to=seal_to, eager=True)
         got = await next_received(receiver)
     assert got.manifest.eager and got.data == blob
     assert tap.sent == ["TransferDone"], "no TransferWant: one frame and one round trip less"
 
 
-async def test_a_blob_above_eager_bytes_waits_for_the_want():
+@pytest.mark.parametrize(("size", "eager"), [(1001, True), (10, False)], ids=["above eager_bytes", "not eager"])
+async def test_a_blob_sent_otherwise_waits_for_the_want(size, eager):
     limits = TransferLimits(eager_bytes=1000)
     async with receiver_server() as receiver:
         tap = Tap(receiver)
         async with connect(receiver.url, Identity.generate(), limits) as sender:
-            await sender.hub.send_blob("client", os.urandom(1001), "update")
+            await sender.hub.send_blob("client", os.urandom(size), "update", eager=eager)
         got = await next_received(receiver)
     assert not got.manifest.eager and tap.sent == ["TransferWant", "TransferDone"]
 
@@ -517,9 +518,9 @@ async def test_the_chunks_of_a_refused_eager_manifest_are_dropped_unread():
         tap = Tap(receiver)
         async with connect(receiver.url, Identity.generate()) as sender:
             with pytest.raises(TransferError, match="answers no request of ours"):
-                await sender.hub.send_blob("client", os.urandom(1104), "update")
+                await sender.hub.send_blob("client", os.urandom(1104), "update", eager=True)
             await sender.hub.send_blob("client", b"later", "test")  # by its Done, the refused chunk came and went
-        assert tap.sent == ["TransferDone", "TransferDone"] and receiver.errors == []
+        assert tap.sent == ["TransferDone", "TransferWant", "TransferDone"] and receiver.errors == []
         assert receiver.hub.reserved() == 0
 
 

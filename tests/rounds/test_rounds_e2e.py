@@ -6,8 +6,8 @@ import aiohttp
 import numpy as np
 import pytest
 
-from cartnet import phone_models
-from cartnet.messages import PeerList
+from cartnet import frames, phone_models
+from cartnet.messages import PeerList, TransferWant
 from cartnet.phone_models import PublishedModel
 from cartnet.presence import now_ms
 from fedcart.inprocess import pooled_accuracy, run_round
@@ -78,6 +78,7 @@ async def test_a_round_takes_in_k_updates_and_a_small_constant_per_peer_asked(tm
             node.exchange.hedged = hedged
         await run_round(s.nodes)  # the first round also looks peers up and offers first
         before = [(node.client.wire_bytes_relayed_in, node.exchange.requests_sent) for node in s.nodes]
+        wants = _count_wants(s.nodes)
         records = await run_round(s.nodes)
         after = [(node.client.wire_bytes_relayed_in, node.exchange.requests_sent) for node in s.nodes]
         answered = [node.exchange.answered.total() for node in s.nodes]  # requests taken on since this round's offer
@@ -90,6 +91,22 @@ async def test_a_round_takes_in_k_updates_and_a_small_constant_per_peer_asked(tm
         assert got <= budget, (
             f"{record.node_id[:8]}: {got} relayed bytes in, budget {budget} ({record.bytes_in} weights)"
         )
+    # hedged, every request is eager: the answers' weights come with their manifests, unasked
+    assert sum(wants) == 0 if hedged else sum(wants) >= len(s.nodes) * k, wants
+
+
+def _count_wants(nodes: list) -> list[int]:
+    """How many TransferWant each node's transfer hub sends from now on (a list the hubs keep counting into)."""
+    wants = [0] * len(nodes)
+    for at, node in enumerate(nodes):
+        hub, send = node.client.transfers, node.client.transfers._send
+
+        async def counted(peer: str, frame: bytes, at: int = at, send=send) -> None:
+            wants[at] += isinstance(frames.parse(frame), TransferWant)
+            await send(peer, frame)
+
+        hub._send = counted
+    return wants
 
 
 async def test_a_cart_gets_each_peers_entry_once(tmp_path):
