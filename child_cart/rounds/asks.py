@@ -6,8 +6,8 @@ while it is usable or still awaited and not overdue (`Asks.covered`); one that f
 or is silent `HEDGE_FACTOR` times as long as the first usable answer took (at least
 `HEDGE_MIN_S`; while no answer came, a `HEDGE_SILENT_SHARE` of the timeout), no longer
 counts, and a spare is asked beside it. `Batch` is what `admit` takes in: at most
-`enough` answers' manifests, so a slow peer that answers after its spare is refused
-before its weights cross the wire.
+`enough` answers' manifests, so a slow peer that answers after its spare is refused at
+its manifest, and its one eager chunk (exchange.py's "Asking") is dropped unread.
 """
 
 from __future__ import annotations

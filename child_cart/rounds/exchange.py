@@ -465,8 +465,8 @@ class UpdateExchange:
 
     @staticmethod
     def _take(pending: Pending) -> str | None:
-        """Take in an answer while its collect still wants one; beyond that its bytes would cross the wire for
-        nothing (a slow peer may answer after the spare asked beside it did, or with hedging off every spare)."""
+        """Take in an answer while its collect still wants one; beyond that it is refused at its manifest (a slow
+        peer may answer after the spare asked beside it did, or with hedging off every spare)."""
         if not pending.batch.room():
             return Unwanted(f"not needed: {pending.batch.enough} answers already on their way")
         pending.batch.taken.append(pending.answer)
