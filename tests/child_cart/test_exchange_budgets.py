@@ -41,7 +41,14 @@ class Blobs:
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def send_blob(
-        self, peer: str, blob: bytes, purpose: str, meta: dict[str, str], seal_to: object, reply_timeout: float
+        self,
+        peer: str,
+        blob: bytes,
+        purpose: str,
+        meta: dict[str, str],
+        seal_to: object,
+        reply_timeout: float,
+        eager: bool = False,
     ) -> str:
         self.sent.put_nowait(peer)
         await self.release.wait()
@@ -62,7 +69,7 @@ class FakeNetwork:
     async def send_to(self, peer_id: str, inner: bytes) -> None:
         self.routed.put_nowait((peer_id, frames.parse(inner)))
 
-    async def lookup(self, node_id: str, *, held: bool = False) -> PeerInfo | None:
+    async def lookup(self, node_id: str) -> PeerInfo | None:
         self.lookups += 1
         return self.directory.get(node_id)
 

@@ -37,7 +37,14 @@ class Blobs:
     sent: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
 
     async def send_blob(
-        self, peer: str, blob: bytes, purpose: str, meta: dict[str, str], seal_to: object, reply_timeout: float
+        self,
+        peer: str,
+        blob: bytes,
+        purpose: str,
+        meta: dict[str, str],
+        seal_to: object,
+        reply_timeout: float,
+        eager: bool = False,
     ) -> str:
         self.sent.put_nowait(peer)
         return "0" * 32
@@ -54,7 +61,7 @@ class FakeNetwork:
     async def send_to(self, peer_id: str, inner: bytes) -> None:
         self.routed.put_nowait((peer_id, frames.parse(inner)))
 
-    async def lookup(self, node_id: str, *, held: bool = False) -> PeerInfo | None:
+    async def lookup(self, node_id: str) -> PeerInfo | None:
         return self.directory.get(node_id)
 
     async def announce(self, *, ready: bool, task: str | None = None) -> None:

@@ -234,7 +234,7 @@ class FakeNetwork:
     async def peers(self, *, sample: int | None = None, task: str | None = None, known=(), by_id=False) -> list:
         return []
 
-    async def lookup(self, node_id: str, *, held: bool = False) -> None:
+    async def lookup(self, node_id: str) -> None:
         return None
 
     async def announce(self, *, ready: bool, task: str | None = None) -> None:
