@@ -570,12 +570,12 @@ class TransferHub:
     async def _on_manifest(self, peer: str, manifest: TransferManifest) -> None:
         tid = manifest.transfer_id
         if tid in self._completed:
-            self._unasked(manifest)
+            self._decline_eager(manifest)
             await self._reply(peer, TransferDone(transfer_id=tid, ok=True, reason="already delivered"))
             return
         reason = check_manifest(manifest, self.limits) or self._admit(peer, manifest)
         if reason:
-            self._unasked(manifest)
+            self._decline_eager(manifest)
             await self._refuse(peer, manifest, reason)
             return
         opener = None
@@ -583,7 +583,7 @@ class TransferHub:
             try:
                 opener = e2e.Opener(self.identity.kx_key, manifest.sealed, manifest.sender)
             except e2e.DecryptionError as exc:
-                self._unasked(manifest)
+                self._decline_eager(manifest)
                 await self._refuse(peer, manifest, f"sealed transfer: {exc}")
                 return
         resumed = tid in self._partials
@@ -600,7 +600,7 @@ class TransferHub:
         if not partial.missing:
             await self._complete(partial)
 
-    def _unasked(self, manifest: TransferManifest) -> None:
+    def _decline_eager(self, manifest: TransferManifest) -> None:
         """An eager manifest this hub will not receive: its chunks, already on their way, are dropped unread (the
         sender was told why by the Done), not each answered with an Error."""
         if manifest.eager:
