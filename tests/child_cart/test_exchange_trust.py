@@ -36,16 +36,7 @@ class Blobs:
     admission_checks: list = field(default_factory=list)
     sent: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
 
-    async def send_blob(
-        self,
-        peer: str,
-        blob: bytes,
-        purpose: str,
-        meta: dict[str, str],
-        seal_to: object,
-        reply_timeout: float,
-        eager: bool = False,
-    ) -> str:
+    async def send_blob(self, peer: str, blob: bytes, purpose: str, meta: dict[str, str], **options: object) -> str:
         self.sent.put_nowait(peer)
         return "0" * 32
 
