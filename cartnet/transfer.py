@@ -574,18 +574,16 @@ class TransferHub:
             await self._reply(peer, TransferDone(transfer_id=tid, ok=True, reason="already delivered"))
             return
         reason = check_manifest(manifest, self.limits) or self._admit(peer, manifest)
+        opener = None
+        if not reason and manifest.sealed is not None:
+            try:
+                opener = e2e.Opener(self.identity.kx_key, manifest.sealed, manifest.sender)
+            except e2e.DecryptionError as exc:
+                reason = f"sealed transfer: {exc}"
         if reason:
             self._decline_eager(manifest)
             await self._refuse(peer, manifest, reason)
             return
-        opener = None
-        if manifest.sealed is not None:
-            try:
-                opener = e2e.Opener(self.identity.kx_key, manifest.sealed, manifest.sender)
-            except e2e.DecryptionError as exc:
-                self._decline_eager(manifest)
-                await self._refuse(peer, manifest, f"sealed transfer: {exc}")
-                return
         resumed = tid in self._partials
         if resumed and self._verifying:
             await asyncio.gather(*self._verifying, return_exceptions=True)
