@@ -57,7 +57,7 @@ class CartGroup(Protocol):
 
     async def own_val(self) -> list[tuple[np.ndarray, np.ndarray]]: ...
 
-    async def personal_scores(self, kept: bool, epochs: int) -> Scores: ...
+    async def personal_scores(self, kept: bool, epochs: int, head: bool) -> Scores: ...
 
     async def stop(self) -> None: ...
 
@@ -139,11 +139,12 @@ class LocalCarts:
         """Each cart's own held-out rows (the baselines are scored on them too)."""
         return [_own_val(n) for n in self.nodes]
 
-    async def personal_scores(self, kept: bool, epochs: int) -> Scores:
+    async def personal_scores(self, kept: bool, epochs: int, head: bool) -> Scores:
         """Each cart's personal model on its own rows: its kept model when `kept` (a personalized run), else its swarm
-        model (the kept one before any was adopted) fine-tuned for `epochs` on its rows: FedAvg plus local fine-tuning
-        starts from the swarm's model, as PERSONALIZE starts from the round's aggregate."""
-        return [await asyncio.to_thread(_personal_score, n, kept, epochs) for n in self.nodes]
+        model (the kept one before any was adopted) fine-tuned for `epochs` on its rows, then with `head` its output
+        layer refitted: FedAvg plus local fine-tuning starts from the swarm's model, as PERSONALIZE starts from the
+        round's aggregate."""
+        return [await asyncio.to_thread(_personal_score, n, kept, epochs, head) for n in self.nodes]
 
     async def failed_rounds(self) -> int:
         """Cart rounds that raised so far (see `finish_round`)."""
@@ -173,8 +174,8 @@ def _model(node: CartNode, swarm: bool) -> list[np.ndarray]:
     return node.engine.start if swarm else node.engine.current
 
 
-def _personal_score(node: CartNode, kept: bool, epochs: int) -> dict[str, float]:
-    weights = node.engine.current if kept else node.learner.train(_model(node, swarm=True), epochs)
+def _personal_score(node: CartNode, kept: bool, epochs: int, head: bool) -> dict[str, float]:
+    weights = node.engine.current if kept else node.learner.train(_model(node, swarm=True), epochs, head=head)
     return node.learner.evaluate(weights)
 
 

@@ -131,8 +131,8 @@ class RayCarts:
     async def own_val(self) -> list[tuple[np.ndarray, np.ndarray]]:
         return await self._flat("own_val")
 
-    async def personal_scores(self, kept: bool, epochs: int) -> Scores:
-        return await self._flat("personal_scores", kept, epochs)
+    async def personal_scores(self, kept: bool, epochs: int, head: bool) -> Scores:
+        return await self._flat("personal_scores", kept, epochs, head)
 
     async def failed_rounds(self) -> int:
         return sum(await self._each("failed_rounds"))

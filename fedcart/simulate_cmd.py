@@ -54,7 +54,12 @@ def register(app: typer.Typer) -> None:
             help="FedProx: the proximal term's mu (with --method fedprox; 0.01 scored best of 0.01, 0.1 and 1)",
         ),
         personalize_epochs: int = typer.Option(
-            1, min=1, max=20, help="Personalization: local epochs on each aggregate (with --method personalized)"
+            1, min=0, max=20, help="Personalization: local epochs on each aggregate (with --method personalized)"
+        ),
+        personalize_head: bool = typer.Option(
+            True,
+            help="Personalization: then refit the output layer on the cart's rows, pulled toward the swarm's "
+            "(cross-validated ridge)",
         ),
         backend: str = typer.Option(
             "inprocess", help="inprocess (every cart on one loop) or ray (carts spread over Ray actors: the ray extra)"
@@ -99,6 +104,7 @@ def register(app: typer.Typer) -> None:
             method=method,
             mu=mu,
             personalize_epochs=personalize_epochs,
+            personalize_head=personalize_head,
             backend=backend,
             address=address or None,
             actors=actors,

@@ -83,6 +83,7 @@ class SimConfig:
     secure_aggregation: bool = False
     mu: float = 0.01  # the best of 0.01, 0.1 and 1 at 10 carts, skew 1 (README, non-IID methods)
     personalize_epochs: int = 1
+    personalize_head: bool = True  # then refit the output layer on the cart's rows (`child_cart.tasks.head_refit`)
     backend: str = "inprocess"  # or "ray": the carts spread over Ray actors (`fedcart.raysim`, the `ray` extra)
     address: str | None = None  # backend ray: an existing cluster; None starts a local Ray instance
     actors: int = 0  # backend ray: groups of carts, one actor (one TensorFlow runtime) each; 0 = one per CPU
@@ -107,6 +108,7 @@ class SimConfig:
             options["prox_mu"] = self.mu
         if self.method == "personalized":
             options["personalize_epochs"] = self.personalize_epochs
+            options["personalize_head"] = self.personalize_head
         if self.method == "local_head":
             options["local_head"] = True
         if self.dp:
@@ -273,7 +275,9 @@ async def _run_rounds(
         "centralized": [central.evaluate_on(central_w, *xy) for xy in await carts.own_val()],
         "local_only": [lr.evaluate(w) for lr, w in zip(locals_, local_ws)],
         # a personalized run's kept model is personal already; otherwise the swarm model fine-tuned on the cart's rows
-        "personalized": await carts.personal_scores(config.method in PERSONAL_METHODS, config.personalize_epochs),
+        "personalized": await carts.personal_scores(
+            config.method in PERSONAL_METHODS, config.personalize_epochs, config.personalize_head
+        ),
     }
     result.final, result.own_rows = _means(scores), _means(own)
     result.final["personalized"] = result.own_rows["personalized"]  # a personal model is judged on its own cart's rows

@@ -56,10 +56,11 @@ class Learner:
         self.dataset = self.task.make_dataset(rows)
         self.rows_seen = len(rows)
 
-    def train(self, weights: list[np.ndarray], epochs: int, mu: float = 0.0) -> list[np.ndarray]:
+    def train(self, weights: list[np.ndarray], epochs: int, mu: float = 0.0, head: bool = False) -> list[np.ndarray]:
         """Start from `weights`, fit on the training rows, return the new weights.
 
-        `mu` > 0 trains with FedProx's proximal term mu/2 * ||w - weights||^2 (`tasks.proximal`).
+        `mu` > 0 trains with FedProx's proximal term mu/2 * ||w - weights||^2 (`tasks.proximal`). `head` then
+        refits the output layer alone, where the task has one (`Task.refit_head`); `epochs` may be 0 with it.
         """
         dataset = self.dataset
         if dataset is None or not len(dataset.x_train):
@@ -67,8 +68,11 @@ class Learner:
         with KERAS_LOCK:
             self._seed_training()
             self._model.set_weights(weights)
-            with proximal(self._model, mu):
-                self.task.fit(self._model, dataset, epochs, self.batch_size)
+            if epochs > 0:
+                with proximal(self._model, mu):
+                    self.task.fit(self._model, dataset, epochs, self.batch_size)
+            if head:
+                self.task.refit_head(self._model, dataset)
             return self._weights()
 
     def _seed_training(self) -> None:

@@ -10,7 +10,8 @@ below). EVALUATE and DECIDE then score the fine-tuned aggregate
 on the cart's held-out rows like any aggregate, so the acceptance rule still
 guards it. The raw aggregate stays in `ctx.shared`: ADOPT judges that one as the swarm model.
 
-The round settings switch it on (`personalize_epochs` > 0): `workflow_for`
+The round settings switch it on (`personalize_epochs` > 0, `personalize_head`, or both: fine-tuning
+first, then the head refitted on the fine-tuned body's features): `workflow_for`
 inserts the phase, so the engine is not edited.
 
 The other family is a shared body with a local head (`local_head` in the
@@ -46,21 +47,22 @@ HEAD_ARRAYS = 2
 
 
 class Personalize(RoundPhase):
-    """Fine-tune this round's aggregate for `personalize_epochs` on the cart's own training rows.
+    """Fit this round's aggregate to the cart's own training rows: `personalize_epochs` of fine-tuning, then with
+    `personalize_head` its output layer refitted (`tasks.head_refit`).
 
-    Nothing to do without an aggregate (too few peers answered), with the setting
-    at 0, or without training rows; the fine-tuned model never leaves the cart
-    this round (the offer was made in TRAIN).
+    Nothing to do without an aggregate (too few peers answered), with both
+    settings off, or without training rows; the personal model never leaves the
+    cart this round (the offer was made in TRAIN).
     """
 
     name = PERSONALIZE
 
     async def run(self, ctx: RoundContext) -> None:
-        epochs, learner = ctx.settings.personalize_epochs, ctx.engine.learner
-        if ctx.aggregated is None or epochs <= 0 or learner.train_samples == 0:
+        epochs, head, learner = ctx.settings.personalize_epochs, ctx.settings.personalize_head, ctx.engine.learner
+        if ctx.aggregated is None or (epochs <= 0 and not head) or learner.train_samples == 0:
             return
         ctx.shared = ctx.aggregated
-        ctx.aggregated = await asyncio.to_thread(learner.train, ctx.aggregated, epochs)
+        ctx.aggregated = await asyncio.to_thread(learner.train, ctx.aggregated, epochs, head=head)
 
 
 def body(weights: Weights) -> Weights:
@@ -97,15 +99,15 @@ class AttachHead(RoundPhase):
         ctx.peer_updates = [Update(u.source, [*u.weights, *own], u.samples) for u in ctx.peer_updates]
 
 
-def personalized(workflow: Workflow, epochs: int, local_head: bool = False) -> Workflow:
-    """`workflow` with PERSONALIZE right after AGGREGATE when `epochs` > 0, and with a local head when `local_head`.
+def personalized(workflow: Workflow, personalize: bool, local_head: bool = False) -> Workflow:
+    """`workflow` with PERSONALIZE right after AGGREGATE when `personalize`, and with a local head when `local_head`.
 
     Each is added once; a workflow without the phases they attach to (AGGREGATE;
     for the head also a TRAIN that offers and EXCHANGE) is returned as it is.
     """
     if local_head:
         workflow = _with_local_head(workflow)
-    if epochs <= 0 or PERSONALIZE in workflow.names or Phase.AGGREGATE not in workflow.names:
+    if not personalize or PERSONALIZE in workflow.names or Phase.AGGREGATE not in workflow.names:
         return workflow
     return workflow.inserted_after(Phase.AGGREGATE, Personalize())
 

@@ -220,7 +220,7 @@ PRIVATE_WORKFLOW = DEFAULT_WORKFLOW.replaced(Phase.TRAIN, Train(offer=False)).in
 def workflow_for(settings: RoundSettings, chosen: Workflow | None = None) -> Workflow:
     """The workflow a round with `settings` runs: `chosen` if given, else today's round, privatized when asked for,
     masked when `secure_aggregation` is on (`secure.secured`), with PERSONALIZE after AGGREGATE when
-    `personalize_epochs` > 0 (`personalize.py`).
+    `personalize_epochs` > 0 or `personalize_head` is on (`personalize.py`).
 
     With differential privacy on, a chosen workflow without a PRIVATIZE phase, or
     with a TRAIN that offers, is refused (ValueError): it would offer the raw update.
@@ -229,7 +229,7 @@ def workflow_for(settings: RoundSettings, chosen: Workflow | None = None) -> Wor
     if chosen is None:
         base = PRIVATE_WORKFLOW if enabled else DEFAULT_WORKFLOW
         base = secured(base) if settings.secure_aggregation else base
-        return personalized(base, settings.personalize_epochs, settings.local_head)
+        return personalized(base, settings.personalizes, settings.local_head)
     if settings.secure_aggregation and not is_secured(chosen):
         raise ValueError(
             f"secure aggregation is on but {chosen!r} would exchange, aggregate or score plain updates "

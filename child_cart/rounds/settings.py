@@ -110,6 +110,13 @@ class RoundSettings(BaseModel):
         description="Personalization: epochs the aggregate is fine-tuned on this cart's own rows before it is "
         "scored and kept (0 = off). The cart then keeps a model fitted to its own shoppers",
     )
+    personalize_head: bool = Field(
+        False,
+        description="Personalization: refit the aggregate's output layer on this cart's own rows (the rest "
+        "fixed), pulled toward the swarm's layer as far as cross-validation on those rows supports "
+        "(tasks.head_refit); after personalize_epochs of fine-tuning when both are set. Tasks without a softmax "
+        "output layer skip it",
+    )
     local_head: bool = Field(
         False,
         description="Personalization: offer peers only the shared body of the model and keep this cart's own "
@@ -143,6 +150,11 @@ class RoundSettings(BaseModel):
         description="Secure aggregation: peers answer with masked updates, so this cart learns only their "
         "sum, never one peer's update (fedavg only; needs k >= 3). Off by default",
     )
+
+    @property
+    def personalizes(self) -> bool:
+        """Whether a round fits its aggregate to this cart's rows (the PERSONALIZE phase)."""
+        return self.personalize_epochs > 0 or self.personalize_head
 
     @model_validator(mode="after")
     def _protections_stay_on(self) -> RoundSettings:

@@ -95,6 +95,12 @@ class Task(ABC):
         """
         fit_keras(model, dataset.x_train, dataset.y_train, epochs, batch_size, progress)
 
+    def refit_head(self, model: Any, dataset: Dataset) -> bool:
+        """Refit `model`'s output layer in place on the dataset's training rows, pulled toward the layer it holds
+        (`head_refit`: personalization of the head alone). False: this task's model has no such layer, and
+        nothing changed (the default)."""
+        return False
+
     def calibrate(self, model: Any, dataset: Dataset) -> None:
         """Fit what depends on the current weights but is not a weight (an anomaly threshold).
 

@@ -40,6 +40,7 @@ from child_cart.settings import CartSettings
 from child_cart.store import Catalogue, load_catalogue
 from child_cart.store.rows import basket_of
 from child_cart.tasks.base import Dataset, Task, import_keras, predict
+from child_cart.tasks.head_refit import Head, Rows, refit_head
 from child_cart.tasks.split import is_validation
 
 log = logging.getLogger(__name__)
@@ -192,6 +193,23 @@ class RecommendTask(Task):
             raise ValueError("no rows to evaluate on")
         probabilities = np.asarray(predict(model, x), dtype=np.float64)
         return score(probabilities, y, in_basket=x[:, self.basket_offset :])
+
+    def refit_head(self, model: Any, dataset: Dataset) -> bool:
+        """Refit the `logits` layer on the hidden layer's features of the training rows (`head_refit`), with the
+        in-basket penalty as the logits' fixed offset, as the model applies it."""
+        if not len(dataset.x_train):
+            return False
+        keras = import_keras()
+        body = keras.Model(model.inputs, model.get_layer("hidden").output)
+        rows = Rows(
+            predict(body, dataset.x_train),
+            -IN_BASKET_PENALTY * dataset.x_train[:, self.basket_offset :].astype(np.float64),
+            dataset.y_train,
+        )
+        layer = model.get_layer("logits")
+        fitted = refit_head(rows, Head(*layer.get_weights()))
+        layer.set_weights([fitted.kernel, fitted.bias])
+        return True
 
     def reference_inputs(self) -> np.ndarray:
         """The golden vectors' inputs, in their order."""

@@ -71,9 +71,10 @@ def test_settings_put_personalize_right_after_aggregate() -> None:
     assert names[names.index(Phase.AGGREGATE) + 1] == PERSONALIZE
     private = workflow_for(RoundSettings(personalize_epochs=1, dp_noise_multiplier=1.0, dp_clip_norm=1.0)).names
     assert PRIVATIZE in private and private[private.index(Phase.AGGREGATE) + 1] == PERSONALIZE
-    once = personalized(personalized(DEFAULT_WORKFLOW, 1), 1)
+    assert PERSONALIZE in workflow_for(RoundSettings(personalize_head=True)).names
+    once = personalized(personalized(DEFAULT_WORKFLOW, True), True)
     assert once.names.count(PERSONALIZE) == 1
-    assert personalized(DEFAULT_WORKFLOW, 0) is DEFAULT_WORKFLOW
+    assert personalized(DEFAULT_WORKFLOW, False) is DEFAULT_WORKFLOW
 
 
 def test_settings_give_a_local_head_its_phases_and_refuse_it_with_masking_or_privacy() -> None:
@@ -83,13 +84,24 @@ def test_settings_give_a_local_head_its_phases_and_refuse_it_with_masking_or_pri
     assert names[names.index(Phase.EXCHANGE) + 1] == ATTACH_HEAD
     assert names[names.index(Phase.AGGREGATE) + 1] == PERSONALIZE
     assert not any(isinstance(phase, Train) and phase.offer for phase in workflow), "TRAIN would offer the head"
-    assert personalized(workflow, 1, local_head=True).names == names
+    assert personalized(workflow, True, local_head=True).names == names
     for other in ({"secure_aggregation": True}, {"dp_noise_multiplier": 1.0, "dp_clip_norm": 1.0}):
         with pytest.raises(ValidationError, match="local_head"):
             RoundSettings.model_validate({"local_head": True, **other})
 
 
-def test_personalization_beats_the_plain_aggregate_on_each_carts_own_rows(task: RecommendTask) -> None:
+@pytest.mark.parametrize(
+    "settings",
+    [
+        RoundSettings(personalize_epochs=2),
+        RoundSettings(personalize_head=True),
+        RoundSettings(personalize_epochs=1, personalize_head=True),
+    ],
+    ids=["fine-tune", "head", "fine-tune-then-head"],
+)
+def test_personalization_beats_the_plain_aggregate_on_each_carts_own_rows(
+    task: RecommendTask, settings: RoundSettings
+) -> None:
     """Three FedAvg rounds over four skewed carts, then PERSONALIZE on each cart: its own held-out rows score better."""
     data = synth.generate(load_catalogue(), 500, 4, 0, 1.0)
     learners = [Learner(task, seed=0) for _ in data]
@@ -103,10 +115,12 @@ def test_personalization_beats_the_plain_aggregate_on_each_carts_own_rows(task: 
     for rows in data:
         learner = Learner(task, seed=0)
         learner.load_rows(rows)
-        ctx = RoundContext(cast(Any, SimpleNamespace(learner=learner)), RoundSettings(personalize_epochs=2), 1)
+        ctx = RoundContext(cast(Any, SimpleNamespace(learner=learner)), settings, 1)
         ctx.aggregated = weights
         asyncio.run(Personalize().run(ctx))
         assert ctx.shared is weights and ctx.aggregated is not weights
+        if not settings.personalize_epochs:
+            assert all(np.array_equal(a, b) for a, b in zip(ctx.aggregated[:2], weights[:2])), "the body moved"
         plain.append(learner.evaluate(weights))
         tuned.append(learner.evaluate(ctx.aggregated))
     gain_top3 = np.mean([t["top3_accuracy"] - p["top3_accuracy"] for t, p in zip(tuned, plain)])
@@ -137,16 +151,17 @@ def test_a_simulated_carts_personal_model_is_its_swarm_model_fine_tuned() -> Non
     trained_from: list[list[np.ndarray]] = []
     kept, swarm = [np.zeros(2)], [np.ones(2)]
 
-    def train(weights: list[np.ndarray], epochs: int) -> list[np.ndarray]:
+    def train(weights: list[np.ndarray], epochs: int, head: bool) -> list[np.ndarray]:
         trained_from.append(weights)
-        return [w + epochs for w in weights]
+        return [w + epochs + 10 * head for w in weights]
 
     learner = SimpleNamespace(train=train, evaluate=lambda weights: {"top3_accuracy": float(weights[0][0])})
     node = cast(Any, SimpleNamespace(engine=Engine(current=kept, swarm=swarm), learner=learner))
-    assert _personal_score(node, False, 1) == {"top3_accuracy": 2.0} and trained_from == [swarm]
+    assert _personal_score(node, False, 1, False) == {"top3_accuracy": 2.0} and trained_from == [swarm]
+    assert _personal_score(node, False, 1, True) == {"top3_accuracy": 12.0}, "the head is refitted when asked"
     node.engine.swarm = None
-    assert _personal_score(node, False, 1) == {"top3_accuracy": 1.0} and trained_from[-1] is kept
-    assert _personal_score(node, True, 1) == {"top3_accuracy": 0.0} and len(trained_from) == 2
+    assert _personal_score(node, False, 1, False) == {"top3_accuracy": 1.0} and trained_from[-1] is kept
+    assert _personal_score(node, True, 1, True) == {"top3_accuracy": 0.0} and len(trained_from) == 3
 
 
 @pytest.mark.slow
