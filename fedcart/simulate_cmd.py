@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         dp_budget: float = typer.Option(10.0, help="Differential privacy: the ε each cart may spend before it stops"),
         method: str = typer.Option(
             "fedavg",
-            help="fedavg, fedprox (proximal term --mu), personalized (--personalize-epochs after each aggregate) or "
+            help="fedavg, fedprox (proximal term --mu), personalized (--personalize-epochs and --personalize-head after each aggregate) or "
             "local_head (peers share the body, each cart keeps its own output layer)",
         ),
         mu: float = typer.Option(

@@ -11,15 +11,16 @@ Every model is scored on the pooled held-out rows of all carts, next to the
 generator's Bayes ceiling for those rows (`bayes_ceiling`, exact).
 
 `method` picks how the carts learn under skew: `fedavg`, `fedprox` (the
-proximal term, `mu`), `personalized` (PERSONALIZE fine-tunes each round's
-aggregate on the cart's own rows, `personalize_epochs`) or `local_head` (carts
+proximal term, `mu`), `personalized` (PERSONALIZE fits each round's aggregate
+to the cart's own rows: `personalize_epochs`, then `personalize_head`) or `local_head` (carts
 share the model's body, each keeps its own output layer). Whatever the method,
 `summary.json` in the output folder holds the final top-1/top-3/recall@5 of
 every method: "federated" scores each cart's kept model (the one it serves),
 "swarm" its swarm model (the last aggregate it adopted, which it trains from:
 `child_cart.rounds.swarm_model`; the counterpart of Flower's global model),
-the "personalized" one (each cart's swarm model fine-tuned on its own rows, on
-its own held-out rows, as PERSONALIZE fine-tunes the aggregate; in a
+the "personalized" one (each cart's swarm model fine-tuned on its own rows for
+`personalize_epochs`, then its output layer refitted there, `personalize_head`,
+on its own held-out rows, as PERSONALIZE personalizes the aggregate; in a
 `personalized` or `local_head` run the kept model itself), the same methods on each cart's own held-out rows
 (`own_rows`), and per round the bytes on the wire (`wire_bytes_per_round`: every
 WebSocket frame the carts sent or received, headers included, so a frame relayed
