@@ -21,6 +21,7 @@ from typing import NamedTuple, Protocol
 import numpy as np
 
 from child_cart.node import CartNode
+from child_cart.rounds.learner import PERSONAL
 from child_cart.rounds.roundlog import RoundRecord
 from fedcart.inprocess import open_carts, wait_listed
 from parent_cart.bridge import Bridge
@@ -175,7 +176,9 @@ def _model(node: CartNode, swarm: bool) -> list[np.ndarray]:
 
 
 def _personal_score(node: CartNode, kept: bool, epochs: int, head: bool) -> dict[str, float]:
-    weights = node.engine.current if kept else node.learner.train(_model(node, swarm=True), epochs, head=head)
+    weights = (
+        node.engine.current if kept else node.learner.train(_model(node, swarm=True), epochs, head=head, track=PERSONAL)
+    )
     return node.learner.evaluate(weights)
 
 

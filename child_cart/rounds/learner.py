@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 KERAS_LOCK = threading.Lock()
 
+MAIN, SHADOW, PERSONAL = "main", "shadow", "personal"
+"""Optimizer tracks: the cart's own model, its local-only shadow (LOCAL_ONLY) and its personal fine-tuning."""
+
 
 class Learner:
     def __init__(self, task: Task, seed: int = 0, batch_size: int = 32, train_seed: int | None = None) -> None:
@@ -42,6 +45,9 @@ class Learner:
         with KERAS_LOCK:
             self._model: Any = task.build_model(seed=seed)
             self.initial_weights = self._weights()
+            self._track = MAIN
+            self._tracks: dict[str, list[np.ndarray]] = {}
+            self._fresh = self._built_optimizer_state()
 
     @property
     def train_samples(self) -> int:
@@ -56,17 +62,24 @@ class Learner:
         self.dataset = self.task.make_dataset(rows)
         self.rows_seen = len(rows)
 
-    def train(self, weights: list[np.ndarray], epochs: int, mu: float = 0.0, head: bool = False) -> list[np.ndarray]:
+    def train(
+        self, weights: list[np.ndarray], epochs: int, mu: float = 0.0, head: bool = False, track: str = MAIN
+    ) -> list[np.ndarray]:
         """Start from `weights`, fit on the training rows, return the new weights.
 
         `mu` > 0 trains with FedProx's proximal term mu/2 * ||w - weights||^2 (`tasks.proximal`). `head` then
         refits the output layer alone, where the task has one (`Task.refit_head`); `epochs` may be 0 with it.
+        `track` names whose optimizer state (Adam's moments and step count) the training continues: the cart's
+        own model (`MAIN`), its local-only shadow (`SHADOW`) and its personal fine-tuning (`PERSONAL`) each keep
+        their own across rounds, as separate carts' optimizers would. One shared state let the shadow's steps
+        steer the next round's training of the model the cart offers.
         """
         dataset = self.dataset
         if dataset is None or not len(dataset.x_train):
             raise ValueError("no training rows yet")
         with KERAS_LOCK:
             self._seed_training()
+            self._switch_track(track)
             self._model.set_weights(weights)
             if epochs > 0:
                 with proximal(self._model, mu):
@@ -74,6 +87,27 @@ class Learner:
             if head:
                 self.task.refit_head(self._model, dataset)
             return self._weights()
+
+    def _built_optimizer_state(self) -> list[np.ndarray]:
+        """Build the model's optimizer now (Keras would at the first fit) and return its untrained state: step 0,
+        zero moments, the learning rate. Empty for a model without an optimizer."""
+        optimizer = getattr(self._model, "optimizer", None)
+        if optimizer is None:
+            return []
+        if not optimizer.built:
+            optimizer.build(self._model.trainable_variables)
+        return [np.array(v.numpy()) for v in optimizer.variables]
+
+    def _switch_track(self, track: str) -> None:
+        """Put `track`'s optimizer state in place (a new track starts untrained), keeping the current one's."""
+        if track == self._track or not self._fresh:
+            self._track = track
+            return
+        variables = self._model.optimizer.variables
+        self._tracks[self._track] = [np.array(v.numpy()) for v in variables]
+        for variable, value in zip(variables, self._tracks.get(track, self._fresh)):
+            variable.assign(value)
+        self._track = track
 
     def _seed_training(self) -> None:
         """Seed Keras (and numpy's global generator) with train_seed + trainings so far; called under the lock."""

@@ -34,6 +34,7 @@ import asyncio
 import logging
 
 from child_cart.aggregation import Update
+from child_cart.rounds.learner import PERSONAL
 from child_cart.rounds.phases import Train
 from child_cart.rounds.workflow import Phase, RoundContext, RoundPhase, Weights, Workflow
 
@@ -62,7 +63,7 @@ class Personalize(RoundPhase):
         if ctx.aggregated is None or (epochs <= 0 and not head) or learner.train_samples == 0:
             return
         ctx.shared = ctx.aggregated
-        ctx.aggregated = await asyncio.to_thread(learner.train, ctx.aggregated, epochs, head=head)
+        ctx.aggregated = await asyncio.to_thread(learner.train, ctx.aggregated, epochs, head=head, track=PERSONAL)
 
 
 def body(weights: Weights) -> Weights:

@@ -23,7 +23,7 @@ from pathlib import Path
 from child_cart.aggregation import AggregationError, Update, make_aggregator
 from child_cart.models.versions import MODELS_DIR, ModelCorrupt, ModelVersions, read_weights_file, save_weights_file
 from child_cart.rounds.acceptance import Candidate, Scored, choose, score
-from child_cart.rounds.learner import Learner
+from child_cart.rounds.learner import SHADOW, Learner
 from child_cart.rounds.roundlog import Metrics, best_version
 from child_cart.rounds.swarm_model import Adopt
 from child_cart.rounds.workflow import Phase, RoundContext, RoundPhase, Weights, Workflow
@@ -174,7 +174,7 @@ class LocalOnly(RoundPhase):
 def _advance(learner: Learner, weights: Weights, epochs: int) -> tuple[Weights, Metrics]:
     """`weights` trained for `epochs` (none: as they are) and their held-out metrics."""
     if epochs:
-        weights = learner.train(weights, epochs)
+        weights = learner.train(weights, epochs, track=SHADOW)
     return weights, learner.evaluate(weights)
 
 

@@ -151,7 +151,7 @@ def test_a_simulated_carts_personal_model_is_its_swarm_model_fine_tuned() -> Non
     trained_from: list[list[np.ndarray]] = []
     kept, swarm = [np.zeros(2)], [np.ones(2)]
 
-    def train(weights: list[np.ndarray], epochs: int, head: bool) -> list[np.ndarray]:
+    def train(weights: list[np.ndarray], epochs: int, head: bool, track: str) -> list[np.ndarray]:
         trained_from.append(weights)
         return [w + epochs + 10 * head for w in weights]
 
