@@ -179,6 +179,7 @@ class RoundEngine:
             best=ctx.best_metrics,
             local_only=ctx.local_only_metrics,
             swarm_gain=ctx.swarm_gain,
+            swarm_gain_error=ctx.swarm_gain_error,
             swarm_model=ctx.swarm_model,
             swarm_metrics=ctx.swarm_metrics,
             privacy=ctx.privacy,

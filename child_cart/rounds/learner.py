@@ -124,6 +124,26 @@ class Learner:
             self._use(weights)
             return self.task.evaluate(self._model, dataset.x_val, dataset.y_val)
 
+    def paired_error(self, first: list[np.ndarray], second: list[np.ndarray]) -> float | None:
+        """One standard error of `first`'s held-out score minus `second`'s, from their row-by-row differences.
+
+        Paired, because both are scored on the same rows: only the rows where they differ carry noise, so a gain of
+        a point can be told from none on fewer rows than either score alone would need. None when the task's metric
+        is not a mean over rows (`Task.row_scores`) or there are fewer than two held-out rows.
+        """
+        dataset = self.dataset
+        if dataset is None or len(dataset.x_val) < 2:
+            return None
+        with KERAS_LOCK:
+            self._use(first)
+            ours = self.task.row_scores(self._model, dataset.x_val, dataset.y_val)
+            self._use(second)
+            theirs = self.task.row_scores(self._model, dataset.x_val, dataset.y_val)
+        if ours is None or theirs is None:
+            return None
+        differences = ours - theirs
+        return float(np.std(differences, ddof=1) / np.sqrt(len(differences)))
+
     def evaluate_on(self, weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """Metrics of `weights` on someone else's rows (the simulator's pooled held-out set)."""
         with KERAS_LOCK:

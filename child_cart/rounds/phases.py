@@ -167,6 +167,7 @@ class LocalOnly(RoundPhase):
                 "local-only weights %s do not fit the model (%s): starting the local-only model afresh", path, exc
             )
             shadow, ctx.local_only_metrics = await asyncio.to_thread(_advance, learner, learner.initial_weights, epochs)
+        ctx.local_only = shadow
         if epochs:
             await asyncio.to_thread(save_weights_file, path, shadow)
 
@@ -190,7 +191,9 @@ class Decide(RoundPhase):
     round record (`best_version`) and read back from the newest one, so the floor
     it sets survives a restart. `accepted` says whether the aggregate was kept;
     `kept` and `reason` say which candidate was and why; `swarm_gain` is the kept
-    model's score minus the local-only shadow's.
+    model's score minus the local-only shadow's, `swarm_gain_error` one standard
+    error of that difference (paired, row by row), so a page can say whether a
+    gain is more than the noise of a few held-out rows.
     """
 
     name = Phase.DECIDE
@@ -231,7 +234,15 @@ class Decide(RoundPhase):
             pool.best_metrics,
         )
         kept_score, alone = score(kept_metrics, metric, higher), score(ctx.local_only_metrics, metric, higher)
-        ctx.swarm_gain = round(kept_score - alone, 6) if kept_score is not None and alone is not None else None
+        if kept_score is not None and alone is not None:
+            ctx.swarm_gain = round(kept_score - alone, 6)
+            ctx.swarm_gain_error = await _gain_error(engine.learner, kept_weights, ctx.local_only)
+
+
+async def _gain_error(learner: Learner, kept: Weights, alone: Weights | None) -> float | None:
+    """One standard error of the swarm gain (`Learner.paired_error`), None without the local-only weights."""
+    error = None if alone is None else await asyncio.to_thread(learner.paired_error, kept, alone)
+    return None if error is None else round(error, 6)
 
 
 @dataclass

@@ -89,6 +89,11 @@ class RoundRecord(BaseModel):
     swarm_gain: float | None = Field(
         None, description="kept minus local-only in the task's primary metric, positive when the swarm helped"
     )
+    swarm_gain_error: float | None = Field(
+        None,
+        description="one standard error of swarm_gain, from the two models' row-by-row differences on the held-out "
+        "rows (None where the metric is not a mean over rows)",
+    )
     swarm_model: str = Field(
         "", description="whether the aggregate became the swarm model, the one the next round trains from, and why"
     )

@@ -92,7 +92,8 @@ class RoundContext:
     # EVALUATE: held-out metrics of every received update and of the aggregate
     received: dict[str, Metrics] = field(default_factory=dict)
     aggregated_metrics: Metrics = field(default_factory=dict)
-    # LOCAL_ONLY: held-out metrics of the cart's local-only shadow model (never sees a peer's weights)
+    # LOCAL_ONLY: the cart's local-only shadow model (never sees a peer's weights) and its held-out metrics
+    local_only: Weights | None = None
     local_only_metrics: Metrics = field(default_factory=dict)
     # DECIDE: the verdict, which candidate was kept, the model version it saved, the best so far, the swarm's gain
     accepted: bool = False
@@ -104,6 +105,7 @@ class RoundContext:
     best_version: str | None = None
     best_metrics: Metrics = field(default_factory=dict)
     swarm_gain: float | None = None
+    swarm_gain_error: float | None = None
     # ADOPT: what became of the swarm model, the one the next round trains from (`swarm_model.py`), and its score
     swarm_model: str = ""
     swarm_metrics: Metrics = field(default_factory=dict)

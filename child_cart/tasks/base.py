@@ -86,6 +86,11 @@ class Task(ABC):
     def evaluate(self, model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """Metrics of `model` on (x, y); includes `primary_metric`."""
 
+    def row_scores(self, model: Any, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+        """Each row's part of `primary_metric` when that metric is a mean over rows (a hit is 1, a miss 0), so two
+        models can be compared row by row (a paired standard error). None, the default: it is not (F1)."""
+        return None
+
     def fit(self, model: Any, dataset: Dataset, epochs: int, batch_size: int, progress: bool = False) -> None:
         """Train `model` in place on the dataset's training rows.
 

@@ -24,11 +24,12 @@ import numpy as np
 from child_cart.models.versions import ModelCorrupt, ModelVersion, ModelVersions
 from child_cart.settings import CartSettings
 from child_cart.store import Product, Store
-from child_cart.tasks.recommend import RecommendTask, ranked
+from child_cart.tasks.recommend import TOP_K, RecommendTask, ranked
 
 log = logging.getLogger(__name__)
 
-TOP_CATEGORIES = 3
+TOP_CATEGORIES = TOP_K
+"""Categories shown: as many as the task's primary metric (top-3) scores a model on."""
 PRODUCTS_PER_CATEGORY = 3
 NO_MODEL = "No model has been trained on this cart yet, so there are no recommendations. They appear after the first training round."
 

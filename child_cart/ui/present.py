@@ -198,12 +198,15 @@ def round_json(record: RoundRecord) -> dict[str, Any]:
 
 
 def swarm_gain_json(records: Sequence[RoundRecord]) -> dict[str, Any]:
-    """The swarm's gain over going alone, from rounds oldest first: the latest one and the mean of the last five.
+    """The swarm's gain over going alone, from rounds oldest first: the latest one, its standard error and the mean
+    of the last five.
 
     A round's gain is its kept model's score minus that of a local-only model
     trained on the same rows with the same epochs, both on the cart's held-out
-    rows, in the task's primary metric (above 0: the swarm helps). Only rounds of
-    the newest round's task count: a gain in accuracy and one in F1 do not average.
+    rows, in the task's primary metric (above 0: the swarm helps). Its error is
+    one standard error of that difference: on a cart's few held-out rows a gain
+    under about twice it is noise. Only rounds of the newest round's task count:
+    a gain in accuracy and one in F1 do not average.
     """
     task = records[-1].task if records else None
     measured = [r for r in records if r.task == task and r.swarm_gain is not None]
@@ -212,6 +215,7 @@ def swarm_gain_json(records: Sequence[RoundRecord]) -> dict[str, Any]:
         "task": task,
         "metric": next((r.metric for r in reversed(records) if r.task == task and r.metric), None),
         "latest": gains[-1] if gains else None,
+        "latest_error": measured[-1].swarm_gain_error if measured else None,
         "latest_round": measured[-1].round if measured else None,
         "mean": round(sum(gains) / len(gains), 6) if gains else None,
         "rounds": len(gains),

@@ -405,6 +405,7 @@ async def test_swarm_gain_is_logged_against_a_local_only_model_that_persists(tmp
         assert record.metric == M and record.kept in ("local", "current") and not record.accepted
         assert record.reason.startswith("no peer updates arrived; kept the ")
         assert record.swarm_gain == pytest.approx(record.kept_metrics[M] - record.local_only[M], abs=1e-6)
+        assert record.swarm_gain_error is not None and 0 < record.swarm_gain_error < 0.2, record.swarm_gain_error
     assert shadow.read_bytes() != saved, "the local-only model did not train again after the restart"
     assert [w.shape for w in decode(saved)] == [w.shape for w in bank.good.weights]
     # the shadow started from the untrained model, not from the cart's trained one, which is ahead of it
@@ -449,8 +450,9 @@ async def test_swarm_gain_with_peers_is_recorded_every_round(tmp_path):
     for record in records:
         assert record.local_only and record.kept and record.best_version, record
         assert record.swarm_gain == pytest.approx(record.kept_metrics[M] - record.local_only[M], abs=1e-6)
-    gains = [(r.node_id[:6], r.round, r.kept, r.swarm_gain) for r in records]
-    log.warning("swarm gains (cart, round, kept, gain): %s", gains)
+        assert record.swarm_gain_error is not None and record.swarm_gain_error < 0.2, record
+    gains = [(r.node_id[:6], r.round, r.kept, r.swarm_gain, r.swarm_gain_error) for r in records]
+    log.warning("swarm gains (cart, round, kept, gain, its standard error): %s", gains)
 
 
 # ---------------------------------------------------------------- the swarm model (swarm_model.py)
@@ -483,11 +485,11 @@ def test_an_aggregate_is_adopted_within_the_margin_of_the_swarm_model_it_replace
     ],
 )
 def test_a_first_aggregate_is_judged_against_the_median_peer_update(received, expected):
-    metrics = {peer: ({} if value is None else {"accuracy": value}) for peer, value in received.items()}
+    metrics = {peer: ({} if value is None else {M: value}) for peer, value in received.items()}
     ctx = RoundContext(cast(Any, SimpleNamespace(task=TASK)), RoundSettings(), 1)
-    ctx.received, ctx.kept_metrics = metrics, {"accuracy": 0.50}
+    ctx.received, ctx.kept_metrics = metrics, {M: 0.50}
     against = swarm_model.first_yardstick(ctx)
-    assert (against.metrics["accuracy"], against.named, against.margin) == expected
+    assert (against.metrics[M], against.named, against.margin) == expected
 
 
 def swarm_scripted(script: Script) -> Workflow:

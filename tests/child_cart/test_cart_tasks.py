@@ -35,7 +35,7 @@ from tests.child_cart.conftest import TRAIN_EPOCHS
 def test_the_registry_knows_recommend_and_refuses_unknown_or_duplicate_names() -> None:
     assert "recommend" in task_names()
     task = get_task()
-    assert isinstance(task, RecommendTask) and task.primary_metric == "accuracy"
+    assert isinstance(task, RecommendTask) and task.primary_metric == "top3_accuracy"
     with pytest.raises(KeyError, match="known tasks: .*recommend"):
         get_task("anomaly-typo")
     with pytest.raises(ValueError, match="already registered"):

@@ -143,6 +143,7 @@ def round_record(n: int, accepted: bool = True) -> RoundRecord:
         kept_metrics=kept,
         local_only=local_only,
         swarm_gain=round(kept["accuracy"] - local_only["accuracy"], 6),
+        swarm_gain_error=round(0.03 - 0.001 * n, 6),
         swarm_model="adopted the aggregate: within 0.08 of the swarm model",
         swarm_metrics=aggregated,
     )

@@ -267,6 +267,7 @@ def test_rounds_chart_renders_and_a_finished_round_appears_live(open_page, store
     )
     expect(page.locator("#live")).to_have_text("live", timeout=DEADLINE_MS)
     expect(page.locator("#gain-latest")).to_have_text("+0.115")
+    expect(page.locator("#gain-latest-error")).to_have_text(", ± 0.025")
     refused = page.locator("#round-3 td").last  # refused for serving, adopted as the swarm model all the same
     expect(refused).to_have_text(
         "kept local: aggregate worse than local beyond tolerance; the next round trains from the aggregate"
@@ -281,6 +282,7 @@ def test_rounds_chart_renders_and_a_finished_round_appears_live(open_page, store
     )
     assert points == [7, 7, 7, 7]
     expect(page.locator("#gain-latest")).to_have_text("+0.130")
+    expect(page.locator("#gain-latest-error")).to_have_text(", ± 0.024")
     expect(page.locator("#gain-mean")).to_have_text("+0.091")  # rounds 2 to 6: 0.07, 0.04, 0.1, 0.115, 0.13
     expect(page.locator("#round-6 td.gain")).to_have_text("+0.130")
     gain_line = page.evaluate(

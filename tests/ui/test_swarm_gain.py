@@ -13,12 +13,15 @@ from child_cart.store import Store
 from .conftest import NODE_ID, Api, round_record
 
 GAINS = [0.01, -0.02, 0.03, 0.04, None, 0.05, 0.06]  # round 4 measured none (no held-out rows)
+ERRORS = [0.03, 0.03, 0.025, 0.025, None, 0.02, 0.018]
 MEAN_LAST_5 = (-0.02 + 0.03 + 0.04 + 0.05 + 0.06) / 5
 
 
 def _log_gains(store: Store, gains: list[float | None] = GAINS, task: str = "recommend", first: int = 0) -> None:
-    for n, gain in enumerate(gains, start=first):
-        log_round(store, round_record(n).model_copy(update={"swarm_gain": gain, "task": task}))
+    for n, (gain, error) in enumerate(zip(gains, ERRORS), start=first):
+        log_round(
+            store, round_record(n).model_copy(update={"swarm_gain": gain, "swarm_gain_error": error, "task": task})
+        )
 
 
 def test_rounds_api_carries_the_gain_of_each_round_and_the_headline(admin_api: Api, store: Store):
@@ -34,6 +37,7 @@ def test_rounds_api_carries_the_gain_of_each_round_and_the_headline(admin_api: A
         "task": "recommend",
         "metric": "accuracy",
         "latest": 0.06,
+        "latest_error": 0.018,
         "latest_round": 6,
         "mean": pytest.approx(MEAN_LAST_5),
         "rounds": 5,
@@ -43,15 +47,27 @@ def test_rounds_api_carries_the_gain_of_each_round_and_the_headline(admin_api: A
 def test_headline_is_empty_before_any_gain_and_old_rounds_still_read(admin_api: Api, store: Store):
     assert admin_api.call("GET", "/api/rounds").get_json() == {
         "rounds": [],
-        "swarm_gain": {"task": None, "metric": None, "latest": None, "latest_round": None, "mean": None, "rounds": 0},
+        "swarm_gain": {
+            "task": None,
+            "metric": None,
+            "latest": None,
+            "latest_error": None,
+            "latest_round": None,
+            "mean": None,
+            "rounds": 0,
+        },
     }
     old = round_record(0).model_dump(
-        mode="json", exclude={"metric", "kept", "kept_metrics", "local_only", "swarm_gain"}
+        mode="json", exclude={"metric", "kept", "kept_metrics", "local_only", "swarm_gain", "swarm_gain_error"}
     )
     store.put("rounds", {"_id": f"{NODE_ID}:000000", **old})
     body = admin_api.call("GET", "/api/rounds").get_json()
     assert body["rounds"][0]["swarm_gain"] is None and body["rounds"][0]["local_only"] == {}
-    assert (body["swarm_gain"]["latest"], body["swarm_gain"]["rounds"]) == (None, 0)
+    assert (body["swarm_gain"]["latest"], body["swarm_gain"]["latest_error"], body["swarm_gain"]["rounds"]) == (
+        None,
+        None,
+        0,
+    )
 
 
 def test_headline_counts_only_the_newest_task(admin_api: Api, store: Store):
@@ -67,6 +83,7 @@ def test_rounds_page_shows_the_gain_as_numbers_and_hands_the_chart_its_line(admi
     page = admin_api.client.get("/admin/rounds").get_data(as_text=True)
     assert re.search(r'id="gain-latest">\+0\.060<', page)
     assert re.search(r'id="gain-latest-round"> \(6\)<', page)
+    assert re.search(r'id="gain-latest-error">, ± 0\.018<', page)
     assert re.search(rf'id="gain-mean">\+{MEAN_LAST_5:.3f}<', page)
     assert re.search(r'id="gain-rounds">5<', page) and 'id="gain-metric">accuracy<' in page
     assert '<th class="num">Gain<span class="unit">kept − local-only</span></th>' in page

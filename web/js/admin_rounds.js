@@ -70,6 +70,8 @@
     const withMetric = ordered.filter((r) => r.task === task && r.metric);
     document.getElementById("gain-latest").textContent = signed(latest ? gain(latest) : null);
     document.getElementById("gain-latest-round").textContent = latest ? ` (${latest.round})` : "";
+    const error = latest && typeof latest.swarm_gain_error === "number" ? latest.swarm_gain_error : null;
+    document.getElementById("gain-latest-error").textContent = error === null ? "" : `, ± ${error.toFixed(3)}`;
     document.getElementById("gain-mean").textContent = signed(recent.length ? recent.reduce((a, b) => a + b, 0) / recent.length : null);
     document.getElementById("gain-rounds").textContent = recent.length;
     if (withMetric.length) document.getElementById("gain-metric").textContent = withMetric[withMetric.length - 1].metric;
