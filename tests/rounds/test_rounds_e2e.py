@@ -43,7 +43,7 @@ async def test_three_carts_beat_local_only_and_publish_for_phones(tmp_path):
         model = phone_models.verify(published.signed, s.bridges[0].membership.swarm.public_key, now_ms())
         phone_models.check_model(body, model)
         assert model.publisher in {node.node_id for node in s.nodes} and model.round < rounds
-        assert model.metrics["accuracy"] == model.accuracy
+        assert model.metrics["top3_accuracy"] == model.accuracy, "phones are told the primary metric: top-3"
 
 
 async def test_exchange_crosses_bridges(tmp_path):
