@@ -27,6 +27,7 @@ from child_cart.ui.errors import register_error_handlers
 from child_cart.ui.headers import register_security_headers
 from child_cart.ui.home import home
 from child_cart.ui.node import NodeView
+from child_cart.ui.present import METRIC_NAMES, metric_name
 from child_cart.ui.server import max_content_length
 from child_cart.ui.stream import EventStream
 from child_cart.ui.throttle import LoginThrottle
@@ -49,7 +50,8 @@ def create_app(settings: CartSettings, store: Store, bus: EventBus, node: NodeVi
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     hint = password_hint(settings)
-    app.context_processor(lambda: {"node_id": node.node_id, "password_hint": hint})
+    app.context_processor(lambda: {"node_id": node.node_id, "password_hint": hint, "metric_names": METRIC_NAMES})
+    app.add_template_filter(metric_name)
     log.debug("UI app ready for node %s", node.node_id[:12])
     return app
 

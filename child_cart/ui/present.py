@@ -29,6 +29,15 @@ COUNT_LABELS = {
 SWARM_LOOKBACK = 200
 """Rounds read to find each peer's last answer for the swarm view."""
 GAIN_WINDOW = 5
+METRIC_NAMES = {
+    "accuracy": "top-1 accuracy",
+    "top3_accuracy": "top-3 accuracy",
+    "recall_at_5": "recall@5",
+    "f1": "F1",
+    "fpr": "false-positive rate",
+    "roc_auc": "ROC AUC",
+}
+"""How the pages name a metric; the admin pages hand the same map to their scripts (`fedcart.metricName`)."""
 """The swarm-gain headline averages this many of the latest rounds that measured one."""
 GAIN_LOOKBACK = 50
 """Rounds read to find them (a round without held-out rows has no gain)."""
@@ -195,6 +204,11 @@ def _peer_round(records: Sequence[RoundRecord], node_id: str) -> dict[str, Any]:
 def round_json(record: RoundRecord) -> dict[str, Any]:
     """One round as logged (the same shape the round engine publishes on the event bus)."""
     return record.model_dump(mode="json")
+
+
+def metric_name(metric: str | None) -> str:
+    """A metric's name as a store reads it ("top3_accuracy" -> "top-3 accuracy"); unknown ones lose their underscores."""
+    return METRIC_NAMES.get(metric or "", (metric or "").replace("_", " "))
 
 
 def swarm_gain_json(records: Sequence[RoundRecord]) -> dict[str, Any]:

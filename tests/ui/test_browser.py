@@ -283,6 +283,9 @@ def test_rounds_chart_renders_and_a_finished_round_appears_live(open_page, store
     assert points == [7, 7, 7, 7]
     expect(page.locator("#gain-latest")).to_have_text("+0.130")
     expect(page.locator("#gain-latest-error")).to_have_text(", ± 0.024")
+    expect(page.locator("#gain-metric")).to_have_text(
+        "top-1 accuracy"
+    )  # named by the page's script, as its template does
     expect(page.locator("#gain-mean")).to_have_text("+0.091")  # rounds 2 to 6: 0.07, 0.04, 0.1, 0.115, 0.13
     expect(page.locator("#round-6 td.gain")).to_have_text("+0.130")
     gain_line = page.evaluate(
@@ -536,7 +539,7 @@ def test_swarm_view_peers_and_the_bridge_status_page(browser, swarm: Swarm, sett
         expect(own.locator(".rows")).to_have_text("494")
         peer_b = page.locator(f'#swarm-table tr[data-node="{b.node_id}"]')
         expect(peer_b.locator(".last-round")).to_have_text("2")
-        expect(peer_b.locator(".score")).to_have_text("accuracy 0.420")
+        expect(peer_b.locator(".score")).to_have_text("top-1 accuracy 0.420")
         expect(peer_b.locator(".rows")).to_have_text("512")
         expect(peer_b.locator("code").first).to_have_text(f"{b.node_id[:12]}…")
         peer_c = page.locator(f'#swarm-table tr[data-node="{c.node_id}"]')
@@ -574,7 +577,7 @@ def test_swarm_view_peers_and_the_bridge_status_page(browser, swarm: Swarm, sett
         cart_ui.stop()
 
 
-def test_admin_pages_say_what_each_figure_counts_for_every_task(open_page, store: Store, settings):
+def test_admin_pages_say_what_each_figure_counts_for_every_task(open_page, store: Store, settings, bus):
     """The same rounds give the same "own rows" on the Rounds and Models pages, and an IoT task's models show."""
     models = ModelVersions(store, settings.data_dir)
     for n in range(2):
@@ -587,12 +590,16 @@ def test_admin_pages_say_what_each_figure_counts_for_every_task(open_page, store
         "purchase rows (one per item bought; training and held-out)"
     )
     expect(page.locator("#current-model")).to_have_text("recommend-v000002")
-    expect(page.locator("#current-model-facts")).to_have_text("held-out accuracy 0.410, trained on 800 own rows")
-    expect(page.locator("#last-round")).to_contain_text("Kept model: held-out accuracy 0.355.")
+    expect(page.locator("#current-model-facts")).to_have_text("held-out top-1 accuracy 0.410, trained on 800 own rows")
+    expect(page.locator("#last-round")).to_contain_text("Kept model: held-out top-1 accuracy 0.355.")
+    expect(page.locator("#live")).to_have_text("live", timeout=DEADLINE_MS)
+    bus.publish("round", round_record(2).model_dump(mode="json"))
+    expect(page.locator("#last-round")).to_contain_text("Round 2 (recommend, fedavg): accepted", timeout=DEADLINE_MS)
+    expect(page.locator("#last-round")).to_contain_text("Kept model: held-out top-1 accuracy 0.380.")
     _screenshot(page, "admin-cart-desktop")
     page.goto("/admin/models")
     expect(page.locator("#models-recommend tbody tr").first.locator("td").nth(3)).to_have_text("800")
-    expect(page.locator("#models-iot-anomaly thead")).to_contain_text("f1")
+    expect(page.locator("#models-iot-anomaly thead")).to_contain_text("F1")
     expect(page.locator("#models-iot-anomaly tbody tr").first).to_contain_text("0.930")
     _screenshot(page, "admin-models-desktop")
     page.goto("/admin/rounds")

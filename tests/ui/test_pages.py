@@ -178,7 +178,7 @@ def test_swarm_view_lists_every_listed_cart_with_its_last_round_and_score(settin
     assert other["bridge_id"] == "b" * 40 and other["note"] == "asked in round 2: peer declined: busy"
     page = api.client.get("/admin/swarm").get_data(as_text=True)
     row = page.split(f'data-node="{peer}"', 1)[1].split("</tr>", 1)[0]
-    assert "accuracy 0.600" in row and ">640<" in row and "peer declined: busy" in row
+    assert "top-1 accuracy 0.600" in row and ">640<" in row and "peer declined: busy" in row
 
 
 def test_swarm_view_of_an_offline_cart_lists_only_itself(admin_api: Api):
@@ -206,7 +206,7 @@ def test_every_task_the_cart_has_shows_on_the_models_and_rounds_pages(admin_api:
     rounds = admin_api.client.get("/admin/rounds").get_data(as_text=True)
     assert 'data-task="recommend" data-metric="accuracy"' in rounds and "?task=iot-anomaly" in rounds
     iot = admin_api.client.get("/admin/rounds?task=iot-anomaly").get_data(as_text=True)
-    assert 'data-task="iot-anomaly" data-metric="f1"' in iot and "held-out f1" in iot
+    assert 'data-task="iot-anomaly" data-metric="f1"' in iot and "held-out F1" in iot
     assert admin_api.client.get("/admin/rounds?task=nope").status_code == 404
     only = admin_api.call("GET", "/api/rounds?task=iot-anomaly").get_json()
     assert [r["round"] for r in only["rounds"]] == [1] and only["swarm_gain"]["metric"] == "f1"

@@ -85,9 +85,9 @@ def test_rounds_page_shows_the_gain_as_numbers_and_hands_the_chart_its_line(admi
     assert re.search(r'id="gain-latest-round"> \(6\)<', page)
     assert re.search(r'id="gain-latest-error">, ± 0\.018<', page)
     assert re.search(rf'id="gain-mean">\+{MEAN_LAST_5:.3f}<', page)
-    assert re.search(r'id="gain-rounds">5<', page) and 'id="gain-metric">accuracy<' in page
+    assert re.search(r'id="gain-rounds">5<', page) and 'id="gain-metric">top-1 accuracy<' in page
     assert '<th class="num">Gain<span class="unit">kept − local-only</span></th>' in page
-    assert '<th class="num">Local-only<span class="unit">held-out accuracy</span></th>' in page
+    assert '<th class="num">Local-only<span class="unit">held-out top-1 accuracy</span></th>' in page
     data = json.loads(re.search(r'<script type="application/json" id="rounds-data">(.*?)</script>', page, re.S)[1])
     assert [r["swarm_gain"] for r in data] == GAINS, "the chart's gain line reads these"
 

@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { api } = window.fedcart;
+  const { api, metricName } = window.fedcart;
   const REFRESH_MS = 5000;
 
   async function refresh() {
@@ -23,7 +23,7 @@
   function showRound(event) {
     const r = event.detail;
     const kept = r.metric && r.kept_metrics && typeof r.kept_metrics[r.metric] === "number"
-      ? ` Kept model: held-out ${r.metric} ${r.kept_metrics[r.metric].toFixed(3)}.` : "";
+      ? ` Kept model: held-out ${metricName(r.metric)} ${r.kept_metrics[r.metric].toFixed(3)}.` : "";
     document.getElementById("last-round").textContent =
       `Round ${r.round} (${r.task}, ${r.aggregator}): ${r.accepted ? "accepted" : "not accepted"}${r.reason ? `, ${r.reason}` : ""}.${kept}`;
   }

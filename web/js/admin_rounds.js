@@ -4,7 +4,7 @@
 "use strict";
 
 (() => {
-  const { el } = window.fedcart;
+  const { el, metricName } = window.fedcart;
   const COLORS = {
     local: "#2563eb", aggregated: "#16a34a", kept: "#0f766e", swarm: "#ca8a04", localOnly: "#94a3b8", gain: "#dc2626",
     in: "#9333ea", out: "#ea580c", wall: "#0f172a",
@@ -74,7 +74,9 @@
     document.getElementById("gain-latest-error").textContent = error === null ? "" : `, ± ${error.toFixed(3)}`;
     document.getElementById("gain-mean").textContent = signed(recent.length ? recent.reduce((a, b) => a + b, 0) / recent.length : null);
     document.getElementById("gain-rounds").textContent = recent.length;
-    if (withMetric.length) document.getElementById("gain-metric").textContent = withMetric[withMetric.length - 1].metric;
+    if (withMetric.length) {
+      document.getElementById("gain-metric").textContent = metricName(withMetric[withMetric.length - 1].metric);
+    }
   }
 
   function renderTable() {

@@ -85,5 +85,15 @@ window.fedcart = (() => {
     element.hidden = !text;
   }
 
-  return { api, copyText, errorMessage, el, money, say };
+  // A metric's name as the page's template writes it (child_cart/ui/present.py METRIC_NAMES, handed over as JSON).
+  let metricNames = null;
+  function metricName(metric) {
+    if (metricNames === null) {
+      const names = document.getElementById("metric-names");
+      metricNames = names ? JSON.parse(names.textContent) : {};
+    }
+    return metricNames[metric] || String(metric || "").replaceAll("_", " ");
+  }
+
+  return { api, copyText, errorMessage, el, metricName, money, say };
 })();
