@@ -29,6 +29,9 @@ COUNT_LABELS = {
 SWARM_LOOKBACK = 200
 """Rounds read to find each peer's last answer for the swarm view."""
 GAIN_WINDOW = 5
+"""The swarm-gain headline averages this many of the latest rounds that measured one."""
+GAIN_LOOKBACK = 50
+"""Rounds read to find them (a round without held-out rows has no gain)."""
 METRIC_NAMES = {
     "accuracy": "top-1 accuracy",
     "top3_accuracy": "top-3 accuracy",
@@ -38,9 +41,6 @@ METRIC_NAMES = {
     "roc_auc": "ROC AUC",
 }
 """How the pages name a metric; the admin pages hand the same map to their scripts (`fedcart.metricName`)."""
-"""The swarm-gain headline averages this many of the latest rounds that measured one."""
-GAIN_LOOKBACK = 50
-"""Rounds read to find them (a round without held-out rows has no gain)."""
 
 
 def product_json(product: Product) -> dict[str, Any]:
