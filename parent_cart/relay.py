@@ -61,25 +61,35 @@ class Relay:
             self.metrics.bad_frames.labels("spoofed_sender").inc()
             self.bounce(origin, sender, to, f"sender {sender[:8]} is not on the roster of bridge {origin.node_id[:8]}")
             return
-        target = self.directory.locate(to)
-        if target is None and not from_link:
-            target = await self._lookup(to)
-        if isinstance(target, Peer):
-            failure = await self._to_local(target, frame)
-        elif isinstance(target, str) and not from_link:
-            reason = await self._forward(target, frame, self.send_timeout)
-            failure = ("link_down", reason) if reason else None
-        else:
-            failure = ("gone", self._departed[to]) if to in self._departed else ("unknown", _unknown(to))
+        failure, path = await self._deliver(frame, to, from_link)
         if failure:
             self.metrics.undeliverable.labels(failure[0]).inc()
             self.bounce(origin, sender, to, failure[1])
             return
-        path = "link_in" if from_link else ("local" if isinstance(target, Peer) else "link_out")
         self.metrics.frames.labels(path).inc()
         self.metrics.bytes.labels(path).inc(len(frame))
         if not from_link:
             self._remember(to, sender)
+
+    async def _deliver(self, frame: bytes, to: str, from_link: bool) -> tuple[tuple[str, str] | None, str]:
+        """Hand one frame on: (None, or what failed and why) and the path it took, for the metrics.
+
+        A DHT lookup or a dial to a dead bridge can take seconds, and a cart whose bridge died may attach here
+        meanwhile: the DHT still names its old bridge. It is looked for here again before the frame bounces, since
+        its sender fails every transfer to it on the bounce, an answer of this round included."""
+        target = self.directory.locate(to)
+        if target is None and not from_link:
+            target = await self._lookup(to) or self.directory.local.get(to)
+        if isinstance(target, str) and not from_link:
+            reason = await self._forward(target, frame, self.send_timeout)
+            if not reason:
+                return None, "link_out"
+            target = self.directory.local.get(to)
+            if target is None:
+                return ("link_down", reason), "link_out"
+        if isinstance(target, Peer):
+            return await self._to_local(target, frame), "link_in" if from_link else "local"
+        return (("gone", self._departed[to]) if to in self._departed else ("unknown", _unknown(to))), ""
 
     async def _to_local(self, target: Peer, frame: bytes) -> tuple[str, str] | None:
         if await target.outbox.put(frame, self.send_timeout):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 
+import pytest
 from bridgekit import cart, http_peers, listed, seen_everywhere, until, within
 
 from cartnet import e2e
+from cartnet.identity import Identity
 from cartnet.messages import Heartbeat
 from cartnet.peers import sign_request
 
@@ -86,3 +89,32 @@ async def test_a_cart_no_link_told_us_about_is_found_through_its_dht_presence(sw
     assert got.message == Heartbeat(seq=9)
     assert lookups == [b.node_id]
     assert b2.node_id in b1.links.ids()
+
+
+@pytest.mark.parametrize("dht_answer", ["the bridge it left", "nothing"])
+async def test_a_cart_that_attaches_while_the_dht_answers_late_gets_the_frame_not_its_sender_a_bounce(
+    swarm, dht_answer
+):
+    """A bridge that died leaves its carts' presences in the DHT, and a lookup through its dead DHT node takes
+    seconds. A cart that moved here meanwhile gets a frame sent to it here: bounced, the frame would fail every
+    transfer its sender has to that cart, a fresh answer of the next round included (seen in
+    tests/rounds/test_round_faults.py's killed bridge)."""
+    bridge = await swarm.add_bridge()
+    mover, asked, attached = Identity.generate(), asyncio.Event(), asyncio.Event()
+
+    async def late_lookup(node_id: str) -> str | None:
+        asked.set()
+        await attached.wait()
+        return "ab" * 20 if dht_answer == "the bridge it left" else None
+
+    bridge.announcer.lookup = late_lookup
+    async with cart(bridge) as sender:
+        await sender.send_message(mover.node_id, Heartbeat(seq=3))
+        await within(asked.wait(), "the bridge looking the mover up in the DHT")
+        async with cart(bridge, mover) as receiver:
+            await until(lambda: mover.node_id in bridge.directory.local, "the mover attached", bridge)
+            attached.set()
+            got = await within(receiver.inbox.get(), "the frame at the cart that attached meanwhile")
+            bounced = [sender.undeliverable.get_nowait() for _ in range(sender.undeliverable.qsize())]
+    assert (got.peer, got.message) == (sender.node_id, Heartbeat(seq=3))
+    assert bounced == []
