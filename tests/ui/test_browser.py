@@ -283,9 +283,8 @@ def test_rounds_chart_renders_and_a_finished_round_appears_live(open_page, store
     assert points == [7, 7, 7, 7]
     expect(page.locator("#gain-latest")).to_have_text("+0.130")
     expect(page.locator("#gain-latest-error")).to_have_text(", ± 0.024")
-    expect(page.locator("#gain-metric")).to_have_text(
-        "top-1 accuracy"
-    )  # named by the page's script, as its template does
+    # named by the page's script, as its template does
+    expect(page.locator("#gain-metric")).to_have_text("top-1 accuracy")
     expect(page.locator("#gain-mean")).to_have_text("+0.091")  # rounds 2 to 6: 0.07, 0.04, 0.1, 0.115, 0.13
     expect(page.locator("#round-6 td.gain")).to_have_text("+0.130")
     gain_line = page.evaluate(
